@@ -1,0 +1,95 @@
+"""What every CLI verb shares: the console, turning library errors into exit code 1, opening a dataset."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from personas.data import Dataset, load_builtin, load_dataset, load_recbole
+from personas.data.builtin import is_builtin
+from personas.data.loaders import FORMATS, UnknownIdPolicy
+from personas.errors import DataError, PersonasError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """A PersonasError ends the command with its message and exit code 1, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PersonasError as exc:
+            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper
+
+
+def parse_mapping(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``interactions.user_id=userId`` pairs -> ``{"interactions": {"user_id": "userId"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, sep, source = pair.partition("=")
+        kind, dot, canonical = key.partition(".")
+        if not sep or not dot or not source:
+            raise DataError(f"--map {pair!r} is not KIND.FIELD=COLUMN; e.g. --map interactions.user_id=userId.")
+        out.setdefault(kind, {})[canonical] = source
+    return out
+
+
+def _pick(folder: Path, stem: str) -> Path | None:
+    for suffix in (".csv", ".tsv", ".parquet", ".jsonl"):
+        if (folder / f"{stem}{suffix}").exists():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def open_dataset(name_or_path: str, mapping: list[str] | None = None, unknown_ids: str = "error") -> Dataset:
+    """A built-in dataset by name, or files: an interactions file, a folder of RecBole atomic files, or a
+    folder with ``interactions.*`` (+ optional ``users.*``, ``items.*``, ``tags.*``)."""
+    if is_builtin(name_or_path):
+        return load_builtin(name_or_path, echo=lambda m: err_console.print(m, highlight=False))
+    path = Path(name_or_path)
+    columns = parse_mapping(mapping or [])
+    if unknown_ids not in ("error", "drop"):
+        raise DataError(f"--unknown-ids must be 'error' or 'drop'. Got {unknown_ids!r} instead.")
+    policy: UnknownIdPolicy = "drop" if unknown_ids == "drop" else "error"
+    if path.is_dir():
+        if any(path.glob("*.inter")):
+            dataset, report = load_recbole(path, columns=columns, unknown_ids=policy)
+        else:
+            inter = _pick(path, "interactions")
+            if inter is None:
+                raise DataError(f"{path}: no interactions.csv/.tsv/.parquet/.jsonl and no RecBole .inter file here.")
+            dataset, report = load_dataset(
+                inter,
+                users=_pick(path, "users"),
+                items=_pick(path, "items"),
+                tags=_pick(path, "tags"),
+                columns=columns,
+                unknown_ids=policy,
+                name=path.name,
+            )
+    elif path.is_file() and path.suffix.lower() in FORMATS:
+        dataset, report = load_dataset(path, columns=columns, unknown_ids=policy)
+    else:
+        from personas.data.builtin import BUILTIN
+
+        raise DataError(
+            f"{name_or_path!r} is neither a built-in dataset ({', '.join(sorted(BUILTIN))}) nor an existing "
+            "data file or folder."
+        )
+    for warning in report.warnings:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    return dataset

@@ -1,0 +1,179 @@
+"""One profile text per user, built from what the dataset knows about them.
+
+Parts, in the configured order: the user's own text, their review texts, their tags, a demographics
+sentence ("a 24-year-old male technician") and behaviour as text ("liked: Star Wars (1977) [Sci-Fi]; ...",
+highest-rated items, most recent first). The whole text stays within a token budget.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from personas.config import ComponentConfig
+from personas.data.dataset import Dataset
+from personas.errors import ConfigError
+
+__all__ = ["ProfileConfig", "build_profiles", "count_tokens"]
+
+Part = Literal["text", "reviews", "tags", "demographics", "behaviour"]
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-free estimate: words and punctuation marks (close to WordPiece counts for English)."""
+    return len(_TOKEN.findall(text))
+
+
+class ProfileConfig(ComponentConfig):
+    """How profile texts are put together. Templates use ``{column}`` fields of the users/items tables."""
+
+    parts: tuple[Part, ...] = ("text", "reviews", "tags", "demographics", "behaviour")
+    demographics_template: str = "a {age}-year-old {gender} {occupation}"
+    value_maps: dict[str, dict[str, str]] = Field(default_factory=lambda: {"gender": {"M": "male", "F": "female"}})
+    behaviour_template: str = "liked: {items}"
+    item_template: str = "{title} ({release_year}) [{genres}]"
+    item_separator: str = "; "
+    part_separator: str = ". "
+    min_rating: float | None = 4.0
+    max_reviews: int = 5
+    max_tags: int = 20
+    max_tokens: int = 256
+
+    def model_post_init(self, _context: object) -> None:
+        if self.max_tokens < 8:
+            raise ConfigError(
+                f"The 'max_tokens' parameter of ProfileConfig must be an int >= 8. Got {self.max_tokens} instead."
+            )
+        for name in ("demographics_template", "behaviour_template", "item_template"):
+            try:
+                list(string.Formatter().parse(getattr(self, name)))
+            except ValueError as exc:
+                raise ConfigError(f"The {name!r} of ProfileConfig is not a valid template: {exc}.") from None
+        if "{items}" not in self.behaviour_template:
+            raise ConfigError("The 'behaviour_template' of ProfileConfig must contain '{items}'.")
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}")
+_SPACES = re.compile(r"\s+")
+
+
+def _fill(template: str, values: Mapping[str, object], maps: Mapping[str, Mapping[str, str]]) -> str:
+    """Format a template; absent values become empty and leave no empty brackets or double spaces."""
+    clean = _Blank()
+    for key, value in values.items():
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        text = str(value)
+        clean[key] = maps.get(key, {}).get(text, text)
+    # A word of the template whose field is absent is dropped whole ("{age}-year-old" with no age).
+    words = []
+    for word in template.split(" "):
+        fields = [name for _, name, _, _ in string.Formatter().parse(word) if name]
+        if all(name in clean for name in fields):
+            words.append(word.format_map(clean))
+    if not any(name in clean for _, name, _, _ in string.Formatter().parse(template) if name):
+        return ""
+    filled = _EMPTY_BRACKETS.sub("", " ".join(words))
+    filled = _SPACES.sub(" ", filled).strip()
+    return filled.strip(" ,;-")
+
+
+def _within(text: str, budget: int, counter: Callable[[str], int]) -> str:
+    if counter(text) <= budget:
+        return text
+    words = text.split()
+    lo, hi = 0, len(words)
+    while lo < hi:  # the longest prefix of words that fits
+        mid = (lo + hi + 1) // 2
+        if counter(" ".join(words[:mid])) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])
+
+
+def build_profiles(
+    dataset: Dataset,
+    config: ProfileConfig | None = None,
+    *,
+    counter: Callable[[str], int] = count_tokens,
+) -> list[str]:
+    """A profile text for every user row (an empty string where nothing is known)."""
+    config = config or ProfileConfig()
+    users = dataset.users
+    items = dataset.items
+    item_records = items.to_dict("records")
+    item_texts = [_fill(config.item_template, rec, config.value_maps) for rec in item_records]
+    order = np.lexsort((dataset.item_rows, -dataset.timestamps, dataset.user_rows))  # per user, newest first
+    bounds = np.searchsorted(dataset.user_rows[order], np.arange(dataset.n_users + 1))
+    tags_by_user: dict[int, list[str]] = {}
+    tag_frame = dataset.tags
+    if tag_frame is not None:
+        for user, tag in zip(tag_frame["user"].to_numpy(), tag_frame["tag"].to_numpy(), strict=True):
+            tags_by_user.setdefault(int(user), []).append(str(tag))
+    own = dataset.user_texts()
+    user_records = users.to_dict("records")
+    profiles = []
+    for row in range(dataset.n_users):
+        mine = order[bounds[row] : bounds[row + 1]]
+        pieces: list[str] = []
+        for part in config.parts:
+            piece = ""
+            if part == "text":
+                piece = own[row] or ""
+            elif part == "reviews":
+                reviews = [r for r in dataset.reviews[mine] if r]
+                piece = " ".join(reviews[: config.max_reviews])
+            elif part == "tags" and row in tags_by_user:
+                unique = list(dict.fromkeys(tags_by_user[row]))[: config.max_tags]
+                piece = "tags: " + ", ".join(unique)
+            elif part == "demographics":
+                piece = _fill(config.demographics_template, user_records[row], config.value_maps)
+            elif part == "behaviour" and len(mine):
+                piece = _behaviour(dataset, mine, item_texts, config, pieces, counter)
+            if piece:
+                pieces.append(piece)
+        profiles.append(_within(config.part_separator.join(pieces), config.max_tokens, counter))
+    return profiles
+
+
+def _behaviour(
+    dataset: Dataset,
+    mine: np.ndarray,
+    item_texts: list[str],
+    config: ProfileConfig,
+    before: list[str],
+    counter: Callable[[str], int],
+) -> str:
+    chosen = mine
+    ratings = dataset.ratings[mine]
+    if config.min_rating is not None and not np.isnan(ratings).all():
+        liked = mine[ratings >= config.min_rating]
+        # Users who never rated that high: take their highest-rated items instead.
+        chosen = liked if len(liked) else mine[ratings == np.nanmax(ratings)]
+    used = counter(config.part_separator.join(before)) if before else 0
+    budget = config.max_tokens - used - counter(config.behaviour_template.replace("{items}", ""))
+    names: list[str] = []
+    seen: set[int] = set()
+    for item in dataset.item_rows[chosen]:
+        if item in seen or not item_texts[item]:
+            continue
+        seen.add(int(item))
+        candidate = config.item_separator.join([*names, item_texts[item]])
+        if counter(candidate) > budget:
+            break
+        names.append(item_texts[item])
+    if not names:
+        return ""
+    return config.behaviour_template.replace("{items}", config.item_separator.join(names))
