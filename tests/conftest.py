@@ -36,8 +36,14 @@ def tiny() -> Dataset:
     users = pd.DataFrame(
         {
             "user_id": [f"u{i}" for i in range(1, 7)],
-            "text": ["I love space opera", "starships and aliens", "science fiction fan",
-                     "romantic comedies please", "love stories and weddings", "romance and drama"],
+            "text": [
+                "I love space opera",
+                "starships and aliens",
+                "science fiction fan",
+                "romantic comedies please",
+                "love stories and weddings",
+                "romance and drama",
+            ],
             "age": ["24", "31", "45", "22", "38", "51"],
             "gender": ["M", "F", "M", "F", "M", "F"],
         }

@@ -340,8 +340,9 @@ def _ids(table: Table, canon: str, col: pd.Series) -> np.ndarray:
     for row, value in enumerate(values):
         if _is_empty(value):
             empties = int(sum(_is_empty(v) for v in values))
+            shown = repr(value) if isinstance(value, str) else "(missing)"
             raise DataError(
-                f"{table.where(row, canon)}: empty {canon.replace('_', ' ')} {value!r}"
+                f"{table.where(row, canon)}: empty {canon.replace('_', ' ')} {shown}"
                 f" ({empties} empty in all). Every row needs a non-empty id; fill or remove these rows."
             )
         if isinstance(value, float) and value.is_integer():
@@ -371,12 +372,13 @@ def _times(table: Table, canon: str, col: pd.Series) -> np.ndarray:
     values = pd.Series(np.asarray(col, dtype=object)).map(_blank_to_none)
     numeric = pd.to_numeric(values, errors="coerce")
     empty = values.isna().to_numpy()
-    result = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    result = numeric.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     not_numeric = np.flatnonzero(np.isnan(result) & ~empty)
     if len(not_numeric):
-        # Not all numbers: accept ISO 8601 date-times, e.g. 2016-10-16T12:00:00Z.
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-        bad = np.flatnonzero(parsed.isna().to_numpy() & ~empty)
+        # Values that are not numbers may be ISO 8601 date-times, e.g. 2016-10-16T12:00:00Z.
+        texts = values.iloc[not_numeric]
+        parsed = pd.to_datetime(texts, errors="coerce", utc=True, format="ISO8601")
+        bad = not_numeric[parsed.isna().to_numpy()]
         if len(bad):
             row = int(bad[0])
             raise DataError(
@@ -384,8 +386,8 @@ def _times(table: Table, canon: str, col: pd.Series) -> np.ndarray:
                 f"1970) nor an ISO 8601 date-time ({len(bad)} such values in all). "
                 "Use e.g. 881250949 or 1997-12-04T15:55:49Z."
             )
-        seconds = parsed.astype("int64").to_numpy() // 10**9
-        result = np.where(empty, np.nan, seconds.astype(np.float64))
+        epoch = pd.Timestamp(0, tz="UTC")
+        result[not_numeric] = ((parsed - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
     return np.where(np.isnan(result), -1, result).astype(np.int64)
 
 
