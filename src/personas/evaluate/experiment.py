@@ -1,0 +1,236 @@
+"""``Experiment(split, models, metrics).run()``: fit, rank, score and compare on one screen.
+
+Every model is fitted on ``split.train`` (with group labels computed from train only, when a group source
+is given), then ranks items for the test users over the full candidate set: all items, or the held-out
+items for the cold-item protocol. Train items of each user are masked out of the ranking before the cut,
+and score ties are broken by one fixed random order shared by all models (never by item id, which tracks
+popularity on MovieLens). Metrics are computed per user and kept, so two models can be compared with a
+paired test.
+
+Models given as :class:`Tuned` are tuned first: each point of their grid is fitted on
+``split.validation()`` (carved from train) and scored with the tuning metric; the best point is refitted
+on the whole train split. Test data never takes part in tuning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from personas.data import Dataset
+from personas.errors import ConfigError
+from personas.evaluate.metrics import Metric, MetricContext, default_metrics, parse_metric
+from personas.evaluate.report import ExperimentResult, ModelRun, protocol_header
+from personas.evaluate.splits import Split
+from personas.recommend.base import Recommender, tie_break_noise, top_n
+
+__all__ = ["Experiment", "GroupSource", "Tuned", "evaluate_model", "rank_users"]
+
+GroupSource = Callable[[Dataset], np.ndarray]
+"""Computes one group label per user row from a train dataset (so groups never see test data)."""
+
+
+@dataclass
+class Tuned:
+    """A model to tune on validation: ``factory(**params)`` for each point of ``grid`` (plus ``fixed``)."""
+
+    factory: Callable[..., Recommender]
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def points(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def build(self, params: Mapping[str, Any]) -> Recommender:
+        return self.factory(**{**self.fixed, **params})
+
+
+def rank_users(model: Recommender, split: Split, k: int, *, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """Top-k item rows (len(split.users) x k, -1 padded) from the model's raw scores over the candidates,
+    with each user's train items masked out."""
+    train = split.train
+    seen = train.matrix("binary")
+    noise = tie_break_noise(train.n_items, seed)
+    blocked = np.zeros(train.n_items, dtype=bool)
+    if split.candidates is not None:
+        blocked[:] = True
+        blocked[split.candidates] = False
+    out = np.empty((len(split.users), k), dtype=np.int64)
+    for start in range(0, len(split.users), batch_size):
+        rows = split.users[start : start + batch_size]
+        scores = np.array(model.score_rows(rows), dtype=np.float64, copy=True)
+        if scores.shape != (len(rows), train.n_items):
+            raise ConfigError(
+                f"{type(model).__name__}.score_rows returned shape {scores.shape}; "
+                f"expected ({len(rows)}, {train.n_items})."
+            )
+        scores[np.isnan(scores)] = -np.inf
+        scores += noise
+        scores[:, blocked] = -np.inf
+        ids, _ = top_n(scores, k, exclude=seen[rows])
+        out[start : start + len(rows)] = ids
+    return out
+
+
+def evaluate_model(
+    model: Recommender, split: Split, metrics: Sequence[Metric], *, ctx: MetricContext | None = None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
+    """Per-user values and overall numbers of each metric, and the seconds spent ranking."""
+    ctx = ctx or MetricContext.build(split.train, split.candidates)
+    k = max(m.k for m in metrics)
+    t0 = time.perf_counter()
+    ranked = rank_users(model, split, k, seed=seed)
+    seconds = time.perf_counter() - t0
+    truth = split.truth()
+    hits = np.zeros(ranked.shape, dtype=bool)
+    valid = ranked >= 0
+    user_idx = np.broadcast_to(np.arange(len(ranked))[:, None], ranked.shape)
+    hits[valid] = np.asarray(truth[user_idx[valid], ranked[valid]]).ravel() > 0
+    n_relevant = np.diff(truth.indptr)
+    per_user: dict[str, np.ndarray] = {}
+    overall: dict[str, float] = {}
+    for metric in metrics:
+        values = metric.per_user(ranked, hits, n_relevant, ctx)
+        if values is not None:
+            per_user[metric.name] = values
+        overall[metric.name] = metric.overall(ranked, values, ctx)
+    return per_user, overall, seconds
+
+
+class Experiment:
+    """Fit every model on ``split.train``, rank for the test users, report metrics with the protocol.
+
+    ``models``: name -> a Recommender (used as is) or a :class:`Tuned` spec. ``groups``: a function from a
+    train dataset to group labels, passed to every model's ``fit`` (computed on validation-train for tuning
+    and on train for the test run). ``ours``: names of personas' own models, for the headline comparison
+    against the best other model. ``tune_metric``: what tuning maximises (default NDCG@10).
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        models: Mapping[str, Recommender | Tuned],
+        metrics: Sequence[Metric | str] | None = None,
+        *,
+        groups: GroupSource | None = None,
+        ours: Sequence[str] = (),
+        headline: str = "NDCG@10",
+        tune_metric: str = "NDCG@10",
+        seed: int = 0,
+        progress: bool = False,
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.split = split
+        self.models = models
+        self.metrics = metrics
+        self.groups = groups
+        self.ours = ours
+        self.headline = headline
+        self.tune_metric = tune_metric
+        self.seed = seed
+        self.progress = progress
+        self.notes = notes
+
+    def _metrics(self) -> list[Metric]:
+        if self.metrics is None:
+            return default_metrics()
+        return [parse_metric(m) if isinstance(m, str) else m for m in self.metrics]
+
+    def _validate(self, metrics: list[Metric]) -> None:
+        if not self.models:
+            raise ConfigError("Experiment needs at least one model; got an empty mapping.")
+        names = {m.name for m in metrics}
+        if self.headline not in names:
+            raise ConfigError(f"The headline metric {self.headline!r} is not among the metrics {sorted(names)}.")
+        unknown = [n for n in self.ours if n not in self.models]
+        if unknown:
+            raise ConfigError(f"'ours' names {unknown} that are not models of this experiment ({list(self.models)}).")
+
+    def _fit(self, model: Recommender, train: Dataset) -> float:
+        t0 = time.perf_counter()
+        groups = self.groups(train) if self.groups is not None else None
+        model.fit(train, groups=groups)
+        return time.perf_counter() - t0
+
+    def _tune(self, spec: Tuned, validation: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        metric = parse_metric(self.tune_metric)
+        ctx = MetricContext.build(validation.train, validation.candidates)
+        trials: list[dict[str, Any]] = []
+        best: tuple[float, dict[str, Any]] | None = None
+        for params in spec.points():
+            model = spec.build(params)
+            self._fit(model, validation.train)
+            _, overall, _ = evaluate_model(model, validation, [metric], ctx=ctx, seed=self.seed)
+            score = overall[metric.name]
+            trials.append({"params": params, metric.name: score})
+            if best is None or score > best[0]:
+                best = (score, params)
+        return (best[1] if best else {}), trials
+
+    def run(self) -> ExperimentResult:
+        metrics = self._metrics()
+        self._validate(metrics)
+        started = time.time()
+        ctx = MetricContext.build(self.split.train, self.split.candidates)
+        validation: Split | None = None
+        runs: list[ModelRun] = []
+        from rich.progress import Progress
+
+        with Progress(disable=not self.progress, transient=True) as bar:
+            task = bar.add_task("evaluating", total=len(self.models))
+            for name, spec in self.models.items():
+                bar.update(task, description=f"{name}")
+                trials: list[dict[str, Any]] = []
+                tune_seconds = 0.0
+                if isinstance(spec, Tuned):
+                    params: dict[str, Any] = {}
+                    if spec.grid and len(spec.points()) > 1:
+                        if validation is None:
+                            validation = self.split.validation()
+                        t0 = time.perf_counter()
+                        params, trials = self._tune(spec, validation)
+                        tune_seconds = time.perf_counter() - t0
+                    elif spec.grid:
+                        params = spec.points()[0]
+                    model = spec.build(params)
+                else:
+                    model, params = spec, {}
+                fit_seconds = self._fit(model, self.split.train)
+                per_user, overall, rank_seconds = evaluate_model(model, self.split, metrics, ctx=ctx, seed=self.seed)
+                runs.append(
+                    ModelRun(
+                        name=name,
+                        model=type(model).__name__,
+                        config=model.config.model_dump(mode="json"),
+                        tuned=params,
+                        trials=trials,
+                        overall=overall,
+                        per_user=per_user,
+                        fit_seconds=fit_seconds,
+                        rank_seconds=rank_seconds,
+                        tune_seconds=tune_seconds,
+                    )
+                )
+                bar.advance(task)
+        header = protocol_header(
+            self.split,
+            metrics,
+            seed=self.seed,
+            tune_metric=self.tune_metric,
+            grouped=self.groups is not None,
+            started=started,
+        )
+        return ExperimentResult(
+            protocol=header,
+            runs=runs,
+            users=[str(u) for u in self.split.train.user_vocab.ids[self.split.users]],
+            headline=self.headline,
+            ours=list(self.ours),
+            notes=list(self.notes),
+        )

@@ -1,0 +1,321 @@
+"""Splitters: turn one dataset into train and test datasets that share vocabularies.
+
+Every splitter is seeded and returns a :class:`Split`. ``train`` and ``test`` are built with
+:meth:`Dataset.subset_interactions`, so user and item rows mean the same thing in both, and the users and
+items tables (side information, text) stay visible to models even for held-out users or items — only their
+interactions are hidden. ``split.validation()`` carves a validation split out of ``train`` with the same
+rules (and the next seed): tune on it, never on test.
+
+==================  =======================================================================================
+``TemporalSplit``   per user, the last ``test_fraction`` of interactions in time are test; users with fewer
+                    than ``min_interactions`` stay train-only
+``RandomHoldout``   per user, a random ``test_fraction`` of interactions are test
+``LeaveOneOut``     per user, the last interaction in time is test
+``ColdUsers``       ``fraction`` of users held out whole: no interaction of theirs in train
+``FewShotUsers``    ``fraction`` of users held out; each reveals only the first ``n_shots`` in time
+``ColdItems``       ``fraction`` of items held out whole; ranking is over the held-out items only
+==================  =======================================================================================
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.errors import ConfigError, DataError
+
+__all__ = [
+    "ColdItems",
+    "ColdUsers",
+    "FewShotUsers",
+    "LeaveOneOut",
+    "RandomHoldout",
+    "Split",
+    "Splitter",
+    "TemporalSplit",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Train and test datasets over the same vocabularies, and what is evaluated.
+
+    ``users``: the user rows to evaluate (each has at least one test interaction). ``candidates``: the item
+    rows that may be ranked (None = every item). ``dropped_repeats``: test interactions removed because the
+    same user-item pair is in train (train items are masked from rankings, so they could never be hit).
+    """
+
+    protocol: str
+    train: Dataset
+    test: Dataset
+    users: np.ndarray
+    candidates: np.ndarray | None
+    splitter: Splitter = field(repr=False)
+    dropped_repeats: int = 0
+    dataset: str = ""
+    fingerprint: str = ""
+
+    def truth(self) -> sp.csr_matrix:
+        """Binary users x items matrix of test interactions, one row per entry of ``users``."""
+        return self.test.matrix("binary")[self.users]
+
+    def validation(self) -> Split:
+        """A split of ``train`` by the same rules with the next seed, for tuning."""
+        return self.splitter.with_seed(self.splitter.config.seed + 1).split(self.train, name="validation")
+
+    def describe(self) -> str:
+        cfg = self.splitter.config.model_dump()
+        params = ", ".join(f"{k}={v}" for k, v in cfg.items())
+        return f"{self.protocol} ({type(self.splitter).__name__}: {params})"
+
+    def filtering(self) -> str:
+        parts = [
+            f"{len(self.users)} test users with >= 1 test interaction",
+            f"{self.test.n_interactions} test interactions",
+            f"{self.train.n_interactions} train interactions",
+        ]
+        if self.dropped_repeats:
+            parts.append(f"{self.dropped_repeats} test interactions dropped: pair already in train")
+        parts.append("relevance: any interaction (ratings ignored)")
+        return "; ".join(parts)
+
+
+class SplitConfig(ComponentConfig):
+    seed: int = 0
+
+
+class Splitter(ABC):
+    """Base: a config, ``split(dataset) -> Split``. Subclasses implement ``_test_mask``."""
+
+    Config: ClassVar[type[SplitConfig]] = SplitConfig
+    protocol: ClassVar[str] = "split"
+    config: SplitConfig
+
+    def __init__(self, config: SplitConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
+        self.config = config if config is not None else self.Config(**params)
+
+    def with_seed(self, seed: int) -> Self:
+        return type(self)(self.config.model_copy(update={"seed": seed}))
+
+    @abstractmethod
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """(test mask over interactions, candidate item rows or None)."""
+
+    def split(self, dataset: Dataset, *, name: str | None = None) -> Split:
+        if dataset.n_interactions == 0:
+            raise DataError(f"{type(self).__name__}: dataset {dataset.name!r} has no interactions to split.")
+        rng = np.random.default_rng(self.config.seed)
+        test_mask, candidates = self._test_mask(dataset, rng)
+        train = dataset.subset_interactions(~test_mask, name=f"{name or dataset.name}:train")
+        seen = train.matrix("binary")
+        repeat = np.zeros(dataset.n_interactions, dtype=bool)
+        idx = np.flatnonzero(test_mask)
+        if len(idx):
+            repeat[idx] = np.asarray(seen[dataset.user_rows[idx], dataset.item_rows[idx]]).ravel() > 0
+        test = dataset.subset_interactions(test_mask & ~repeat, name=f"{name or dataset.name}:test")
+        users = np.unique(test.user_rows).astype(np.int64)
+        if candidates is not None:
+            # Users with no train history at all are cold twice over; the cold-item protocol is for warm users.
+            has_train = np.bincount(train.user_rows, minlength=dataset.n_users) > 0
+            users = users[has_train[users]]
+        if len(users) == 0:
+            raise DataError(
+                f"{type(self).__name__} left no test users in dataset {dataset.name!r} "
+                f"({dataset.n_users} users, {dataset.n_interactions} interactions): lower min_interactions "
+                "or raise the held-out fraction."
+            )
+        return Split(
+            protocol=self.protocol,
+            train=train,
+            test=test,
+            users=users,
+            candidates=candidates,
+            splitter=self,
+            dropped_repeats=int(repeat.sum()),
+            dataset=dataset.name,
+            fingerprint=dataset.fingerprint(),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+def _time_rank(dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """For each interaction, its 0-based position in its user's history by time (ties in seeded random
+    order), and each user's number of interactions."""
+    noise = rng.permutation(dataset.n_interactions)
+    order = np.lexsort((noise, dataset.timestamps, dataset.user_rows))
+    counts = np.bincount(dataset.user_rows, minlength=dataset.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(dataset.n_interactions, dtype=np.int64)
+    rank[order] = np.arange(dataset.n_interactions) - starts[dataset.user_rows[order]]
+    return rank, counts
+
+
+def _check_fraction(owner: str, name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"The {name!r} parameter of {owner} must be a float in (0, 1). Got {value!r} instead.")
+
+
+def _check_min(owner: str, name: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"The {name!r} parameter of {owner} must be an int >= {low}. Got {value!r} instead.")
+
+
+class TemporalConfig(SplitConfig):
+    test_fraction: float = 0.2
+    min_interactions: int = 5
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("TemporalSplit", "test_fraction", self.test_fraction)
+        _check_min("TemporalSplit", "min_interactions", self.min_interactions, 2)
+
+
+class TemporalSplit(Splitter):
+    """Per user, the last ``test_fraction`` (at least one) of interactions in time are test."""
+
+    Config = TemporalConfig
+    protocol = "warm"
+    config: TemporalConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        rank, counts = _time_rank(dataset, rng)
+        n_test = np.maximum(1, np.rint(counts * self.config.test_fraction)).astype(np.int64)
+        n_test[counts < self.config.min_interactions] = 0
+        u = dataset.user_rows
+        return rank >= counts[u] - n_test[u], None
+
+
+class RandomHoldoutConfig(SplitConfig):
+    test_fraction: float = 0.2
+    min_interactions: int = 5
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("RandomHoldout", "test_fraction", self.test_fraction)
+        _check_min("RandomHoldout", "min_interactions", self.min_interactions, 2)
+
+
+class RandomHoldout(Splitter):
+    """Per user, a seeded random ``test_fraction`` (at least one) of interactions are test."""
+
+    Config = RandomHoldoutConfig
+    protocol = "random-holdout"
+    config: RandomHoldoutConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        # A random order per user instead of time order: rank by (user, random key).
+        key = rng.permutation(dataset.n_interactions)
+        order = np.lexsort((key, dataset.user_rows))
+        counts = np.bincount(dataset.user_rows, minlength=dataset.n_users)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(dataset.n_interactions, dtype=np.int64)
+        rank[order] = np.arange(dataset.n_interactions) - starts[dataset.user_rows[order]]
+        n_test = np.maximum(1, np.rint(counts * self.config.test_fraction)).astype(np.int64)
+        n_test[counts < self.config.min_interactions] = 0
+        return rank < n_test[dataset.user_rows], None
+
+
+class LeaveOneOutConfig(SplitConfig):
+    min_interactions: int = 2
+
+    def model_post_init(self, _context: object) -> None:
+        _check_min("LeaveOneOut", "min_interactions", self.min_interactions, 2)
+
+
+class LeaveOneOut(Splitter):
+    """Per user with at least ``min_interactions``, the last interaction in time is test."""
+
+    Config = LeaveOneOutConfig
+    protocol = "leave-one-out"
+    config: LeaveOneOutConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        rank, counts = _time_rank(dataset, rng)
+        u = dataset.user_rows
+        return (rank == counts[u] - 1) & (counts[u] >= self.config.min_interactions), None
+
+
+def _pick(candidates: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    n = max(1, round(len(candidates) * fraction))
+    return np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
+
+
+class ColdUsersConfig(SplitConfig):
+    fraction: float = Field(0.2, description="Share of users (with any interaction) held out whole.")
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("ColdUsers", "fraction", self.fraction)
+
+
+class ColdUsers(Splitter):
+    """A seeded ``fraction`` of users held out whole; all their interactions are test."""
+
+    Config = ColdUsersConfig
+    protocol = "cold-users"
+    config: ColdUsersConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        active = np.flatnonzero(np.bincount(dataset.user_rows, minlength=dataset.n_users) > 0)
+        held = _pick(active, self.config.fraction, rng)
+        return np.isin(dataset.user_rows, held), None
+
+
+class FewShotConfig(SplitConfig):
+    n_shots: int = 1
+    fraction: float = 0.2
+    min_interactions: int = Field(
+        6,
+        description="Users need this many interactions to be held out; independent of n_shots so that "
+        "the same users are held out for every n_shots <= min_interactions - 1.",
+    )
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("FewShotUsers", "fraction", self.fraction)
+        _check_min("FewShotUsers", "n_shots", self.n_shots, 0)
+        _check_min("FewShotUsers", "min_interactions", self.min_interactions, self.n_shots + 1)
+
+
+class FewShotUsers(Splitter):
+    """A seeded ``fraction`` of users held out; each keeps only their first ``n_shots`` interactions in time
+    in train, the rest is test."""
+
+    Config = FewShotConfig
+    protocol = "few-shot"
+    config: FewShotConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        # Pick users before drawing time-tie noise so that the users do not depend on n_shots.
+        counts = np.bincount(dataset.user_rows, minlength=dataset.n_users)
+        held = _pick(np.flatnonzero(counts >= self.config.min_interactions), self.config.fraction, rng)
+        rank, _ = _time_rank(dataset, rng)
+        return np.isin(dataset.user_rows, held) & (rank >= self.config.n_shots), None
+
+
+class ColdItemsConfig(SplitConfig):
+    fraction: float = 0.2
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("ColdItems", "fraction", self.fraction)
+
+
+class ColdItems(Splitter):
+    """A seeded ``fraction`` of items (with any interaction) held out whole. Rankings are over the held-out
+    items only: models can know them only from their text and attributes."""
+
+    Config = ColdItemsConfig
+    protocol = "cold-items"
+    config: ColdItemsConfig
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        active = np.flatnonzero(np.bincount(dataset.item_rows, minlength=dataset.n_items) > 0)
+        held = _pick(active, self.config.fraction, rng).astype(np.int64)
+        return np.isin(dataset.item_rows, held), held
