@@ -1,0 +1,83 @@
+"""ALS: implicit-feedback matrix factorisation (Hu, Koren, Volinsky 2008) via the ``implicit`` package."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.errors import ConfigError
+from personas.recommend._checks import require
+from personas.recommend.base import NewUser, Recommender
+
+__all__ = ["ALS", "ALSConfig"]
+
+
+class ALSConfig(ComponentConfig):
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 2.0
+    iterations: int = 15
+    seed: int = 0
+
+    def model_post_init(self, _context: object) -> None:
+        require(self.factors >= 1, "ALS", "factors", "an int >= 1", self.factors)
+        require(self.regularization >= 0, "ALS", "regularization", "a float >= 0", self.regularization)
+        require(self.alpha > 0, "ALS", "alpha", "a float > 0", self.alpha)
+        require(self.iterations >= 1, "ALS", "iterations", "an int >= 1", self.iterations)
+
+
+class ALS(Recommender):
+    """Scores ``user_factors_ @ item_factors_.T``; one thread and a fixed seed, so fits are reproducible.
+
+    A new user's factors are solved from their history against the fixed item factors (fold-in).
+    """
+
+    Config = ALSConfig
+    config: ALSConfig
+
+    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ConfigError("ALS needs the 'implicit' package: pip install 'personas[recommend]'.") from None
+        cfg = self.config
+        model = AlternatingLeastSquares(
+            factors=cfg.factors,
+            regularization=cfg.regularization,
+            alpha=cfg.alpha,
+            iterations=cfg.iterations,
+            random_state=cfg.seed,
+            num_threads=1,
+            calculate_training_loss=False,
+        )
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        # implicit parallelises itself; a BLAS thread pool underneath only slows it down (and it warns).
+        with threadpool_limits(1, "blas"):
+            model.fit(self.seen_.astype(np.float32), show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return (self.user_factors_[user_rows] @ self.item_factors_.T).astype(np.float64)
+
+    def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
+        """User factors that best explain a set of items, holding item factors fixed (one ALS half-step)."""
+        y = self.item_factors_.astype(np.float64)
+        taken = y[item_rows]
+        a = y.T @ y + self.config.alpha * taken.T @ taken + self.config.regularization * np.eye(y.shape[1])
+        b = (1.0 + self.config.alpha) * taken.sum(axis=0)
+        return np.linalg.solve(a, b)
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        if query.n_history == 0:
+            return self.fallback_scores(1)[0]
+        return self.item_factors_.astype(np.float64) @ self.fold_in(query.history.indices)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = arrays["user_factors"]
+        self.item_factors_ = arrays["item_factors"]

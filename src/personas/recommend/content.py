@@ -1,0 +1,206 @@
+"""ContentBased: a user profile vector (the mean of their items' vectors, or a given vector or text) against
+item vectors. Item vectors are either given (e.g. sentence embeddings computed by the pipeline) or built here
+as TF-IDF over each item's title, genres, text and, where the dataset folder has them, knowledge-graph facts
+(``*.kg`` + ``*.link`` RecBole files: actors, directors, writers... as tokens such as ``actor_m_0bln8``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.preprocessing import normalize
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.errors import ConfigError, DataError
+from personas.recommend._checks import require
+from personas.recommend.base import NewUser, Recommender
+
+__all__ = ["ContentBased", "ContentConfig", "item_texts"]
+
+_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_UNSAFE = re.compile(r"\W+")
+
+
+class ContentConfig(ComponentConfig):
+    """TF-IDF settings (used when no item vectors are given) and whether to add knowledge-graph facts."""
+
+    use_kg: bool = True
+    min_df: int = 2
+    max_features: int | None = 50_000
+
+    def model_post_init(self, _context: object) -> None:
+        require(self.min_df >= 1, "ContentBased", "min_df", "an int >= 1", self.min_df)
+        require(
+            self.max_features is None or self.max_features >= 1,
+            "ContentBased",
+            "max_features",
+            "None or an int >= 1",
+            self.max_features,
+        )
+
+
+def _kg_facts(dataset: Dataset) -> dict[str, list[str]]:
+    """Item id -> fact tokens from RecBole ``.kg``/``.link`` files beside the dataset (empty if none)."""
+    if not dataset.source:
+        return {}
+    folder = Path(dataset.source)
+    kg_files, link_files = sorted(folder.glob("*.kg")), sorted(folder.glob("*.link"))
+    if not folder.is_dir() or not kg_files or not link_files:
+        return {}
+    link = pd.read_csv(link_files[0], sep="\t", dtype=str)
+    link.columns = [c.split(":")[0] for c in link.columns]
+    kg = pd.read_csv(kg_files[0], sep="\t", dtype=str)
+    kg.columns = [c.split(":")[0] for c in kg.columns]
+    # Facts about the film itself (film.film.actor, film.film.directed_by ...): relation name + tail entity.
+    kg = kg[kg["relation_id"].str.startswith("film.film.")]
+    merged = link.merge(kg, left_on="entity_id", right_on="head_id")
+    relation = merged["relation_id"].str.removeprefix("film.film.")
+    tokens = (relation + "_" + merged["tail_id"]).map(lambda t: _UNSAFE.sub("_", t))
+    facts: dict[str, list[str]] = {}
+    for item, token in zip(merged["item_id"], tokens, strict=True):
+        facts.setdefault(str(item), []).append(token)
+    return facts
+
+
+def item_texts(dataset: Dataset, *, use_kg: bool = True) -> list[str]:
+    """One text per item row: title, genres, text and (optionally) knowledge-graph fact tokens."""
+    items = dataset.items
+    facts = _kg_facts(dataset) if use_kg else {}
+    texts = []
+    for record in items.to_dict("records"):
+        parts = [str(record[c]) for c in ("title", "genres", "text") if c in record and isinstance(record[c], str)]
+        parts.extend(facts.get(str(record["item_id"]), []))
+        texts.append(" ".join(parts))
+    return texts
+
+
+class ContentBased(Recommender):
+    """Cosine between a user profile and every item vector.
+
+    ``fit(dataset, item_vectors=None)``: with ``item_vectors`` (n_items x d), new users may come as a vector
+    in that space; without, TF-IDF item vectors are built and new users may come as text.
+    """
+
+    Config = ContentConfig
+    config: ContentConfig
+
+    def fit(
+        self, dataset: Dataset, *, groups: np.ndarray | None = None, item_vectors: np.ndarray | None = None
+    ) -> ContentBased:
+        if item_vectors is not None:
+            item_vectors = np.asarray(item_vectors, dtype=np.float64)
+            if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
+                raise DataError(
+                    f"ContentBased.fit: item_vectors must have one row per item ({dataset.n_items}); "
+                    f"got shape {item_vectors.shape}."
+                )
+        self._given_vectors = item_vectors
+        try:
+            return super().fit(dataset, groups=groups)
+        finally:
+            del self._given_vectors
+
+    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+        if self._given_vectors is not None:
+            self.item_vectors_: np.ndarray | sp.csr_matrix = normalize(self._given_vectors)
+            self.terms_ = np.array([], dtype=str)
+            self.idf_ = np.array([], dtype=np.float64)
+            return
+        texts = item_texts(dataset, use_kg=self.config.use_kg)
+        min_df = self.config.min_df if dataset.n_items >= 2 * self.config.min_df else 1
+        counter = CountVectorizer(
+            token_pattern=_TOKEN_PATTERN, min_df=min_df, max_features=self.config.max_features, dtype=np.float64
+        )
+        try:
+            counts = counter.fit_transform(texts)
+        except ValueError:  # no token at all: every item text is empty
+            counter = CountVectorizer(token_pattern=r"(?u)\S+", dtype=np.float64)
+            counts = counter.fit_transform([f"item_{i}" for i in range(dataset.n_items)])
+        self.terms_ = np.asarray(counter.get_feature_names_out(), dtype=str)
+        df = np.asarray((counts > 0).sum(axis=0)).ravel()
+        self.idf_ = np.log((1.0 + dataset.n_items) / (1.0 + df)) + 1.0
+        self.item_vectors_ = self._tfidf(counts)
+
+    @property
+    def uses_text(self) -> bool:
+        """True when item vectors are TF-IDF built here (new users may come as text)."""
+        return sp.issparse(self.item_vectors_)
+
+    def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        weighted = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+        weighted.data = np.log1p(weighted.data)  # sublinear tf
+        return normalize(weighted @ sp.diags(self.idf_)).tocsr()
+
+    def text_vector(self, text: str) -> sp.csr_matrix:
+        """The TF-IDF vector (1 x terms) of a text, in the space of the item vectors."""
+        if not self.uses_text:
+            raise ConfigError(
+                "This ContentBased was fitted on given item vectors; encode the text with the same encoder and "
+                "pass vector=... instead of text=."
+            )
+        vocabulary = {term: i for i, term in enumerate(self.terms_.tolist())}
+        counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64)
+        return self._tfidf(counter.transform([text]))
+
+    def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
+        profiles = normalize(profiles)
+        scores = profiles @ self.item_vectors_.T
+        return np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float64)
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return self._profile_scores(self.seen_[user_rows] @ self.item_vectors_)
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        parts: list[np.ndarray | sp.spmatrix] = []
+        if query.n_history:
+            parts.append(normalize(query.history @ self.item_vectors_))
+        if query.text:
+            if self.uses_text:
+                parts.append(self.text_vector(query.text))
+            elif query.vector is None:
+                raise ConfigError(
+                    "This ContentBased was fitted on given item vectors; pass the user's vector=, not text=."
+                )
+        if query.vector is not None:
+            dim = self.item_vectors_.shape[1]
+            if query.vector.shape != (dim,):
+                raise ConfigError(
+                    f"ContentBased.recommend_new: the vector must have {dim} values (the item vectors' dimension); "
+                    f"got {query.vector.shape[0]}."
+                )
+            parts.append(normalize(query.vector.reshape(1, -1)))
+        if not parts:
+            return self.fallback_scores(1)[0]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return self._profile_scores(sp.csr_matrix(total) if self.uses_text else np.asarray(total))[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        if self.uses_text:
+            m = sp.csr_matrix(self.item_vectors_)
+            return {
+                "terms": self.terms_,
+                "idf": self.idf_,
+                "vec_data": m.data,
+                "vec_indices": m.indices,
+                "vec_indptr": m.indptr,
+            }
+        return {"item_vectors": np.asarray(self.item_vectors_)}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        if "item_vectors" in arrays:
+            self.item_vectors_ = arrays["item_vectors"]
+            self.terms_ = np.array([], dtype=str)
+            self.idf_ = np.array([], dtype=np.float64)
+            return
+        self.terms_, self.idf_ = arrays["terms"], arrays["idf"]
+        self.item_vectors_ = sp.csr_matrix(
+            (arrays["vec_data"], arrays["vec_indices"], arrays["vec_indptr"]), shape=(self.n_items_, len(self.terms_))
+        )

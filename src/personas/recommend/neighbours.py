@@ -1,0 +1,89 @@
+"""ItemKNN: item-item cosine similarity on the binary user x item matrix, top-k neighbours kept (sparse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.recommend._checks import require
+from personas.recommend.base import NewUser, Recommender
+
+__all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_row"]
+
+
+class ItemKNNConfig(ComponentConfig):
+    """``k``: neighbours kept per item; ``shrink``: damps similarities built from few co-occurrences."""
+
+    k: int = 100
+    shrink: float = 0.0
+
+    def model_post_init(self, _context: object) -> None:
+        require(self.k >= 1, "ItemKNN", "k", "an int >= 1", self.k)
+        require(self.shrink >= 0, "ItemKNN", "shrink", "a float >= 0", self.shrink)
+
+
+def top_k_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row (ties: lower column first, so the result is deterministic)."""
+    matrix = matrix.tocsr()
+    matrix.sort_indices()
+    keep = np.zeros(matrix.nnz, dtype=bool)
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        if end - start <= k:
+            keep[start:end] = True
+        else:
+            order = np.argsort(-matrix.data[start:end], kind="stable")[:k]
+            keep[start + order] = True
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    out = sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
+    out.sort_indices()
+    return out
+
+
+class ItemKNN(Recommender):
+    """Score of item i for a user: the sum of similarities between i and the items the user took.
+
+    ``similarity_[j, i]`` is the cosine between items j and i, keeping only the k nearest i of every j.
+    """
+
+    Config = ItemKNNConfig
+    config: ItemKNNConfig
+
+    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+        x = self.seen_.tocsc()
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        co = (x.T @ x).tocsr().astype(np.float64)  # co-occurrence counts
+        co.setdiag(0.0)
+        co.eliminate_zeros()
+        norms = np.sqrt(np.maximum(counts, 1.0))
+        rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr))
+        co.data = co.data / (norms[rows] * norms[co.indices] + self.config.shrink)
+        self.similarity_ = top_k_per_row(co, self.config.k)
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return np.asarray((self.seen_[user_rows] @ self.similarity_).todense())
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        if query.n_history == 0:
+            return self.fallback_scores(1)[0]
+        return np.asarray((query.history @ self.similarity_).todense()).ravel()
+
+    def because_of(self, history_rows: np.ndarray, item_row: int) -> int:
+        """The history item that contributes most to ``item_row`` (for explanations); -1 if none."""
+        history_rows = np.asarray(history_rows, dtype=np.int64)
+        if history_rows.size == 0:
+            return -1
+        sims = np.asarray(self.similarity_[history_rows, item_row].todense()).ravel()
+        return int(history_rows[np.argmax(sims)]) if sims.max() > 0 else -1
+
+    def _state(self) -> dict[str, np.ndarray]:
+        s = self.similarity_
+        return {"sim_data": s.data, "sim_indices": s.indices, "sim_indptr": s.indptr}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        n = self.n_items_
+        self.similarity_ = sp.csr_matrix(
+            (arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]), shape=(n, n)
+        )
