@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/personas demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
