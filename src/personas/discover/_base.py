@@ -1,0 +1,201 @@
+"""What every group finder shares: the protocol, input checks, centroids and nearest-centroid assignment."""
+
+# ruff: noqa: N803  (X is a matrix, as in scikit-learn)
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from personas.config import ComponentConfig
+from personas.errors import ConfigError, DataError, NotFittedError
+
+__all__ = [
+    "NOISE",
+    "BaseGroupFinder",
+    "GroupFinder",
+    "as_unit_vectors",
+    "centroids_of",
+    "nearest_centroid",
+]
+
+NOISE = -1
+"""The label of a user that belongs to no group (HDBSCAN noise, graph vertices in too-small communities)."""
+
+
+@runtime_checkable
+class GroupFinder(Protocol):
+    """sklearn-style contract of every group-discovery method.
+
+    ``fit(X)`` learns groups from unit vectors (one row per user) and returns ``self``; ``labels_`` holds one
+    int per row (``0 .. n_groups_-1``, or ``-1`` for noise where the method has a noise rule);
+    ``centroids_`` is ``(n_groups_, d)`` with unit rows; ``assign(X)`` labels new rows.
+    """
+
+    @property
+    def labels_(self) -> np.ndarray: ...
+
+    @property
+    def n_groups_(self) -> int: ...
+
+    @property
+    def centroids_(self) -> np.ndarray: ...
+
+    def fit(self, X: np.ndarray) -> GroupFinder: ...
+
+    def assign(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def as_unit_vectors(X: object, *, owner: str, min_rows: int = 1) -> np.ndarray:
+    """Validate ``X`` as a finite 2-D float array and return a float32 copy with unit rows.
+
+    Zero rows stay zero (they have no direction); callers that need a direction warn about them.
+    """
+    try:
+        arr = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{owner}: X must be a numeric array of shape (n_users, dim); {exc}.") from None
+    if arr.ndim != 2:
+        raise DataError(f"{owner}: X must be 2-D (n_users, dim). Got shape {arr.shape} instead.")
+    if arr.shape[0] < min_rows:
+        raise DataError(f"{owner}: X needs at least {min_rows} row(s). Got {arr.shape[0]}.")
+    if arr.shape[1] < 1:
+        raise DataError(f"{owner}: X has no columns (shape {arr.shape}).")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        raise DataError(f"{owner}: X has NaN or infinite values in {bad} row(s); drop or impute them first.")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    out = np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def centroids_of(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Unit-norm mean direction of each group (rows labelled ``-1`` are ignored)."""
+    d = X.shape[1]
+    sums = np.zeros((n_groups, d), dtype=np.float64)
+    keep = labels >= 0
+    np.add.at(sums, labels[keep], X[keep])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
+
+
+def nearest_centroid(X: np.ndarray, centroids: np.ndarray, *, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the most cosine-similar centroid for each row and that similarity, in blocks of rows."""
+    n = X.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    sims = np.empty(n, dtype=np.float32)
+    if centroids.shape[0] == 0:
+        labels.fill(NOISE)
+        sims.fill(np.nan)
+        return labels, sims
+    for start in range(0, n, block):
+        s = X[start : start + block] @ centroids.T
+        best = np.argmax(s, axis=1)
+        labels[start : start + block] = best
+        sims[start : start + block] = s[np.arange(len(best)), best]
+    return labels, sims
+
+
+def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber non-noise labels to ``0..g-1`` ordered by group size (largest first, ties by first row).
+
+    Returns the new labels and, for each new group, the old label it came from.
+    """
+    out = np.full(labels.shape, NOISE, dtype=np.int64)
+    keep = labels >= 0
+    if not keep.any():
+        return out, np.zeros(0, dtype=np.int64)
+    values, first, counts = np.unique(labels[keep], return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))
+    mapping = np.empty(values.max() + 1, dtype=np.int64)
+    mapping[values[order]] = np.arange(len(values))
+    out[keep] = mapping[labels[keep]]
+    return out, values[order].astype(np.int64)
+
+
+C = TypeVar("C", bound=ComponentConfig)
+
+
+class BaseGroupFinder(ABC, Generic[C]):
+    """Base class: a config (pydantic, JSON round-trip) and the fitted state ending in ``_``.
+
+    Build with keyword parameters (``KMeansGroups(k=8, seed=1)``) or a config object
+    (``KMeansGroups(KMeansConfig(k=8))``). Groups are numbered by size, largest first.
+    """
+
+    config_class: ClassVar[type[ComponentConfig]]
+
+    def __init__(self, config: C | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
+        if config is None:
+            config = self.config_class(**params)  # type: ignore[assignment]  # bad values raise ConfigError
+        elif not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}. Got {type(config).__name__} instead."
+            )
+        self.config: C = config  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "method")
+        return f"{type(self).__name__}({params})"
+
+    def with_params(self, **changes: Any) -> BaseGroupFinder[C]:
+        """An unfitted copy with some parameters changed (e.g. another seed)."""
+        data = self.config.model_dump()
+        data.update(changes)
+        return type(self)(**{k: v for k, v in data.items() if k != "method"})
+
+    # ------------------------------------------------------------------ fitted state
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "labels_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(X) with the users' vectors first."
+            )
+
+    def _set_result(self, X: np.ndarray, labels: np.ndarray, centers: np.ndarray | None = None) -> None:
+        """Store labels (renumbered by size) and centroids: the given ``centers`` indexed by the old
+        labels (so ``assign`` reproduces ``labels_``), else the mean direction of each group."""
+        labels, old = compact_labels(labels)
+        n_groups = len(old)
+        self.labels_ = labels
+        self.n_groups_ = n_groups
+        if centers is not None:
+            self.centroids_ = np.ascontiguousarray(centers[old], dtype=np.float32)
+        else:
+            self.centroids_ = centroids_of(X, labels, n_groups)
+        self.sizes_ = np.bincount(labels[labels >= 0], minlength=n_groups).astype(np.int64)
+        self.n_features_in_ = X.shape[1]
+
+    def _check_assign_input(self, X: object) -> np.ndarray:
+        self._check_fitted()
+        arr = as_unit_vectors(X, owner=f"{type(self).__name__}.assign")
+        if arr.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"{type(self).__name__}.assign: X has {arr.shape[1]} columns but the groups were fitted on "
+                f"{self.n_features_in_}; encode new users with the same encoder."
+            )
+        return arr
+
+    def assign(self, X: np.ndarray) -> np.ndarray:
+        """Label new users by their most cosine-similar group centroid."""
+        arr = self._check_assign_input(X)
+        return nearest_centroid(arr, self.centroids_)[0]
+
+    def fit_assign(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).labels_
+
+    @abstractmethod
+    def fit(self, X: np.ndarray) -> BaseGroupFinder[C]: ...
+
+
+def warn_if_fewer(owner: str, found: int, wanted: int) -> None:
+    if found < wanted:
+        warnings.warn(
+            f"{owner}: found {found} distinct group(s), fewer than k={wanted}: identical or duplicate vectors?",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,175 @@
+"""Agglomerative (hierarchical) groups by cosine distance, with the merge tree kept.
+
+Cut the tree at a cosine *distance* threshold (``1 - similarity``: the original design's "similarity
+threshold") or at a given number of groups. The tree stays on the fitted object, so groups can be
+split one level down or merged by hand afterwards without refitting.
+
+The tree needs all pairwise distances: O(n^2) memory, so ``max_rows`` (default 20,000) guards it; above
+that, group with k-means first and build the tree on its centroids.
+"""
+
+# ruff: noqa: N803  (X is a matrix, as in scikit-learn)
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import pdist
+
+from personas.config import ComponentConfig
+from personas.discover._base import BaseGroupFinder, as_unit_vectors, compact_labels, warn_if_fewer
+from personas.errors import ConfigError
+
+__all__ = ["AgglomerativeConfig", "AgglomerativeGroups"]
+
+
+class AgglomerativeConfig(ComponentConfig):
+    method: Literal["agglomerative"] = "agglomerative"
+    k: int | None = Field(None, ge=1, description="Number of groups (give k or distance_threshold).")
+    distance_threshold: float | None = Field(
+        None, ge=0.0, le=2.0, description="Merge while the linkage's cosine distance is <= this (0..2)."
+    )
+    linkage: Literal["average", "complete", "single", "ward"] = "average"
+    max_rows: int = Field(20_000, ge=2)
+
+
+class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
+    """Hierarchical groups on cosine distance; ``linkage_`` is scipy's merge tree.
+
+    ``distance_threshold=t`` keeps two groups apart when their linkage distance is above ``t``
+    (average linkage: the mean cosine distance between their members). ``ward`` works on the unit
+    vectors' Euclidean distances (``sqrt(2 - 2 cos)``, a monotone function of cosine distance), and its
+    threshold is on that scale. ``assign`` labels new users by the nearest group centroid.
+    """
+
+    config_class = AgglomerativeConfig
+
+    def fit(self, X: np.ndarray) -> AgglomerativeGroups:
+        name = type(self).__name__
+        cfg = self.config
+        if (cfg.k is None) == (cfg.distance_threshold is None):
+            raise ConfigError(
+                f"{name} needs exactly one of 'k' or 'distance_threshold'. "
+                f"Got k={cfg.k}, distance_threshold={cfg.distance_threshold}."
+            )
+        arr = as_unit_vectors(X, owner=f"{name}.fit")
+        n = arr.shape[0]
+        if cfg.k is not None and cfg.k > n:
+            raise ConfigError(f"The 'k' parameter of {name} must be an int in [1, n_users={n}]. Got {cfg.k} instead.")
+        if n > cfg.max_rows:
+            raise ConfigError(
+                f"{name}: {n} users need {n * (n - 1) // 2:,} pairwise distances; max_rows={cfg.max_rows}. "
+                "Raise max_rows if memory allows, or group with KMeansGroups first."
+            )
+        self._X = arr
+        if n == 1:
+            self.linkage_ = np.zeros((0, 4))
+        elif cfg.linkage == "ward":
+            self.linkage_ = hierarchy.linkage(arr.astype(np.float64), method="ward")
+        else:
+            dist = np.clip(pdist(arr.astype(np.float64), metric="cosine"), 0.0, 2.0)
+            self.linkage_ = hierarchy.linkage(dist, method=cfg.linkage)
+        if cfg.k is not None:
+            labels = self._cut_k(cfg.k)
+        else:
+            assert cfg.distance_threshold is not None
+            labels = self._cut_distance(cfg.distance_threshold)
+        self._set_result(arr, labels)
+        if cfg.k is not None:
+            warn_if_fewer(name, self.n_groups_, cfg.k)
+        # Each group as the tree nodes it is made of (a node id < n is a user, >= n an inner merge).
+        self._members = self._group_nodes()
+        return self
+
+    # ------------------------------------------------------------------ cuts
+    def _cut_k(self, k: int) -> np.ndarray:
+        n = self._X.shape[0]
+        if n == 1:
+            return np.zeros(1, dtype=np.int64)
+        return hierarchy.cut_tree(self.linkage_, n_clusters=k).ravel().astype(np.int64)
+
+    def _cut_distance(self, t: float) -> np.ndarray:
+        if self._X.shape[0] == 1:
+            return np.zeros(1, dtype=np.int64)
+        return hierarchy.fcluster(self.linkage_, t, criterion="distance").astype(np.int64) - 1
+
+    def cut(self, *, k: int | None = None, distance_threshold: float | None = None) -> np.ndarray:
+        """Labels for another cut of the same tree (does not change the fitted groups)."""
+        self._check_fitted()
+        if (k is None) == (distance_threshold is None):
+            raise ConfigError("AgglomerativeGroups.cut needs exactly one of 'k' or 'distance_threshold'.")
+        labels = self._cut_k(k) if k is not None else self._cut_distance(float(distance_threshold))  # type: ignore[arg-type]
+        return compact_labels(labels)[0]
+
+    # ------------------------------------------------------------------ editing the grouping
+    def _subtree(self, node: int) -> list[int]:
+        n = self._X.shape[0]
+        out, stack = [], [node]
+        while stack:
+            cur = stack.pop()
+            if cur < n:
+                out.append(cur)
+            else:
+                left, right = self.linkage_[cur - n, :2].astype(int)
+                stack += [left, right]
+        return sorted(out)
+
+    def _group_nodes(self) -> list[list[int]]:
+        """For each group, the fewest tree nodes whose leaves are exactly its members (bottom-up, O(n))."""
+        n = self._X.shape[0]
+        pure = np.empty(max(2 * n - 1, 1), dtype=np.int64)  # the node's group, or -2 when mixed
+        pure[:n] = self.labels_
+        parent = np.full(len(pure), -1, dtype=np.int64)
+        for i, (left, right) in enumerate(self.linkage_[:, :2].astype(np.int64)):
+            node = n + i
+            parent[left] = parent[right] = node
+            pure[node] = pure[left] if pure[left] == pure[right] else -2
+        nodes: list[list[int]] = [[] for _ in range(self.n_groups_)]
+        for node in range(len(pure)):
+            if pure[node] >= 0 and (parent[node] < 0 or pure[parent[node]] != pure[node]):
+                nodes[pure[node]].append(node)
+        return nodes
+
+    def _refresh(self, labels: np.ndarray) -> None:
+        self._set_result(self._X, labels)
+        self._members = self._group_nodes()
+
+    def split(self, group: int) -> AgglomerativeGroups:
+        """Split a group in two along the tree: a group merged by hand falls back into its parts; a tree
+        node splits into its two children (the last merge inside it is undone)."""
+        self._check_fitted()
+        self._check_group(group)
+        n = self._X.shape[0]
+        nodes = self._members[group]
+        if len(nodes) > 1:
+            parts = [nodes[:-1], nodes[-1:]]
+        elif nodes[0] >= n:
+            left, right = self.linkage_[nodes[0] - n, :2].astype(int)
+            parts = [[int(left)], [int(right)]]
+        else:
+            raise ConfigError(f"Group {group} has a single user and cannot be split.")
+        labels = self.labels_.copy()
+        new = labels.max() + 1
+        for node in parts[1]:
+            labels[self._subtree(node) if node >= n else [node]] = new
+        self._refresh(labels)
+        return self
+
+    def merge(self, a: int, b: int) -> AgglomerativeGroups:
+        """Merge group ``b`` into group ``a`` (groups are renumbered by size afterwards)."""
+        self._check_fitted()
+        self._check_group(a)
+        self._check_group(b)
+        if a == b:
+            raise ConfigError(f"Cannot merge group {a} with itself.")
+        labels = self.labels_.copy()
+        labels[labels == b] = a
+        self._refresh(labels)
+        return self
+
+    def _check_group(self, group: int) -> None:
+        if not 0 <= group < self.n_groups_:
+            raise ConfigError(f"No group {group}: this grouping has groups 0..{self.n_groups_ - 1}.")
