@@ -29,7 +29,7 @@ from personas.evaluate.report import ExperimentResult, ModelRun, protocol_header
 from personas.evaluate.splits import Split
 from personas.recommend.base import Recommender, tie_break_noise, top_n
 
-__all__ = ["Experiment", "GroupSource", "Tuned", "evaluate_model", "rank_users"]
+__all__ = ["Experiment", "GroupSource", "SideInfo", "Tuned", "evaluate_model", "rank_users"]
 
 GroupSource = Callable[[Dataset], np.ndarray]
 """Computes one group label per user row from a train dataset (so groups never see test data)."""
@@ -51,11 +51,46 @@ class Tuned:
         return self.factory(**{**self.fixed, **params})
 
 
-def rank_users(model: Recommender, split: Split, k: int, *, seed: int = 0, batch_size: int = 256) -> np.ndarray:
-    """Top-k item rows (len(split.users) x k, -1 padded) from the model's raw scores over the candidates,
-    with each user's train items masked out."""
+@dataclass(frozen=True)
+class SideInfo:
+    """What a model may know about users without train history: profile text and group label per user row."""
+
+    texts: Sequence[str | None] | None = None
+    groups: np.ndarray | None = None
+
+
+def _cold_scores(model: Recommender, rows: np.ndarray, side: SideInfo, n_items: int) -> np.ndarray:
+    """Scores for users with no train history, through the model's new-user path (text and group only)."""
+    out = np.full((len(rows), n_items), -np.inf)
+    for j, row in enumerate(rows):
+        text = side.texts[row] if side.texts is not None else None
+        group = int(side.groups[row]) if side.groups is not None and side.groups[row] >= 0 else None
+        recs = model.recommend_new(text=text or None, group=group, n=n_items, exclude_seen=False)
+        ok = recs.ids[0] >= 0
+        out[j, recs.ids[0][ok]] = recs.scores[0][ok]
+    return out
+
+
+def rank_users(
+    model: Recommender,
+    split: Split,
+    k: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    side: SideInfo | None = None,
+) -> np.ndarray:
+    """Top-k item rows (len(split.users) x k, -1 padded) over the candidates, each user's train items masked.
+
+    Users with train history are scored by ``model.score_rows``; users without any (cold users) by the
+    model's new-user path, from ``side`` (their profile text and group label, built from train data) —
+    unless the model sets ``uses_side_information`` (it scores every row from the dataset's user table).
+    """
     train = split.train
     seen = train.matrix("binary")
+    # Models that read side information from the dataset tables score every row themselves.
+    has_history = (np.diff(seen.indptr) > 0) | bool(getattr(model, "uses_side_information", False))
+    side = side or SideInfo()
     noise = tie_break_noise(train.n_items, seed)
     blocked = np.zeros(train.n_items, dtype=bool)
     if split.candidates is not None:
@@ -64,12 +99,18 @@ def rank_users(model: Recommender, split: Split, k: int, *, seed: int = 0, batch
     out = np.empty((len(split.users), k), dtype=np.int64)
     for start in range(0, len(split.users), batch_size):
         rows = split.users[start : start + batch_size]
-        scores = np.array(model.score_rows(rows), dtype=np.float64, copy=True)
-        if scores.shape != (len(rows), train.n_items):
-            raise ConfigError(
-                f"{type(model).__name__}.score_rows returned shape {scores.shape}; "
-                f"expected ({len(rows)}, {train.n_items})."
-            )
+        warm = has_history[rows]
+        scores = np.empty((len(rows), train.n_items))
+        if warm.any():
+            block = np.asarray(model.score_rows(rows[warm]), dtype=np.float64)
+            if block.shape != (int(warm.sum()), train.n_items):
+                raise ConfigError(
+                    f"{type(model).__name__}.score_rows returned shape {block.shape}; "
+                    f"expected ({int(warm.sum())}, {train.n_items})."
+                )
+            scores[warm] = block
+        if (~warm).any():
+            scores[~warm] = _cold_scores(model, rows[~warm], side, train.n_items)
         scores[np.isnan(scores)] = -np.inf
         scores += noise
         scores[:, blocked] = -np.inf
@@ -79,13 +120,19 @@ def rank_users(model: Recommender, split: Split, k: int, *, seed: int = 0, batch
 
 
 def evaluate_model(
-    model: Recommender, split: Split, metrics: Sequence[Metric], *, ctx: MetricContext | None = None, seed: int = 0
+    model: Recommender,
+    split: Split,
+    metrics: Sequence[Metric],
+    *,
+    ctx: MetricContext | None = None,
+    seed: int = 0,
+    side: SideInfo | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
     """Per-user values and overall numbers of each metric, and the seconds spent ranking."""
     ctx = ctx or MetricContext.build(split.train, split.candidates)
     k = max(m.k for m in metrics)
     t0 = time.perf_counter()
-    ranked = rank_users(model, split, k, seed=seed)
+    ranked = rank_users(model, split, k, seed=seed, side=side)
     seconds = time.perf_counter() - t0
     truth = split.truth()
     hits = np.zeros(ranked.shape, dtype=bool)
@@ -110,6 +157,9 @@ class Experiment:
     train dataset to group labels, passed to every model's ``fit`` (computed on validation-train for tuning
     and on train for the test run). ``ours``: names of personas' own models, for the headline comparison
     against the best other model. ``tune_metric``: what tuning maximises (default NDCG@10).
+    ``profiles``: a function from a train dataset to one profile text per user row (default
+    :func:`personas.data.build_profiles`); used only for users without train history, whose text then holds
+    only side information (demographics, own text, tags), never their held-out interactions.
     """
 
     def __init__(
@@ -119,6 +169,7 @@ class Experiment:
         metrics: Sequence[Metric | str] | None = None,
         *,
         groups: GroupSource | None = None,
+        profiles: Callable[[Dataset], Sequence[str | None]] | None = None,
         ours: Sequence[str] = (),
         headline: str = "NDCG@10",
         tune_metric: str = "NDCG@10",
@@ -130,6 +181,7 @@ class Experiment:
         self.models = models
         self.metrics = metrics
         self.groups = groups
+        self.profiles = profiles
         self.ours = ours
         self.headline = headline
         self.tune_metric = tune_metric
@@ -152,21 +204,43 @@ class Experiment:
         if unknown:
             raise ConfigError(f"'ours' names {unknown} that are not models of this experiment ({list(self.models)}).")
 
+    def _labels(self, train: Dataset) -> np.ndarray | None:
+        """Group labels of a train dataset, computed once per dataset (tuning refits many models on one)."""
+        if self.groups is None:
+            return None
+        cache: dict[int, tuple[Dataset, np.ndarray]] = self.__dict__.setdefault("_group_cache", {})
+        if id(train) not in cache:
+            cache[id(train)] = (train, np.asarray(self.groups(train), dtype=np.int64))
+        return cache[id(train)][1]
+
+    def _side(self, split: Split) -> SideInfo:
+        """Profile texts and labels for the split's users without train history (none: nothing to build)."""
+        has_history = np.diff(split.train.matrix("binary").indptr) > 0
+        if has_history[split.users].all():
+            return SideInfo()
+        if self.profiles is not None:
+            texts = list(self.profiles(split.train))
+        else:
+            from personas.data import build_profiles
+
+            texts = list(build_profiles(split.train))
+        return SideInfo(texts=texts, groups=self._labels(split.train))
+
     def _fit(self, model: Recommender, train: Dataset) -> float:
         t0 = time.perf_counter()
-        groups = self.groups(train) if self.groups is not None else None
-        model.fit(train, groups=groups)
+        model.fit(train, groups=self._labels(train))
         return time.perf_counter() - t0
 
     def _tune(self, spec: Tuned, validation: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         metric = parse_metric(self.tune_metric)
         ctx = MetricContext.build(validation.train, validation.candidates)
+        side = self._side(validation)
         trials: list[dict[str, Any]] = []
         best: tuple[float, dict[str, Any]] | None = None
         for params in spec.points():
             model = spec.build(params)
             self._fit(model, validation.train)
-            _, overall, _ = evaluate_model(model, validation, [metric], ctx=ctx, seed=self.seed)
+            _, overall, _ = evaluate_model(model, validation, [metric], ctx=ctx, seed=self.seed, side=side)
             score = overall[metric.name]
             trials.append({"params": params, metric.name: score})
             if best is None or score > best[0]:
@@ -178,6 +252,7 @@ class Experiment:
         self._validate(metrics)
         started = time.time()
         ctx = MetricContext.build(self.split.train, self.split.candidates)
+        side = self._side(self.split)
         validation: Split | None = None
         runs: list[ModelRun] = []
         from rich.progress import Progress
@@ -202,7 +277,9 @@ class Experiment:
                 else:
                     model, params = spec, {}
                 fit_seconds = self._fit(model, self.split.train)
-                per_user, overall, rank_seconds = evaluate_model(model, self.split, metrics, ctx=ctx, seed=self.seed)
+                per_user, overall, rank_seconds = evaluate_model(
+                    model, self.split, metrics, ctx=ctx, seed=self.seed, side=side
+                )
                 runs.append(
                     ModelRun(
                         name=name,

@@ -13,6 +13,7 @@ from personas.errors import ConfigError
 from personas.evaluate import (
     NDCG,
     ColdItems,
+    ColdUsers,
     Experiment,
     Recall,
     TemporalSplit,
@@ -20,6 +21,7 @@ from personas.evaluate import (
     rank_users,
 )
 from personas.recommend import MostPopular, Random, Recommender
+from personas.recommend.base import NewUser
 
 
 class Memorizer(Recommender):
@@ -151,3 +153,31 @@ def test_bad_experiment_inputs(synthetic: Dataset) -> None:
         Experiment(split, {"p": MostPopular()}, [NDCG(5)]).run()
     with pytest.raises(ConfigError, match="'ours' names"):
         Experiment(split, {"p": MostPopular()}, ours=["q"]).run()
+
+
+class TextTaste(Recommender):
+    """Knows nothing from history; for new users reads the profile text ("space" -> the first half)."""
+
+    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+        self.first_ = np.array([int(i[1:]) < dataset.n_items // 2 for i in dataset.item_vocab.ids])
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return np.zeros((len(user_rows), len(self.first_)))
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        likes_first = "space" in (query.text or "")
+        return (self.first_ == likes_first).astype(np.float64)
+
+
+def test_cold_users_are_scored_from_their_profile_text_only(synthetic: Dataset) -> None:
+    split = ColdUsers().split(synthetic)
+    texts_seen: list[int] = []
+
+    def profiles(train: Dataset) -> list[str | None]:
+        texts_seen.append(train.n_interactions)
+        return train.user_texts()
+
+    res = Experiment(split, {"text": TextTaste(), "pop": MostPopular()}, profiles=profiles, ours=["text"]).run()
+    assert texts_seen == [split.train.n_interactions]
+    assert res.run("text").overall["NDCG@10"] > res.run("pop").overall["NDCG@10"]
+    assert res.run("text").overall["Precision@10"] > 0.5

@@ -1,0 +1,80 @@
+"""Group quality measures on groups with a known answer, group sources see train only, and the LightFM peer
+learns the two tastes of the synthetic data (and scores rows without history from their features)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from personas.data import Dataset
+from personas.errors import ConfigError
+from personas.evaluate import ColdItems, Experiment, TemporalSplit
+from personas.evaluate.groups import (
+    behaviour_groups,
+    group_report,
+    labeling_stability,
+    profile_groups,
+)
+from personas.recommend import MostPopular
+from personas.recommend.popular import GroupPopular
+
+
+def test_group_report_on_two_obvious_blobs() -> None:
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal([5, 0], 0.1, (20, 2)), rng.normal([0, 5], 0.1, (20, 2))])
+    truth = ["a"] * 20 + ["b"] * 20
+    good = np.array([0] * 20 + [1] * 20)
+    report = group_report(x, good, truth=truth)
+    assert report.nmi == pytest.approx(1.0)
+    assert report.ari == pytest.approx(1.0)
+    assert report.silhouette is not None and report.silhouette > 0.9
+    bad = np.tile([0, 1], 20)
+    worse = group_report(x, bad, truth=truth)
+    assert worse.ari is not None and worse.ari < 0.1
+    assert worse.silhouette is not None and worse.silhouette < report.silhouette
+    # Users without a group (-1) are left out.
+    assert group_report(x, np.r_[good[:-1], -1]).sizes == [20, 19]
+
+
+def test_stability_is_one_for_identical_partitions_up_to_renaming() -> None:
+    base = np.array([0, 0, 1, 1, 2, 2])
+    assert labeling_stability(lambda s: (base + s) % 3, seeds=(0, 1, 2)) == pytest.approx(1.0)
+    assert labeling_stability(lambda s: np.random.default_rng(s).integers(0, 3, 300), seeds=(0, 1)) < 0.1
+    with pytest.raises(ConfigError, match="at least 2 seeds"):
+        labeling_stability(lambda s: base, seeds=(0,))
+
+
+def test_behaviour_groups_find_the_tastes_and_groups_explain_behaviour(synthetic: Dataset) -> None:
+    split = TemporalSplit().split(synthetic)
+    labels = behaviour_groups(2)(split.train)
+    taste = np.array([int(u[1:]) % 2 for u in synthetic.user_vocab.ids])
+    report = group_report(np.eye(2)[labels], labels, truth=taste)
+    assert report.ari == pytest.approx(1.0)
+    res = Experiment(
+        split, {"MostPopular": MostPopular(), "GroupPopular": GroupPopular()}, groups=behaviour_groups(2)
+    ).run()
+    assert res.run("GroupPopular").overall["Recall@10"] > res.run("MostPopular").overall["Recall@10"]
+
+
+def test_profile_groups_label_every_user(synthetic: Dataset) -> None:
+    labels = profile_groups(2)(synthetic)
+    assert labels.shape == (synthetic.n_users,)
+    assert set(labels.tolist()) == {0, 1}
+    np.testing.assert_array_equal(labels, profile_groups(2)(synthetic))
+
+
+def test_lightfm_peer_learns_tastes_and_ranks_cold_items_from_features(synthetic: Dataset) -> None:
+    pytest.importorskip("lightfm")
+    from personas.evaluate.peers import LightFMPeer
+
+    split = TemporalSplit().split(synthetic)
+    res = Experiment(split, {"pop": MostPopular(), "lfm": LightFMPeer(epochs=30, no_components=8)}).run()
+    assert res.run("lfm").overall["NDCG@10"] > res.run("pop").overall["NDCG@10"]
+    # Cold items: genres tell the tastes apart, so LightFM without identity features beats popularity.
+    cold = ColdItems(fraction=0.25).split(synthetic)
+    res = Experiment(cold, {"pop": MostPopular(), "lfm": LightFMPeer(epochs=30, no_components=8, identity=False)}).run()
+    assert res.run("lfm").overall["NDCG@10"] > res.run("pop").overall["NDCG@10"]
+    # Same seed, same scores.
+    a = LightFMPeer(epochs=5, no_components=4).fit(split.train).score_rows(np.arange(3))
+    b = LightFMPeer(epochs=5, no_components=4).fit(split.train).score_rows(np.arange(3))
+    np.testing.assert_array_equal(a, b)
