@@ -1,5 +1,50 @@
-"""Recommenders: fit on a Dataset (optionally with group labels), recommend top-n items in batches."""
+"""Recommenders: fit on a Dataset (optionally with group labels), recommend top-n items in batches.
 
-from personas.recommend.base import MostPopular, Random, Recommendations, Recommender, top_n
+Every model: ``fit(dataset, groups=None)``, ``recommend(user_ids, n)`` -> ``(ids, scores)``,
+``recommend_new(text=..., vector=..., history=..., group=...)`` for users never seen, ``save(folder)`` and
+``Recommender.load(folder)`` (arrays + JSON, no pickle).
+"""
 
-__all__ = ["MostPopular", "Random", "Recommendations", "Recommender", "top_n"]
+from personas.recommend.als import ALS, ALSConfig
+from personas.recommend.base import (
+    MostPopular,
+    NewUser,
+    Random,
+    Recommendations,
+    Recommender,
+    normalise_rows,
+    top_n,
+)
+from personas.recommend.content import ContentBased, ContentConfig, item_texts
+from personas.recommend.ease import EASE, EASEConfig
+from personas.recommend.hybrid import Hybrid, HybridConfig, recall_at_k, temporal_holdout
+from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
+from personas.recommend.popular import GroupPopular, GroupPopularConfig
+from personas.recommend.router import ColdStartRouter, ColdStartRouterConfig
+
+__all__ = [
+    "ALS",
+    "EASE",
+    "ALSConfig",
+    "ColdStartRouter",
+    "ColdStartRouterConfig",
+    "ContentBased",
+    "ContentConfig",
+    "EASEConfig",
+    "GroupPopular",
+    "GroupPopularConfig",
+    "Hybrid",
+    "HybridConfig",
+    "ItemKNN",
+    "ItemKNNConfig",
+    "MostPopular",
+    "NewUser",
+    "Random",
+    "Recommendations",
+    "Recommender",
+    "item_texts",
+    "normalise_rows",
+    "recall_at_k",
+    "temporal_holdout",
+    "top_n",
+]

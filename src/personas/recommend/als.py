@@ -41,26 +41,27 @@ class ALS(Recommender):
             from implicit.cpu.als import AlternatingLeastSquares
         except ImportError:  # pragma: no cover - depends on the install
             raise ConfigError("ALS needs the 'implicit' package: pip install 'personas[recommend]'.") from None
-        cfg = self.config
-        model = AlternatingLeastSquares(
-            factors=cfg.factors,
-            regularization=cfg.regularization,
-            alpha=cfg.alpha,
-            iterations=cfg.iterations,
-            random_state=cfg.seed,
-            num_threads=1,
-            calculate_training_loss=False,
-        )
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+        cfg = self.config
         # implicit parallelises itself; a BLAS thread pool underneath only slows it down (and it warns).
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=cfg.factors,
+                regularization=cfg.regularization,
+                alpha=cfg.alpha,
+                iterations=cfg.iterations,
+                random_state=cfg.seed,
+                num_threads=1,
+                calculate_training_loss=False,
+            )
             model.fit(self.seen_.astype(np.float32), show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
-        return (self.user_factors_[user_rows] @ self.item_factors_.T).astype(np.float64)
+        # float64 so that a user's scores do not depend on the batch it came in (float32 GEMM kernels vary).
+        return self.user_factors_[user_rows].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
 
     def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
         """User factors that best explain a set of items, holding item factors fixed (one ALS half-step)."""

@@ -96,7 +96,7 @@ def temporal_holdout(dataset: Dataset, fraction: float, *, min_interactions: int
 def recall_at_k(scores: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> float:
     """Mean over rows of |top-k ∩ relevant| / |relevant| (rows without relevant items are skipped)."""
     k = min(k, scores.shape[1])
-    dense = np.asarray(relevant.todense()) > 0 if sp.issparse(relevant) else np.asarray(relevant, dtype=bool)
+    dense = sp.csr_matrix(relevant).toarray() > 0 if sp.issparse(relevant) else np.asarray(relevant, dtype=bool)
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     hits = np.take_along_axis(dense, top, axis=1).sum(axis=1)
     n_rel = dense.sum(axis=1)

@@ -1,0 +1,335 @@
+"""ColdStartRouter: one recommender for every amount of history.
+
+- no history: profile -> group (the group label given to ``fit``; else the nearest group centroid of the
+  user's vector; else a vote of the users with the most similar side text) -> group-popular + content;
+- a few interactions (fewer than ``min_history``): item neighbours + content + group-popular;
+- enough history: the warm model (EASE or Hybrid).
+
+Scores of the parts are z-normalised per user before they are blended.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.preprocessing import normalize
+
+from personas.config import ComponentConfig
+from personas.data import Dataset, ProfileConfig, build_profiles
+from personas.errors import DataError
+from personas.recommend._checks import require
+from personas.recommend.base import NewUser, Recommender, normalise_rows
+from personas.recommend.content import ContentBased, ContentConfig
+from personas.recommend.ease import EASE, EASEConfig
+from personas.recommend.hybrid import Hybrid, HybridConfig
+from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
+from personas.recommend.popular import GroupPopular, GroupPopularConfig
+
+__all__ = ["ColdStartRouter", "ColdStartRouterConfig", "Route"]
+
+Route = Literal["cold", "few", "warm"]
+_TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps ages such as "24" and one-letter codes
+
+
+class ColdStartRouterConfig(ComponentConfig):
+    """Which warm model, the parts' configs, where the routes switch and how the parts are weighed."""
+
+    warm: Literal["ease", "hybrid"] = "ease"
+    ease: EASEConfig = EASEConfig()
+    hybrid: HybridConfig = HybridConfig()
+    item_knn: ItemKNNConfig = ItemKNNConfig()
+    group_popular: GroupPopularConfig = GroupPopularConfig()
+    content: ContentConfig = ContentConfig()
+    min_history: int = 5
+    few_weights: tuple[float, float, float] = (1.0, 0.3, 0.5)  # item_knn, content, group_popular
+    cold_content_weight: float = 0.3
+    cold_global_weight: float = 0.5
+    text_neighbours: int = 100
+
+    def model_post_init(self, _context: object) -> None:
+        require(self.min_history >= 1, "ColdStartRouter", "min_history", "an int >= 1", self.min_history)
+        require(
+            all(w >= 0 for w in self.few_weights),
+            "ColdStartRouter",
+            "few_weights",
+            "three floats >= 0",
+            self.few_weights,
+        )
+        require(
+            self.cold_content_weight >= 0,
+            "ColdStartRouter",
+            "cold_content_weight",
+            "a float >= 0",
+            self.cold_content_weight,
+        )
+        require(
+            0 <= self.cold_global_weight <= 1,
+            "ColdStartRouter",
+            "cold_global_weight",
+            "a float in [0, 1]",
+            self.cold_global_weight,
+        )
+        require(self.text_neighbours >= 1, "ColdStartRouter", "text_neighbours", "an int >= 1", self.text_neighbours)
+
+
+class ColdStartRouter(Recommender):
+    """Routes each user by the size of their history; see the module docstring.
+
+    ``fit(dataset, groups=None, *, user_vectors=None, centroids=None, item_vectors=None)``: vectors and
+    group centroids come as arrays (the pipeline encodes text; recommend never does).
+    """
+
+    Config = ColdStartRouterConfig
+    config: ColdStartRouterConfig
+
+    def fit(
+        self,
+        dataset: Dataset,
+        *,
+        groups: np.ndarray | None = None,
+        user_vectors: np.ndarray | None = None,
+        centroids: np.ndarray | None = None,
+        item_vectors: np.ndarray | None = None,
+    ) -> ColdStartRouter:
+        if user_vectors is not None:
+            user_vectors = np.asarray(user_vectors, dtype=np.float64)
+            if user_vectors.ndim != 2 or user_vectors.shape[0] != dataset.n_users:
+                raise DataError(
+                    f"ColdStartRouter.fit: user_vectors must have one row per user ({dataset.n_users}); "
+                    f"got shape {user_vectors.shape}."
+                )
+        if centroids is not None:
+            centroids = np.asarray(centroids, dtype=np.float64)
+            if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
+                raise DataError(
+                    f"ColdStartRouter.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}."
+                )
+        self._inputs = (user_vectors, centroids, item_vectors)
+        try:
+            return super().fit(dataset, groups=groups)
+        finally:
+            del self._inputs
+
+    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+        user_vectors, centroids, item_vectors = self._inputs
+        cfg = self.config
+        self.warm_: Recommender = (EASE(cfg.ease) if cfg.warm == "ease" else Hybrid(cfg.hybrid)).fit(
+            dataset, groups=groups
+        )
+        self.item_knn_ = ItemKNN(cfg.item_knn).fit(dataset, groups=groups)
+        self.group_popular_ = GroupPopular(cfg.group_popular).fit(dataset, groups=groups)
+        self.content_ = ContentBased(cfg.content).fit(dataset, groups=groups, item_vectors=item_vectors)
+        self.user_vectors_ = np.zeros((0, 0)) if user_vectors is None else user_vectors
+        self.centroids_ = np.zeros((0, 0)) if centroids is None else normalize(centroids)
+        self._fit_side_text(dataset)
+
+    def _fit_side_text(self, dataset: Dataset) -> None:
+        """TF-IDF of what is known about users without their behaviour (own text, demographics)."""
+        texts = build_profiles(dataset, ProfileConfig(parts=("text", "demographics")))
+        counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, dtype=np.float64)
+        try:
+            counts = counter.fit_transform(texts)
+            self.side_terms_ = np.asarray(counter.get_feature_names_out(), dtype=str)
+        except ValueError:  # nobody has any side text
+            counts = sp.csr_matrix((dataset.n_users, 0))
+            self.side_terms_ = np.array([], dtype=str)
+        df = np.asarray((counts > 0).sum(axis=0)).ravel()
+        self.side_idf_ = np.log((1.0 + dataset.n_users) / (1.0 + df)) + 1.0
+        self.side_vectors_ = normalize(counts @ sp.diags(self.side_idf_)).tocsr()
+        self.own_texts_ = np.asarray([t or "" for t in dataset.user_texts()], dtype=str)
+
+    def _side_vector(self, text: str) -> sp.csr_matrix:
+        if len(self.side_terms_) == 0:
+            return sp.csr_matrix((1, 0))
+        vocabulary = {term: i for i, term in enumerate(self.side_terms_.tolist())}
+        counts = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64).transform(
+            [text]
+        )
+        return normalize(counts @ sp.diags(self.side_idf_)).tocsr()
+
+    # -- routing -------------------------------------------------------------------------------------
+    def route_of(self, n_history: int) -> Route:
+        if n_history == 0:
+            return "cold"
+        return "few" if n_history < self.config.min_history else "warm"
+
+    def group_weights(self, *, side: sp.csr_matrix | None = None, vector: np.ndarray | None = None) -> np.ndarray:
+        """How likely someone with no history belongs to each group (sums to 1, or all 0 when unknown).
+
+        With a vector and centroids: the nearest centroid. Otherwise a similarity-weighted vote of the
+        ``text_neighbours`` users with history whose side text (own text, demographics) is most like ``side``.
+        """
+        n_groups = len(self.group_popular_.group_scores_)
+        out = np.zeros(n_groups)
+        if n_groups == 0:
+            return out
+        if vector is not None and self.centroids_.size and vector.shape == (self.centroids_.shape[1],):
+            out[int(np.argmax(self.centroids_ @ vector))] = 1.0
+            return out
+        labels = self.group_popular_.labels_
+        if side is None or side.nnz == 0 or side.shape[1] != self.side_vectors_.shape[1]:
+            return out
+        eligible = (np.diff(self.seen_.indptr) > 0) & (labels >= 0)
+        if not eligible.any():
+            return out
+        sims = np.asarray((self.side_vectors_ @ side.T).todense()).ravel()
+        sims[~eligible] = -np.inf
+        k = min(self.config.text_neighbours, int(eligible.sum()))
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[sims[top] > 0]
+        if top.size == 0:
+            return out
+        votes = np.bincount(labels[top], weights=sims[top], minlength=n_groups)
+        return votes / votes.sum()
+
+    def group_of(self, *, side: sp.csr_matrix | None = None, vector: np.ndarray | None = None) -> int:
+        """The most likely group of someone with no history; -1 when nothing points to one."""
+        weights = self.group_weights(side=side, vector=vector)
+        return int(np.argmax(weights)) if weights.any() else -1
+
+    def _cold(self, weights: np.ndarray, content: np.ndarray | None) -> np.ndarray:
+        """Group popularity averaged over the likely groups, mixed with global popularity, plus content."""
+        gp = self.group_popular_
+        beta = self.config.cold_global_weight if weights.any() else 1.0
+        mixed = beta * gp.global_rate_
+        if weights.any():
+            mixed = mixed + (1.0 - beta) * (weights @ gp.group_scores_)
+        scores = normalise_rows(mixed.reshape(1, -1))[0]
+        if content is not None and self.config.cold_content_weight:
+            scores = scores + self.config.cold_content_weight * normalise_rows(content.reshape(1, -1))[0]
+        return scores
+
+    def _one_hot(self, group: int) -> np.ndarray:
+        out = np.zeros(len(self.group_popular_.group_scores_))
+        if 0 <= group < len(out):
+            out[group] = 1.0
+        return out
+
+    def _few(self, knn: np.ndarray, content: np.ndarray, group: np.ndarray) -> np.ndarray:
+        w_knn, w_content, w_group = self.config.few_weights
+        return w_knn * normalise_rows(knn) + w_content * normalise_rows(content) + w_group * normalise_rows(group)
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        counts = np.diff(self.seen_.indptr)[user_rows]
+        out = np.empty((len(user_rows), self.n_items_))
+        warm = counts >= self.config.min_history
+        few = (counts > 0) & ~warm
+        if warm.any():
+            out[warm] = self.warm_._score(user_rows[warm])
+        if few.any():
+            rows = user_rows[few]
+            labels = self.group_popular_.labels_[rows].copy()
+            for i, row in enumerate(rows):
+                if labels[i] < 0:
+                    labels[i] = self.group_popular_.group_of_history(self.seen_[row])
+            out[few] = self._few(
+                self.item_knn_._score(rows), self.content_._score(rows), self.group_popular_.group_score_block(labels)
+            )
+        for i in np.flatnonzero(counts == 0).tolist():
+            out[i] = self._score_cold_row(int(user_rows[i]))
+        return out
+
+    def _score_cold_row(self, row: int) -> np.ndarray:
+        label = int(self.group_popular_.labels_[row])
+        vector = self.user_vectors_[row] if self.user_vectors_.size else None
+        weights = (
+            self._one_hot(label) if label >= 0 else self.group_weights(side=self.side_vectors_[row], vector=vector)
+        )
+        content = None
+        empty = sp.csr_matrix((1, self.n_items_))
+        if self.content_.uses_text and self.own_texts_[row]:
+            # Only the user's own words: demographics ("a 24-year-old male") match item texts by accident.
+            content = self.content_._score_new(NewUser(str(self.own_texts_[row]), None, empty, None))
+        elif vector is not None and not self.content_.uses_text:
+            content = self.content_._score_new(NewUser(None, vector, empty, None))
+        return self._cold(weights, content)
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        route = self.route_of(query.n_history)
+        if route == "warm":
+            return np.asarray(self.warm_._score_new(query))
+        # Content reads text only in its TF-IDF space and vectors only in the space of its item vectors.
+        vector_fits = (
+            query.vector is not None
+            and not self.content_.uses_text
+            and query.vector.shape == (self.content_.item_vectors_.shape[1],)
+        )
+        content_query = NewUser(
+            query.text if self.content_.uses_text else None,
+            query.vector if vector_fits else None,
+            query.history,
+            None,
+        )
+        content = (
+            np.asarray(self.content_._score_new(content_query))
+            if content_query.text or content_query.vector is not None or query.n_history
+            else None
+        )
+        if route == "few":
+            group = query.group if query.group is not None else self.group_popular_.group_of_history(query.history)
+            assert content is not None
+            return self._few(
+                np.asarray(self.item_knn_._score_new(query)).reshape(1, -1),
+                content.reshape(1, -1),
+                self.group_popular_.group_score_block(np.array([group])),
+            )[0]
+        if query.group is not None:
+            return self._cold(self._one_hot(query.group), content)
+        side = self._side_vector(query.text) if query.text else None
+        return self._cold(self.group_weights(side=side, vector=query.vector), content)
+
+    def why(self, user_row: int) -> Route:
+        """Which route a known user takes."""
+        return self.route_of(int(np.diff(self.seen_.indptr)[user_row]))
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def _parts(self) -> dict[str, Recommender]:
+        return {
+            "warm": self.warm_,
+            "item_knn": self.item_knn_,
+            "group_popular": self.group_popular_,
+            "content": self.content_,
+        }
+
+    def _state(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {
+            "user_vectors": self.user_vectors_,
+            "centroids": self.centroids_,
+            "side_terms": self.side_terms_,
+            "own_texts": self.own_texts_,
+            "side_idf": self.side_idf_,
+            "side_data": self.side_vectors_.data,
+            "side_indices": self.side_vectors_.indices,
+            "side_indptr": self.side_vectors_.indptr,
+        }
+        for name, part in self._parts().items():
+            out.update({f"{name}.{key}": value for key, value in part._state().items()})
+        return out
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        cfg = self.config
+        self.user_vectors_ = arrays["user_vectors"]
+        self.centroids_ = arrays["centroids"]
+        self.side_terms_ = arrays["side_terms"]
+        self.own_texts_ = arrays["own_texts"]
+        self.side_idf_ = arrays["side_idf"]
+        self.side_vectors_ = sp.csr_matrix(
+            (arrays["side_data"], arrays["side_indices"], arrays["side_indptr"]),
+            shape=(len(self.user_vocab_), len(self.side_terms_)),
+        )
+        parts: dict[str, Recommender] = {
+            "warm": EASE(cfg.ease) if cfg.warm == "ease" else Hybrid(cfg.hybrid),
+            "item_knn": ItemKNN(cfg.item_knn),
+            "group_popular": GroupPopular(cfg.group_popular),
+            "content": ContentBased(cfg.content),
+        }
+        for name, part in parts.items():
+            self._share_fitted_base(part)
+            part._set_state({k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")})
+        self.warm_ = parts["warm"]
+        self.item_knn_ = parts["item_knn"]  # type: ignore[assignment]
+        self.group_popular_ = parts["group_popular"]  # type: ignore[assignment]
+        self.content_ = parts["content"]  # type: ignore[assignment]
