@@ -1,0 +1,283 @@
+"""User vectors from behaviour (what users interacted with), and their fusion with text vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Literal, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from personas.data import Dataset, ProfileConfig, build_profiles
+from personas.encode._base import Encoder, as_vectors, unit_rows
+from personas.errors import ConfigError, DataError, NotFittedError
+
+__all__ = ["BehaviourEncoder", "FusionEncoder", "fuse"]
+
+History = Mapping[str, float] | Sequence[str]
+
+
+def _item_texts(dataset: Dataset) -> list[str]:
+    items = dataset.items
+    if "text" in items and items["text"].notna().any():
+        base = items["text"].fillna("").astype(str)
+    else:
+        base = items["title"].fillna("").astype(str) if "title" in items else items["item_id"].astype(str)
+    if "genres" in items:
+        genres = items["genres"].fillna("").astype(str)
+        base = base.where(genres == "", base + " [" + genres + "]")
+    return base.tolist()
+
+
+class BehaviourEncoder:
+    """User vectors from interactions alone, for users the dataset knows and for new histories.
+
+    Methods
+    -------
+    ``"svd"`` (default): truncated SVD of the user x item matrix. Each item column is weighted by its
+    inverse popularity (log(n_users / n_users_of_item)), so the first dimensions describe taste rather than
+    how many popular films a user saw; rows are L2-normalised before the SVD so heavy users do not dominate.
+    ``"item-text"``: the (rating-)weighted mean of the items' text vectors from ``text_encoder``; puts users
+    in the same space as text, and works for items nobody else has interacted with.
+
+    Parameters
+    ----------
+    n_components: dimensions of the SVD space (``"svd"`` only; capped by the matrix size).
+    method: ``"svd"`` or ``"item-text"``.
+    value: ``"rating"`` weights items by the rating given (falls back to binary without ratings) or
+        ``"binary"``.
+    text_encoder: an Encoder, required for ``"item-text"``.
+    seed: seed of the randomised SVD.
+
+    After ``fit(dataset)``: ``vectors_`` (n_users, dim) unit rows in user-row order; users without any
+    interaction get the mean direction of all users (an "average user").
+    """
+
+    def __init__(
+        self,
+        n_components: int = 64,
+        *,
+        method: Literal["svd", "item-text"] = "svd",
+        value: Literal["rating", "binary"] = "rating",
+        text_encoder: Encoder | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.method = method
+        self.value = value
+        self.text_encoder = text_encoder
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return f"BehaviourEncoder(n_components={self.n_components}, method={self.method!r}, value={self.value!r})"
+
+    def _check_params(self) -> None:
+        if self.method not in ("svd", "item-text"):
+            raise ConfigError(
+                f"The 'method' parameter of BehaviourEncoder must be 'svd' or 'item-text'. Got {self.method!r} instead."
+            )
+        if self.value not in ("rating", "binary"):
+            raise ConfigError(
+                f"The 'value' parameter of BehaviourEncoder must be 'rating' or 'binary'. Got {self.value!r} instead."
+            )
+        n = self.n_components
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(
+                f"The 'n_components' parameter of BehaviourEncoder must be an int >= 1. Got {n!r} instead."
+            )
+        if self.method == "item-text" and self.text_encoder is None:
+            raise ConfigError(
+                "BehaviourEncoder(method='item-text') needs a text_encoder, e.g. "
+                "BehaviourEncoder(method='item-text', text_encoder=OnnxEncoder())."
+            )
+
+    def _weights(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        matrix = matrix.astype(np.float64)
+        if self.method == "svd":
+            users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
+            idf = np.log((1.0 + self.n_users_) / (1.0 + users_per_item)) + 1.0
+            matrix = matrix @ sp.diags(idf)
+            norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+            matrix = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix
+        return sp.csr_matrix(matrix)
+
+    def fit(self, dataset: Dataset) -> Self:
+        """Learn the item space from ``dataset`` and the vectors of its users."""
+        self._check_params()
+        if dataset.n_interactions == 0:
+            raise DataError(f"BehaviourEncoder.fit: dataset {dataset.name!r} has no interactions.")
+        value: Literal["rating", "binary"] = "rating" if self.value == "rating" and dataset.has_ratings else "binary"
+        self.value_ = value
+        self.n_users_ = dataset.n_users
+        self.item_vocab_ = dataset.item_vocab
+        matrix = self._weights(dataset.matrix(value))
+        digest = hashlib.sha256(dataset.fingerprint().encode())
+        if self.method == "svd":
+            from sklearn.decomposition import TruncatedSVD
+
+            dim = min(self.n_components, dataset.n_items - 1, dataset.n_users - 1)
+            if dim < 1:
+                raise DataError(
+                    f"BehaviourEncoder.fit: a {dataset.n_users} x {dataset.n_items} matrix is too small for an SVD."
+                )
+            if dim < self.n_components:
+                warnings.warn(
+                    f"BehaviourEncoder: n_components={self.n_components} reduced to {dim} "
+                    f"({dataset.n_users} users x {dataset.n_items} items).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=self.seed)
+            svd.fit(matrix)
+            self.item_vectors_ = svd.components_.T.astype(np.float64)  # items x dim
+            digest.update(self.item_vectors_.tobytes())
+            label = f"svd{dim}"
+        else:
+            assert self.text_encoder is not None
+            self.item_vectors_ = self.text_encoder.encode(_item_texts(dataset)).astype(np.float64)
+            digest.update(self.text_encoder.name.encode())
+            label = f"itemtext[{self.text_encoder.name}]"
+        raw = matrix @ self.item_vectors_
+        centre = unit_rows(unit_rows(raw).mean(axis=0, keepdims=True), fallback=np.eye(1, raw.shape[1])[0])[0]
+        self.empty_vector_ = centre
+        self.vectors_ = unit_rows(raw, fallback=centre)
+        self.dim_ = int(self.vectors_.shape[1])
+        self.name_ = f"behaviour-{label}:{value}@{digest.hexdigest()[:12]}"
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "vectors_"):
+            raise NotFittedError("This BehaviourEncoder is not fitted yet. Call fit(dataset) first.")
+
+    @property
+    def name(self) -> str:
+        self._check_fitted()
+        return self.name_
+
+    @property
+    def dim(self) -> int:
+        self._check_fitted()
+        return self.dim_
+
+    def encode_histories(self, histories: Sequence[History]) -> np.ndarray:
+        """Vectors for new users from their histories: a list of item ids, or ``{item_id: rating}``.
+
+        Item ids the fitted dataset does not know are ignored (with one warning that counts them); a user
+        left with no known item gets the average-user vector.
+        """
+        self._check_fitted()
+        n_items = len(self.item_vocab_)
+        rows, cols, vals = [], [], []
+        unknown = 0
+        for u, history in enumerate(histories):
+            if isinstance(history, str):
+                raise DataError(
+                    f"BehaviourEncoder.encode_histories: history {u} is a str; pass a list of item ids "
+                    "or a {item_id: rating} mapping."
+                )
+            pairs = history.items() if isinstance(history, Mapping) else ((item, 1.0) for item in history)
+            for item, rating in pairs:
+                if item not in self.item_vocab_:
+                    unknown += 1
+                    continue
+                rows.append(u)
+                cols.append(self.item_vocab_.row(item))
+                vals.append(float(rating) if self.value_ == "rating" else 1.0)
+        if unknown:
+            warnings.warn(
+                f"BehaviourEncoder.encode_histories: ignored {unknown} interaction(s) with items the "
+                "fitted dataset does not know.",
+                UserWarning,
+                stacklevel=2,
+            )
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(histories), n_items), dtype=np.float64)
+        matrix.sum_duplicates()
+        return unit_rows(self._weights(matrix) @ self.item_vectors_, fallback=self.empty_vector_)
+
+
+def fuse(text_vectors: np.ndarray, behaviour_vectors: np.ndarray, *, text_weight: float = 0.5) -> np.ndarray:
+    """One unit vector per user from a text vector and a behaviour vector.
+
+    The parts are scaled by sqrt(w) and sqrt(1 - w) and concatenated, so for unit inputs the cosine of two
+    fused vectors is exactly ``w * cos(text) + (1 - w) * cos(behaviour)``: the weight means what it says.
+    """
+    if not 0.0 <= text_weight <= 1.0:
+        raise ConfigError(
+            f"The 'text_weight' parameter of fuse must be a float in [0, 1]. Got {text_weight!r} instead."
+        )
+    text = as_vectors(text_vectors)
+    behaviour = as_vectors(behaviour_vectors)
+    if len(text) != len(behaviour):
+        raise DataError(
+            f"fuse: {len(text)} text vectors but {len(behaviour)} behaviour vectors; pass one of each "
+            "per user, in the same order."
+        )
+    joined = np.hstack([np.sqrt(text_weight) * text, np.sqrt(1.0 - text_weight) * behaviour])
+    return unit_rows(joined)
+
+
+class FusionEncoder:
+    """Text and behaviour in one vector per user (the "cross-feature" representation).
+
+    ``fit(dataset)`` builds each user's profile text (``personas.data.build_profiles``) unless ``texts`` are
+    given, encodes them with ``text_encoder``, fits ``behaviour_encoder`` and fuses both with
+    :func:`fuse`. ``vectors_`` holds the result in user-row order.
+    """
+
+    def __init__(
+        self,
+        text_encoder: Encoder,
+        behaviour_encoder: BehaviourEncoder | None = None,
+        *,
+        text_weight: float = 0.5,
+        profile_config: ProfileConfig | None = None,
+    ) -> None:
+        self.text_encoder = text_encoder
+        self.behaviour_encoder = behaviour_encoder
+        self.text_weight = text_weight
+        self.profile_config = profile_config
+
+    def __repr__(self) -> str:
+        return f"FusionEncoder({self.text_encoder!r}, {self.behaviour_encoder!r}, text_weight={self.text_weight})"
+
+    def fit(
+        self, dataset: Dataset, *, texts: Sequence[str | None] | None = None, show_progress: bool | None = None
+    ) -> Self:
+        if texts is None:
+            texts = build_profiles(dataset, self.profile_config)
+        if len(texts) != dataset.n_users:
+            raise DataError(
+                f"FusionEncoder.fit: {len(texts)} texts for {dataset.n_users} users; pass one text per user row."
+            )
+        behaviour = self.behaviour_encoder or BehaviourEncoder()
+        behaviour.fit(dataset)
+        text_vectors = self.text_encoder.encode(texts, show_progress=show_progress)
+        self.behaviour_encoder_ = behaviour
+        self.text_vectors_ = text_vectors
+        self.vectors_ = fuse(text_vectors, behaviour.vectors_, text_weight=self.text_weight)
+        self.name_ = f"fusion[{self.text_encoder.name}|{behaviour.name}]:w{self.text_weight:g}"
+        return self
+
+    @property
+    def name(self) -> str:
+        if not hasattr(self, "vectors_"):
+            raise NotFittedError("This FusionEncoder is not fitted yet. Call fit(dataset) first.")
+        return self.name_
+
+    @property
+    def dim(self) -> int:
+        if not hasattr(self, "vectors_"):
+            raise NotFittedError("This FusionEncoder is not fitted yet. Call fit(dataset) first.")
+        return int(self.vectors_.shape[1])
+
+    def encode_new(self, texts: Sequence[str | None], histories: Sequence[History]) -> np.ndarray:
+        """Fused vectors for new users from their text and their history (either may be empty)."""
+        if not hasattr(self, "vectors_"):
+            raise NotFittedError("This FusionEncoder is not fitted yet. Call fit(dataset) first.")
+        return fuse(
+            self.text_encoder.encode(texts),
+            self.behaviour_encoder_.encode_histories(histories),
+            text_weight=self.text_weight,
+        )

@@ -1,0 +1,136 @@
+"""TF-IDF + truncated SVD (latent semantic analysis): the classic baseline, no model needed."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from personas.encode._base import TextInput, check_batch_size, clean_texts, unit_rows
+from personas.errors import ConfigError, DataError, NotFittedError
+
+__all__ = ["TfidfEncoder"]
+
+
+class TfidfEncoder:
+    """TF-IDF over words (and word pairs), reduced to ``dim`` dimensions by a seeded truncated SVD.
+
+    It must be fitted on a corpus first (``fit(texts)``), usually the same profile texts it will encode.
+    Texts with no known word (empty, ``None``, only unseen words) get the fitted corpus' mean direction
+    (the "average user") rather than a zero vector, so every row has unit length.
+
+    Parameters
+    ----------
+    n_components: dimensions kept (fewer if the corpus has fewer distinct terms or documents).
+    ngram_max: longest word n-gram (1 = words only, 2 = words and pairs).
+    min_df: a term must appear in at least this many texts.
+    max_features: keep at most this many of the most frequent terms.
+    seed: seed of the randomised SVD.
+    """
+
+    def __init__(
+        self, n_components: int = 256, *, ngram_max: int = 2, min_df: int = 2, max_features: int = 50_000, seed: int = 0
+    ) -> None:
+        self.n_components = n_components
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.max_features = max_features
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return f"TfidfEncoder(n_components={self.n_components}, ngram_max={self.ngram_max}, min_df={self.min_df})"
+
+    def _check_params(self) -> None:
+        for key, value, low in (
+            ("n_components", self.n_components, 1),
+            ("ngram_max", self.ngram_max, 1),
+            ("min_df", self.min_df, 1),
+            ("max_features", self.max_features, 2),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(
+                    f"The {key!r} parameter of TfidfEncoder must be an int >= {low}. Got {value!r} instead."
+                )
+
+    def fit(self, texts: Sequence[TextInput]) -> Self:
+        """Learn the vocabulary, IDF weights and the SVD basis from a corpus."""
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self._check_params()
+        cleaned = clean_texts(texts, where="TfidfEncoder.fit")
+        docs = [t for t in cleaned if t]
+        if len(docs) < 2:
+            raise DataError(
+                f"TfidfEncoder.fit needs at least 2 non-empty texts; got {len(docs)}. "
+                "Fit it on the whole corpus you will encode."
+            )
+        min_df = self.min_df if len(docs) >= 4 * self.min_df else 1  # tiny corpora keep every word
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, self.ngram_max),
+            min_df=min_df,
+            max_features=self.max_features,
+            sublinear_tf=True,
+            dtype=np.float64,
+        )
+        try:
+            matrix = vectorizer.fit_transform(docs)
+        except ValueError as exc:  # e.g. no word survives min_df
+            raise DataError(f"TfidfEncoder.fit found no usable words in {len(docs)} texts: {exc}.") from None
+        dim = min(self.n_components, matrix.shape[1] - 1, len(docs) - 1)
+        if dim < 1:
+            raise DataError(
+                f"TfidfEncoder.fit: {matrix.shape[1]} distinct term(s) in {len(docs)} texts are too "
+                "few for even one dimension; fit on a larger corpus."
+            )
+        if dim < self.n_components:
+            warnings.warn(
+                f"TfidfEncoder: n_components={self.n_components} reduced to {dim}: the corpus has "
+                f"{len(docs)} texts and {matrix.shape[1]} terms.",
+                UserWarning,
+                stacklevel=2,
+            )
+        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=self.seed)
+        reduced = svd.fit_transform(matrix)
+        self.vectorizer_: Any = vectorizer
+        self.components_ = svd.components_.astype(np.float64)
+        self.dim_ = dim
+        first_axis = np.eye(1, dim, dtype=np.float32)[0]  # only if the corpus mean is exactly zero
+        self.empty_vector_ = unit_rows(unit_rows(reduced).mean(axis=0, keepdims=True), fallback=first_axis)[0]
+        digest = hashlib.sha256()
+        digest.update(" ".join(sorted(vectorizer.vocabulary_)).encode())
+        digest.update(vectorizer.idf_.tobytes())
+        digest.update(self.components_.tobytes())
+        self.name_ = f"tfidf-lsa:{dim}d:ng{self.ngram_max}@{digest.hexdigest()[:12]}"
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise NotFittedError("This TfidfEncoder is not fitted yet. Call fit(texts) on your corpus first.")
+
+    @property
+    def name(self) -> str:
+        """Identity: dimensions, n-grams and a hash of the fitted vocabulary, IDF and basis."""
+        self._check_fitted()
+        return self.name_
+
+    @property
+    def dim(self) -> int:
+        self._check_fitted()
+        return self.dim_
+
+    def encode(
+        self, texts: Sequence[TextInput], *, batch_size: int | None = None, show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Unit-length float32 vectors (``batch_size`` limits the rows transformed at once)."""
+        self._check_fitted()
+        batch = check_batch_size(batch_size, 4096, "TfidfEncoder")
+        cleaned = clean_texts(texts, where="TfidfEncoder")
+        out = np.empty((len(cleaned), self.dim_), dtype=np.float32)
+        for start in range(0, len(cleaned), batch):
+            sparse = self.vectorizer_.transform(cleaned[start : start + batch])
+            out[start : start + batch] = unit_rows(sparse @ self.components_.T, fallback=self.empty_vector_)
+        return out
