@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from personas import __version__
-from personas.cli import data
+from personas.cli import data, evaluate
 from personas.cli._common import console, open_dataset, user_errors
 from personas.data import summarize
 
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.command("evaluate")(evaluate.evaluate)
 
 
 @app.command()

@@ -1,0 +1,68 @@
+"""``personas evaluate``: run a public protocol on a dataset and write the table with its protocol."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.evaluate.protocols import DEFAULT_MODELS, PROTOCOLS
+from personas.evaluate.report import ExperimentResult
+
+
+def _print(label: str, result: ExperimentResult) -> None:
+    table = Table(title=f"{label} on {result.protocol['dataset']}", title_justify="left")
+    table.add_column("model")
+    shown = [
+        m
+        for m in ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "HitRate@10", "Coverage@10")
+        if m in result.runs[0].overall
+    ]
+    for m in shown:
+        table.add_column(m, justify="right")
+    for run in result.runs:
+        mark = " (personas)" if run.name in result.ours else ""
+        table.add_row(run.name + mark, *[f"{run.overall[m]:.4f}" for m in shown])
+    console.print(table)
+    for c in result.headline_comparisons()[:1]:
+        console.print(
+            f"{c.a} vs best other {c.b}: {c.metric} {c.mean_a:.4f} vs {c.mean_b:.4f} "
+            f"({100 * c.relative:+.1f}%, Wilcoxon p={c.p_value:.2g}, {c.n_users} users)"
+        )
+
+
+@user_errors
+def evaluate(
+    dataset: Annotated[str, typer.Option(help="Built-in dataset (ml-100k, ml-latest-small) or a data path.")] = (
+        "ml-100k"
+    ),
+    protocol: Annotated[str, typer.Option(help=f"One of: {', '.join(PROTOCOLS)}.")] = "warm",
+    models: Annotated[
+        str | None, typer.Option(help=f"Comma-separated models (default all): {','.join(DEFAULT_MODELS)}.")
+    ] = None,
+    groups: Annotated[str, typer.Option(help="Group source: profile (text) or behaviour.")] = "profile",
+    n_groups: Annotated[int, typer.Option(help="Number of groups (k-means k).")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the split and tie-breaking.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for <dataset>-<protocol>.md/.json tables.")] = None,
+) -> None:
+    """Run a protocol: every model tuned on validation, ranked over all items, with the protocol printed."""
+    from personas.evaluate.protocols import run_protocol
+
+    data = open_dataset(dataset)
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    command = "personas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    def done(label: str, result: ExperimentResult) -> None:
+        _print(label, result)
+        if out is not None:
+            md, js = result.save(out, f"{data.name}-{label}", command=command)
+            err_console.print(f"wrote {md} and {js}", highlight=False)
+
+    run_protocol(
+        data, protocol, models=names, groups=groups, n_groups=n_groups, seed=seed, progress=True, on_result=done
+    )
