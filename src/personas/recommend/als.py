@@ -64,11 +64,16 @@ class ALS(Recommender):
         return self.user_factors_[user_rows].astype(np.float64) @ self.item_factors_.T.astype(np.float64)
 
     def fold_in(self, item_rows: np.ndarray) -> np.ndarray:
-        """User factors that best explain a set of items, holding item factors fixed (one ALS half-step)."""
+        """User factors that best explain a set of items, holding item factors fixed (one ALS half-step).
+
+        As in ``implicit``: confidence ``alpha`` on taken items, 1 elsewhere;
+        ``(Y'Y + (alpha - 1) Y_u'Y_u + reg I) x = alpha Y_u' 1``.
+        """
         y = self.item_factors_.astype(np.float64)
         taken = y[item_rows]
-        a = y.T @ y + self.config.alpha * taken.T @ taken + self.config.regularization * np.eye(y.shape[1])
-        b = (1.0 + self.config.alpha) * taken.sum(axis=0)
+        alpha = self.config.alpha
+        a = y.T @ y + (alpha - 1.0) * taken.T @ taken + self.config.regularization * np.eye(y.shape[1])
+        b = alpha * taken.sum(axis=0)
         return np.linalg.solve(a, b)
 
     def _score_new(self, query: NewUser) -> np.ndarray:

@@ -1,0 +1,113 @@
+"""ColdStartRouter: each amount of history takes its route, and each route gives the obvious answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personas.data import Dataset
+from personas.recommend import EASE, ColdStartRouter, Recommender
+
+TASTES = ["space aliens starships", "romance weddings love", "horror ghosts haunted"]
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[Dataset, np.ndarray]:
+    """45 users in three tastes (own text says which) over 30 items, 10 per taste; plus three users who
+    took nothing (one per taste) and one few-shot user (two items of taste 2)."""
+    rng = np.random.default_rng(3)
+    pairs, texts, labels = [], {}, {}
+    for u in range(45):
+        g = u % 3
+        uid = f"u{u:02d}"
+        texts[uid], labels[uid] = f"I like {TASTES[g]}", g
+        for i in rng.choice(np.arange(10 * g, 10 * g + 10), size=6, replace=False):
+            pairs.append((uid, f"i{int(i):02d}"))
+    pairs += [("few", "i20"), ("few", "i21")]
+    texts["few"], labels["few"] = "", -1
+    for g in range(3):
+        texts[f"cold{g}"], labels[f"cold{g}"] = f"I like {TASTES[g]}", -1
+    inter = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    inter["timestamp"] = np.arange(len(inter))
+    users = pd.DataFrame({"user_id": list(texts), "text": list(texts.values())})
+    items = pd.DataFrame(
+        {"item_id": [f"i{i:02d}" for i in range(30)], "title": [f"{TASTES[i // 10]} film {i}" for i in range(30)]}
+    )
+    dataset = Dataset.from_frames(inter, users=users, items=items, name="world")
+    groups = np.array([labels[uid] for uid in dataset.user_vocab.ids], dtype=np.int64)
+    return dataset, groups
+
+
+def taste_of(dataset: Dataset, rows: np.ndarray) -> list[int]:
+    return [int(dataset.item_vocab.id(int(r))[1:]) // 10 for r in rows]
+
+
+@pytest.fixture(scope="module")
+def router(world: tuple[Dataset, np.ndarray]) -> ColdStartRouter:
+    dataset, groups = world
+    return ColdStartRouter(min_history=4, cold_content_weight=0.0, text_neighbours=10).fit(dataset, groups=groups)
+
+
+def test_routes_by_history(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, _ = world
+    route = {uid: router.why(dataset.user_vocab.row(uid)) for uid in ("u00", "few", "cold1")}
+    assert route == {"u00": "warm", "few": "few", "cold1": "cold"}
+
+
+def test_warm_users_get_the_warm_model(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = world
+    rows = dataset.user_vocab.rows(["u00", "u07"])
+    ease = EASE(router.config.ease).fit(dataset, groups=groups)
+    np.testing.assert_array_equal(router.score_rows(rows), ease.score_rows(rows))
+
+
+def test_cold_users_in_the_dataset_are_placed_by_their_text(
+    router: ColdStartRouter, world: tuple[Dataset, np.ndarray]
+) -> None:
+    dataset, _ = world
+    ids, _ = router.recommend(["cold0", "cold1", "cold2"], n=5)
+    for g, row in enumerate(ids):
+        assert set(taste_of(dataset, row)) == {g}
+
+
+def test_few_shot_users_follow_their_items(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, _ = world
+    ids, _ = router.recommend(["few"], n=5)
+    assert set(taste_of(dataset, ids[0])) == {2}
+    new = router.recommend_new(history=["i10", "i11"], n=5)
+    assert set(taste_of(dataset, new.ids[0])) == {1}
+
+
+def test_new_users_by_text_group_or_vector(world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = world
+    centroids = np.eye(3)
+    user_vectors = np.zeros((dataset.n_users, 3))
+    user_vectors[groups >= 0, groups[groups >= 0]] = 1.0
+    model = ColdStartRouter(cold_content_weight=0.0).fit(
+        dataset, groups=groups, user_vectors=user_vectors, centroids=centroids
+    )
+    by_text = model.recommend_new(text="haunted ghosts at night", n=5)
+    assert set(taste_of(dataset, by_text.ids[0])) == {2}
+    by_group = model.recommend_new(group=1, n=5)
+    assert set(taste_of(dataset, by_group.ids[0])) == {1}
+    by_vector = model.recommend_new(vector=np.array([0.9, 0.1, 0.2]), n=5)
+    assert set(taste_of(dataset, by_vector.ids[0])) == {0}
+
+
+def test_content_reads_a_new_users_text(world: tuple[Dataset, np.ndarray]) -> None:
+    """Without groups the cold route can still use the text against item texts (content)."""
+    dataset, _ = world
+    model = ColdStartRouter(cold_content_weight=5.0, content={"min_df": 1}).fit(dataset)
+    rec = model.recommend_new(text="starships", n=5)
+    assert set(taste_of(dataset, rec.ids[0])) == {0}
+
+
+def test_router_with_its_parts_saves_and_loads(router: ColdStartRouter, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dataset, _ = world
+    loaded = Recommender.load(router.save(tmp_path / "router"))
+    users = ["u00", "few", "cold1", "stranger"]
+    a, b = router.recommend(users, n=6), loaded.recommend(users, n=6)
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
+    ta, tb = router.recommend_new(text="romance love", n=4), loaded.recommend_new(text="romance love", n=4)
+    assert np.array_equal(ta.ids, tb.ids) and np.array_equal(ta.scores, tb.scores)
