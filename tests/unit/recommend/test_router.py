@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,8 +105,7 @@ def test_content_reads_a_new_users_text(world: tuple[Dataset, np.ndarray]) -> No
     assert set(taste_of(dataset, rec.ids[0])) == {0}
 
 
-def test_router_with_its_parts_saves_and_loads(router: ColdStartRouter, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    dataset, _ = world
+def test_router_with_its_parts_saves_and_loads(router: ColdStartRouter, tmp_path: Path) -> None:
     loaded = Recommender.load(router.save(tmp_path / "router"))
     users = ["u00", "few", "cold1", "stranger"]
     a, b = router.recommend(users, n=6), loaded.recommend(users, n=6)
