@@ -179,6 +179,7 @@ def choose_k(
     finder: BaseGroupFinder[Any] | None = None,
     n_runs: int = 3,
     min_stability: float = 0.6,
+    tolerance: float = 0.05,
     sample_size: int | None = 3000,
     seed: int = 0,
 ) -> KChoice:
@@ -186,8 +187,10 @@ def choose_k(
 
     Each candidate gets a cosine silhouette (first run, on a sample of ``sample_size`` users), a
     Davies-Bouldin index and a stability (mean pairwise ARI of the runs: seeds, or subsamples for seedless
-    methods). Rule: the highest silhouette among candidates with stability >= ``min_stability``; if none
-    is that stable, the most stable candidate. ``finder`` must take a ``k`` parameter (default: spherical
+    methods). Rule: among candidates with stability >= ``min_stability``, the largest ``k`` whose silhouette
+    is within ``tolerance`` (relative) of the best one: personas are more useful when finer, and
+    silhouettes that close are not told apart by a sample. If no candidate is that stable, the most
+    stable one. ``finder`` must take a ``k`` parameter (default: spherical
     k-means with its default settings).
     """
     from personas.discover.kmeans import KMeansGroups
@@ -227,8 +230,13 @@ def choose_k(
         )
     stable = [s for s in scores if s.stability >= min_stability and s.silhouette is not None]
     if stable:
-        best = max(stable, key=lambda s: (s.silhouette or -1.0, -s.k))
-        rule = f"highest silhouette among k with stability >= {min_stability}"
+        top = max(s.silhouette or -1.0 for s in stable)
+        near = [s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)]
+        best = max(near, key=lambda s: s.k)
+        rule = (
+            f"largest k with stability >= {min_stability} and silhouette within {tolerance:.0%} of the best "
+            f"stable silhouette ({top:.3f})"
+        )
     else:
         best = max(scores, key=lambda s: (s.stability, -s.k))
         rule = f"no k reached stability {min_stability}; the most stable k"

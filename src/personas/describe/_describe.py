@@ -1,0 +1,114 @@
+"""Put a persona card together for every group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from pydantic import Field
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
+from personas.describe.keywords import KeywordConfig, class_keywords, keyword_name
+from personas.describe.persona import Persona
+from personas.discover._base import centroids_of
+from personas.errors import DataError
+
+__all__ = ["DescribeConfig", "Namer", "describe_groups"]
+
+
+class DescribeConfig(ComponentConfig):
+    keywords: KeywordConfig = Field(default_factory=KeywordConfig)
+    facts: FactsConfig = Field(default_factory=FactsConfig)
+
+
+class Namer(Protocol):
+    """Gives a persona a readable name; returns None to keep the keyword name."""
+
+    def name(self, persona: Persona) -> str | None: ...
+
+
+def _check_length(what: str, values: Sequence[object] | np.ndarray, n: int) -> None:
+    if len(values) != n:
+        raise DataError(f"describe_groups: {what} has {len(values)} rows but there are {n} labels; align them.")
+
+
+def describe_groups(
+    labels: np.ndarray,
+    *,
+    texts: Sequence[str | None] | None = None,
+    vectors: np.ndarray | None = None,
+    dataset: Dataset | None = None,
+    user_ids: Sequence[str] | None = None,
+    config: DescribeConfig | None = None,
+    namer: Namer | None = None,
+) -> list[Persona]:
+    """One :class:`Persona` per group ``0..max(labels)`` (noise, ``-1``, gets none).
+
+    Every input is optional and adds its part of the card: ``texts`` (one per user) give keywords, the
+    name and quotes; ``vectors`` give representative users; ``dataset`` (whose user rows the labels
+    follow) gives distinctive items and attribute skew, and user ids. A ``namer`` may add a generated name;
+    when it fails or returns None the card keeps its keyword name.
+    """
+    config = config or DescribeConfig()
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.ndim != 1:
+        raise DataError(f"describe_groups: labels must be 1-D. Got shape {labels.shape}.")
+    n = len(labels)
+    n_groups = int(labels.max()) + 1 if n and labels.max() >= 0 else 0
+    if dataset is not None:
+        _check_length("the dataset's users", dataset.user_vocab.ids, n)
+        if user_ids is None:
+            user_ids = [str(u) for u in dataset.user_vocab.ids]
+    if user_ids is None:
+        user_ids = [str(i) for i in range(n)]
+    _check_length("user_ids", user_ids, n)
+    if texts is not None:
+        _check_length("texts", texts, n)
+    if vectors is not None:
+        _check_length("vectors", vectors, n)
+    sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
+
+    keywords = class_keywords(texts, labels, n_groups, config.keywords) if texts is not None else [[]] * n_groups
+    items = distinctive_items(dataset, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
+    skew = attribute_skew(dataset.users, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
+    centroids = None
+    if vectors is not None:
+        vecs = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+        centroids = centroids_of(vecs, labels, n_groups)
+
+    personas = []
+    for g in range(n_groups):
+        reps = (
+            representatives(
+                vecs,
+                labels,
+                centroids,
+                g,
+                user_ids=user_ids,
+                texts=texts,
+                keywords=keywords[g],
+                config=config.facts,
+            )
+            if centroids is not None
+            else []
+        )
+        name = keyword_name(keywords[g], config.keywords.name_terms) if keywords[g] else f"group {g}"
+        persona = Persona(
+            group=g,
+            name=name,
+            size=int(sizes[g]),
+            share=float(sizes[g] / n) if n else 0.0,
+            keywords=keywords[g],
+            representatives=reps,
+            distinctive_items=items[g],
+            attribute_skew=skew[g],
+        )
+        if namer is not None:
+            persona = persona.model_copy(update={"generated_name": namer.name(persona)})
+        personas.append(persona)
+    return personas

@@ -1,0 +1,205 @@
+"""The facts on a persona card besides keywords: representative users, distinctive items, attribute skew."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from personas.config import ComponentConfig
+from personas.data import Dataset
+from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Representative
+
+__all__ = [
+    "FactsConfig",
+    "age_band",
+    "attribute_skew",
+    "distinctive_items",
+    "quote",
+    "representatives",
+]
+
+
+class FactsConfig(ComponentConfig):
+    n_representatives: int = Field(3, ge=0)
+    quote_words: int = Field(30, ge=3)
+    n_items: int = Field(8, ge=0)
+    min_item_users: int = Field(5, ge=1, description="Minimum support: group members who liked the item.")
+    min_item_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="...and at least this share of the group (whichever is larger)."
+    )
+    min_rating: float | None = Field(
+        4.0, description="Count an interaction as 'liked' at or above this rating (when ratings exist)."
+    )
+    n_attributes: int = Field(5, ge=0)
+    attributes: tuple[str, ...] | None = Field(
+        None, description="User columns to check; None = every column with 2..50 distinct values, plus age bands."
+    )
+    age_bands: tuple[int, ...] = (18, 25, 35, 45, 55)
+    min_attribute_users: int = Field(3, ge=1)
+    min_attribute_lift: float = Field(1.2, ge=1.0)
+
+
+_SEGMENTS = re.compile(r"(?<=[.;!?])\s+")
+
+
+def quote(text: str | None, keywords: Sequence[Keyword], max_words: int = 30) -> str:
+    """The sentence or list entry of ``text`` that mentions the group's keywords most, cut to ``max_words``."""
+    if not text or not text.strip():
+        return ""
+    segments = [s.strip() for s in _SEGMENTS.split(text) if s.strip()]
+    terms = [k.term.lower() for k in keywords]
+
+    def hits(segment: str) -> int:
+        low = segment.lower()
+        return sum(1 for t in terms if t in low)
+
+    best = max(segments, key=lambda s: (hits(s), -segments.index(s)))
+    words = best.split()
+    return " ".join(words[:max_words]) + (" …" if len(words) > max_words else "")
+
+
+def representatives(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    group: int,
+    *,
+    user_ids: Sequence[str],
+    texts: Sequence[str | None] | None,
+    keywords: Sequence[Keyword],
+    config: FactsConfig,
+) -> list[Representative]:
+    """The group members most cosine-similar to its centroid, each with a short quote."""
+    members = np.flatnonzero(labels == group)
+    if len(members) == 0 or config.n_representatives == 0:
+        return []
+    x = vectors[members]
+    norms = np.linalg.norm(x, axis=1)
+    sims = (x @ centroids[group]) / np.where(norms > 0, norms, 1.0)
+    order = np.lexsort((members, -sims))[: config.n_representatives]
+    return [
+        Representative(
+            user_id=str(user_ids[members[i]]),
+            similarity=float(sims[i]),
+            quote=quote(texts[members[i]], keywords, config.quote_words) if texts is not None else "",
+        )
+        for i in order
+    ]
+
+
+def _liked_matrix(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(user rows, item rows) of the interactions that count as liked, deduplicated."""
+    keep = np.ones(dataset.n_interactions, dtype=bool)
+    if min_rating is not None and dataset.has_ratings:
+        keep = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
+    pairs = np.unique(np.column_stack([dataset.user_rows[keep], dataset.item_rows[keep]]), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def distinctive_items(
+    dataset: Dataset, labels: np.ndarray, n_groups: int, config: FactsConfig
+) -> list[list[DistinctiveItem]]:
+    """Items each group likes more than everyone does: lift = share of the group / share of all users,
+    among items liked by at least ``max(min_item_users, min_item_share * group size)`` members."""
+    users, items = _liked_matrix(dataset, config.min_rating)
+    overall = np.bincount(items, minlength=dataset.n_items) / max(dataset.n_users, 1)
+    titles = dataset.items["title"].fillna("").astype(str).to_numpy()
+    item_ids = dataset.item_vocab.ids
+    sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
+    out: list[list[DistinctiveItem]] = []
+    for g in range(n_groups):
+        in_group = labels[users] == g
+        support = np.bincount(items[in_group], minlength=dataset.n_items)
+        share = support / max(sizes[g], 1)
+        lift = np.divide(share, overall, out=np.zeros_like(share), where=overall > 0)
+        floor = max(config.min_item_users, int(np.ceil(config.min_item_share * sizes[g])))
+        ok = np.flatnonzero(support >= floor)
+        order = ok[np.lexsort((ok, -support[ok], -lift[ok]))][: config.n_items]
+        out.append(
+            [
+                DistinctiveItem(
+                    item_id=str(item_ids[i]),
+                    title=titles[i] or str(item_ids[i]),
+                    users=int(support[i]),
+                    share_in_group=float(share[i]),
+                    share_overall=float(overall[i]),
+                    lift=float(lift[i]),
+                )
+                for i in order
+                if lift[i] > 1.0
+            ]
+        )
+    return out
+
+
+def age_band(ages: pd.Series, edges: Sequence[int]) -> pd.Series:
+    """ "under 18", "18-24", ..., "55+" from numeric ages (missing stays missing)."""
+    values = pd.to_numeric(ages, errors="coerce")
+    labels = [f"under {edges[0]}"] + [f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)]
+    labels.append(f"{edges[-1]}+")
+    bins = [-np.inf, *edges, np.inf]
+    return pd.cut(values, bins=bins, labels=labels, right=False).astype(object)
+
+
+def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd.Series]:
+    columns: dict[str, pd.Series] = {}
+    names = config.attributes
+    if names is None:
+        names = tuple(
+            c
+            for c in users.columns
+            if c not in ("user_id", "text") and 2 <= users[c].nunique(dropna=True) <= 50 and c != "age"
+        )
+        if "age" in users.columns:
+            names = ("age", *names)
+    for name in names:
+        if name not in users.columns:
+            continue
+        if name == "age" and pd.to_numeric(users[name], errors="coerce").notna().any():
+            columns["age band"] = age_band(users[name], config.age_bands)
+        else:
+            columns[name] = users[name].astype(object)
+    return columns
+
+
+def attribute_skew(
+    users: pd.DataFrame, labels: np.ndarray, n_groups: int, config: FactsConfig
+) -> list[list[AttributeSkew]]:
+    """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), largest lift first."""
+    columns = _attribute_columns(users, config)
+    out: list[list[AttributeSkew]] = [[] for _ in range(n_groups)]
+    for name, series in columns.items():
+        values = series.to_numpy(dtype=object)
+        known = pd.notna(series).to_numpy()
+        if not known.any():
+            continue
+        vals, codes = np.unique(values[known].astype(str), return_inverse=True)
+        overall = np.bincount(codes, minlength=len(vals)) / known.sum()
+        known_labels = labels[known]
+        for g in range(n_groups):
+            counts = np.bincount(codes[known_labels == g], minlength=len(vals))
+            n_known = counts.sum()
+            if n_known == 0:
+                continue
+            share = counts / n_known
+            lift = share / overall
+            for v in np.flatnonzero((counts >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
+                out[g].append(
+                    AttributeSkew(
+                        attribute=name,
+                        value=str(vals[v]),
+                        users=int(counts[v]),
+                        share_in_group=float(share[v]),
+                        share_overall=float(overall[v]),
+                        lift=float(lift[v]),
+                    )
+                )
+    for g in range(n_groups):
+        out[g].sort(key=lambda s: (-s.lift, s.attribute, s.value))
+        del out[g][config.n_attributes :]
+    return out

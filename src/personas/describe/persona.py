@@ -1,0 +1,78 @@
+"""The persona card: what one group is, in numbers and words. JSON-serialisable (pydantic)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+__all__ = [
+    "AttributeSkew",
+    "DistinctiveItem",
+    "Keyword",
+    "Persona",
+    "Representative",
+    "personas_from_json",
+    "personas_to_json",
+]
+
+
+class Keyword(BaseModel):
+    term: str
+    score: float = Field(description="Class-based TF-IDF weight of the term in this group.")
+
+
+class Representative(BaseModel):
+    user_id: str
+    similarity: float = Field(description="Cosine similarity of the user's vector to the group centroid.")
+    quote: str = Field("", description="A short excerpt of the user's text.")
+
+
+class DistinctiveItem(BaseModel):
+    item_id: str
+    title: str
+    users: int = Field(description="Group members who interacted with (liked) the item: its support.")
+    share_in_group: float
+    share_overall: float
+    lift: float = Field(description="share_in_group / share_overall.")
+
+
+class AttributeSkew(BaseModel):
+    attribute: str
+    value: str
+    users: int
+    share_in_group: float
+    share_overall: float
+    lift: float
+
+
+class Persona(BaseModel):
+    group: int
+    name: str = Field(description="Deterministic name built from the top keywords.")
+    generated_name: str | None = Field(None, description="Name from a local language model, when one ran.")
+    size: int
+    share: float = Field(description="Share of all users (noise included) in this group.")
+    keywords: list[Keyword] = Field(default_factory=list)
+    representatives: list[Representative] = Field(default_factory=list)
+    distinctive_items: list[DistinctiveItem] = Field(default_factory=list)
+    attribute_skew: list[AttributeSkew] = Field(default_factory=list)
+
+    @property
+    def display_name(self) -> str:
+        return self.generated_name or self.name
+
+
+_LIST = TypeAdapter(list[Persona])
+
+
+def personas_to_json(personas: Sequence[Persona], *, indent: int | None = 2) -> str:
+    return _LIST.dump_json(list(personas), indent=indent).decode()
+
+
+def personas_from_json(source: str | bytes | Path) -> list[Persona]:
+    """Read personas written by :func:`personas_to_json` (a JSON string or a file path)."""
+    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
+    data = json.loads(text)
+    return _LIST.validate_python(data)
