@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.encode._base import Encoder, as_vectors, unit_rows
 from personas.errors import ConfigError, DataError, NotFittedError
+
+if TYPE_CHECKING:  # the data layer (pandas) is imported only when behaviour is actually fitted
+    from personas.data import Dataset, ProfileConfig
 
 __all__ = ["BehaviourEncoder", "FusionEncoder", "fuse"]
 
@@ -94,14 +96,13 @@ class BehaviourEncoder:
             )
 
     def _weights(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        matrix = matrix.astype(np.float64)
+        """Rows as fitted: items scaled by the fitted inverse popularity, rows L2-normalised (``svd`` only)."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float64)
         if self.method == "svd":
-            users_per_item = np.asarray((matrix > 0).sum(axis=0)).ravel()
-            idf = np.log((1.0 + self.n_users_) / (1.0 + users_per_item)) + 1.0
-            matrix = matrix @ sp.diags(idf)
+            matrix = sp.csr_matrix(matrix @ sp.diags(self.item_weights_))
             norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-            matrix = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix
-        return sp.csr_matrix(matrix)
+            matrix = sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)
+        return matrix
 
     def fit(self, dataset: Dataset) -> Self:
         """Learn the item space from ``dataset`` and the vectors of its users."""
@@ -112,7 +113,10 @@ class BehaviourEncoder:
         self.value_ = value
         self.n_users_ = dataset.n_users
         self.item_vocab_ = dataset.item_vocab
-        matrix = self._weights(dataset.matrix(value))
+        raw_matrix = dataset.matrix(value)
+        users_per_item = np.diff(raw_matrix.tocsc().indptr)
+        self.item_weights_ = np.log((1.0 + dataset.n_users) / (1.0 + users_per_item)) + 1.0
+        matrix = self._weights(raw_matrix)
         digest = hashlib.sha256(dataset.fingerprint().encode())
         if self.method == "svd":
             from sklearn.decomposition import TruncatedSVD
@@ -246,6 +250,8 @@ class FusionEncoder:
         self, dataset: Dataset, *, texts: Sequence[str | None] | None = None, show_progress: bool | None = None
     ) -> Self:
         if texts is None:
+            from personas.data import build_profiles
+
             texts = build_profiles(dataset, self.profile_config)
         if len(texts) != dataset.n_users:
             raise DataError(

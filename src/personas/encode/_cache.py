@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from personas.config import get_settings
 from personas.encode._base import (
     Encoder,
     TextInput,
@@ -112,7 +111,11 @@ class EmbeddingCache:
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        self.directory = Path(directory) if directory is not None else get_settings().home / "embeddings"
+        if directory is None:
+            from personas.config import get_settings
+
+            directory = get_settings().home / "embeddings"
+        self.directory = Path(directory)
         self._spaces: dict[tuple[str, int], _Space] = {}
 
     def __repr__(self) -> str:
