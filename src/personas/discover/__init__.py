@@ -4,23 +4,22 @@ Every method follows the :class:`GroupFinder` contract (``fit(X) -> self``, ``la
 ``centroids_``, ``assign(X)``); configs are small pydantic models that round-trip through JSON, and
 :func:`make_finder` builds a method from one.
 
-Importing this package sets ``OPENBLAS_CORETYPE=SkylakeX`` unless already set: faiss-cpu bundles an
-OpenBLAS (0.3.15) that does not recognise newer CPUs and falls back to a generic kernel; with this hint it
-gives identical results 4-7x faster (measured, see DESIGN.md). It must happen before faiss is imported,
-hence here; set the variable yourself (e.g. to your CPU's core type) to override it.
+Importing this package sets ``OPENBLAS_CORETYPE=SkylakeX`` when the variable is unset and the CPU has
+AVX-512 (read from /proc/cpuinfo): faiss-cpu bundles an OpenBLAS (0.3.15) that does not recognise newer
+AVX-512 CPUs and falls back to a generic kernel; with this hint it gave identical results 4-7x faster
+(DESIGN.md). It must happen before faiss is imported, hence here. On CPUs without AVX-512 the hint would
+crash BLAS (illegal instruction), so it is not set (measured on an AMD EPYC with AVX2: OpenBLAS picks its
+Zen kernel itself; Haswell/Zen hints change nothing). Set the variable yourself to override.
 """
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
 
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from personas.config import config_error
+from personas.discover import _blas  # noqa: F401  (sets the OpenBLAS hint before faiss loads)
 from personas.discover._base import NOISE, BaseGroupFinder, GroupFinder
 from personas.discover.density import HDBSCANConfig, HDBSCANGroups
 from personas.discover.graph import LeidenConfig, LeidenGroups

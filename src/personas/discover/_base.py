@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+import scipy.sparse as sp
 
 from personas.config import ComponentConfig
 from personas.errors import ConfigError, DataError, NotFittedError
@@ -72,12 +73,17 @@ def as_unit_vectors(X: object, *, owner: str, min_rows: int = 1) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def group_sums(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of the rows of each group ``0..n_groups-1`` (rows labelled ``-1`` are ignored), as one sparse
+    product (``np.add.at`` is ~50x slower on large inputs)."""
+    keep = np.flatnonzero(labels >= 0)
+    onehot = sp.csr_matrix((np.ones(len(keep), dtype=np.float32), (labels[keep], keep)), shape=(n_groups, X.shape[0]))
+    return np.asarray(onehot @ X, dtype=np.float64)
+
+
 def centroids_of(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
     """Unit-norm mean direction of each group (rows labelled ``-1`` are ignored)."""
-    d = X.shape[1]
-    sums = np.zeros((n_groups, d), dtype=np.float64)
-    keep = labels >= 0
-    np.add.at(sums, labels[keep], X[keep])
+    sums = group_sums(X, labels, n_groups)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from personas.config import ComponentConfig
-from personas.discover._base import BaseGroupFinder, as_unit_vectors, nearest_centroid, warn_if_fewer
+from personas.discover._base import BaseGroupFinder, as_unit_vectors, group_sums, nearest_centroid, warn_if_fewer
 from personas.errors import ConfigError
 
 __all__ = ["KMeansConfig", "KMeansGroups", "spherical_kmeans"]
@@ -65,8 +65,7 @@ def _lloyd_numpy(X: np.ndarray, k: int, max_iter: int, rng: np.random.Generator)
     labels = np.full(X.shape[0], -1, dtype=np.int64)
     for _ in range(max_iter):
         new_labels, _ = nearest_centroid(X, centers)
-        sums = np.zeros_like(centers, dtype=np.float64)
-        np.add.at(sums, new_labels, X)
+        sums = group_sums(X, new_labels, k)
         norms = np.linalg.norm(sums, axis=1)
         empty = norms == 0
         if empty.any():  # re-seed an empty group with the rows farthest from their centre
