@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +54,15 @@ def evaluate(
 
     data = open_dataset(dataset)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    command = "personas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # The command as options, not sys.argv: the same text whether run from a shell or a test runner.
+    parts = ["personas", "evaluate", "--dataset", dataset, "--protocol", protocol]
+    if models:
+        parts += ["--models", models]
+    if (groups, n_groups, seed) != ("profile", 16, 0):
+        parts += ["--groups", groups, "--n-groups", str(n_groups), "--seed", str(seed)]
+    if out is not None:
+        parts += ["--out", str(out)]
+    command = " ".join(shlex.quote(p) for p in parts)
 
     def done(label: str, result: ExperimentResult) -> None:
         _print(label, result)

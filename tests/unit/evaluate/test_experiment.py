@@ -181,3 +181,11 @@ def test_cold_users_are_scored_from_their_profile_text_only(synthetic: Dataset) 
     assert texts_seen == [split.train.n_interactions]
     assert res.run("text").overall["NDCG@10"] > res.run("pop").overall["NDCG@10"]
     assert res.run("text").overall["Precision@10"] > 0.5
+
+
+def test_models_without_a_new_user_path_score_cold_rows_as_they_are(synthetic: Dataset) -> None:
+    split = ColdUsers().split(synthetic)
+    random_ranks = rank_users(Random().fit(split.train), split, 5)
+    popular_ranks = rank_users(MostPopular().fit(split.train), split, 5)
+    assert len({tuple(r) for r in random_ranks}) > 1  # random differs per user, not a popularity fallback
+    assert len({tuple(r) for r in popular_ranks}) == 1
