@@ -155,12 +155,29 @@ def profile_vectors(train: Dataset, dim: int = 64, seed: int = 0, config: Profil
 def profile_groups(
     k: int = 8, *, dim: int = 64, seed: int = 0, config: ProfileConfig | None = None
 ) -> Callable[[Dataset], np.ndarray]:
-    """Group source: k-means on profile-text vectors of every user (users without history are grouped by
-    their side information alone)."""
+    """Group source: k-means on the profile-text vectors of users with history; users without history are
+    placed by side information alone.
+
+    Their profile holds no behaviour, so clustering it with the others would only put them in a group of
+    their own. Instead each group gets a centroid of its members' side-only profiles (the same profile
+    without the behaviour part) and a user without history joins the group of the closest centroid.
+    """
     if k < 2:
         raise ConfigError(f"The 'k' parameter of profile_groups must be an int >= 2. Got {k!r} instead.")
+    base = config or ProfileConfig()
+    side_config = base.model_copy(update={"parts": tuple(p for p in base.parts if p != "behaviour")})
 
     def source(train: Dataset) -> np.ndarray:
-        return _kmeans(profile_vectors(train, dim, seed, config), k, seed)
+        from sklearn.preprocessing import normalize
+
+        active = np.diff(train.matrix("binary").indptr) > 0
+        labels = np.full(train.n_users, -1, dtype=np.int64)
+        labels[active] = _kmeans(profile_vectors(train, dim, seed, base)[active], k, seed)
+        if (~active).any() and side_config.parts:
+            side = profile_vectors(train, dim, seed, side_config)
+            groups = np.unique(labels[active])
+            centroids = normalize(np.vstack([side[labels == g].mean(axis=0) for g in groups]))
+            labels[~active] = groups[np.argmax(side[~active] @ centroids.T, axis=1)]
+        return labels
 
     return source

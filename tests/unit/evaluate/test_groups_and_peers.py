@@ -78,3 +78,19 @@ def test_lightfm_peer_learns_tastes_and_ranks_cold_items_from_features(synthetic
     a = LightFMPeer(epochs=5, no_components=4).fit(split.train).score_rows(np.arange(3))
     b = LightFMPeer(epochs=5, no_components=4).fit(split.train).score_rows(np.arange(3))
     np.testing.assert_array_equal(a, b)
+
+
+def test_profile_groups_place_users_without_history_by_side_text(synthetic: Dataset) -> None:
+    from personas.evaluate import ColdUsers
+
+    split = ColdUsers().split(synthetic)
+    labels = profile_groups(2)(split.train)
+    taste = np.array([int(u[1:]) % 2 for u in synthetic.user_vocab.ids])
+    # The cold users' own text ("space opera fan" / "romance reader") puts them with their taste's group.
+    warm = np.setdiff1d(np.arange(synthetic.n_users), split.users)
+    group_taste = {g: np.bincount(taste[warm][labels[warm] == g]).argmax() for g in (0, 1)}
+    assert [group_taste[g] for g in labels[split.users]] == taste[split.users].tolist()
+    res = Experiment(
+        split, {"MostPopular": MostPopular(), "GroupPopular": GroupPopular()}, groups=profile_groups(2)
+    ).run()
+    assert res.run("GroupPopular").overall["NDCG@10"] > res.run("MostPopular").overall["NDCG@10"]
