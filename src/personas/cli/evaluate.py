@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.data import Dataset
 from personas.evaluate.protocols import DEFAULT_MODELS, PROTOCOLS
 from personas.evaluate.report import ExperimentResult
 
@@ -40,7 +41,9 @@ def evaluate(
     dataset: Annotated[str, typer.Option(help="Built-in dataset (ml-100k, ml-latest-small) or a data path.")] = (
         "ml-100k"
     ),
-    protocol: Annotated[str, typer.Option(help=f"One of: {', '.join(PROTOCOLS)}.")] = "warm",
+    protocol: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(PROTOCOLS)}, or groups (group quality on the warm split).")
+    ] = "warm",
     models: Annotated[
         str | None, typer.Option(help=f"Comma-separated models (default all): {','.join(DEFAULT_MODELS)}.")
     ] = None,
@@ -70,6 +73,25 @@ def evaluate(
             md, js = result.save(out, f"{data.name}-{label}", command=command)
             err_console.print(f"wrote {md} and {js}", highlight=False)
 
+    if protocol == "groups":
+        _groups(data, seed, command, out)
+        return
     run_protocol(
         data, protocol, models=names, groups=groups, n_groups=n_groups, seed=seed, progress=True, on_result=done
     )
+
+
+def _groups(data: Dataset, seed: int, command: str, out: Path | None) -> None:
+    import json
+
+    from personas.evaluate.protocols import group_quality_markdown, group_quality_table
+
+    rows, result = group_quality_table(data, seed=seed)
+    text = group_quality_markdown(rows, result, command=command)
+    console.print(text, markup=False, highlight=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{data.name}-groups.md").write_text(text, encoding="utf-8")
+        payload = {"command": command, "protocol": result.protocol if result else None, "rows": rows}
+        (out / f"{data.name}-groups.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        err_console.print(f"wrote {out / f'{data.name}-groups.md'}", highlight=False)

@@ -94,3 +94,18 @@ def test_profile_groups_place_users_without_history_by_side_text(synthetic: Data
         split, {"MostPopular": MostPopular(), "GroupPopular": GroupPopular()}, groups=profile_groups(2)
     ).run()
     assert res.run("GroupPopular").overall["NDCG@10"] > res.run("MostPopular").overall["NDCG@10"]
+
+
+def test_group_quality_table_rows_and_markdown(synthetic: Dataset) -> None:
+    from personas.evaluate.protocols import group_quality_markdown, group_quality_table
+
+    rows, result = group_quality_table(
+        synthetic, sources=("behaviour",), ks=(2,), attributes=(), stability_seeds=(0, 1)
+    )
+    assert [r["groups"] for r in rows] == ["behaviour k=2"]
+    row = rows[0]
+    assert row["stability_ari"] == pytest.approx(1.0)
+    assert row["GroupPopular Recall@10"] > row["MostPopular Recall@10"]
+    md = group_quality_markdown(rows, result, command="personas evaluate --protocol groups")
+    assert "| behaviour k=2 |" in md
+    assert "| split | warm (TemporalSplit" in md
