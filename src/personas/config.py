@@ -54,7 +54,9 @@ def config_error(owner: str, exc: ValidationError) -> ConfigError:
         if error["type"] == "extra_forbidden":
             lines.append(f"{owner} has no parameter {where!r}; check the spelling.")
         elif message.startswith("Value error, "):
-            lines.append(message.removeprefix("Value error, "))  # already in the template
+            # Already in the template; a nested section's error gets the section's path in front.
+            inner = message.removeprefix("Value error, ")
+            lines.append(f"[{where}] {inner}" if error["loc"] else inner)
         else:
             lines.append(
                 f"The {where!r} parameter of {owner} is invalid: {message[0].lower()}{message[1:]}. "

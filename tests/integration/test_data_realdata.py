@@ -39,8 +39,8 @@ def test_ml100k_profiles(ml100k: Dataset) -> None:
     assert all(p for p in profiles)
 
 
-def test_demo_prints_the_ml100k_summary(ml100k: Dataset) -> None:
-    result = CliRunner().invoke(app, ["demo"])
+def test_data_info_prints_the_ml100k_counts(ml100k: Dataset) -> None:
+    result = CliRunner().invoke(app, ["data", "info", "ml-100k"])
     assert result.exit_code == 0, result.output
     for expected in ("943", "1,682", "100,000"):
         assert expected in result.stdout

@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from personas import __version__
-from personas.cli import data, evaluate
-from personas.cli._common import console, open_dataset, user_errors
-from personas.data import summarize
+from personas.cli import data, discover, evaluate, run
+from personas.cli._common import console
 
 app = typer.Typer(
     name="personas",
@@ -16,20 +15,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+discover.register(app)
 app.command("evaluate")(evaluate.evaluate)
+app.command("run")(run.run)
+app.command("demo")(run.demo)
 
 
 @app.command()
 def version() -> None:
     """Print the installed version."""
     console.print(__version__)
-
-
-@app.command()
-@user_errors
-def demo(dataset: str = typer.Option("ml-100k", help="Built-in dataset to run on.")) -> None:
-    """The main job on built-in data: fetch MovieLens-100K and summarise it."""
-    data.print_summary(summarize(open_dataset(dataset)))
 
 
 def main() -> None:

@@ -1,0 +1,70 @@
+"""``personas run CONFIG.toml`` and ``personas demo``: the main job end to end."""
+
+from __future__ import annotations
+
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from personas.cli._common import console, err_console, user_errors
+from personas.pipeline import Pipeline, PipelineResult, load_config
+
+
+def print_summary(result: PipelineResult, folder: Path) -> None:
+    ds = result.dataset
+    console.print(
+        f"[bold]{ds.name}[/]: {ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions",
+        highlight=False,
+    )
+    personas = Table(title=f"{len(result.personas)} personas in {result.dataset.name}", title_justify="left")
+    for column in ("#", "name", "users", "keywords", "distinctive items"):
+        personas.add_column(column, overflow="fold")
+    for p in result.personas:
+        personas.add_row(
+            str(p.group),
+            p.display_name,
+            f"{p.size} ({100 * p.share:.0f}%)",
+            ", ".join(k.term for k in p.keywords[:5]),
+            "; ".join(i.title for i in p.distinctive_items[:3]),
+        )
+    console.print(personas)
+    if result.metrics is not None:
+        metrics = Table(title="Warm users: per-user temporal split (last 20% test), full ranking", title_justify="left")
+        columns = [c for c in result.metrics.columns if "@" in c]
+        metrics.add_column("model")
+        for column in columns:
+            metrics.add_column(column, justify="right")
+        for name, row in result.metrics.iterrows():
+            metrics.add_row(str(name), *(f"{row[c]:.4f}" for c in columns))
+        console.print(metrics)
+    report = folder / "report.html"
+    console.print(f"Artefacts: {folder}" + (f"\nReport:    {report}" if report.exists() else ""))
+
+
+def run_config(config_path: Path, output: Path | None) -> None:
+    config = load_config(config_path)
+    if output is not None:
+        config = config.model_copy(update={"output": config.output.model_copy(update={"dir": output})})
+    result = Pipeline(config, console=err_console).run()
+    print_summary(result, config.output.dir)
+
+
+@user_errors
+def run(
+    config: Annotated[Path, typer.Argument(help="Pipeline config (TOML).", exists=False)],
+    output: Annotated[Path | None, typer.Option(help="Artefact folder (overrides [output] dir).")] = None,
+) -> None:
+    """Run the pipeline: load, profile texts, encode, discover, describe, recommend, evaluate, write."""
+    run_config(config, output)
+
+
+@user_errors
+def demo(
+    output: Annotated[Path, typer.Option(help="Artefact folder.")] = Path("runs/demo"),
+) -> None:
+    """The main job on built-in data: the whole pipeline on MovieLens-100K with the shipped config."""
+    with as_file(files("personas.pipeline") / "demo.toml") as path:
+        run_config(path, output)

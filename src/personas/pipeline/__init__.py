@@ -1,0 +1,16 @@
+"""The main job end to end: ``Pipeline(load_config("run.toml")).run()`` or ``personas run run.toml``."""
+
+from personas.pipeline.artefact import RunArtefact, load_run, write_run
+from personas.pipeline.config import PipelineConfig, load_config
+from personas.pipeline.run import MODELS, Pipeline, PipelineResult
+
+__all__ = [
+    "MODELS",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineResult",
+    "RunArtefact",
+    "load_config",
+    "load_run",
+    "write_run",
+]

@@ -1,0 +1,182 @@
+"""The HTML report: one self-contained file (plotly's JavaScript embedded), readable offline."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sklearn.decomposition import PCA
+
+from personas.describe import Persona
+from personas.discover import KChoice
+
+__all__ = ["map_2d", "render_report"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#c8cdd8;font-size:13px}
+main{padding:24px 32px;max-width:1400px}section{margin-bottom:32px}
+h2{font-size:18px;border-bottom:2px solid #dde1e8;padding-bottom:6px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:16px}
+.card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.1);
+border-top:5px solid var(--c)}.card h3{margin:0 0 4px;font-size:16px}.meta{color:#5b6478;font-size:12px}
+.kw span{display:inline-block;background:#eef1f6;border-radius:10px;padding:2px 8px;margin:2px;font-size:12px}
+.card ul{padding-left:18px;margin:6px 0;font-size:13px}.card q{color:#39415a;font-style:italic}
+table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:5px 10px;border:1px solid #dde1e8}
+th{background:#eef1f6;text-align:left}pre{background:#fff;padding:10px;font-size:12px;overflow:auto}
+"""
+_PALETTE = [
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+    "#1F77B4",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#17BECF",
+    "#BCBD22",
+]
+
+
+def colour(group: int) -> str:
+    return "#999999" if group < 0 else _PALETTE[group % len(_PALETTE)]
+
+
+def map_2d(vectors: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """2-D coordinates of the user vectors (PCA: fast, deterministic, faithful to global structure)."""
+    if len(vectors) < 3:
+        return np.zeros((len(vectors), 2))
+    return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(vectors, dtype=np.float64))
+
+
+def _figure_html(fig: go.Figure, *, first: bool) -> str:
+    return str(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
+
+
+def _map_figure(users: pd.DataFrame, personas: Sequence[Persona]) -> go.Figure:
+    names = {p.group: p.display_name for p in personas}
+    fig = go.Figure()
+    for group in sorted(users["persona"].unique()):
+        part = users[users["persona"] == group]
+        label = names.get(int(group), "noise")
+        fig.add_trace(
+            go.Scattergl(
+                x=part["x"],
+                y=part["y"],
+                mode="markers",
+                name=f"{group}: {label}",
+                marker={"color": colour(int(group)), "size": 6, "opacity": 0.75},
+                text=part["user_id"],
+                hovertemplate="user %{text}<extra>" + html.escape(label) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        height=520,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title="Users by persona (PCA)",
+        legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def _choose_k_figure(choice: KChoice) -> go.Figure:
+    ks = [s.k for s in choice.scores]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ks, y=[s.silhouette for s in choice.scores], name="silhouette", mode="lines+markers"))
+    fig.add_trace(
+        go.Scatter(x=ks, y=[s.stability for s in choice.scores], name="stability (ARI)", mode="lines+markers")
+    )
+    fig.add_vline(x=choice.k, line_dash="dash", annotation_text=f"chosen k={choice.k}")
+    fig.update_layout(
+        height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title=f"Choosing k ({choice.rule})", xaxis_title="k"
+    )
+    return fig
+
+
+def _card(persona: Persona) -> str:
+    e = html.escape
+    keywords = "".join(f"<span>{e(k.term)}</span>" for k in persona.keywords[:10])
+    quotes = "".join(
+        f"<li>user {e(r.user_id)}: <q>{e(r.quote)}</q></li>" for r in persona.representatives[:3] if r.quote
+    )
+    items = "".join(
+        f"<li>{e(i.title)} <span class='meta'>lift {i.lift:.1f}, {i.users} users</span></li>"
+        for i in persona.distinctive_items[:5]
+    )
+    skew = "".join(
+        f"<li>{e(a.attribute)} = {e(a.value)} <span class='meta'>{100 * a.share_in_group:.0f}% vs "
+        f"{100 * a.share_overall:.0f}% overall</span></li>"
+        for a in persona.attribute_skew[:4]
+    )
+    generated = f"<div class='meta'>keyword name: {e(persona.name)}</div>" if persona.generated_name else ""
+    return (
+        f"<div class='card persona-card' style='--c:{colour(persona.group)}' data-group='{persona.group}'>"
+        f"<h3>{persona.group}. {e(persona.display_name)}</h3>{generated}"
+        f"<div class='meta'>{persona.size} users · {100 * persona.share:.1f}%</div>"
+        f"<div class='kw'>{keywords}</div>"
+        + (f"<b>Distinctive items</b><ul>{items}</ul>" if items else "")
+        + (f"<b>Over-represented</b><ul>{skew}</ul>" if skew else "")
+        + (f"<b>Representative users</b><ul>{quotes}</ul>" if quotes else "")
+        + "</div>"
+    )
+
+
+def _table(frame: pd.DataFrame, *, digits: int = 4) -> str:
+    return str(frame.to_html(float_format=lambda v: f"{v:.{digits}f}", border=0, escape=True))
+
+
+def render_report(
+    *,
+    title: str,
+    subtitle: str,
+    users: pd.DataFrame,
+    personas: Sequence[Persona],
+    choice: KChoice | None,
+    quality: dict[str, Any],
+    metrics_markdown: str,
+    metrics: pd.DataFrame | None,
+    per_persona: pd.DataFrame | None,
+    timings: dict[str, float],
+) -> str:
+    """The report as one HTML string (about 5 MB: plotly's JavaScript is embedded so it works offline)."""
+    e = html.escape
+    parts = [f"<section><h2>Persona map</h2>{_figure_html(_map_figure(users, personas), first=True)}</section>"]
+    parts.append(f"<section><h2>Personas</h2><div class='cards'>{''.join(_card(p) for p in personas)}</div></section>")
+    if choice is not None:
+        parts.append(
+            f"<section><h2>Number of personas</h2>{_figure_html(_choose_k_figure(choice), first=False)}</section>"
+        )
+    quality_rows = {k: v for k, v in quality.items() if isinstance(v, int | float) and v is not None}
+    parts.append("<section><h2>Group quality</h2>" + _table(pd.DataFrame([quality_rows]), digits=3) + "</section>")
+    if metrics is not None:
+        parts.append(
+            "<section><h2>Recommendation quality</h2>"
+            + _table(metrics)
+            + f"<details><summary>Protocol and full report</summary><pre>{e(metrics_markdown)}</pre></details>"
+            + "</section>"
+        )
+    if per_persona is not None:
+        parts.append(
+            "<section><h2>Recommendation quality per persona (NDCG@10)</h2>" + _table(per_persona) + "</section>"
+        )
+    timing_frame = pd.DataFrame({"seconds": timings}).T
+    parts.append(f"<section><h2>Run time</h2>{_table(timing_frame, digits=1)}</section>")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<header><h1>{e(title)}</h1><p>{e(subtitle)}</p></header><main>{''.join(parts)}</main></body></html>"
+    )

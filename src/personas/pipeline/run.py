@@ -1,0 +1,311 @@
+"""The main job: data -> profile texts -> vectors -> groups -> personas -> recommenders -> metrics -> artefacts.
+
+Every stage is timed and shown on the console. The artefact folder is written to a temporary sibling and
+renamed into place at the very end, so an interrupted run (Ctrl-C) leaves the previous folder intact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from personas.config import Settings, get_settings
+from personas.data import Dataset, build_profiles, load_builtin, load_dataset
+from personas.describe import Persona, describe_groups, personas_to_json
+from personas.discover import (
+    AgglomerativeConfig,
+    HDBSCANConfig,
+    KChoice,
+    KMeansConfig,
+    LeidenConfig,
+    choose_k,
+    group_quality,
+    make_finder,
+)
+from personas.encode import BehaviourEncoder, CachedEncoder, EmbeddingCache, fuse, make_encoder
+from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
+from personas.pipeline.artefact import write_run
+from personas.pipeline.config import PipelineConfig
+from personas.pipeline.report import map_2d, render_report
+from personas.recommend import Recommender
+from personas.recommend.als import ALS
+from personas.recommend.base import MostPopular
+from personas.recommend.content import ContentBased
+from personas.recommend.ease import EASE
+from personas.recommend.hybrid import Hybrid
+from personas.recommend.neighbours import ItemKNN
+from personas.recommend.popular import GroupPopular
+
+__all__ = ["MODELS", "Pipeline", "PipelineResult"]
+
+#: Recommender names usable in ``[recommend] models``.
+MODELS: dict[str, type[Recommender]] = {
+    "most-popular": MostPopular,
+    "group-popular": GroupPopular,
+    "item-knn": ItemKNN,
+    "ease": EASE,
+    "als": ALS,
+    "content": ContentBased,
+    "hybrid": Hybrid,
+}
+
+
+@dataclass
+class PipelineResult:
+    """Everything a run produced, in memory (the artefact folder holds the same)."""
+
+    config: PipelineConfig
+    dataset: Dataset
+    texts: list[str]
+    vectors: np.ndarray
+    encoder_name: str
+    labels: np.ndarray
+    k_choice: KChoice | None
+    quality: dict[str, Any]
+    personas: list[Persona]
+    models: dict[str, Recommender]
+    metrics: pd.DataFrame | None = None
+    metrics_markdown: str = ""
+    experiment: ExperimentResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs the configured stages. ``settings`` (cache folder) and ``console`` are injectable for tests."""
+
+    def __init__(
+        self, config: PipelineConfig, *, settings: Settings | None = None, console: Console | None = None
+    ) -> None:
+        self.config = config
+        self.settings = settings or get_settings()
+        self.console = console or Console(stderr=True)
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        self.console.print(f"[bold]▶ {name}[/]", highlight=False)
+        yield
+        seconds = time.perf_counter() - start
+        self.timings[name] = seconds
+        self.console.print(f"[green]✓ {name}[/] [dim]{seconds:.1f} s[/]", highlight=False)
+
+    # ------------------------------------------------------------------------------------------ stages
+    def load(self) -> Dataset:
+        data = self.config.data
+        if data.dataset is not None:
+            return load_builtin(data.dataset, settings=self.settings, echo=lambda m: self.console.print(m))
+        if data.interactions is None:  # unreachable: the config validator requires one source
+            raise AssertionError("no data source")
+        dataset, report = load_dataset(
+            data.interactions,
+            users=data.users,
+            items=data.items,
+            tags=data.tags,
+            columns={str(kind): mapping for kind, mapping in data.columns.items()},
+            unknown_ids=data.unknown_ids,
+            delimiter=data.delimiter,
+            encoding=data.encoding,
+        )
+        for warning in report.warnings:
+            self.console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+        return dataset
+
+    def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str]:
+        """User vectors: text, behaviour, or both fused with ``behaviour_weight``."""
+        section = self.config.encode
+        text_vectors = behaviour_vectors = None
+        names = []
+        if section.behaviour_weight < 1.0:
+            encoder: Any = make_encoder(section.kind)
+            if section.kind == "tfidf":
+                encoder.fit(texts)
+            if section.cache:
+                encoder = CachedEncoder(encoder, EmbeddingCache(self.settings.home / "embeddings"))
+            text_vectors = encoder.encode(texts, batch_size=section.batch_size, show_progress=True)
+            names.append(f"text={encoder.name}")
+        if section.behaviour_weight > 0.0:
+            behaviour = BehaviourEncoder(n_components=section.behaviour_dim, seed=self.config.discover.seed)
+            behaviour_vectors = behaviour.fit(dataset).vectors_
+            names.append(f"behaviour=svd{behaviour.dim_}")
+        if text_vectors is not None and behaviour_vectors is not None:
+            vectors: np.ndarray = fuse(text_vectors, behaviour_vectors, text_weight=1.0 - section.behaviour_weight)
+            names.append(f"weight={section.behaviour_weight:g}")
+        elif text_vectors is not None:
+            vectors = text_vectors
+        elif behaviour_vectors is not None:
+            vectors = behaviour_vectors
+        else:  # unreachable: behaviour_weight is in [0, 1]
+            raise AssertionError("no vectors")
+        return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names)
+
+    def _finder_config(self, k: int) -> KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig:
+        section = self.config.discover
+        if section.method == "kmeans":
+            return KMeansConfig(k=k, seed=section.seed)
+        if section.method == "agglomerative":
+            return AgglomerativeConfig(k=k)
+        if section.method == "hdbscan":
+            return HDBSCANConfig()
+        return LeidenConfig(seed=section.seed)
+
+    def discover(self, vectors: np.ndarray) -> tuple[np.ndarray, KChoice | None]:
+        section = self.config.discover
+        choice = None
+        k = section.k if isinstance(section.k, int) else 8
+        if section.k == "auto" and section.method in ("kmeans", "agglomerative"):
+            candidates = [c for c in section.candidates if c < len(vectors)]
+            choice = choose_k(
+                vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
+            )
+            k = choice.k
+        finder = make_finder(self._finder_config(k)).fit(vectors)
+        return np.asarray(finder.labels_, dtype=np.int64), choice
+
+    def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
+        groups = np.where(labels >= 0, labels, -1)
+        return {name: MODELS[name]().fit(dataset, groups=groups) for name in self.config.recommend.models}
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> PipelineResult:
+        with self.stage("load data"):
+            dataset = self.load()
+        with self.stage("profile texts"):
+            texts = build_profiles(dataset, self.config.profiles)
+        with self.stage("encode"):
+            vectors, encoder_name = self.encode(dataset, texts)
+        with self.stage("discover groups"):
+            labels, choice = self.discover(vectors)
+            quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
+        with self.stage("describe personas"):
+            personas = self.describe(dataset, texts, vectors, labels)
+        with self.stage("fit recommenders"):
+            models = self.fit_models(dataset, labels)
+        result = PipelineResult(
+            config=self.config,
+            dataset=dataset,
+            texts=texts,
+            vectors=vectors,
+            encoder_name=encoder_name,
+            labels=labels,
+            k_choice=choice,
+            quality=quality,
+            personas=personas,
+            models=models,
+            timings=self.timings,
+        )
+        if self.config.evaluate.enabled:
+            with self.stage("evaluate"):
+                self.evaluate(result)
+        with self.stage("write artefacts"):
+            self.write(result)
+        return result
+
+    def per_persona(self, result: PipelineResult) -> pd.DataFrame | None:
+        """Mean NDCG@10 of each evaluated model within each persona (test users only)."""
+        if result.experiment is None:
+            return None
+        frame = result.experiment.per_user_frame()
+        metric = "NDCG@10" if "NDCG@10" in frame else next(c for c in frame.columns if c not in ("model", "user_id"))
+        persona_of = dict(zip(result.dataset.user_vocab.ids, result.labels, strict=True))
+        frame["persona"] = frame["user_id"].map(persona_of)
+        table = frame.pivot_table(index="persona", columns="model", values=metric, aggfunc="mean")
+        table.insert(0, "test users", frame[frame["model"] == frame["model"].iloc[0]].groupby("persona").size())
+        return table
+
+    def write(self, result: PipelineResult) -> None:
+        dataset = result.dataset
+        xy = map_2d(result.vectors, seed=self.config.discover.seed)
+        users = pd.DataFrame(
+            {"user_id": dataset.user_vocab.ids.astype(str), "persona": result.labels, "x": xy[:, 0], "y": xy[:, 1]}
+        )
+        items = dataset.items
+        titles = items["title"] if "title" in items else items["item_id"]
+        item_frame = pd.DataFrame({"item_id": items["item_id"].astype(str), "title": titles.fillna("").astype(str)})
+        quality: dict[str, Any] = {"quality": result.quality}
+        if result.k_choice is not None:
+            quality["choose_k"] = result.k_choice.model_dump()
+        files: dict[str, bytes | str] = {
+            "personas.json": personas_to_json(result.personas),
+            "quality.json": json.dumps(quality, indent=2, default=float),
+        }
+        if result.experiment is not None:
+            files["metrics.json"] = result.experiment.to_json()
+            files["metrics.md"] = result.metrics_markdown
+        per_persona = self.per_persona(result)
+        if self.config.output.report:
+            files["report.html"] = render_report(
+                title=f"personas: {dataset.name}",
+                subtitle=(
+                    f"{dataset.n_users:,} users, {dataset.n_items:,} items, {dataset.n_interactions:,} interactions; "
+                    f"vectors: {result.encoder_name}; {len(result.personas)} personas "
+                    f"({self.config.discover.method}, seed {self.config.discover.seed})"
+                ),
+                users=users,
+                personas=result.personas,
+                choice=result.k_choice,
+                quality=result.quality,
+                metrics_markdown=result.metrics_markdown,
+                metrics=result.metrics,
+                per_persona=per_persona,
+                timings=self.timings,
+            )
+        manifest = {
+            "config": self.config.model_dump(mode="json"),
+            "dataset": {
+                "name": dataset.name,
+                "fingerprint": dataset.fingerprint(),
+                "users": dataset.n_users,
+                "items": dataset.n_items,
+                "interactions": dataset.n_interactions,
+            },
+            "encoder": result.encoder_name,
+            "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},
+            "n_personas": len(result.personas),
+            "timings": dict(self.timings),
+        }
+        write_run(
+            self.config.output.dir,
+            files=files,
+            frames={"users.parquet": users, "items.parquet": item_frame},
+            arrays={"vectors.npy": result.vectors},
+            models=result.models,
+            manifest=manifest,
+        )
+
+    def describe(self, dataset: Dataset, texts: list[str], vectors: np.ndarray, labels: np.ndarray) -> list[Persona]:
+        return describe_groups(labels, texts=texts, vectors=vectors, dataset=dataset)
+
+    def groups_for(self, train: Dataset, k: int) -> np.ndarray:
+        """Groups recomputed from a train split only (profiles, vectors, k-means at the chosen k), so the
+        evaluation never sees held-out interactions through the groups."""
+        texts = build_profiles(train, self.config.profiles)
+        vectors, _ = self.encode(train, texts)
+        return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
+
+    def evaluate(self, result: PipelineResult) -> None:
+        """Warm protocol: per-user temporal split, full ranking, baselines in the same run."""
+        split = TemporalSplit(seed=self.config.discover.seed).split(result.dataset)
+        k = int(result.labels.max()) + 1
+        names = list(dict.fromkeys(["most-popular", *self.config.recommend.models]))
+        experiment = Experiment(
+            split,
+            {name: MODELS[name]() for name in names},
+            [f"{metric}@{cut}" for cut in self.config.evaluate.k for metric in ("Recall", "NDCG")]
+            + ["HitRate@10", "Coverage@10"],
+            groups=lambda train: self.groups_for(train, k),
+            ours=[n for n in names if n in ("group-popular", "hybrid")],
+            seed=self.config.discover.seed,
+        )
+        outcome = experiment.run()
+        result.metrics = outcome.table()
+        result.metrics_markdown = outcome.to_markdown(command="personas run CONFIG.toml")
+        result.experiment = outcome

@@ -1,0 +1,179 @@
+"""The pipeline on small data in another shape: config errors, artefacts, tampering, interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from personas.config import Settings
+from personas.errors import ConfigError, DataError
+from personas.pipeline import Pipeline, load_config, load_run
+
+TASTES = {
+    "space": ["Star Voyage", "Alien Planet", "Robot Wars", "Galaxy Quest", "Moon Base", "Mars Colony"],
+    "romance": ["Paris Love", "Wedding Bells", "First Kiss", "Summer Romance", "Love Letters", "Sweet Hearts"],
+    "crime": ["Heist Night", "Mafia Boss", "Detective Noir", "Bank Job", "Cold Case", "Crime City"],
+}
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A user's own CSVs: other column names, string ids, no timestamps, three obvious tastes."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    lines = ["customer;product;stars"]
+    about = ["customer;bio"]
+    for taste_index, (taste, titles) in enumerate(TASTES.items()):
+        for j in range(12):
+            customer = f"cust-{taste}-{j}"
+            about.append(f"{customer};I mostly enjoy {taste} stories and {taste} films")
+            for title in rng.choice(titles, size=5, replace=False):
+                lines.append(f"{customer};sku-{title.replace(' ', '-').lower()};{rng.integers(3, 6)}")
+            other = list(TASTES.values())[(taste_index + 1) % 3]
+            lines.append(f"{customer};sku-{other[j % 6].replace(' ', '-').lower()};2")
+    (folder / "orders.csv").write_text("\n".join(lines) + "\n")
+    (folder / "customers.csv").write_text("\n".join(about) + "\n")
+    products = ["sku;name"] + [f"sku-{t.replace(' ', '-').lower()};{t}" for ts in TASTES.values() for t in ts]
+    (folder / "products.csv").write_text("\n".join(products) + "\n")
+    return folder
+
+
+def write_config(folder: Path, extra: str = "", **sections: str) -> Path:
+    text = f"""
+[data]
+interactions = "orders.csv"
+users = "customers.csv"
+items = "products.csv"
+delimiter = ";"
+[data.columns.interactions]
+user_id = "customer"
+item_id = "product"
+rating = "stars"
+[data.columns.users]
+user_id = "customer"
+text = "bio"
+[data.columns.items]
+item_id = "sku"
+title = "name"
+
+[encode]
+kind = "tfidf"
+{sections.get("encode", "")}
+[discover]
+k = 3
+[output]
+dir = "{folder / "run"}"
+report = {sections.get("report", "false")}
+{extra}
+"""
+    path = folder / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def run(config_path: Path, tmp_path: Path) -> Pipeline:
+    pipeline = Pipeline(
+        load_config(config_path), settings=Settings(home=tmp_path / "home"), console=Console(quiet=True)
+    )
+    pipeline.result = pipeline.run()  # type: ignore[attr-defined]
+    return pipeline
+
+
+def test_users_own_csv_end_to_end_and_round_trip(shop: Path, tmp_path: Path) -> None:
+    pipeline = run(write_config(shop, report="true"), tmp_path)
+    result = pipeline.result  # type: ignore[attr-defined]
+    # Three tastes written in the bios and shown in behaviour: three groups, each one taste.
+    labels = dict(zip(result.dataset.user_vocab.ids, result.labels, strict=True))
+    for taste in TASTES:
+        assert len({labels[f"cust-{taste}-{j}"] for j in range(12)}) == 1
+    assert len(set(labels.values())) == 3
+    assert result.metrics is not None and "NDCG@10" in result.metrics.columns  # evaluated without timestamps
+    run_folder = shop / "run"
+    artefact = load_run(run_folder)
+    assert artefact.manifest["dataset"]["fingerprint"] == result.dataset.fingerprint()
+    assert len(artefact.personas) == 3
+    assert (run_folder / "report.html").stat().st_size > 100_000
+    # Loaded models recommend exactly what the fitted ones did.
+    users = list(result.dataset.user_vocab.ids[:10])
+    for name, model in result.models.items():
+        ids, scores = model.recommend(users, 5)
+        loaded_ids, loaded_scores = artefact.model(name).recommend(users, 5)
+        assert np.array_equal(ids, loaded_ids), name
+        assert np.array_equal(scores, loaded_scores), name
+
+
+def test_same_config_same_groups(shop: Path, tmp_path: Path) -> None:
+    config = write_config(shop, encode="behaviour_weight = 0.3", extra="[evaluate]\nenabled = false")
+    first = run(config, tmp_path).result.labels  # type: ignore[attr-defined]
+    second = run(config, tmp_path).result.labels  # type: ignore[attr-defined]
+    assert np.array_equal(first, second)
+
+
+def test_tampered_or_partial_folder_is_refused(shop: Path, tmp_path: Path) -> None:
+    run(write_config(shop, extra="[evaluate]\nenabled = false"), tmp_path)
+    folder = shop / "run"
+    users = folder / "users.parquet"
+    users.write_bytes(users.read_bytes() + b"x")
+    with pytest.raises(DataError, match=r"does not match its manifest \(changed: users.parquet\)"):
+        load_run(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(DataError, match=r"no manifest\.json"):
+        load_run(folder)
+
+
+def test_interrupted_run_leaves_previous_artefact_intact(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(shop, extra="[evaluate]\nenabled = false")
+    run(config, tmp_path)
+    before = json.loads((shop / "run" / "manifest.json").read_text())["files"]
+
+    def interrupted(self: object, folder: Path) -> Path:
+        raise KeyboardInterrupt  # Ctrl-C while the models are being written
+
+    from personas.recommend import Recommender
+
+    monkeypatch.setattr(Recommender, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path)
+    artefact = load_run(shop / "run")  # still verifies: the old folder was never touched
+    assert artefact.manifest["files"] == before
+    assert sorted(p.name for p in shop.iterdir()) == ["customers.csv", "orders.csv", "products.csv", "run", "run.toml"]
+
+
+ML = '[data]\ndataset = "ml-100k"\n'
+BAD_CONFIGS = [
+    (
+        ML + '[discover]\nmethod = "kmedoids"\n',
+        r"\[discover\] The 'method' parameter of DiscoverSection is invalid: "
+        r"input should be 'kmeans'",
+    ),
+    (ML + "[discover]\nkk = 3\n", r"\[discover\] DiscoverSection has no parameter 'kk'"),
+    (ML + "[discover]\nk = 1\n", r"\[discover\].*'discover\.k' parameter must be an int >= 2"),
+    (
+        ML + "[encode]\nbehaviour_weight = 2\n",
+        r"\[encode\] The 'behaviour_weight' parameter of EncodeSection is "
+        r"invalid: input should be less than or equal to 1",
+    ),
+    ('[data]\n[encode]\nkind = "tfidf"\n', "exactly one of 'dataset'"),
+    (
+        ML + '[recommend]\nmodels = ["bert4rec"]\n',
+        r"\[recommend\] The 'models.0' parameter of RecommendSection is "
+        r"invalid: input should be 'most-popular'",
+    ),
+    ("[data\n", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("toml", "message"), BAD_CONFIGS)
+def test_config_errors_name_the_key_and_allowed_values(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
