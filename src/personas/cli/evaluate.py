@@ -47,8 +47,10 @@ def evaluate(
     models: Annotated[
         str | None, typer.Option(help=f"Comma-separated models (default all): {','.join(DEFAULT_MODELS)}.")
     ] = None,
-    groups: Annotated[str, typer.Option(help="Group source: profile (text) or behaviour.")] = "profile",
-    n_groups: Annotated[int, typer.Option(help="Number of groups (k-means k).")] = 16,
+    groups: Annotated[
+        str, typer.Option(help="Group source: auto (chosen on validation), profile, side or behaviour.")
+    ] = "auto",
+    n_groups: Annotated[int | None, typer.Option(help="Number of groups (default: 16, or chosen by auto).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and tie-breaking.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for <dataset>-<protocol>.md/.json tables.")] = None,
 ) -> None:
@@ -61,8 +63,12 @@ def evaluate(
     parts = ["personas", "evaluate", "--dataset", dataset, "--protocol", protocol]
     if models:
         parts += ["--models", models]
-    if (groups, n_groups, seed) != ("profile", 16, 0):
-        parts += ["--groups", groups, "--n-groups", str(n_groups), "--seed", str(seed)]
+    if groups != "auto":
+        parts += ["--groups", groups]
+    if n_groups is not None:
+        parts += ["--n-groups", str(n_groups)]
+    if seed:
+        parts += ["--seed", str(seed)]
     if out is not None:
         parts += ["--out", str(out)]
     command = " ".join(shlex.quote(p) for p in parts)

@@ -34,6 +34,7 @@ __all__ = [
     "labeling_stability",
     "profile_groups",
     "profile_vectors",
+    "side_groups",
 ]
 
 
@@ -179,5 +180,21 @@ def profile_groups(
             centroids = normalize(np.vstack([side[labels == g].mean(axis=0) for g in groups]))
             labels[~active] = groups[np.argmax(side[~active] @ centroids.T, axis=1)]
         return labels
+
+    return source
+
+
+def side_groups(
+    k: int = 8, *, dim: int = 64, seed: int = 0, config: ProfileConfig | None = None
+) -> Callable[[Dataset], np.ndarray]:
+    """Group source: k-means on side-only profile texts (the profile without behaviour: own text, reviews,
+    tags, demographics) of every user, so users with and without history are grouped alike."""
+    if k < 2:
+        raise ConfigError(f"The 'k' parameter of side_groups must be an int >= 2. Got {k!r} instead.")
+    base = config or ProfileConfig()
+    side_config = base.model_copy(update={"parts": tuple(p for p in base.parts if p != "behaviour")})
+
+    def source(train: Dataset) -> np.ndarray:
+        return _kmeans(profile_vectors(train, dim, seed, side_config), k, seed)
 
     return source

@@ -17,9 +17,9 @@ import numpy as np
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.evaluate.experiment import Experiment, GroupSource, Tuned
-from personas.evaluate.groups import behaviour_groups, profile_groups
+from personas.evaluate.groups import behaviour_groups, profile_groups, side_groups
 from personas.evaluate.report import ExperimentResult
-from personas.evaluate.splits import ColdItems, ColdUsers, FewShotUsers, Splitter, TemporalSplit
+from personas.evaluate.splits import ColdItems, ColdUsers, FewShotUsers, Split, Splitter, TemporalSplit
 
 __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"]
 
@@ -85,12 +85,40 @@ def protocol_splits(protocol: str, *, seed: int = 0) -> list[tuple[str, Splitter
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
 
 
+GROUP_SOURCES = ("profile", "side", "behaviour")
+
+
 def group_source(kind: str, k: int, seed: int) -> GroupSource:
     if kind == "profile":
         return profile_groups(k, seed=seed)
+    if kind == "side":
+        return side_groups(k, seed=seed)
     if kind == "behaviour":
         return behaviour_groups(k, seed=seed)
-    raise ConfigError(f"Unknown group source {kind!r}; choose 'profile' or 'behaviour'.")
+    raise ConfigError(f"Unknown group source {kind!r}; choose 'auto' or one of {', '.join(GROUP_SOURCES)}.")
+
+
+def choose_groups(
+    split: Split, *, kinds: Sequence[str] = GROUP_SOURCES, ks: Sequence[int] = (8, 16, 32), seed: int = 0
+) -> tuple[str, int, list[dict[str, Any]]]:
+    """The group source and k under which GroupPopular ranks best on the split's validation split
+    (NDCG@10); test data is not used. Returns (kind, k, trials)."""
+    from personas.recommend import GroupPopular
+
+    validation = split.validation()
+    trials = []
+    best: tuple[float, str, int] | None = None
+    for kind in kinds:
+        for k in ks:
+            exp = Experiment(
+                validation, {"GroupPopular": GroupPopular()}, ["ndcg@10"], groups=group_source(kind, k, seed)
+            )
+            score = exp.run().run("GroupPopular").overall["NDCG@10"]
+            trials.append({"groups": kind, "k": k, "NDCG@10": score})
+            if best is None or score > best[0]:
+                best = (score, kind, k)
+    assert best is not None
+    return best[1], best[2], trials
 
 
 def run_protocol(
@@ -98,27 +126,40 @@ def run_protocol(
     protocol: str,
     *,
     models: Sequence[str] | None = None,
-    groups: str = "profile",
-    n_groups: int = 16,
+    groups: str = "auto",
+    n_groups: int | None = None,
     seed: int = 0,
     progress: bool = False,
     on_result: Callable[[str, ExperimentResult], None] | None = None,
 ) -> list[tuple[str, ExperimentResult]]:
-    """Run one protocol; returns (label, result) per split and calls ``on_result`` as each one finishes."""
+    """Run one protocol; returns (label, result) per split and calls ``on_result`` as each one finishes.
+
+    ``groups="auto"`` picks the group source and k on validation (:func:`choose_groups`); otherwise
+    ``groups`` names the source and ``n_groups`` its k (16 when not given)."""
     specs = model_specs(models)
     out = []
     for label, splitter in protocol_splits(protocol, seed=seed):
         split = splitter.split(dataset)
+        if groups == "auto":
+            kind, k, trials = choose_groups(split, ks=(n_groups,) if n_groups else (8, 16, 32), seed=seed)
+            tried = ", ".join(f"{t['groups']} k={t['k']}: {t['NDCG@10']:.4f}" for t in trials)
+            chosen = f"chosen on validation by GroupPopular NDCG@10 ({tried})"
+        else:
+            kind, k, chosen = groups, n_groups or 16, "given on the command line"
         notes = [
-            f"groups: k-means (k={n_groups}) on {groups} vectors of train data "
-            "(profile = TF-IDF + SVD of each user's profile text built from train: demographics, own text, tags "
-            "and liked items in train); users without history are grouped by side information only",
+            f"groups: {kind} k-means, k={k}, {chosen}",
+            "group sources, all from train data only: profile = TF-IDF+SVD of each user's profile text (demographics, "
+            "own text, tags, liked items in train; users without history join the group whose side-only centroid is "
+            "closest); side = the same without liked items; behaviour = SVD of the train matrix",
+            "users without train history are scored through each model's new-user path from their train-only "
+            "profile text and group label; models without one (Random, MostPopular) score their rows as they are; "
+            "LightFM scores its rows from user/item features",
             "personas' own models are marked (personas); the others are peers",
         ]
         experiment = Experiment(
             split,
             specs,
-            groups=group_source(groups, n_groups, seed),
+            groups=group_source(kind, k, seed),
             ours=[n for n in specs if n in OURS],
             seed=seed,
             progress=progress,
@@ -143,7 +184,7 @@ def _fixed_labels(labels: np.ndarray, train: Dataset) -> np.ndarray:
 def group_quality_table(
     dataset: Dataset,
     *,
-    sources: Sequence[str] = ("profile", "behaviour"),
+    sources: Sequence[str] = GROUP_SOURCES,
     ks: Sequence[int] = (8, 16, 32),
     attributes: Sequence[str] = ("occupation", "gender"),
     seed: int = 0,
