@@ -31,7 +31,7 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 class Vocabulary:
     """Maps external ids (strings) to dense rows ``0..n-1`` and back."""
 
-    __slots__ = ("_ids", "_index", "kind")
+    __slots__ = ("_ids", "_index", "_pandas_index", "kind")
 
     def __init__(self, ids: Iterable[object], *, kind: str = "id") -> None:
         id_array = np.asarray([str(i) for i in ids], dtype=object)
@@ -82,13 +82,23 @@ class Vocabulary:
 
     def rows(self, exts: Iterable[object], *, missing: Literal["error", "mask"] = "error") -> np.ndarray:
         """Rows of many ids. With ``missing="mask"`` unknown ids map to -1 instead of raising."""
-        out = []
-        for ext in exts:
-            row = self._index.get(str(ext), -1)
-            if row < 0 and missing == "error":
-                self.row(ext)  # raises with the standard message
-            out.append(row)
-        return np.asarray(out, dtype=np.int64)
+        keys = np.asarray([str(e) for e in exts] if not isinstance(exts, np.ndarray | pd.Series) else exts)
+        keys = keys.astype(str).astype(object) if keys.dtype != object else keys
+        if len(keys) and isinstance(keys[0], str):
+            out = self._lookup().get_indexer(keys).astype(np.int64)
+        else:
+            out = np.asarray([self._index.get(str(k), -1) for k in keys], dtype=np.int64)
+        if missing == "error" and (out < 0).any():
+            self.row(keys[int(np.flatnonzero(out < 0)[0])])  # raises with the standard message
+        return out
+
+    def _lookup(self) -> pd.Index:
+        # Built lazily: vectorised id -> row for large batches.
+        index: pd.Index | None = getattr(self, "_pandas_index", None)
+        if index is None:
+            index = pd.Index(self._ids)
+            object.__setattr__(self, "_pandas_index", index)
+        return index
 
     def id(self, row: int) -> str:
         """The external id of one row."""

@@ -334,27 +334,32 @@ def _canonical_frame(table: Table, schema: Mapping[str, tuple[bool, str]]) -> pd
     return frame
 
 
+def _empty_mask(col: pd.Series) -> np.ndarray:
+    values = pd.Series(np.asarray(col, dtype=object))
+    return (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+
+
 def _ids(table: Table, canon: str, col: pd.Series) -> np.ndarray:
-    values = np.asarray(col, dtype=object)
-    strings = np.empty(len(values), dtype=object)
-    for row, value in enumerate(values):
-        if _is_empty(value):
-            empties = int(sum(_is_empty(v) for v in values))
-            shown = repr(value) if isinstance(value, str) else "(missing)"
-            raise DataError(
-                f"{table.where(row, canon)}: empty {canon.replace('_', ' ')} {shown}"
-                f" ({empties} empty in all). Every row needs a non-empty id; fill or remove these rows."
-            )
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # Parquet/JSON numbers: 42.0 and 42 are the same id
-        strings[row] = str(value).strip()
-    return strings
+    empty = _empty_mask(col)
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        value = col.iloc[row]
+        shown = repr(value) if isinstance(value, str) else "(missing)"
+        raise DataError(
+            f"{table.where(row, canon)}: empty {canon.replace('_', ' ')} {shown} ({int(empty.sum())} empty in "
+            "all). Every row needs a non-empty id; fill or remove these rows."
+        )
+    if pd.api.types.is_float_dtype(col.dtype):
+        # Parquet/JSON numbers: 42.0 and 42 are the same id.
+        return np.asarray([str(int(v)) if float(v).is_integer() else str(v) for v in col], dtype=object)
+    return np.asarray(pd.Series(np.asarray(col, dtype=object)).astype(str).str.strip(), dtype=object)
 
 
 def _numbers(table: Table, canon: str, col: pd.Series) -> np.ndarray:
-    parsed = pd.to_numeric(pd.Series(np.asarray(col, dtype=object)).map(_blank_to_none), errors="coerce")
-    result = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.flatnonzero(np.isnan(result) & ~np.asarray([_is_empty(v) for v in col]))
+    empty = _empty_mask(col)
+    values = pd.Series(np.asarray(col, dtype=object)).where(~empty, None)
+    result = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    bad = np.flatnonzero(np.isnan(result) & ~empty)
     if len(bad):
         row = int(bad[0])
         raise DataError(
@@ -364,14 +369,10 @@ def _numbers(table: Table, canon: str, col: pd.Series) -> np.ndarray:
     return result
 
 
-def _blank_to_none(value: object) -> object:
-    return None if _is_empty(value) else value
-
-
 def _times(table: Table, canon: str, col: pd.Series) -> np.ndarray:
-    values = pd.Series(np.asarray(col, dtype=object)).map(_blank_to_none)
+    empty = _empty_mask(col)
+    values = pd.Series(np.asarray(col, dtype=object)).where(~empty, None)
     numeric = pd.to_numeric(values, errors="coerce")
-    empty = values.isna().to_numpy()
     result = numeric.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     not_numeric = np.flatnonzero(np.isnan(result) & ~empty)
     if len(not_numeric):
