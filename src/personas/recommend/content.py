@@ -28,9 +28,10 @@ _UNSAFE = re.compile(r"\W+")
 
 
 class ContentConfig(ComponentConfig):
-    """TF-IDF settings (used when no item vectors are given) and whether to add knowledge-graph facts."""
+    """TF-IDF settings (used when no item vectors are given) and whether to add knowledge-graph facts
+    (off by default: on a validation split of ml-100k they halved content Recall@10, 0.0137 -> 0.0078)."""
 
-    use_kg: bool = True
+    use_kg: bool = False
     min_df: int = 2
     max_features: int | None = 50_000
 

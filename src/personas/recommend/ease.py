@@ -13,9 +13,9 @@ __all__ = ["EASE", "EASEConfig"]
 
 
 class EASEConfig(ComponentConfig):
-    """``l2``: the ridge penalty lambda (tuned on a validation split of ml-100k: a few hundred)."""
+    """``l2``: the ridge penalty lambda (best of 100-800 on a validation split of ml-100k: 200)."""
 
-    l2: float = 300.0
+    l2: float = 200.0
 
     def model_post_init(self, _context: object) -> None:
         require(self.l2 > 0, "EASE", "l2", "a float > 0", self.l2)

@@ -14,9 +14,10 @@ __all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_row"]
 
 
 class ItemKNNConfig(ComponentConfig):
-    """``k``: neighbours kept per item; ``shrink``: damps similarities built from few co-occurrences."""
+    """``k``: neighbours kept per item (best of 20-200 on a validation split of ml-100k: 200); ``shrink``:
+    damps similarities built from few co-occurrences."""
 
-    k: int = 100
+    k: int = 200
     shrink: float = 0.0
 
     def model_post_init(self, _context: object) -> None:

@@ -16,7 +16,7 @@ __all__ = ["GroupPopular", "GroupPopularConfig"]
 class GroupPopularConfig(ComponentConfig):
     """``shrinkage``: how many pseudo-users of global taste each group gets (0 = pure group popularity)."""
 
-    shrinkage: float = 10.0
+    shrinkage: float = 5.0  # best of 0, 5, 20 on a validation split of ml-100k
 
     def model_post_init(self, _context: object) -> None:
         require(self.shrinkage >= 0, "GroupPopular", "shrinkage", "a float >= 0", self.shrinkage)

@@ -138,7 +138,8 @@ class ColdStartRouter(Recommender):
             self.side_terms_ = np.array([], dtype=str)
         df = np.asarray((counts > 0).sum(axis=0)).ravel()
         self.side_idf_ = np.log((1.0 + dataset.n_users) / (1.0 + df)) + 1.0
-        self.side_vectors_ = normalize(counts @ sp.diags(self.side_idf_)).tocsr()
+        weighted = sp.csr_matrix(counts @ sp.diags(self.side_idf_))
+        self.side_vectors_ = normalize(weighted).tocsr() if weighted.shape[1] else weighted
         self.own_texts_ = np.asarray([t or "" for t in dataset.user_texts()], dtype=str)
 
     def _side_vector(self, text: str) -> sp.csr_matrix:

@@ -112,3 +112,13 @@ def test_router_with_its_parts_saves_and_loads(router: ColdStartRouter, tmp_path
     assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
     ta, tb = router.recommend_new(text="romance love", n=4), loaded.recommend_new(text="romance love", n=4)
     assert np.array_equal(ta.ids, tb.ids) and np.array_equal(ta.scores, tb.scores)
+
+
+def test_users_without_any_side_text(build) -> None:  # type: ignore[no-untyped-def]
+    """No user table at all: cold users fall back to popularity, warm ones still get the warm model."""
+    dataset = build([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u3", "c")])
+    model = ColdStartRouter(min_history=2).fit(dataset, groups=np.array([0, 0, 1]))
+    assert model.side_vectors_.shape == (3, 0)
+    rec = model.recommend_new(text="anything at all", n=2)
+    assert dataset.item_vocab.id(int(rec.ids[0, 0])) == "a"  # the most popular
+    assert model.recommend(["u1"], n=1).ids.shape == (1, 1)
