@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
+	scripts/ensure-system-deps
 	$(BIN)/python -m pytest -q
 
 clean:

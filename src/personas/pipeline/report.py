@@ -70,11 +70,13 @@ def _figure_html(fig: go.Figure, *, first: bool) -> str:
 def _map_figure(users: pd.DataFrame, personas: Sequence[Persona]) -> go.Figure:
     names = {p.group: p.display_name for p in personas}
     fig = go.Figure()
+    # SVG up to a few thousand points (works without WebGL, e.g. headless or remote desktops); WebGL beyond.
+    scatter = go.Scatter if len(users) <= 5000 else go.Scattergl
     for group in sorted(users["persona"].unique()):
         part = users[users["persona"] == group]
         label = names.get(int(group), "noise")
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=part["x"],
                 y=part["y"],
                 mode="markers",

@@ -4,88 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from rich.console import Console
 
-from personas.config import Settings
 from personas.errors import ConfigError, DataError
-from personas.pipeline import Pipeline, load_config, load_run
+from personas.pipeline import load_config, load_run
 
-TASTES = {
-    "space": ["Star Voyage", "Alien Planet", "Robot Wars", "Galaxy Quest", "Moon Base", "Mars Colony"],
-    "romance": ["Paris Love", "Wedding Bells", "First Kiss", "Summer Romance", "Love Letters", "Sweet Hearts"],
-    "crime": ["Heist Night", "Mafia Boss", "Detective Noir", "Bank Job", "Cold Case", "Crime City"],
-}
+TASTES = ("space", "romance", "crime")
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    """A user's own CSVs: other column names, string ids, no timestamps, three obvious tastes."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    lines = ["customer;product;stars"]
-    about = ["customer;bio"]
-    for taste_index, (taste, titles) in enumerate(TASTES.items()):
-        for j in range(12):
-            customer = f"cust-{taste}-{j}"
-            about.append(f"{customer};I mostly enjoy {taste} stories and {taste} films")
-            for title in rng.choice(titles, size=5, replace=False):
-                lines.append(f"{customer};sku-{title.replace(' ', '-').lower()};{rng.integers(3, 6)}")
-            other = list(TASTES.values())[(taste_index + 1) % 3]
-            lines.append(f"{customer};sku-{other[j % 6].replace(' ', '-').lower()};2")
-    (folder / "orders.csv").write_text("\n".join(lines) + "\n")
-    (folder / "customers.csv").write_text("\n".join(about) + "\n")
-    products = ["sku;name"] + [f"sku-{t.replace(' ', '-').lower()};{t}" for ts in TASTES.values() for t in ts]
-    (folder / "products.csv").write_text("\n".join(products) + "\n")
-    return folder
-
-
-def write_config(folder: Path, extra: str = "", **sections: str) -> Path:
-    text = f"""
-[data]
-interactions = "orders.csv"
-users = "customers.csv"
-items = "products.csv"
-delimiter = ";"
-[data.columns.interactions]
-user_id = "customer"
-item_id = "product"
-rating = "stars"
-[data.columns.users]
-user_id = "customer"
-text = "bio"
-[data.columns.items]
-item_id = "sku"
-title = "name"
-
-[encode]
-kind = "tfidf"
-{sections.get("encode", "")}
-[discover]
-k = 3
-[output]
-dir = "{folder / "run"}"
-report = {sections.get("report", "false")}
-{extra}
-"""
-    path = folder / "run.toml"
-    path.write_text(text)
-    return path
-
-
-def run(config_path: Path, tmp_path: Path) -> Pipeline:
-    pipeline = Pipeline(
-        load_config(config_path), settings=Settings(home=tmp_path / "home"), console=Console(quiet=True)
-    )
-    pipeline.result = pipeline.run()  # type: ignore[attr-defined]
-    return pipeline
-
-
-def test_users_own_csv_end_to_end_and_round_trip(shop: Path, tmp_path: Path) -> None:
-    pipeline = run(write_config(shop, report="true"), tmp_path)
+def test_users_own_csv_end_to_end_and_round_trip(
+    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any
+) -> None:
+    pipeline = run_pipeline(make_config(shop, report="true"), tmp_path)
     result = pipeline.result  # type: ignore[attr-defined]
     # Three tastes written in the bios and shown in behaviour: three groups, each one taste.
     labels = dict(zip(result.dataset.user_vocab.ids, result.labels, strict=True))
@@ -107,15 +40,15 @@ def test_users_own_csv_end_to_end_and_round_trip(shop: Path, tmp_path: Path) -> 
         assert np.array_equal(scores, loaded_scores), name
 
 
-def test_same_config_same_groups(shop: Path, tmp_path: Path) -> None:
-    config = write_config(shop, encode="behaviour_weight = 0.3", extra="[evaluate]\nenabled = false")
-    first = run(config, tmp_path).result.labels  # type: ignore[attr-defined]
-    second = run(config, tmp_path).result.labels  # type: ignore[attr-defined]
+def test_same_config_same_groups(shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any) -> None:
+    config = make_config(shop, encode="behaviour_weight = 0.3", extra="[evaluate]\nenabled = false")
+    first = run_pipeline(config, tmp_path).result.labels  # type: ignore[attr-defined]
+    second = run_pipeline(config, tmp_path).result.labels  # type: ignore[attr-defined]
     assert np.array_equal(first, second)
 
 
-def test_tampered_or_partial_folder_is_refused(shop: Path, tmp_path: Path) -> None:
-    run(write_config(shop, extra="[evaluate]\nenabled = false"), tmp_path)
+def test_tampered_or_partial_folder_is_refused(shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any) -> None:
+    run_pipeline(make_config(shop, extra="[evaluate]\nenabled = false"), tmp_path)
     folder = shop / "run"
     users = folder / "users.parquet"
     users.write_bytes(users.read_bytes() + b"x")
@@ -127,10 +60,10 @@ def test_tampered_or_partial_folder_is_refused(shop: Path, tmp_path: Path) -> No
 
 
 def test_interrupted_run_leaves_previous_artefact_intact(
-    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_config: Any, run_pipeline: Any
 ) -> None:
-    config = write_config(shop, extra="[evaluate]\nenabled = false")
-    run(config, tmp_path)
+    config = make_config(shop, extra="[evaluate]\nenabled = false")
+    run_pipeline(config, tmp_path)
     before = json.loads((shop / "run" / "manifest.json").read_text())["files"]
 
     def interrupted(self: object, folder: Path) -> Path:
@@ -140,7 +73,7 @@ def test_interrupted_run_leaves_previous_artefact_intact(
 
     monkeypatch.setattr(Recommender, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run(config, tmp_path)
+        run_pipeline(config, tmp_path)
     artefact = load_run(shop / "run")  # still verifies: the old folder was never touched
     assert artefact.manifest["files"] == before
     assert sorted(p.name for p in shop.iterdir()) == ["customers.csv", "orders.csv", "products.csv", "run", "run.toml"]

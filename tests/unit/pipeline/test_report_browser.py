@@ -1,0 +1,68 @@
+"""The HTML report in a real headless Chromium: no console errors, the map draws, one card per persona."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personas.pipeline import load_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed; `make test` installs Debian's chromium package.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def test_report_opens_offline_with_one_card_per_persona(
+    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any, browser: Any
+) -> None:
+    run_pipeline(make_config(shop, report="true"), tmp_path)
+    artefact = load_run(shop / "run")
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "request",
+        lambda request: (
+            problems.append(f"network: {request.url}")
+            if not request.url.startswith(("file:", "data:", "blob:"))
+            else None
+        ),
+    )
+    page.goto((shop / "run" / "report.html").as_uri())
+    page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=20_000)
+    cards = page.locator(".persona-card")
+    assert cards.count() == len(artefact.personas) == 3
+    for persona in artefact.personas:
+        assert persona.display_name in page.locator(f".persona-card[data-group='{persona.group}'] h3").inner_text()
+    # every user is a point on the map
+    assert page.locator(".js-plotly-plot .scatterlayer .point").count() == len(artefact.users)
+    assert "NDCG@10" in page.content()
+    assert problems == []
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    page.close()
