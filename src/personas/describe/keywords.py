@@ -4,7 +4,8 @@ All texts of a group are pooled into one "class document". A term's weight in a 
 there (normalised by the group's total) times ``log(1 + A / f)``, where ``A`` is the average number of
 term occurrences per group and ``f`` the term's frequency over all groups: frequent in this group, rare
 overall. Stop words are removed, n-grams counted, and terms present in more than ``max_df`` of all users'
-texts are dropped (boilerplate such as "liked" in every profile).
+texts are dropped (boilerplate such as "liked" in every profile). A keyword must also be over-represented
+in its group (share of the group's words >= ``min_lift`` x its share overall).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class KeywordConfig(ComponentConfig):
     min_df: int = Field(2, ge=1, description="A term must appear in at least this many users' texts.")
     max_df: float = Field(0.5, gt=0.0, le=1.0, description="Drop terms in more than this share of texts.")
     extra_stop_words: tuple[str, ...] = ()
+    min_lift: float = Field(
+        1.2, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
+    )
     name_terms: int = Field(3, ge=1, description="Keywords used in the deterministic name.")
 
 
@@ -81,6 +85,10 @@ def class_keywords(
     avg = per_group.sum() / max(n_groups, 1)
     idf = np.log1p(np.divide(avg, term_freq, out=np.zeros_like(term_freq), where=term_freq > 0))
     scores = tf * idf
+    # A keyword must be over-represented in its group: a term frequent everywhere ("horror" in a film
+    # corpus) can top several groups by c-TF-IDF alone and then says nothing about any of them.
+    overall = term_freq / max(term_freq.sum(), 1.0)
+    scores[tf < config.min_lift * overall[None, :]] = 0.0
     out = []
     for g in range(n_groups):
         row = scores[g]

@@ -1,0 +1,188 @@
+"""``personas discover``: find groups in a dataset (or in given vectors) and write them with their
+persona cards; ``personas describe``: print persona cards."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.panel import Panel
+
+from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.errors import ConfigError, DataError
+
+METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
+ENCODERS = ("tfidf", "behaviour", "minilm")
+
+
+def _vectors(dataset: Any, texts: list[str], encoder: str, vectors: Path | None) -> np.ndarray:
+    if vectors is not None:
+        if not vectors.exists():
+            raise DataError(f"--vectors {vectors}: no such file.")
+        arr = np.load(vectors, allow_pickle=False)
+        if arr.ndim != 2 or arr.shape[0] != dataset.n_users:
+            raise DataError(
+                f"--vectors {vectors}: shape {arr.shape}, expected ({dataset.n_users}, dim): one row per user, "
+                "in the dataset's user order."
+            )
+        return arr
+    from personas.encode import BehaviourEncoder, TfidfEncoder, make_encoder
+
+    if encoder == "tfidf":
+        return TfidfEncoder(256).fit(texts).encode(texts)
+    if encoder == "behaviour":
+        return BehaviourEncoder(64).fit(dataset).vectors_
+    if encoder == "minilm":
+        return make_encoder("minilm").encode(texts, show_progress=True)
+    raise ConfigError(f"--encoder must be one of {', '.join(ENCODERS)}. Got {encoder!r} instead.")
+
+
+def _finder(method: str, k: int | None, threshold: float | None, seed: int, min_group_size: int) -> Any:
+    from personas.discover import AgglomerativeGroups, HDBSCANGroups, KMeansGroups, LeidenGroups
+
+    if method == "kmeans":
+        return KMeansGroups(k=k or 8, seed=seed)
+    if method == "agglomerative":
+        return AgglomerativeGroups(k=None if threshold is not None else (k or 8), distance_threshold=threshold)
+    if method == "hdbscan":
+        return HDBSCANGroups(min_group_size=min_group_size)
+    if method == "leiden":
+        return LeidenGroups(min_similarity=threshold if threshold is not None else 0.0, seed=seed)
+    raise ConfigError(f"--method must be one of {', '.join(METHODS)}. Got {method!r} instead.")
+
+
+def _write_atomic(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, folder / name)
+
+
+@user_errors
+def discover(
+    source: Annotated[str, typer.Argument(help="A built-in dataset name (ml-100k), a data file or folder.")],
+    out: Annotated[Path, typer.Option(help="Folder for assignments.parquet, personas.json, groups.json.")] = Path(
+        "runs/discover"
+    ),
+    method: Annotated[str, typer.Option(help="kmeans, agglomerative, hdbscan or leiden.")] = "kmeans",
+    k: Annotated[str, typer.Option(help="Number of groups, or 'auto' (choose_k over 2..12).")] = "auto",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="agglomerative: cosine distance threshold (instead of k); leiden: min edge similarity."),
+    ] = None,
+    min_group_size: Annotated[int, typer.Option(help="hdbscan: smallest group.")] = 10,
+    encoder: Annotated[str, typer.Option(help="tfidf, behaviour or minilm (ignored with --vectors).")] = "tfidf",
+    vectors: Annotated[Path | None, typer.Option(help="Precomputed user vectors (.npy, one row per user).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
+) -> None:
+    """Find groups of similar users and write their assignments and persona cards."""
+    from personas.data import build_profiles
+    from personas.describe import describe_groups, personas_to_json
+    from personas.discover import KMeansGroups, choose_k
+
+    dataset = open_dataset(source)
+    texts = build_profiles(dataset)
+    x = _vectors(dataset, texts, encoder, vectors)
+    chosen: dict[str, Any] | None = None
+    k_value: int | None = None
+    if k != "auto":
+        try:
+            k_value = int(k)
+        except ValueError:
+            raise ConfigError(f"--k must be an int or 'auto'. Got {k!r} instead.") from None
+    elif method in ("kmeans", "agglomerative") and threshold is None:
+        base = KMeansGroups(seed=seed) if method == "kmeans" else _finder(method, 2, None, seed, min_group_size)
+        upper = min(12, x.shape[0])
+        with err_console.status("choosing k (silhouette + stability over k = 2..12)"):
+            choice = choose_k(x, range(2, upper + 1), finder=base, seed=seed)
+        k_value = choice.k
+        chosen = choice.model_dump()
+        err_console.print(f"chose k = {choice.k}: {choice.rule}", highlight=False)
+    finder = _finder(method, k_value, threshold, seed, min_group_size).fit(x)
+    personas = describe_groups(finder.labels_, texts=texts, vectors=x, dataset=dataset)
+    assignments = pd.DataFrame({"user_id": [str(u) for u in dataset.user_vocab.ids], "group": finder.labels_})
+    parquet = assignments.to_parquet(index=False)  # bytes when no path is given
+    assert isinstance(parquet, bytes)
+    groups = {
+        "dataset": dataset.name,
+        "n_users": dataset.n_users,
+        "vectors": str(vectors) if vectors is not None else encoder,
+        "config": finder.config.model_dump(mode="json"),
+        "n_groups": finder.n_groups_,
+        "sizes": finder.sizes_.tolist(),
+        "choose_k": chosen,
+    }
+    _write_atomic(
+        out,
+        {
+            "assignments.parquet": parquet,
+            "personas.json": personas_to_json(personas).encode(),
+            "groups.json": json.dumps(groups, indent=2).encode(),
+        },
+    )
+    noise = int((finder.labels_ < 0).sum())
+    console.print(
+        f"{finder.n_groups_} groups ({method}) over {dataset.n_users:,} users"
+        + (f", {noise} noise" if noise else "")
+        + f". Wrote {out}/assignments.parquet, personas.json, groups.json.",
+        highlight=False,
+    )
+    print_cards(personas, limit=None)
+
+
+def print_cards(personas: list[Any], limit: int | None = None) -> None:
+    for p in personas[:limit]:
+        body = [f"[bold]{p.size}[/] users ({100 * p.share:.0f}%)"]
+        if p.keywords:
+            body.append("keywords: " + ", ".join(k.term for k in p.keywords[:8]))
+        if p.distinctive_items:
+            body.append(
+                "distinctive: "
+                + "; ".join(f"{i.title} (×{i.lift:.1f}, {i.users} users)" for i in p.distinctive_items[:5])
+            )
+        if p.attribute_skew:
+            body.append(
+                "over-represented: " + ", ".join(f"{s.attribute} {s.value} ×{s.lift:.1f}" for s in p.attribute_skew[:4])
+            )
+        for r in p.representatives[:2]:
+            body.append(f"user {r.user_id}: “{r.quote}”")
+        console.print(Panel("\n".join(body), title=f"{p.group}: {p.display_name}", title_align="left"))
+
+
+@user_errors
+def describe(
+    personas_file: Annotated[Path, typer.Argument(help="personas.json written by `personas discover`.")],
+    group: Annotated[int | None, typer.Option(help="Only this group.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of cards.")] = False,
+) -> None:
+    """Print persona cards."""
+    from personas.describe import personas_from_json, personas_to_json
+
+    if not personas_file.exists():
+        raise DataError(f"{personas_file}: no such file; run `personas discover` first.")
+    try:
+        personas = personas_from_json(personas_file)
+    except ValueError as exc:
+        raise DataError(f"{personas_file} is not a personas file: {str(exc).splitlines()[0]}") from None
+    if group is not None:
+        personas = [p for p in personas if p.group == group]
+        if not personas:
+            raise DataError(f"{personas_file} has no group {group}.")
+    if as_json:
+        console.print_json(personas_to_json(personas))
+    else:
+        print_cards(personas)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``discover`` and ``describe`` to the main app."""
+    app.command("discover")(discover)
+    app.command("describe")(describe)
