@@ -6,6 +6,7 @@ import typer
 
 from personas import __version__
 from personas.cli import data, discover, evaluate, run
+from personas.cli import recommend as recommend_cli
 from personas.cli._common import console
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app.add_typer(data.app, name="data")
 discover.register(app)
 app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
+app.command("recommend")(recommend_cli.recommend)
 app.command("demo")(run.demo)
 
 

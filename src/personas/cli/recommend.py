@@ -1,0 +1,191 @@
+"""``personas recommend``: top items for a known user, a profile text or a handful of items, with why."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import scipy.sparse as sp
+import typer
+from rich.table import Table
+
+from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.data import Dataset
+from personas.errors import ConfigError
+from personas.recommend import (
+    ALS,
+    EASE,
+    ColdStartRouter,
+    ContentBased,
+    GroupPopular,
+    Hybrid,
+    ItemKNN,
+    MostPopular,
+    Recommendations,
+    Recommender,
+)
+
+
+class ModelName(StrEnum):
+    router = "router"
+    hybrid = "hybrid"
+    ease = "ease"
+    item_knn = "item-knn"
+    als = "als"
+    group_popular = "group-popular"
+    content = "content"
+    most_popular = "most-popular"
+
+
+MODELS: dict[ModelName, type[Recommender]] = {
+    ModelName.router: ColdStartRouter,
+    ModelName.hybrid: Hybrid,
+    ModelName.ease: EASE,
+    ModelName.item_knn: ItemKNN,
+    ModelName.als: ALS,
+    ModelName.group_popular: GroupPopular,
+    ModelName.content: ContentBased,
+    ModelName.most_popular: MostPopular,
+}
+
+
+def behaviour_groups(dataset: Dataset, k: int, seed: int = 0) -> np.ndarray:
+    """Spherical k-means on a truncated SVD of the user x item matrix; users without history get -1."""
+    from sklearn.decomposition import TruncatedSVD
+
+    from personas.discover import KMeansConfig, KMeansGroups
+
+    x = dataset.matrix("binary")
+    has = np.flatnonzero(np.diff(x.indptr) > 0)
+    labels = np.full(dataset.n_users, -1, dtype=np.int64)
+    if k < 1 or len(has) <= k:
+        return labels
+    dims = max(1, min(32, dataset.n_items - 1, len(has) - 1))
+    z = TruncatedSVD(dims, random_state=seed).fit_transform(x[has])
+    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
+    labels[has] = KMeansGroups(KMeansConfig(k=k, seed=seed)).fit(z.astype(np.float32)).labels_
+    return labels
+
+
+def _parts(model: Recommender) -> tuple[ItemKNN | EASE | None, GroupPopular | None]:
+    """The model (or its part) that can name a neighbour item, and the one that knows the groups."""
+    if isinstance(model, ColdStartRouter):
+        return model.item_knn_, model.group_popular_
+    if isinstance(model, Hybrid):
+        parts = model.components_
+        neighbour = parts.get("item_knn") or parts.get("ease")
+        group = parts.get("group_popular")
+        return (
+            neighbour if isinstance(neighbour, ItemKNN | EASE) else None,
+            group if isinstance(group, GroupPopular) else None,
+        )
+    return (
+        model if isinstance(model, ItemKNN | EASE) else None,
+        model if isinstance(model, GroupPopular) else None,
+    )
+
+
+def _because(neighbour: ItemKNN | EASE, history: np.ndarray, item: int) -> int:
+    if isinstance(neighbour, ItemKNN):
+        return neighbour.because_of(history, item)
+    contributions = neighbour.weights_[history, item]
+    return int(history[np.argmax(contributions)]) if contributions.size and contributions.max() > 0 else -1
+
+
+def _uses_group(model: Recommender, n_history: int) -> bool:
+    """Whether the group shaped this user's list (the router's warm route and EASE-only blends ignore it)."""
+    if isinstance(model, ColdStartRouter):
+        return model.route_of(n_history) != "warm"
+    if isinstance(model, Hybrid):
+        return model.weights.get("group_popular", 0.0) > 0
+    return isinstance(model, GroupPopular)
+
+
+def _show(model: Recommender, titles: list[str], rec: Recommendations, history: np.ndarray, group: int | None) -> None:
+    neighbour, _ = _parts(model)
+    if not _uses_group(model, len(history)):
+        group = None
+    table = Table(title_justify="left")
+    for col in ("#", "item", "title", "score", "why"):
+        table.add_column(col, justify="right" if col in ("#", "score") else "left")
+    item_ids = model.item_vocab_.ids
+    for rank, (item, score) in enumerate(zip(rec.ids[0], rec.scores[0], strict=True), start=1):
+        if item < 0:
+            break
+        reasons = []
+        if neighbour is not None and history.size:
+            source = _because(neighbour, history, int(item))
+            if source >= 0:
+                reasons.append(f"like {titles[source]}")
+        if group is not None and group >= 0:
+            reasons.append(f"popular in group {group}")
+        table.add_row(str(rank), str(item_ids[item]), titles[item], f"{score:.3f}", "; ".join(reasons))
+    console.print(table)
+
+
+@user_errors
+def recommend(
+    user: Annotated[list[str] | None, typer.Option(help="A known user id (repeat for several).")] = None,
+    text: Annotated[str | None, typer.Option(help="Profile text of a new user.")] = None,
+    items: Annotated[str | None, typer.Option(help="Comma-separated item ids a new user took.")] = None,
+    dataset: Annotated[str, typer.Option(help="Built-in dataset (ml-100k, ml-latest-small) or a data path.")] = (
+        "ml-100k"
+    ),
+    model: Annotated[ModelName, typer.Option(help="Which recommender.")] = ModelName.router,
+    n: Annotated[int, typer.Option(help="How many items.")] = 10,
+    groups: Annotated[int, typer.Option(help="Behaviour groups (k-means) given to the model; 0 for none.")] = 10,
+    load: Annotated[Path | None, typer.Option(help="Use a model saved with --save instead of fitting one.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Save the fitted model to this folder (arrays + JSON).")] = None,
+) -> None:
+    """Recommend for known users (--user), or a new user from --text and/or --items, saying why."""
+    if not user and text is None and items is None:
+        raise ConfigError("Say who to recommend for: --user ID, --text '...' or --items a,b,c.")
+    data = open_dataset(dataset)
+    titles = [
+        str(t) if isinstance(t, str) else str(i) for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
+    ]
+    if load is not None:
+        fitted = Recommender.load(load)
+        if fitted.item_vocab_ != data.item_vocab:
+            raise ConfigError(f"The model in {load} was fitted on other items than {dataset!r}; pass that dataset.")
+        group_part = _parts(fitted)[1]
+        labels = group_part.labels_ if group_part is not None else None
+    else:
+        labels = behaviour_groups(data, groups) if groups else None
+        err_console.print(f"Fitting {model.value} on {data.name} ...", highlight=False)
+        fitted = MODELS[model]().fit(data, groups=labels)
+    if save is not None:
+        fitted.save(save)
+        err_console.print(f"Saved to {save}", highlight=False)
+    for uid in user or []:
+        rec = fitted.recommend([uid], n=n)
+        if rec.unknown:
+            err_console.print(f"[yellow]Unknown user {uid!r}: showing the fallback (most popular).[/]")
+            _show(fitted, titles, rec, np.array([], dtype=np.int64), None)
+            continue
+        row = fitted.user_vocab_.row(uid)
+        history = fitted.seen_[row].indices
+        group = int(labels[row]) if labels is not None else None
+        route = f", route {fitted.why(row)}" if isinstance(fitted, ColdStartRouter) else ""
+        console.print(f"[bold]User {uid}[/]: {len(history)} items taken, group {group}{route}", highlight=False)
+        _show(fitted, titles, rec, history, group)
+    if text is not None or items is not None:
+        history_ids = [i.strip() for i in (items or "").split(",") if i.strip()]
+        rec = fitted.recommend_new(text=text, history=history_ids or None, n=n)
+        if rec.unknown:
+            err_console.print(f"[yellow]Unknown item ids ignored: {', '.join(rec.unknown)}[/]", highlight=False)
+        known = [i for i in history_ids if i in fitted.item_vocab_]
+        history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
+        _, group_model = _parts(fitted)
+        group = None
+        if isinstance(fitted, ColdStartRouter) and not len(history) and text:
+            group = fitted.group_of_text(text)
+        elif group_model is not None and len(history):
+            taken = sp.csr_matrix(
+                (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, fitted.n_items_)
+            )
+            group = group_model.group_of_history(taken)
+        console.print(f"[bold]New user[/]: {len(history)} items given, group {group}", highlight=False)
+        _show(fitted, titles, rec, history, group)
