@@ -30,6 +30,7 @@ import pandas as pd
 
 from personas import __version__
 from personas.describe import Persona, personas_from_json
+from personas.encode import make_encoder
 from personas.errors import DataError
 from personas.recommend import Recommender
 
@@ -128,6 +129,35 @@ class RunArtefact:
 
     def vectors(self) -> np.ndarray:
         return np.load(self.folder / "vectors.npy", allow_pickle=False)
+
+    def text_centroids(self) -> np.ndarray | None:
+        """Unit text-space centroid of each persona (None when the run used no text)."""
+        path = self.folder / "text_centroids.npy"
+        return np.load(path, allow_pickle=False) if path.exists() else None
+
+    def text_encoder(self) -> Any | None:
+        """The encoder that made the run's text vectors, to place new users' text in the same space.
+
+        None when the run used no text or a TF-IDF encoder (its vocabulary is fitted per run and not saved).
+        """
+        info = self.manifest.get("encoder", {})
+        if not isinstance(info, dict) or info.get("text_space") is None or info.get("kind") == "tfidf":
+            return None
+        encoder = make_encoder(str(info["kind"]))
+        expected = str(info.get("name", ""))
+        if f"text={encoder.name}" not in expected:
+            raise DataError(
+                f"{self.folder}: the run's text encoder was {expected!r} but this installation gives "
+                f"{encoder.name!r}; new users' text would land in a different space. Re-run the pipeline."
+            )
+        return encoder
+
+    def persona_of_vector(self, vector: np.ndarray) -> int:
+        """The persona whose text centroid is nearest (cosine) to a text vector."""
+        centroids = self.text_centroids()
+        if centroids is None:
+            raise DataError(f"{self.folder}: this run has no text space; place new users by their items instead.")
+        return int(np.argmax(centroids @ np.asarray(vector, dtype=np.float32).ravel()))
 
 
 def load_run(folder: str | Path) -> RunArtefact:

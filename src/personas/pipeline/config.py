@@ -23,7 +23,7 @@ __all__ = [
     "load_config",
 ]
 
-ModelName = Literal["most-popular", "group-popular", "item-knn", "ease", "als", "content", "hybrid"]
+ModelName = Literal["most-popular", "group-popular", "item-knn", "ease", "als", "content", "hybrid", "router"]
 
 
 class DataSection(ComponentConfig):

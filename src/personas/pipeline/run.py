@@ -43,6 +43,7 @@ from personas.recommend.ease import EASE
 from personas.recommend.hybrid import Hybrid
 from personas.recommend.neighbours import ItemKNN
 from personas.recommend.popular import GroupPopular
+from personas.recommend.router import ColdStartRouter
 
 __all__ = ["MODELS", "Pipeline", "PipelineResult"]
 
@@ -55,7 +56,17 @@ MODELS: dict[str, type[Recommender]] = {
     "als": ALS,
     "content": ContentBased,
     "hybrid": Hybrid,
+    "router": ColdStartRouter,
 }
+
+
+def text_centroids(text_vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Unit mean text vector of each persona (rows = persona 0..k-1)."""
+    k = int(labels.max()) + 1
+    sums = np.zeros((k, text_vectors.shape[1]))
+    np.add.at(sums, labels[labels >= 0], text_vectors[labels >= 0])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 @dataclass
@@ -88,6 +99,7 @@ class Pipeline:
         self.settings = settings or get_settings()
         self.console = console or Console(stderr=True)
         self.timings: dict[str, float] = {}
+        self.text_vectors_: np.ndarray | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -119,8 +131,9 @@ class Pipeline:
             self.console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
         return dataset
 
-    def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str]:
-        """User vectors: text, behaviour, or both fused with ``behaviour_weight``."""
+    def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
+        (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
         section = self.config.encode
         text_vectors = behaviour_vectors = None
         names = []
@@ -145,7 +158,8 @@ class Pipeline:
             vectors = behaviour_vectors
         else:  # unreachable: behaviour_weight is in [0, 1]
             raise AssertionError("no vectors")
-        return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names)
+        text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
+        return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
 
     def _finder_config(self, k: int) -> KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig:
         section = self.config.discover
@@ -172,7 +186,16 @@ class Pipeline:
 
     def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
         groups = np.where(labels >= 0, labels, -1)
-        return {name: MODELS[name]().fit(dataset, groups=groups) for name in self.config.recommend.models}
+        models: dict[str, Recommender] = {}
+        for name in self.config.recommend.models:
+            if name == "router":
+                # New users are routed by their text vector to the nearest persona's text centroid.
+                text = self.text_vectors_
+                centroids = None if text is None else text_centroids(text, labels)
+                models[name] = ColdStartRouter().fit(dataset, groups=groups, user_vectors=text, centroids=centroids)
+            else:
+                models[name] = MODELS[name]().fit(dataset, groups=groups)
+        return models
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> PipelineResult:
@@ -181,7 +204,7 @@ class Pipeline:
         with self.stage("profile texts"):
             texts = build_profiles(dataset, self.config.profiles)
         with self.stage("encode"):
-            vectors, encoder_name = self.encode(dataset, texts)
+            vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
         with self.stage("discover groups"):
             labels, choice = self.discover(vectors)
             quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
@@ -258,6 +281,10 @@ class Pipeline:
                 per_persona=per_persona,
                 timings=self.timings,
             )
+        arrays = {"vectors.npy": result.vectors}
+        if self.text_vectors_ is not None:
+            arrays["text_vectors.npy"] = self.text_vectors_
+            arrays["text_centroids.npy"] = text_centroids(self.text_vectors_, result.labels)
         manifest = {
             "config": self.config.model_dump(mode="json"),
             "dataset": {
@@ -267,7 +294,12 @@ class Pipeline:
                 "items": dataset.n_items,
                 "interactions": dataset.n_interactions,
             },
-            "encoder": result.encoder_name,
+            "encoder": {
+                "name": result.encoder_name,
+                "kind": self.config.encode.kind,
+                "behaviour_weight": self.config.encode.behaviour_weight,
+                "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
+            },
             "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},
             "n_personas": len(result.personas),
             "timings": dict(self.timings),
@@ -276,7 +308,7 @@ class Pipeline:
             self.config.output.dir,
             files=files,
             frames={"users.parquet": users, "items.parquet": item_frame},
-            arrays={"vectors.npy": result.vectors},
+            arrays=arrays,
             models=result.models,
             manifest=manifest,
         )
@@ -288,14 +320,15 @@ class Pipeline:
         """Groups recomputed from a train split only (profiles, vectors, k-means at the chosen k), so the
         evaluation never sees held-out interactions through the groups."""
         texts = build_profiles(train, self.config.profiles)
-        vectors, _ = self.encode(train, texts)
+        vectors, _, _ = self.encode(train, texts)
         return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
 
     def evaluate(self, result: PipelineResult) -> None:
         """Warm protocol: per-user temporal split, full ranking, baselines in the same run."""
         split = TemporalSplit(seed=self.config.discover.seed).split(result.dataset)
         k = int(result.labels.max()) + 1
-        names = list(dict.fromkeys(["most-popular", *self.config.recommend.models]))
+        # The router serves new users; on warm users it is its warm model, already in the table.
+        names = [n for n in dict.fromkeys(["most-popular", *self.config.recommend.models]) if n != "router"]
         experiment = Experiment(
             split,
             {name: MODELS[name]() for name in names},

@@ -110,3 +110,23 @@ def test_config_errors_name_the_key_and_allowed_values(tmp_path: Path, toml: str
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_new_users_are_placed_by_text_and_served_by_the_router(
+    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any
+) -> None:
+    config = make_config(shop, extra='[evaluate]\nenabled = false\n[recommend]\nmodels = ["group-popular", "router"]')
+    pipeline = run_pipeline(config, tmp_path)
+    artefact = load_run(shop / "run")
+    centroids = artefact.text_centroids()
+    assert centroids is not None
+    assert centroids.shape == (3, pipeline.text_vectors_.shape[1])
+    # A member's own text vector lands in the member's persona.
+    labels = pipeline.result.labels
+    for row in (0, 12, 24):
+        assert artefact.persona_of_vector(pipeline.text_vectors_[row]) == labels[row]
+    router = artefact.model("router")
+    ids, _ = router.recommend_new(history=["sku-star-voyage", "sku-alien-planet"], n=3)
+    titles = set(artefact.items.set_index("item_id").loc[[artefact.items.item_id[i] for i in ids[0]], "title"])
+    assert titles <= {"Robot Wars", "Galaxy Quest", "Moon Base", "Mars Colony"}  # the same taste, unseen items
+    assert artefact.text_encoder() is None  # TF-IDF spaces are fitted per run and not reusable
