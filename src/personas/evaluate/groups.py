@@ -30,6 +30,7 @@ __all__ = [
     "GroupReport",
     "behaviour_groups",
     "behaviour_vectors",
+    "encoder_vectorizer",
     "group_report",
     "labeling_stability",
     "profile_groups",
@@ -153,8 +154,45 @@ def profile_vectors(train: Dataset, dim: int = 64, seed: int = 0, config: Profil
     return np.asarray(normalize(TruncatedSVD(n_components=dim, random_state=seed).fit_transform(tfidf)))
 
 
+TextVectorizer = Callable[[Dataset, ProfileConfig], np.ndarray]
+"""Profile texts of a dataset (built with a config) -> unit-length user vectors."""
+
+
+def _tfidf_vectorizer(dim: int, seed: int) -> TextVectorizer:
+    def vectorize(train: Dataset, config: ProfileConfig) -> np.ndarray:
+        return profile_vectors(train, dim, seed, config)
+
+    return vectorize
+
+
+def encoder_vectorizer(kind: str = "minilm") -> TextVectorizer:
+    """Profile texts encoded by a personas encoder (default: all-MiniLM-L6-v2, int8 ONNX); vectors of texts
+    already seen are reused, since tuning encodes nearly the same profiles several times."""
+    seen: dict[str, np.ndarray] = {}
+    holder: list[object] = []
+
+    def vectorize(train: Dataset, config: ProfileConfig) -> np.ndarray:
+        from personas.encode import make_encoder
+
+        if not holder:
+            holder.append(make_encoder(kind))
+        texts = [t or "" for t in build_profiles(train, config)]
+        new = sorted({t for t in texts if t not in seen})
+        if new:
+            vectors = holder[0].encode(new)  # type: ignore[attr-defined]
+            seen.update(zip(new, np.asarray(vectors, dtype=np.float64), strict=True))
+        return np.vstack([seen[t] for t in texts])
+
+    return vectorize
+
+
 def profile_groups(
-    k: int = 8, *, dim: int = 64, seed: int = 0, config: ProfileConfig | None = None
+    k: int = 8,
+    *,
+    dim: int = 64,
+    seed: int = 0,
+    config: ProfileConfig | None = None,
+    vectorizer: TextVectorizer | None = None,
 ) -> Callable[[Dataset], np.ndarray]:
     """Group source: k-means on the profile-text vectors of users with history; users without history are
     placed by side information alone.
@@ -162,20 +200,22 @@ def profile_groups(
     Their profile holds no behaviour, so clustering it with the others would only put them in a group of
     their own. Instead each group gets a centroid of its members' side-only profiles (the same profile
     without the behaviour part) and a user without history joins the group of the closest centroid.
+    ``vectorizer``: how texts become vectors (default TF-IDF + SVD; :func:`encoder_vectorizer` for MiniLM).
     """
     if k < 2:
         raise ConfigError(f"The 'k' parameter of profile_groups must be an int >= 2. Got {k!r} instead.")
     base = config or ProfileConfig()
     side_config = base.model_copy(update={"parts": tuple(p for p in base.parts if p != "behaviour")})
+    vectorize = vectorizer or _tfidf_vectorizer(dim, seed)
 
     def source(train: Dataset) -> np.ndarray:
         from sklearn.preprocessing import normalize
 
         active = np.diff(train.matrix("binary").indptr) > 0
         labels = np.full(train.n_users, -1, dtype=np.int64)
-        labels[active] = _kmeans(profile_vectors(train, dim, seed, base)[active], k, seed)
+        labels[active] = _kmeans(vectorize(train, base)[active], k, seed)
         if (~active).any() and side_config.parts:
-            side = profile_vectors(train, dim, seed, side_config)
+            side = vectorize(train, side_config)
             groups = np.unique(labels[active])
             centroids = normalize(np.vstack([side[labels == g].mean(axis=0) for g in groups]))
             labels[~active] = groups[np.argmax(side[~active] @ centroids.T, axis=1)]

@@ -17,7 +17,13 @@ import numpy as np
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.evaluate.experiment import Experiment, GroupSource, Tuned
-from personas.evaluate.groups import behaviour_groups, profile_groups, side_groups
+from personas.evaluate.groups import (
+    TextVectorizer,
+    behaviour_groups,
+    encoder_vectorizer,
+    profile_groups,
+    side_groups,
+)
 from personas.evaluate.report import ExperimentResult
 from personas.evaluate.splits import ColdItems, ColdUsers, FewShotUsers, Split, Splitter, TemporalSplit
 
@@ -85,12 +91,20 @@ def protocol_splits(protocol: str, *, seed: int = 0) -> list[tuple[str, Splitter
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
 
 
-GROUP_SOURCES = ("profile", "side", "behaviour")
+GROUP_SOURCES = ("profile", "minilm", "side", "behaviour")
+# MiniLM encodes every profile (256 tokens) once per train set: ~8 minutes for 943 profiles on 2 busy cores,
+# too slow to try on validation by default; ask for it with --groups minilm.
+AUTO_SOURCES = ("profile", "side", "behaviour")
+_MINILM: list[TextVectorizer] = []  # one vectorizer (and its vector memo) per process
 
 
 def group_source(kind: str, k: int, seed: int) -> GroupSource:
     if kind == "profile":
         return profile_groups(k, seed=seed)
+    if kind == "minilm":
+        if not _MINILM:
+            _MINILM.append(encoder_vectorizer("minilm"))
+        return profile_groups(k, seed=seed, vectorizer=_MINILM[0])
     if kind == "side":
         return side_groups(k, seed=seed)
     if kind == "behaviour":
@@ -99,7 +113,7 @@ def group_source(kind: str, k: int, seed: int) -> GroupSource:
 
 
 def choose_groups(
-    split: Split, *, kinds: Sequence[str] = GROUP_SOURCES, ks: Sequence[int] = (8, 16, 32), seed: int = 0
+    split: Split, *, kinds: Sequence[str] = AUTO_SOURCES, ks: Sequence[int] = (8, 16, 32), seed: int = 0
 ) -> tuple[str, int, list[dict[str, Any]]]:
     """The group source and k under which GroupPopular ranks best on the split's validation split
     (NDCG@10); test data is not used. Returns (kind, k, trials)."""
@@ -150,7 +164,8 @@ def run_protocol(
             f"groups: {kind} k-means, k={k}, {chosen}",
             "group sources, all from train data only: profile = TF-IDF+SVD of each user's profile text (demographics, "
             "own text, tags, liked items in train; users without history join the group whose side-only centroid is "
-            "closest); side = the same without liked items; behaviour = SVD of the train matrix",
+            "closest); minilm = the same with all-MiniLM-L6-v2 sentence vectors (int8 ONNX); side = TF-IDF of the "
+            "profile without liked items; behaviour = SVD of the train matrix",
             "users without train history are scored through each model's new-user path from their train-only "
             "profile text and group label; models without one (Random, MostPopular) score their rows as they are; "
             "LightFM scores its rows from user/item features",
@@ -172,6 +187,22 @@ def run_protocol(
     return out
 
 
+def _source_vectors(kind: str, train: Dataset, seed: int) -> np.ndarray:
+    """The vectors a group source clusters (for internal quality measures)."""
+    from personas.data import ProfileConfig
+    from personas.evaluate.groups import behaviour_vectors, profile_vectors
+
+    if kind == "behaviour":
+        return behaviour_vectors(train, seed=seed)
+    if kind == "minilm":
+        group_source(kind, 2, seed)  # makes sure the shared vectorizer exists
+        return _MINILM[0](train, ProfileConfig())
+    if kind == "side":
+        base = ProfileConfig()
+        return profile_vectors(train, seed=seed, config=base.model_copy(update={"parts": base.parts[:-1]}))
+    return profile_vectors(train, seed=seed)
+
+
 def _labels_with_seed(kind: str, k: int, train: Dataset, seed: int) -> np.ndarray:
     return group_source(kind, k, seed)(train)
 
@@ -184,7 +215,7 @@ def _fixed_labels(labels: np.ndarray, train: Dataset) -> np.ndarray:
 def group_quality_table(
     dataset: Dataset,
     *,
-    sources: Sequence[str] = GROUP_SOURCES,
+    sources: Sequence[str] = AUTO_SOURCES,
     ks: Sequence[int] = (8, 16, 32),
     attributes: Sequence[str] = ("occupation", "gender"),
     seed: int = 0,
@@ -195,7 +226,7 @@ def group_quality_table(
     the groups explain behaviour (GroupPopular vs MostPopular Recall@10 on the warm test, paired p-value).
 
     Returns the rows and the experiment with every GroupPopular variant (for its protocol header)."""
-    from personas.evaluate.groups import behaviour_vectors, group_report, labeling_stability, profile_vectors
+    from personas.evaluate.groups import group_report, labeling_stability
     from personas.recommend import GroupPopular, MostPopular
 
     split = TemporalSplit(seed=seed).split(dataset)
@@ -204,7 +235,7 @@ def group_quality_table(
     rows: list[dict[str, Any]] = []
     labelings: dict[str, np.ndarray] = {}
     for kind in sources:
-        vectors = profile_vectors(train, seed=seed) if kind == "profile" else behaviour_vectors(train, seed=seed)
+        vectors = _source_vectors(kind, train, seed)
         for k in ks:
             labels = group_source(kind, k, seed)(train)
             stab = labeling_stability(partial(_labels_with_seed, kind, k, train), stability_seeds)
