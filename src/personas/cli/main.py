@@ -7,6 +7,7 @@ import typer
 from personas import __version__
 from personas.cli import data, discover, evaluate, run
 from personas.cli import recommend as recommend_cli
+from personas.cli import serve as serve_cli
 from personas.cli._common import console
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
 app.command("recommend")(recommend_cli.recommend)
 app.command("demo")(run.demo)
+app.command("serve")(serve_cli.serve)
 
 
 @app.command()

@@ -1,0 +1,71 @@
+"""The app factory: ``create_app(ServeSettings(model_dir=...))`` -> a FastAPI app serving one run folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from personas import __version__
+from personas.api.errors import install_error_handlers
+from personas.api.routers import health, items, personas, users
+from personas.api.service import PersonaService
+from personas.api.settings import ServeSettings
+from personas.api.storage import Storage
+from personas.web import STATIC_DIR, TEMPLATES_DIR, plotly_js
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Personas and recommendations from a saved run folder (`personas run` / `personas demo`).
+
+Users of the run get recommendations from the saved recommender; new users (POST /users) are stored, placed
+in a persona and served by the cold-start router; events (POST /users/{id}/events) are remembered. Errors
+have one JSON shape: unknown ids give 404 naming the id, invalid input 422 naming the field.
+"""
+
+
+def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> FastAPI:
+    """Build the app. The run folder is verified and loaded now, so a bad folder fails before serving."""
+    service = PersonaService(settings, storage)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.storage.close()
+
+    app = FastAPI(title="personas", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse(
+                {
+                    "error": "payload_too_large",
+                    "detail": f"Request bodies are limited to {settings.max_body_bytes} bytes.",
+                    "fields": ["body"],
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+    for router in (health.router, personas.router, users.router, items.router):
+        app.include_router(router)
+
+    index = (TEMPLATES_DIR / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(index)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

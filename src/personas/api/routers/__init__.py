@@ -1,0 +1,5 @@
+"""One router per resource."""
+
+from personas.api.routers import health, items, personas, users
+
+__all__ = ["health", "items", "personas", "users"]

@@ -1,0 +1,267 @@
+"""Request and response bodies of the HTTP API (pydantic; they make the OpenAPI schema, with examples)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from personas.describe import Persona
+
+__all__ = [
+    "EventsIn",
+    "EventsOut",
+    "Health",
+    "ItemOut",
+    "ItemPage",
+    "MapOut",
+    "NewUserIn",
+    "NewUserOut",
+    "PersonaBrief",
+    "PersonaDetail",
+    "PersonaPage",
+    "ProblemOut",
+    "Reason",
+    "Recommendation",
+    "RecommendationsOut",
+    "UserPersonaOut",
+]
+
+Route = Literal["cold", "few", "warm"]
+EventKind = Literal["interaction", "view", "like", "purchase", "rating"]
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL cannot store NUL; lone surrogates cannot be encoded as UTF-8 by any database.
+    if value is not None:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+class ProblemOut(BaseModel):
+    """Every error: what went wrong, and which id or field."""
+
+    error: Literal["not_found", "validation_error", "bad_request", "payload_too_large", "unavailable", "internal"]
+    detail: str
+    id: str | None = Field(None, description="The unknown id (404).")
+    kind: str | None = Field(None, description="What the unknown id names: user, item or persona (404).")
+    fields: list[str] = Field(default_factory=list, description="The invalid fields (422), e.g. body.text.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "not_found",
+                    "detail": "No user '99999' in this run or the database.",
+                    "id": "99999",
+                    "kind": "user",
+                    "fields": [],
+                },
+            ]
+        }
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model: str
+    personas: int
+    users: int
+    items: int
+    database: str = Field(description="Database dialect: sqlite or postgresql.")
+    new_users: int
+    events: int
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "model": "router",
+                    "personas": 8,
+                    "users": 943,
+                    "items": 1682,
+                    "database": "sqlite",
+                    "new_users": 12,
+                    "events": 40,
+                }
+            ]
+        }
+    )
+
+
+class PersonaBrief(BaseModel):
+    group: int
+    name: str
+    display_name: str
+    size: int
+    share: float
+    keywords: list[str]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "group": 3,
+                    "name": "student · 19 · action",
+                    "display_name": "student · 19 · action",
+                    "size": 120,
+                    "share": 0.127,
+                    "keywords": ["student", "19", "action"],
+                }
+            ]
+        }
+    )
+
+
+class PersonaPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[PersonaBrief]
+
+
+class Member(BaseModel):
+    user_id: str
+    x: float
+    y: float
+
+
+class PersonaDetail(BaseModel):
+    card: Persona
+    members: list[Member] = Field(description="A fixed sample of members with their map position.")
+    new_users: int = Field(description="Users created through the API who were placed in this persona.")
+
+
+class ItemRef(BaseModel):
+    item_id: str
+    title: str
+
+
+class Reason(BaseModel):
+    persona: int | None = Field(None, description="The persona whose taste shaped this item, when it did.")
+    because_of: ItemRef | None = Field(None, description="The item of the user's history most like this one.")
+    text: str = Field(description="The reason in words.")
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    reason: Reason
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    persona: int | None = Field(description="The user's persona (None when nothing places them).")
+    route: Route | None = Field(None, description="The cold-start router's route: cold, few or warm history.")
+    history: int = Field(description="How many distinct items the recommendations were based on.")
+    items: list[Recommendation]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "196",
+                    "persona": 3,
+                    "route": "warm",
+                    "history": 39,
+                    "items": [
+                        {
+                            "item_id": "50",
+                            "title": "Star Wars (1977)",
+                            "score": 2.31,
+                            "reason": {
+                                "persona": None,
+                                "because_of": {"item_id": "181", "title": "Return of the Jedi (1983)"},
+                                "text": "like Return of the Jedi (1983)",
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class UserPersonaOut(BaseModel):
+    user_id: str
+    source: Literal["run", "api"] = Field(description="run: a user of the run folder; api: created with POST /users.")
+    persona: PersonaBrief | None
+    x: float | None = Field(None, description="Map position (run users).")
+    y: float | None = None
+    events: int = Field(description="Events recorded through the API for this user.")
+
+
+class NewUserIn(BaseModel):
+    """A user never seen: some text about them and/or a few items they took. At least one is needed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "I love space operas and old science fiction films", "items": ["50", "181"], "n": 10}]
+        },
+    )
+
+    text: str | None = Field(None, min_length=1, description="Profile text (length limited by the server).")
+    items: list[str] = Field(default_factory=list, description="Item ids the user took (count limited).")
+    n: int = Field(10, ge=1, description="How many recommendations to return (at most the server's max_n).")
+
+    _check_text = field_validator("text")(_no_nul)
+
+
+class NewUserOut(BaseModel):
+    user_id: str
+    persona: PersonaBrief | None
+    recommendations: RecommendationsOut
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"items": ["172", "174"], "kind": "like"}]}
+    )
+
+    items: list[str] = Field(min_length=1, description="Item ids the user interacted with.")
+    kind: EventKind = "interaction"
+
+
+class EventsOut(BaseModel):
+    user_id: str
+    recorded: int
+    events: int = Field(description="All events of this user recorded through the API.")
+    persona: int | None
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str
+    popularity: int = Field(description="Users of the run who took the item.")
+    distinctive_for: list[int] = Field(description="Personas for which the item is distinctive.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"item_id": "50", "title": "Star Wars (1977)", "popularity": 583, "distinctive_for": [2]}]
+        }
+    )
+
+
+class ItemPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[ItemOut]
+
+
+class MapOut(BaseModel):
+    """The 2-D persona map as columns (compact): one entry per drawn user."""
+
+    user_id: list[str]
+    persona: list[int]
+    x: list[float]
+    y: list[float]
+    total: int = Field(description="Users in the run (the map may draw a sample).")

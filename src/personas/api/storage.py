@@ -1,0 +1,169 @@
+"""What the service remembers: users created through the API and the events (interactions) of any user.
+
+SQLAlchemy over SQLite (the embedded default, in WAL mode so readers never wait for the writer) or PostgreSQL
+(by URL). Every write is one transaction: a new user and their first items are stored together or not at all.
+
+Tables::
+
+    new_users  user_id (pk), text, persona, vector (float32 bytes, the text in the run's text space), created_at
+    events     id (pk), user_id (indexed; a run user or a new user), item_id, kind, created_at
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import DateTime, Engine, Integer, LargeBinary, String, Text, create_engine, event, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+__all__ = ["MAX_ID_CHARS", "Storage", "StoredUser", "storable"]
+
+MAX_ID_CHARS = 200
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _NewUser(_Base):
+    __tablename__ = "new_users"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    persona: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _Event(_Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS), index=True)
+    item_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    user_id: str
+    text: str | None
+    persona: int
+    vector: np.ndarray | None
+    created_at: datetime
+
+
+def storable(value: str) -> bool:
+    """Whether a string can be a key in both databases (PostgreSQL refuses NUL; neither takes lone surrogates)."""
+    if "\x00" in value or len(value) > MAX_ID_CHARS:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    # WAL: readers do not block the writer; NORMAL is durable at checkpoints and much faster than FULL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Storage:
+    """New users and events in a SQL database. ``create_schema`` makes the tables when missing."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not is_sqlite}
+        if is_sqlite:
+            # Requests are served from a thread pool; each connection is still used by one thread at a time.
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        _Base.metadata.create_all(self.engine)
+
+    def ping(self) -> bool:
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT 1")).scalar() == 1
+
+    def journal_mode(self) -> str | None:
+        """SQLite's journal mode (``wal`` expected); None for other databases."""
+        if self.dialect != "sqlite":
+            return None
+        with self.engine.connect() as connection:
+            return str(connection.execute(text("PRAGMA journal_mode")).scalar())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writes (one transaction each) ---------------------------------------------------------------
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        text: str | None,
+        persona: int,
+        vector: np.ndarray | None,
+        items: Sequence[str],
+        kind: str = "interaction",
+    ) -> StoredUser:
+        now = datetime.now(UTC)
+        blob = None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
+        with self._sessions.begin() as session:
+            session.add(_NewUser(user_id=user_id, text=text, persona=persona, vector=blob, created_at=now))
+            session.add_all(_Event(user_id=user_id, item_id=item, kind=kind, created_at=now) for item in items)
+        return StoredUser(user_id, text, persona, None if vector is None else np.asarray(vector, "<f4"), now)
+
+    def add_events(
+        self, user_id: str, items: Sequence[str], *, kind: str = "interaction", persona: int | None = None
+    ) -> int:
+        """Record the events; when ``persona`` is given, the stored new user's persona changes with them."""
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            session.add_all(_Event(user_id=user_id, item_id=item, kind=kind, created_at=now) for item in items)
+            if persona is not None:
+                row = session.get(_NewUser, user_id)
+                if row is not None:
+                    row.persona = persona
+        return len(items)
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def lookup(self, user_id: str) -> tuple[StoredUser | None, list[str]]:
+        """The stored new user (None for others) and the item ids of all events of ``user_id``, oldest first."""
+        if not storable(user_id):
+            return None, []
+        with self._sessions() as session:
+            row = session.get(_NewUser, user_id) if len(user_id) <= 64 else None
+            items = list(session.scalars(select(_Event.item_id).where(_Event.user_id == user_id).order_by(_Event.id)))
+        if row is None:
+            return None, items
+        vector = None if row.vector is None else np.frombuffer(row.vector, dtype="<f4").copy()
+        return StoredUser(row.user_id, row.text, row.persona, vector, row.created_at), items
+
+    def count_new_users(self) -> dict[int, int]:
+        """New users per persona."""
+        with self._sessions() as session:
+            rows = session.execute(select(_NewUser.persona, func.count()).group_by(_NewUser.persona)).all()
+        return {int(persona): int(count) for persona, count in rows}
+
+    def count_events(self) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(_Event)) or 0)

@@ -1,0 +1,192 @@
+"""Helpers to try the service for real: a small run folder with obvious tastes, and the server in a process.
+
+Used by the API and dashboard tests and by ``bench/serve.py``::
+
+    folder = write_example_run(tmp / "run")
+    with ServerProcess(folder, database_url="sqlite:///" + str(tmp / "db.sqlite")) as server:
+        urllib.request.urlopen(server.url + "/health")
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from rich.console import Console
+
+from personas.config import Settings
+from personas.pipeline import Pipeline, load_config
+
+__all__ = ["TASTES", "ServerProcess", "free_port", "write_example_run"]
+
+#: Three tastes with six titles each; each user mostly takes items of one taste and says so in their bio.
+TASTES: dict[str, list[str]] = {
+    "space": ["Star Voyage", "Alien Planet", "Robot Wars", "Galaxy Quest", "Moon Base", "Mars Colony"],
+    "romance": ["Paris Love", "Wedding Bells", "First Kiss", "Summer Romance", "Love Letters", "Sweet Hearts"],
+    "crime": ["Heist Night", "Mafia Boss", "Detective Noir", "Bank Job", "Cold Case", "Crime City"],
+}
+
+
+def item_id(title: str) -> str:
+    return "sku-" + title.replace(" ", "-").lower()
+
+
+def write_example_run(folder: Path, *, users_per_taste: int = 12, seed: int = 0, home: Path | None = None) -> Path:
+    """Run the pipeline (TF-IDF text, k=3, router among the models) on synthetic CSVs; returns ``folder``."""
+    folder = Path(folder)
+    data = folder.parent / f"{folder.name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    orders = ["user,item,rating"]
+    bios = ["user,bio"]
+    tastes = list(TASTES)
+    for index, taste in enumerate(tastes):
+        titles = TASTES[taste]
+        for j in range(users_per_taste):
+            user = f"{taste}-{j}"
+            bios.append(f"{user},I mostly enjoy {taste} stories and {taste} films")
+            for title in rng.choice(titles, size=4, replace=False):
+                orders.append(f"{user},{item_id(str(title))},{rng.integers(3, 6)}")
+            other = TASTES[tastes[(index + 1) % len(tastes)]]
+            orders.append(f"{user},{item_id(other[j % len(other)])},2")
+    (data / "interactions.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
+    (data / "users.csv").write_text("\n".join(bios) + "\n", encoding="utf-8")
+    products = ["item,title"] + [f"{item_id(t)},{t}" for titles in TASTES.values() for t in titles]
+    (data / "items.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
+    config = data / "run.toml"
+    config.write_text(
+        f"""
+[data]
+interactions = "interactions.csv"
+users = "users.csv"
+items = "items.csv"
+[data.columns.interactions]
+user_id = "user"
+item_id = "item"
+[data.columns.users]
+user_id = "user"
+text = "bio"
+[data.columns.items]
+item_id = "item"
+title = "title"
+
+[encode]
+kind = "tfidf"
+[discover]
+k = 3
+seed = {seed}
+[recommend]
+models = ["most-popular", "group-popular", "ease", "router"]
+[evaluate]
+enabled = false
+[output]
+dir = "{folder.as_posix()}"
+report = false
+""",
+        encoding="utf-8",
+    )
+    settings = Settings(home=home or data / "home")
+    Pipeline(load_config(config), settings=settings, console=Console(quiet=True)).run()
+    return folder
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``personas serve`` in a child process on a loopback port; ready when ``/health`` answers 200."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        database_url: str | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        extra_args: tuple[str, ...] = ("--no-access-log", "--log-level", "warning"),
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.database_url = database_url
+        self.host = host
+        self.port = port or free_port(host)
+        self.extra_args = extra_args
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        command = [
+            sys.executable,
+            "-c",
+            "from personas.cli import main; main()",
+            "serve",
+            "--model",
+            str(self.model_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
+        if self.database_url:
+            command += ["--db", self.database_url]
+        self._log = tempfile.NamedTemporaryFile("w+", prefix="personas-serve-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})}
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = self.log()
+                self._close_log()
+                raise RuntimeError(f"personas serve exited with code {self.process.returncode}:\n{log[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2.0) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise TimeoutError(f"personas serve did not answer /health within {self.startup_timeout:.0f} s")
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # uvicorn shuts down gracefully on SIGTERM
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if hasattr(self, "_log") and not self._log.closed:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)

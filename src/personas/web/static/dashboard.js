@@ -1,0 +1,168 @@
+// The dashboard: everything comes from the JSON API of the same server.
+"use strict";
+
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+  "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"];
+const colour = (group) => (group < 0 ? "#bbbbbb" : COLOURS[group % COLOURS.length]);
+const personaNames = {};
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json();
+  if (!response.ok) {
+    throw new Error(body.detail || `HTTP ${response.status}`);
+  }
+  return body;
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function showError(target, error) {
+  target.replaceChildren(element("p", error.message, "error"));
+}
+
+async function loadSummary() {
+  const health = await api("/health");
+  document.getElementById("summary").textContent =
+    `${health.personas} personas · ${health.users} users · ${health.items} items · model ${health.model} · ` +
+    `${health.database}: ${health.new_users} new users, ${health.events} events`;
+}
+
+async function loadCards() {
+  const page = await api("/personas?limit=100");
+  const cards = document.getElementById("cards");
+  cards.replaceChildren();
+  for (const persona of page.items) {
+    personaNames[persona.group] = persona.display_name;
+    const card = element("article", null, "persona-card");
+    card.dataset.group = persona.group;
+    card.style.setProperty("--colour", colour(persona.group));
+    card.append(element("h3", `${persona.group}. ${persona.display_name}`));
+    card.append(element("div", `${persona.size} users (${(100 * persona.share).toFixed(1)}%)`));
+    card.append(element("div", persona.keywords.join(", "), "keywords"));
+    cards.append(card);
+  }
+  // The distinctive items need the full card; fetch them after the cards are on screen.
+  await Promise.all(page.items.map(async (persona) => {
+    const detail = await api(`/personas/${persona.group}`);
+    const list = element("ol");
+    for (const item of detail.card.distinctive_items.slice(0, 3)) {
+      list.append(element("li", `${item.title} (lift ${item.lift.toFixed(1)})`));
+    }
+    cards.querySelector(`[data-group="${persona.group}"]`).append(list);
+  }));
+}
+
+async function loadMap() {
+  const map = await api("/map");
+  const groups = [...new Set(map.persona)].sort((a, b) => a - b);
+  const traces = groups.map((group) => {
+    const index = map.persona.flatMap((p, i) => (p === group ? [i] : []));
+    return {
+      type: "scatter",
+      mode: "markers",
+      name: group < 0 ? "no persona" : `${group}. ${personaNames[group] || ""}`,
+      x: index.map((i) => map.x[i]),
+      y: index.map((i) => map.y[i]),
+      text: index.map((i) => `user ${map.user_id[i]}`),
+      hoverinfo: "text+name",
+      marker: { size: 5, color: colour(group), opacity: 0.75 },
+    };
+  });
+  await Plotly.newPlot("map", traces, {
+    margin: { l: 20, r: 10, t: 10, b: 20 },
+    xaxis: { showticklabels: false, zeroline: false },
+    yaxis: { showticklabels: false, zeroline: false },
+    legend: { font: { size: 10 } },
+  }, { displaylogo: false, responsive: true });
+  document.getElementById("map").on("plotly_click", (event) => {
+    const id = event.points[0].text.replace("user ", "");
+    document.getElementById("user-id").value = id;
+    showUser(id);
+  });
+}
+
+function recommendationList(recs) {
+  const list = element("ol", null, "recommendations");
+  for (const item of recs.items) {
+    const li = element("li", `${item.title} `);
+    li.dataset.itemId = item.item_id;
+    li.append(element("span", item.reason.text, "why"));
+    list.append(li);
+  }
+  return list;
+}
+
+function personaLine(persona, prefix) {
+  if (!persona) return element("p", `${prefix}: no persona`);
+  return element("p", `${prefix}: ${persona.group}. ${persona.display_name}`, "persona-line");
+}
+
+async function showUser(userId) {
+  const target = document.getElementById("user-result");
+  target.replaceChildren(element("p", "loading…", "muted"));
+  try {
+    const id = encodeURIComponent(userId.trim());
+    const [persona, recs] = await Promise.all([
+      api(`/users/${id}/persona`),
+      api(`/users/${id}/recommendations?n=10`),
+    ]);
+    const route = recs.route ? `, route ${recs.route}` : "";
+    target.replaceChildren(
+      personaLine(persona.persona, `User ${persona.user_id}`),
+      element("p", `${recs.history} items in the history${route}`, "muted"),
+      recommendationList(recs),
+    );
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+async function createUser(text, items) {
+  const target = document.getElementById("new-user-result");
+  target.replaceChildren(element("p", "loading…", "muted"));
+  const body = { n: 10, items };
+  if (text) body.text = text;
+  try {
+    const created = await api("/users", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    target.replaceChildren(
+      personaLine(created.persona, `New user ${created.user_id}`),
+      recommendationList(created.recommendations),
+    );
+    loadSummary();
+  } catch (error) {
+    showError(target, error);
+  }
+}
+
+document.getElementById("user-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  showUser(document.getElementById("user-id").value);
+});
+
+document.getElementById("new-user-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = document.getElementById("new-text").value.trim();
+  const items = document.getElementById("new-items").value.split(",").map((s) => s.trim()).filter(Boolean);
+  createUser(text, items);
+});
+
+(async () => {
+  try {
+    await loadSummary();
+    await loadCards();
+    await loadMap();
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    showError(document.getElementById("summary"), error);
+  }
+})();
