@@ -259,6 +259,7 @@ class ExperimentResult:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes the file private; these are reports to share
             os.replace(tmp, path)
         return md, js
 
