@@ -43,7 +43,7 @@ class ALS(Recommender):
             from implicit.cpu.als import AlternatingLeastSquares
         except ImportError:  # pragma: no cover - depends on the install
             raise ConfigError("ALS needs the 'implicit' package: pip install 'personas[recommend]'.") from None
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
 
         cfg = self.config
         # implicit parallelises itself; a BLAS thread pool underneath only slows it down (and it warns).

@@ -122,3 +122,15 @@ def test_users_without_any_side_text(build) -> None:  # type: ignore[no-untyped-
     rec = model.recommend_new(text="anything at all", n=2)
     assert dataset.item_vocab.id(int(rec.ids[0, 0])) == "a"  # the most popular
     assert model.recommend(["u1"], n=1).ids.shape == (1, 1)
+
+
+def test_cold_weights_are_tuned_on_hidden_users(world: tuple[Dataset, np.ndarray]) -> None:
+    """Text says the taste here, so validation keeps weight on the group; without tuning the config stands."""
+    dataset, groups = world
+    tuned = ColdStartRouter(cold_global_weight=1.0, cold_content_weight=0.0).fit(dataset, groups=groups)
+    global_weight, _ = tuned.cold_weights_
+    assert global_weight < 1.0
+    fixed = ColdStartRouter(cold_global_weight=1.0, cold_content_weight=0.0, tune_cold=False).fit(
+        dataset, groups=groups
+    )
+    assert fixed.cold_weights_.tolist() == [1.0, 0.0]
