@@ -2,6 +2,14 @@
 that print the protocol beside the numbers, and group-quality measures."""
 
 from personas.evaluate.experiment import Experiment, GroupSource, Tuned, evaluate_model, rank_users
+from personas.evaluate.groups import (
+    GroupReport,
+    behaviour_groups,
+    group_report,
+    labeling_stability,
+    profile_groups,
+    side_groups,
+)
 from personas.evaluate.metrics import (
     MAP,
     MRR,
@@ -40,6 +48,7 @@ __all__ = [
     "Experiment",
     "ExperimentResult",
     "FewShotUsers",
+    "GroupReport",
     "GroupSource",
     "HitRate",
     "IntraListDiversity",
@@ -55,9 +64,14 @@ __all__ = [
     "Splitter",
     "TemporalSplit",
     "Tuned",
+    "behaviour_groups",
     "default_metrics",
     "evaluate_model",
+    "group_report",
+    "labeling_stability",
     "paired_test",
     "parse_metric",
+    "profile_groups",
     "rank_users",
+    "side_groups",
 ]
