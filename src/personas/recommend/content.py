@@ -90,6 +90,8 @@ class ContentBased(Recommender):
 
     Config = ContentConfig
     config: ContentConfig
+    _counter: CountVectorizer | None = None  # a cache for text_vector, not state
+    _counter_terms: np.ndarray | None = None
 
     def fit(
         self, dataset: Dataset, *, groups: np.ndarray | None = None, item_vectors: np.ndarray | None = None
@@ -145,9 +147,12 @@ class ContentBased(Recommender):
                 "This ContentBased was fitted on given item vectors; encode the text with the same encoder and "
                 "pass vector=... instead of text=."
             )
-        vocabulary = {term: i for i, term in enumerate(self.terms_.tolist())}
-        counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64)
-        return self._tfidf(counter.transform([text]))
+        # Built once per model: making the vocabulary dict costs more than transforming one text.
+        if self._counter is None or self._counter_terms is not self.terms_:
+            vocabulary = {term: i for i, term in enumerate(self.terms_.tolist())}
+            self._counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64)
+            self._counter_terms = self.terms_
+        return self._tfidf(self._counter.transform([text]))
 
     def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
         profiles = normalize(profiles)

@@ -94,6 +94,8 @@ class ColdStartRouter(Recommender):
 
     Config = ColdStartRouterConfig
     config: ColdStartRouterConfig
+    _side_counter: CountVectorizer | None = None  # a cache for _side_vector, not state
+    _side_counter_terms: np.ndarray | None = None
 
     def fit(
         self,
@@ -190,10 +192,11 @@ class ColdStartRouter(Recommender):
     def _side_vector(self, text: str) -> sp.csr_matrix:
         if len(self.side_terms_) == 0:
             return sp.csr_matrix((1, 0))
-        vocabulary = {term: i for i, term in enumerate(self.side_terms_.tolist())}
-        counts = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64).transform(
-            [text]
-        )
+        if self._side_counter is None or self._side_counter_terms is not self.side_terms_:
+            vocabulary = {term: i for i, term in enumerate(self.side_terms_.tolist())}
+            self._side_counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64)
+            self._side_counter_terms = self.side_terms_
+        counts = self._side_counter.transform([text])
         return normalize(counts @ sp.diags(self.side_idf_)).tocsr()
 
     # -- routing -------------------------------------------------------------------------------------
