@@ -100,6 +100,10 @@ class Storage:
     def create_schema(self) -> None:
         _Base.metadata.create_all(self.engine)
 
+    def drop_schema(self) -> None:
+        """Remove the tables and everything in them (tests start clean with it)."""
+        _Base.metadata.drop_all(self.engine)
+
     def ping(self) -> bool:
         with self.engine.connect() as connection:
             return connection.execute(text("SELECT 1")).scalar() == 1
