@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, get_settings
 from personas.data import Dataset, build_profiles, load_builtin, load_dataset
@@ -199,6 +200,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> PipelineResult:
+        if self.config.threads is None:
+            return self._run()
+        with threadpool_limits(limits=self.config.threads):
+            return self._run()
+
+    def _run(self) -> PipelineResult:
         with self.stage("load data"):
             dataset = self.load()
         with self.stage("profile texts"):
