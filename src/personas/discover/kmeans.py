@@ -27,8 +27,12 @@ class KMeansConfig(ComponentConfig):
     n_init: int = Field(3, ge=1, description="Restarts; the run with the best objective wins.")
     max_iter: int = Field(25, ge=1, description="Lloyd iterations per run.")
     sample_per_centroid: int | None = Field(
-        None, ge=1, description="Train on at most this many random rows per group (faiss engine); None = all rows."
+        256,
+        ge=1,
+        description="faiss engine: the first max_iter iterations use at most this many random rows per group "
+        "(None = all rows); refine_iter iterations on all rows follow.",
     )
+    refine_iter: int = Field(4, ge=0, description="faiss engine: final iterations over all rows.")
     engine: Literal["auto", "faiss", "numpy"] = "auto"
     seed: int = 0
 
@@ -88,22 +92,31 @@ def _faiss_kmeans(X: np.ndarray, config: KMeansConfig) -> np.ndarray:
     best: tuple[float, np.ndarray] | None = None
     for run in range(config.n_init):
         rng = np.random.default_rng([config.seed, run])
-        km = faiss.Kmeans(
-            d,
-            config.k,
-            niter=config.max_iter,
-            seed=config.seed + run,
-            spherical=True,
-            verbose=False,
-            min_points_per_centroid=1,  # small data is fine; do not warn
-            max_points_per_centroid=config.sample_per_centroid or (n // config.k + 1),
-        )
+        everything = n // config.k + 1
+
+        def train(niter: int, per_centroid: int, init: np.ndarray, run: int = run) -> np.ndarray:
+            km = faiss.Kmeans(
+                d,
+                config.k,
+                niter=niter,
+                seed=config.seed + run,
+                spherical=True,
+                verbose=False,
+                min_points_per_centroid=1,  # small data is fine; do not warn
+                max_points_per_centroid=per_centroid,
+            )
+            km.train(X, init_centroids=init)
+            return np.asarray(km.centroids, dtype=np.float32)
+
         # faiss seeds with random rows; k-means++ seeding (on a sample, to bound its cost) reaches better
-        # optima for the same number of iterations.
+        # optima for the same number of iterations. Most iterations run on a sample (cheap, and they only
+        # need to find the rough layout); the last ones use every row, so the objective is the full one.
         limit = 20 * config.k + 10_000
         sample = X if n <= limit else X[np.sort(rng.choice(n, limit, replace=False))]
-        km.train(X, init_centroids=_kmeans_pp(sample, config.k, rng))
-        centers = np.asarray(km.centroids, dtype=np.float32)
+        per_centroid = config.sample_per_centroid or everything
+        centers = train(config.max_iter, per_centroid, _kmeans_pp(sample, config.k, rng))
+        if config.refine_iter and per_centroid < everything:
+            centers = train(config.refine_iter, everything, centers)
         if config.n_init == 1:
             return centers
         score = float(nearest_centroid(X, centers)[1].sum(dtype=np.float64))  # higher = tighter groups
@@ -152,9 +165,8 @@ class KMeansGroups(BaseGroupFinder[KMeansConfig]):
                 "ask for fewer groups or give more users."
             )
         centers = spherical_kmeans(arr, self.config)
-        labels, _ = nearest_centroid(arr, centers)
-        self._set_result(arr, labels, centers)
-        _, sims = nearest_centroid(arr, self.centroids_)
+        labels, sims = nearest_centroid(arr, centers)
+        self._set_result(arr, labels, centers)  # reorders the centres, so each row's similarity is unchanged
         self.inertia_ = float(np.sum(2.0 - 2.0 * sims.astype(np.float64)))
         warn_if_fewer(name, self.n_groups_, self.config.k)
         return self
