@@ -167,6 +167,7 @@ def test_an_unknown_item_stores_nothing(client: TestClient) -> None:
     ("body", "field"),
     [
         (b"{not json", "body"),
+        (b"\xff\xfe{}", "body"),
         (json.dumps({"text": 5}).encode(), "body.text"),
         (json.dumps({"text": "ok", "colour": "red"}).encode(), "body.colour"),
         (json.dumps({"items": "50"}).encode(), "body.items"),

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from personas.api.schemas import ProblemOut
 from personas.errors import ConfigError, DataError, UnknownIdError
@@ -63,6 +64,17 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, "validation_error", " ".join(messages) or "Invalid request.", fields=fields)
 
 
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): malformed input, like bad JSON.
+        return _problem(422, "validation_error", f"The 'body' field is invalid: {exc.detail}.", fields=["body"])
+    error = "not_found" if exc.status_code == 404 else "bad_request"
+    return JSONResponse(
+        {"error": error, "detail": str(exc.detail), "fields": []}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
     kind = getattr(exc, "kind", None)
     id_ = getattr(exc, "id", None)
@@ -82,6 +94,7 @@ async def _database(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(UnknownIdError, _not_found)
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(ConfigError, _bad_value)
