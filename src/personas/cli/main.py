@@ -6,6 +6,7 @@ import typer
 
 from personas import __version__
 from personas.cli import data, discover, evaluate, run
+from personas.cli import encode as encode_cli
 from personas.cli import recommend as recommend_cli
 from personas.cli import serve as serve_cli
 from personas.cli._common import console
@@ -22,6 +23,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
 app.command("recommend")(recommend_cli.recommend)
 app.command("demo")(run.demo)
+app.command("encode")(encode_cli.encode)
 app.command("serve")(serve_cli.serve)
 
 

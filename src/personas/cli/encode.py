@@ -1,0 +1,110 @@
+"""``personas encode``: one vector per user of a dataset, written to .npy or Parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.errors import ConfigError
+
+ENCODERS = ("minilm", "minilm-onnx-fp32", "sentence-transformers", "tfidf", "multilingual", "behaviour", "fusion")
+
+
+def _write(path: Path, user_ids: list[str], vectors: np.ndarray, meta: dict[str, Any]) -> list[Path]:
+    """``.npy`` (rows in the dataset's user order, + ``.json`` with ids and encoder) or ``.parquet``
+    (``user_id`` + ``vector``); each file written to a temporary name and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".parquet"):
+        raise ConfigError(f"--out {path}: use a .npy or .parquet file name.")
+
+    def atomic(target: Path, write: Any) -> None:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    if suffix == ".npy":
+
+        def save_npy(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
+                np.save(handle, vectors, allow_pickle=False)
+
+        sidecar = path.with_suffix(".json")
+        atomic(path, save_npy)
+        atomic(sidecar, lambda tmp: Path(tmp).write_text(json.dumps({**meta, "user_ids": user_ids}, indent=1)))
+        return [path, sidecar]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "user_id": pa.array(user_ids, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]),
+        }
+    ).replace_schema_metadata({"personas": json.dumps(meta)})
+    atomic(path, lambda tmp: pq.write_table(table, tmp))
+    return [path]
+
+
+@user_errors
+def encode(
+    source: Annotated[str, typer.Argument(help="A built-in dataset name, a data file or a data folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (+ .json with ids) or .parquet.")],
+    encoder: Annotated[str, typer.Option(help=f"One of: {', '.join(ENCODERS)}.")] = "minilm",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the model (default: all).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Texts per forward pass (encoder default if unset).")] = None,
+    text_weight: Annotated[float, typer.Option(help="fusion only: weight of text against behaviour.")] = 0.5,
+    cache: Annotated[bool, typer.Option(help="Keep text vectors in PERSONAS_HOME/embeddings.")] = True,
+) -> None:
+    """Encode every user's profile text (and/or behaviour) into one unit vector per user."""
+    from personas.data import build_profiles
+    from personas.encode import BehaviourEncoder, CachedEncoder, FusionEncoder, TfidfEncoder, make_encoder
+
+    if encoder not in ENCODERS:
+        raise ConfigError(f"--encoder must be one of {', '.join(ENCODERS)}. Got {encoder!r} instead.")
+    if out.suffix.lower() not in (".npy", ".parquet"):
+        raise ConfigError(f"--out {out}: use a .npy or .parquet file name.")
+    dataset = open_dataset(source)
+    started = time.perf_counter()
+    note = ""
+    if encoder == "behaviour":
+        behaviour = BehaviourEncoder().fit(dataset)
+        vectors, name = behaviour.vectors_, behaviour.name
+    else:
+        texts = build_profiles(dataset)
+        params: dict[str, Any] = {}
+        if encoder in ("minilm", "minilm-onnx-fp32", "sentence-transformers", "multilingual", "fusion"):
+            params["threads"] = threads
+        text_encoder: Any
+        if encoder == "tfidf":
+            text_encoder = TfidfEncoder().fit(texts)
+        else:
+            text_encoder = make_encoder("minilm" if encoder == "fusion" else encoder, **params)
+        if cache and encoder != "tfidf":  # a TF-IDF fit is cheaper than a cache lookup
+            text_encoder = CachedEncoder(text_encoder)
+        if encoder == "fusion":
+            fusion = FusionEncoder(text_encoder, text_weight=text_weight).fit(dataset, texts=texts, show_progress=True)
+            vectors, name = fusion.vectors_, fusion.name
+        else:
+            vectors = text_encoder.encode(texts, batch_size=batch_size, show_progress=True)
+            name = text_encoder.name
+        if isinstance(text_encoder, CachedEncoder):
+            note = f"; cache: {text_encoder.last_hits} hit(s), {text_encoder.last_misses} encoded"
+    seconds = time.perf_counter() - started
+    meta = {"dataset": dataset.name, "fingerprint": dataset.fingerprint(), "encoder": name, "dim": vectors.shape[1]}
+    written = _write(out, [str(u) for u in dataset.user_vocab.ids], vectors, meta)
+    err_console.print(f"{dataset.n_users:,} users x {vectors.shape[1]} dims in {seconds:.1f} s{note}", highlight=False)
+    console.print(f"{encoder}: {', '.join(str(p) for p in written)}", highlight=False)
