@@ -38,6 +38,7 @@ from personas.describe import Persona
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
 from personas.recommend import ColdStartRouter, GroupPopular, Hybrid, ItemKNN, Recommendations, Recommender
+from personas.recommend.base import top_n
 
 __all__ = ["PersonaService"]
 
@@ -104,7 +105,10 @@ class PersonaService:
         for p in self.artefact.personas:
             for d in p.distinctive_items:
                 self.distinctive.setdefault(d.item_id, []).append(p.group)
+        self.model_row = {uid: i for i, uid in enumerate(str(u) for u in self.model.user_vocab_.ids)}
         self.neighbours = _neighbour_model(self.model)
+        # Columns of the item-item similarity (recommended items) are sliced per request: CSC makes that cheap.
+        self.similarity_by_item = None if self.neighbours is None else self.neighbours.similarity_.tocsc()
         self.groups = _group_model(self.model)
         self.centroids = self.artefact.text_centroids()
         self._encoder: Any | None = None
@@ -158,9 +162,9 @@ class PersonaService:
         route = self._route(len(history))
         group = persona if persona is not None and persona >= 0 and self._uses_group(route) else None
         because = [-1] * len(ids)
-        if self.neighbours is not None and history.size and ids:
+        if self.similarity_by_item is not None and history.size and ids:
             # similarity_[j, i]: history item j -> recommended item i; the strongest j explains i.
-            block = self.neighbours.similarity_[history][:, ids].toarray()
+            block = self.similarity_by_item[:, ids].toarray()[history]
             best = block.argmax(axis=0)
             because = [int(history[b]) if block[b, k] > 0 else -1 for k, b in enumerate(best)]
         items = []
@@ -264,18 +268,21 @@ class PersonaService:
 
     def recommendations(self, user_id: str, n: int) -> RecommendationsOut:
         n = self._check_n(n)
-        stored, events = self.storage.lookup(user_id)
+        row = self.user_row.get(user_id)
+        model_row = self.model_row.get(user_id)
+        stored, events = self.storage.lookup(user_id, new_user=row is None)
         extra = np.unique([self.item_row[i] for i in events if i in self.item_row]).astype(np.int64)
         if stored is not None:
             return self._recommend_new(user_id, stored.text, stored.vector, extra, stored.persona, n)
-        row = self.user_row.get(user_id)
-        model_row = self.model.user_vocab_.rows([user_id], missing="mask")[0]
-        if row is None or model_row < 0:
+        if row is None or model_row is None:
             raise NotFoundError("user", user_id)
         persona = int(self.user_persona[row])
         seen = self.model.seen_[model_row].indices.astype(np.int64)
         if extra.size == 0:
-            return self._explain(user_id, self.model.recommend([user_id], n=n), seen, persona, n)
+            # What Recommender.recommend does for one known user, without its batch bookkeeping (hot path).
+            scores = self.model.score_rows(np.array([model_row])) + self.model.tie_break_
+            ids, best = top_n(scores, n, exclude=self.model.seen_[model_row])
+            return self._explain(user_id, Recommendations(ids, best), seen, persona, n)
         # Events since the run: the history grows, and what was just taken is not recommended again.
         history = np.union1d(seen, extra)
         return self._recommend_new(user_id, None, None, history, persona, n)

@@ -17,7 +17,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import DateTime, Engine, Integer, LargeBinary, String, Text, create_engine, event, func, select, text
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 __all__ = ["MAX_ID_CHARS", "Storage", "StoredUser", "storable"]
@@ -92,6 +105,9 @@ class Storage:
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        events, users = _Event.__table__, _NewUser.__table__
+        self._events_of = select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
+        self._new_user = select(users).where(users.c.user_id == bindparam("user_id"))
 
     @property
     def dialect(self) -> str:
@@ -150,13 +166,15 @@ class Storage:
         return len(items)
 
     # -- reads ---------------------------------------------------------------------------------------
-    def lookup(self, user_id: str) -> tuple[StoredUser | None, list[str]]:
-        """The stored new user (None for others) and the item ids of all events of ``user_id``, oldest first."""
+    def lookup(self, user_id: str, *, new_user: bool = True) -> tuple[StoredUser | None, list[str]]:
+        """The stored new user (None for others; not looked for when ``new_user`` is False) and the item ids of
+        all events of ``user_id``, oldest first."""
         if not storable(user_id):
             return None, []
-        with self._sessions() as session:
-            row = session.get(_NewUser, user_id) if len(user_id) <= 64 else None
-            items = list(session.scalars(select(_Event.item_id).where(_Event.user_id == user_id).order_by(_Event.id)))
+        # Core statements on one connection: this runs on every recommendation request.
+        with self.engine.connect() as connection:
+            items = list(connection.scalars(self._events_of, {"user_id": user_id}))
+            row = connection.execute(self._new_user, {"user_id": user_id}).first() if new_user else None
         if row is None:
             return None, items
         vector = None if row.vector is None else np.frombuffer(row.vector, dtype="<f4").copy()
