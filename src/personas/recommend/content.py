@@ -140,8 +140,7 @@ class ContentBased(Recommender):
         weighted.data = np.log1p(weighted.data)  # sublinear tf
         return normalize(weighted @ sp.diags(self.idf_)).tocsr()
 
-    def text_vector(self, text: str) -> sp.csr_matrix:
-        """The TF-IDF vector (1 x terms) of a text, in the space of the item vectors."""
+    def _vectoriser(self) -> CountVectorizer:
         if not self.uses_text:
             raise ConfigError(
                 "This ContentBased was fitted on given item vectors; encode the text with the same encoder and "
@@ -152,7 +151,21 @@ class ContentBased(Recommender):
             vocabulary = {term: i for i, term in enumerate(self.terms_.tolist())}
             self._counter = CountVectorizer(token_pattern=_TOKEN_PATTERN, vocabulary=vocabulary, dtype=np.float64)
             self._counter_terms = self.terms_
-        return self._tfidf(self._counter.transform([text]))
+        return self._counter
+
+    def text_vectors(self, texts: list[str]) -> sp.csr_matrix:
+        """TF-IDF vectors (len(texts) x terms) of texts, in the space of the item vectors."""
+        return self._tfidf(self._vectoriser().transform(texts))
+
+    def text_vector(self, text: str) -> sp.csr_matrix:
+        """The TF-IDF vector (1 x terms) of a text, in the space of the item vectors."""
+        return self.text_vectors([text])
+
+    def text_scores(self, texts: list[str]) -> np.ndarray:
+        """Scores (len(texts) x n_items) of profiles made of each text alone, in one batch."""
+        if not texts:
+            return np.zeros((0, self.n_items_))
+        return self._profile_scores(self.text_vectors(texts))
 
     def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
         profiles = normalize(profiles)

@@ -57,6 +57,7 @@ class ColdStartRouterConfig(ComponentConfig):
     # above are then only the first candidates (they win ties).
     tune_cold: bool = True
     cold_folds: int = 5
+    cold_validation_users: int = 2000
     seed: int = 0
     text_neighbours: int = 100
 
@@ -82,6 +83,13 @@ class ColdStartRouterConfig(ComponentConfig):
             "cold_global_weight",
             "a float in [0, 1]",
             self.cold_global_weight,
+        )
+        require(
+            self.cold_validation_users >= 20,
+            "ColdStartRouter",
+            "cold_validation_users",
+            "an int >= 20",
+            self.cold_validation_users,
         )
         require(self.cold_folds >= 2, "ColdStartRouter", "cold_folds", "an int >= 2", self.cold_folds)
         require(self.text_neighbours >= 1, "ColdStartRouter", "text_neighbours", "an int >= 1", self.text_neighbours)
@@ -159,7 +167,10 @@ class ColdStartRouter(Recommender):
         active = np.flatnonzero(np.diff(self.seen_.indptr) > 0)
         if not cfg.tune_cold or groups is None or len(active) < 20:
             return candidates[0]
-        folds = np.array_split(np.random.default_rng(cfg.seed).permutation(active), cfg.cold_folds)
+        rng = np.random.default_rng(cfg.seed)
+        if len(active) > cfg.cold_validation_users:  # enough for the choice; full ranking of each is the cost
+            active = rng.choice(active, cfg.cold_validation_users, replace=False)
+        folds = np.array_split(rng.permutation(active), cfg.cold_folds)
         totals = np.zeros(len(candidates))
         for held in folds:
             held = np.sort(held)
@@ -169,10 +180,10 @@ class ColdStartRouter(Recommender):
                 dataset.subset_interactions(~np.isin(dataset.user_rows, held)), groups=labels
             )
             eligible = (np.diff(gp.seen_.indptr) > 0) & (labels >= 0)
-            weights = np.vstack([self._placement(int(r), labels, eligible) for r in held])
+            weights = self._placements(held, labels, eligible)
             placed = np.asarray(weights.any(axis=1), dtype=bool)
             group_part = weights @ gp.group_scores_
-            content = normalise_rows(np.vstack([self._cold_content(int(r)) for r in held]))
+            content = normalise_rows(self._cold_content_rows(held))
             truth = self.seen_[held]
             for c, (beta, weight) in enumerate(candidates):
                 mixed = np.where(placed[:, None], beta * gp.global_rate_ + (1 - beta) * group_part, gp.global_rate_)
@@ -231,18 +242,27 @@ class ColdStartRouter(Recommender):
 
     def _vote(self, side: sp.csr_matrix | None, labels: np.ndarray, eligible: np.ndarray, n_groups: int) -> np.ndarray:
         """Similarity-weighted group vote of the eligible users nearest to ``side`` (all 0 if none)."""
-        out = np.zeros(n_groups)
-        if side is None or side.nnz == 0 or side.shape[1] != self.side_vectors_.shape[1] or not eligible.any():
+        if side is None or side.shape[1] != self.side_vectors_.shape[1]:
+            return np.zeros(n_groups)
+        return self._votes(sp.csr_matrix(side), labels, eligible, n_groups)[0]
+
+    def _votes(self, sides: sp.csr_matrix, labels: np.ndarray, eligible: np.ndarray, n_groups: int) -> np.ndarray:
+        """``_vote`` for many side vectors at once (rows of ``sides``), in chunks to bound memory."""
+        out = np.zeros((sides.shape[0], n_groups))
+        if not eligible.any() or sides.nnz == 0:
             return out
-        sims = np.asarray((self.side_vectors_ @ side.T).todense()).ravel()
-        sims[~eligible] = -np.inf
         k = min(self.config.text_neighbours, int(eligible.sum()))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[sims[top] > 0]
-        if top.size == 0:
-            return out
-        votes = np.bincount(labels[top], weights=sims[top], minlength=n_groups)
-        return votes / votes.sum()
+        for start in range(0, sides.shape[0], 256):
+            sims = np.asarray((sides[start : start + 256] @ self.side_vectors_.T).todense())
+            sims[:, ~eligible] = -np.inf
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            weight = np.take_along_axis(sims, top, axis=1)
+            weight = np.where(weight > 0, weight, 0.0)  # no shared words: no vote
+            for i in range(len(top)):
+                votes = np.bincount(labels[top[i]], weights=weight[i], minlength=n_groups)
+                if votes.sum() > 0:
+                    out[start + i] = votes / votes.sum()
+        return out
 
     def group_of(self, *, side: sp.csr_matrix | None = None, vector: np.ndarray | None = None) -> int:
         """The most likely group of someone with no history; -1 when nothing points to one."""
@@ -296,6 +316,18 @@ class ColdStartRouter(Recommender):
             out[i] = self._score_cold_row(int(user_rows[i]))
         return out
 
+    def _placements(self, rows: np.ndarray, labels: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        """``_placement`` for many users; side-text votes in one batch."""
+        n_groups = len(self.group_popular_.group_scores_)
+        placed_by_vector = self.user_vectors_.size > 0 and self.centroids_.size > 0
+        by_text = (labels[rows] < 0) if not placed_by_vector else np.zeros(len(rows), dtype=bool)
+        out = np.zeros((len(rows), n_groups))
+        if by_text.any():
+            out[by_text] = self._votes(self.side_vectors_[rows[by_text]], labels, eligible, n_groups)
+        for i in np.flatnonzero(~by_text).tolist():
+            out[i] = self._placement(int(rows[i]), labels, eligible)
+        return out
+
     def _placement(self, row: int, labels: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         """Group weights of a known user without history: their label, else vector, else side-text vote."""
         n_groups = len(self.group_popular_.group_scores_)
@@ -306,12 +338,25 @@ class ColdStartRouter(Recommender):
             return self.group_weights(vector=vector)
         return self._vote(self.side_vectors_[row], labels, eligible, n_groups)
 
+    def _cold_content_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``_cold_content`` for many users, text ones in one batch."""
+        out = np.zeros((len(rows), self.n_items_))
+        if self.content_.uses_text:
+            texts = [str(self.side_texts_[r]) for r in rows]
+            has = np.array([bool(t) for t in texts], dtype=bool)
+            if has.any():
+                out[has] = self.content_.text_scores([t for t in texts if t])
+            return out
+        for i, row in enumerate(rows.tolist()):
+            out[i] = self._cold_content(row)
+        return out
+
     def _cold_content(self, row: int) -> np.ndarray:
         """Content scores from what is known about a user besides behaviour (zeros if nothing)."""
         empty = sp.csr_matrix((1, self.n_items_))
         vector = self.user_vectors_[row] if self.user_vectors_.size else None
         if self.content_.uses_text and self.side_texts_[row]:
-            return np.asarray(self.content_._score_new(NewUser(str(self.side_texts_[row]), None, empty, None)))
+            return self.content_.text_scores([str(self.side_texts_[row])])[0]
         if (
             vector is not None
             and not self.content_.uses_text

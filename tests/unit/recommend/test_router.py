@@ -134,3 +134,15 @@ def test_cold_weights_are_tuned_on_hidden_users(world: tuple[Dataset, np.ndarray
         dataset, groups=groups
     )
     assert fixed.cold_weights_.tolist() == [1.0, 0.0]
+
+
+def test_batched_placement_equals_one_by_one(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = world
+    labels = groups.copy()
+    rows = np.arange(0, dataset.n_users, 3)
+    labels[rows] = -1  # as in the cold-weight tuning: these users must be placed by their text
+    eligible = (np.diff(router.seen_.indptr) > 0) & (labels >= 0)
+    batch = router._placements(rows, labels, eligible)
+    single = np.vstack([router._placement(int(r), labels, eligible) for r in rows])
+    np.testing.assert_allclose(batch, single)
+    assert (batch.sum(axis=1)[batch.any(axis=1)] == pytest.approx(1.0)) and batch.any()
