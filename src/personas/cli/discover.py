@@ -82,6 +82,9 @@ def discover(
     encoder: Annotated[str, typer.Option(help="tfidf, behaviour or minilm (ignored with --vectors).")] = "tfidf",
     vectors: Annotated[Path | None, typer.Option(help="Precomputed user vectors (.npy, one row per user).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random step.")] = 0,
+    generate_names: Annotated[
+        bool, typer.Option(help="Also name groups with the local SmolLM2 model (the 'naming' extra); slow.")
+    ] = False,
 ) -> None:
     """Find groups of similar users and write their assignments and persona cards."""
     from personas.data import build_profiles
@@ -107,7 +110,12 @@ def discover(
         chosen = choice.model_dump()
         err_console.print(f"chose k = {choice.k}: {choice.rule}", highlight=False)
     finder = _finder(method, k_value, threshold, seed, min_group_size).fit(x)
-    personas = describe_groups(finder.labels_, texts=texts, vectors=x, dataset=dataset)
+    namer = None
+    if generate_names:
+        from personas.describe import GenerativeNamer
+
+        namer = GenerativeNamer()
+    personas = describe_groups(finder.labels_, texts=texts, vectors=x, dataset=dataset, namer=namer)
     assignments = pd.DataFrame({"user_id": [str(u) for u in dataset.user_vocab.ids], "group": finder.labels_})
     parquet = assignments.to_parquet(index=False)  # bytes when no path is given
     assert isinstance(parquet, bytes)
