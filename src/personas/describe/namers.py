@@ -67,6 +67,7 @@ _CLEAN = re.compile(r"^(name\s*:\s*)|[\"'“”*#]", re.IGNORECASE)
 
 def _clean(answer: str, max_words: int) -> str | None:
     line = next((ln for ln in answer.strip().splitlines() if ln.strip()), "")
+    line = line.split(";")[0]  # the small model sometimes lists several names ("The Lost; The Lost; ...")
     name = _CLEAN.sub("", line).strip().rstrip(".!:,;").strip()
     words = name.split()
     if not words or len(words) > max_words or not any(c.isalpha() for c in name):

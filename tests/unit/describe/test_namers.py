@@ -28,6 +28,7 @@ def _persona() -> Persona:
 def test_answers_are_cleaned_or_refused():
     assert _clean('"Space Explorers."\nmore text', 6) == "Space Explorers"
     assert _clean("Name: **Night Owls**", 6) == "Night Owls"
+    assert _clean("The Lost; The Lost; The Lost", 6) == "The Lost"
     assert _clean("one two three four five six seven", 6) is None
     assert _clean("  \n 123 ", 6) is None
 
