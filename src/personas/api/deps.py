@@ -11,7 +11,8 @@ from personas.api.service import PersonaService
 __all__ = ["Service", "get_service"]
 
 
-def get_service(request: Request) -> PersonaService:
+async def get_service(request: Request) -> PersonaService:
+    # async: a plain function dependency would cost a hop to the thread pool on every request.
     service: PersonaService = request.app.state.service
     return service
 

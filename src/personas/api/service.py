@@ -42,6 +42,8 @@ from personas.recommend.base import top_n
 
 __all__ = ["PersonaService"]
 
+DENSE_ITEMS = 4096  # up to 64 MB of float32 item-item similarity kept dense for the explanations
+
 
 def _brief(persona: Persona) -> PersonaBrief:
     return PersonaBrief(
@@ -107,8 +109,13 @@ class PersonaService:
                 self.distinctive.setdefault(d.item_id, []).append(p.group)
         self.model_row = {uid: i for i, uid in enumerate(str(u) for u in self.model.user_vocab_.ids)}
         self.neighbours = _neighbour_model(self.model)
-        # Columns of the item-item similarity (recommended items) are sliced per request: CSC makes that cheap.
-        self.similarity_by_item = None if self.neighbours is None else self.neighbours.similarity_.tocsc()
+        # similarity[history, recommended] is read on every request: dense when small enough (ml-100k: 11 MB),
+        # else CSC, whose column slices are cheap.
+        self.similarity: np.ndarray | sp.csc_matrix | None = None
+        if self.neighbours is not None:
+            similarity = self.neighbours.similarity_
+            n = similarity.shape[0]
+            self.similarity = similarity.toarray().astype(np.float32) if n <= DENSE_ITEMS else similarity.tocsc()
         self.groups = _group_model(self.model)
         self.centroids = self.artefact.text_centroids()
         self._encoder: Any | None = None
@@ -162,9 +169,12 @@ class PersonaService:
         route = self._route(len(history))
         group = persona if persona is not None and persona >= 0 and self._uses_group(route) else None
         because = [-1] * len(ids)
-        if self.similarity_by_item is not None and history.size and ids:
+        if self.similarity is not None and history.size and ids:
             # similarity_[j, i]: history item j -> recommended item i; the strongest j explains i.
-            block = self.similarity_by_item[:, ids].toarray()[history]
+            if isinstance(self.similarity, np.ndarray):
+                block = self.similarity[np.ix_(history, np.asarray(ids, dtype=np.int64))]
+            else:
+                block = self.similarity[:, ids].toarray()[history]
             best = block.argmax(axis=0)
             because = [int(history[b]) if block[b, k] > 0 else -1 for k, b in enumerate(best)]
         items = []
@@ -172,16 +182,15 @@ class PersonaService:
             words = []
             ref = None
             if source >= 0:
-                ref = ItemRef(item_id=self.item_ids[source], title=self.item_titles[source])
+                ref = ItemRef.model_construct(item_id=self.item_ids[source], title=self.item_titles[source])
                 words.append(f"like {ref.title}")
             if group is not None:
                 words.append(f"popular with persona {group} ({self.personas[group].display_name})")
+            # model_construct: the values come from the run and the model, typed already (hot path).
+            reason = Reason.model_construct(persona=group, because_of=ref, text="; ".join(words) or "popular overall")
             items.append(
-                Recommendation(
-                    item_id=self.item_ids[item],
-                    title=self.item_titles[item],
-                    score=float(score),
-                    reason=Reason(persona=group, because_of=ref, text="; ".join(words) or "popular overall"),
+                Recommendation.model_construct(
+                    item_id=self.item_ids[item], title=self.item_titles[item], score=float(score), reason=reason
                 )
             )
         persona_out = persona if persona is not None and persona >= 0 else None
@@ -277,11 +286,13 @@ class PersonaService:
         if row is None or model_row is None:
             raise NotFoundError("user", user_id)
         persona = int(self.user_persona[row])
-        seen = self.model.seen_[model_row].indices.astype(np.int64)
+        indptr, indices = self.model.seen_.indptr, self.model.seen_.indices
+        seen = indices[indptr[model_row] : indptr[model_row + 1]].astype(np.int64)
         if extra.size == 0:
             # What Recommender.recommend does for one known user, without its batch bookkeeping (hot path).
             scores = self.model.score_rows(np.array([model_row])) + self.model.tie_break_
-            ids, best = top_n(scores, n, exclude=self.model.seen_[model_row])
+            scores[0, seen] = -np.inf
+            ids, best = top_n(scores, n)
             return self._explain(user_id, Recommendations(ids, best), seen, persona, n)
         # Events since the run: the history grows, and what was just taken is not recommended again.
         history = np.union1d(seen, extra)

@@ -15,7 +15,7 @@ router = APIRouter(tags=["health"])
     response_model=Health,
     responses={503: {"model": ProblemOut, "description": "The database does not answer."}},
 )
-def health(service: Service) -> Health:
+async def health(service: Service) -> Health:
     """Liveness and readiness: the run folder is loaded and the database answers a query."""
     storage = service.storage
     storage.ping()

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/items", tags=["items"])
 
 
 @router.get("", response_model=ItemPage, responses=INVALID)
-def search_items(
+async def search_items(
     service: Service,
     search: Annotated[str | None, Query(max_length=200, description="Part of a title, or an exact id.")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -25,7 +25,7 @@ def search_items(
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses={**NOT_FOUND, **INVALID})
-def get_item(
+async def get_item(
     service: Service, item_id: Annotated[str, Path(description="An item id of the run.", examples=["50"])]
 ) -> ItemOut:
     """One item: title, how many run users took it, the personas it is distinctive for."""

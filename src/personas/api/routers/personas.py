@@ -14,7 +14,7 @@ router = APIRouter(tags=["personas"])
 
 
 @router.get("/personas", response_model=PersonaPage, responses=INVALID)
-def list_personas(
+async def list_personas(
     service: Service,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Personas to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (capped by the server's max_page).")] = 20,
@@ -24,7 +24,7 @@ def list_personas(
 
 
 @router.get("/personas/{group}", response_model=PersonaDetail, responses={**NOT_FOUND, **INVALID})
-def get_persona(
+async def get_persona(
     service: Service, group: Annotated[int, Path(description="The persona's group number.", examples=[0])]
 ) -> PersonaDetail:
     """One persona's full card (keywords, representatives, distinctive items, attribute skew) and members."""
@@ -32,7 +32,7 @@ def get_persona(
 
 
 @router.get("/map", response_model=MapOut, responses=INVALID)
-def persona_map(
+async def persona_map(
     service: Service,
     limit: Annotated[int | None, Query(ge=1, le=100_000, description="Most users to draw.")] = None,
 ) -> MapOut:

@@ -1,10 +1,13 @@
-"""Users: a run user's or a new user's persona and recommendations; new users; events."""
+"""Users: a run user's or a new user's persona and recommendations; new users; events.
+
+Reads are ``async`` (short CPU work, no hop to the thread pool); writes and text encoding run in the pool.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from personas.api.deps import Service
 from personas.api.errors import INVALID, NOT_FOUND
@@ -16,22 +19,23 @@ UserId = Annotated[str, Path(description="A user of the run, or one created with
 
 
 @router.get("/{user_id}/persona", response_model=UserPersonaOut, responses={**NOT_FOUND, **INVALID})
-def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
+async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
     """Which persona a user belongs to (and where they sit on the map)."""
     return service.user_persona_of(user_id)
 
 
 @router.get("/{user_id}/recommendations", response_model=RecommendationsOut, responses={**NOT_FOUND, **INVALID})
-def user_recommendations(
+async def user_recommendations(
     service: Service,
     user_id: UserId,
     n: Annotated[int, Query(ge=1, le=1000, description="How many items (capped by the server's max_n).")] = 10,
-) -> RecommendationsOut:
+) -> Response:
     """Top-n items with the reason for each: the persona's taste and the history item it resembles.
 
     Items recorded with POST /users/{user_id}/events are never recommended back.
     """
-    return service.recommendations(user_id, n)
+    # The hot path: serialised once here instead of validated again by FastAPI (response_model documents it).
+    return Response(service.recommendations(user_id, n).model_dump_json(), media_type="application/json")
 
 
 @router.post("", response_model=NewUserOut, status_code=201, responses={**NOT_FOUND, **INVALID})

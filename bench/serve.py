@@ -1,0 +1,302 @@
+"""Latency and throughput of the HTTP service on loopback, one server process (uvicorn, one worker).
+
+    .venv/bin/python bench/serve.py --model runs/demo            # after `personas demo`
+
+For GET /users/{id}/recommendations and POST /users (and GET /items/{id}, the floor: routing, validation and
+JSON without model work or database) it measures:
+- fixed rate (open loop): requests sent on a fixed schedule at --rate per second for --seconds, latency
+  p50/p95/p99 from the moment each request was due (so a server falling behind shows up in the tail);
+- saturation (closed loop): --concurrency clients sending back to back, giving the most requests per second;
+- in process: the same work as a library call without HTTP, to show what HTTP and the framework add.
+
+The load generator runs on the same machine as the server, so both share its cores; compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from personas.api import PersonaService, ServeSettings
+from personas.api.testing import ServerProcess
+
+console = Console()
+
+TEXTS = [
+    "I love science fiction and space operas, the older the better",
+    "romantic comedies and period dramas with a good soundtrack",
+    "a retired engineer who watches westerns and war films",
+    "horror films at night, thrillers and anything by Hitchcock",
+    "animated family films I can watch with my kids",
+    "documentaries, film noir and classic black and white cinema",
+    "a student who likes action films, heists and crime stories",
+    "musicals, dance films and the occasional comedy",
+]
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client on one connection: the load generator shares the machine with the
+    server, so it must cost little CPU (a general-purpose client costs more than the server's answer)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int) -> None:
+        self.reader, self.writer, self.host, self.port = reader, writer, host, port
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, host, port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        message = head.encode() + b"\r\n" + body
+        line = b""
+        for attempt in range(2):
+            try:
+                self.writer.write(message)
+                line = await self.reader.readline()
+            except ConnectionError:
+                if attempt:
+                    raise
+            if line:
+                break
+            # The server closed an idle keep-alive connection (uvicorn: after 5 s): reconnect once.
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        status = int(line.split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+Request = Callable[[Connection, int], Awaitable[int]]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    scenario: str
+    mode: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    server_cpu_s: float = float("nan")
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per request: what the machine's load cannot inflate (unlike wall-clock latency)."""
+        return 1000 * self.server_cpu_s / self.requests if self.requests else float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else float("nan")
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+async def fixed_rate(pool: asyncio.Queue[Connection], request: Request, rate: float, seconds: float) -> Result:
+    """Requests due on a fixed schedule; latency counts from when each was due (waiting for a free connection
+    included), so a server that falls behind shows it in the tail instead of slowing the schedule."""
+    loop = asyncio.get_running_loop()
+    count = int(rate * seconds)
+    start = loop.time() + 0.05
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        connection = await pool.get()
+        try:
+            errors += await request(connection, i) >= 400
+        finally:
+            pool.put_nowait(connection)
+        latencies.append(1000 * (loop.time() - due))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return Result("", f"fixed {rate:g}/s", count, errors, loop.time() - start, latencies)
+
+
+async def saturate(pool: asyncio.Queue[Connection], request: Request, concurrency: int, seconds: float) -> Result:
+    """``concurrency`` clients sending back to back for ``seconds``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal errors, counter
+        connection = await pool.get()
+        try:
+            while loop.time() < end:
+                counter += 1
+                sent = loop.time()
+                errors += await request(connection, counter) >= 400
+                latencies.append(1000 * (loop.time() - sent))
+        finally:
+            pool.put_nowait(connection)
+
+    start = loop.time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result("", f"saturate x{concurrency}", len(latencies), errors, loop.time() - start, latencies)
+
+
+def in_process(service: PersonaService, users: list[str], seconds: float) -> tuple[Result, Result]:
+    """The same work as the two endpoints, as library calls (no HTTP, no JSON)."""
+    out = []
+    for name, call in (
+        ("GET /users/{id}/recommendations", lambda i: service.recommendations(users[i % len(users)], 10)),
+        ("POST /users", lambda i: service.create_user(TEXTS[i % len(TEXTS)], [], 10)),
+    ):
+        for i in range(5):  # warm up (the text encoder loads on first use)
+            call(i)
+        latencies = []
+        start = time.perf_counter()
+        cpu = time.process_time()
+        i = 0
+        while time.perf_counter() - start < seconds / 2:
+            t0 = time.perf_counter()
+            call(i)
+            latencies.append(1000 * (time.perf_counter() - t0))
+            i += 1
+        result = Result(name, "in process", i, 0, time.perf_counter() - start, latencies)
+        result.server_cpu_s = time.process_time() - cpu
+        out.append(result)
+    return out[0], out[1]
+
+
+async def run_http(
+    host: str, port: int, pid: int, users: list[str], floor_item: str, args: argparse.Namespace
+) -> list[Result]:
+    def recommendations(connection: Connection, i: int) -> Awaitable[int]:
+        return connection.request("GET", f"/users/{users[i % len(users)]}/recommendations?n=10")
+
+    bodies = [json.dumps({"text": text, "n": 10}).encode() for text in TEXTS]
+
+    def new_user(connection: Connection, i: int) -> Awaitable[int]:
+        return connection.request("POST", "/users", bodies[i % len(bodies)])
+
+    def item(connection: Connection, i: int) -> Awaitable[int]:
+        return connection.request("GET", f"/items/{floor_item}")
+
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(max(args.concurrency, args.connections)):
+        pool.put_nowait(await Connection.open(host, port))
+    results = []
+    for name, request, rate in (
+        ("GET /items/{id} (floor)", item, args.rate),
+        ("GET /users/{id}/recommendations", recommendations, args.rate),
+        ("POST /users", new_user, args.post_rate),
+    ):
+        connection = await pool.get()
+        for i in range(20):  # warm up: lazy model parts, the text encoder
+            await request(connection, i)
+        pool.put_nowait(connection)
+        for phase in (
+            lambda: fixed_rate(pool, request, rate, args.seconds),
+            lambda: saturate(pool, request, args.concurrency, args.seconds),
+        ):
+            cpu = cpu_seconds(pid)
+            result = await phase()
+            result.server_cpu_s = cpu_seconds(pid) - cpu
+            result.scenario = name
+            results.append(result)
+    while not pool.empty():
+        pool.get_nowait().close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("runs/demo"), help="Run folder to serve.")
+    parser.add_argument("--db", default=None, help="Database URL (default: a new SQLite file in a temp folder).")
+    parser.add_argument("--rate", type=float, default=200.0, help="Requests per second in the fixed-rate phase.")
+    parser.add_argument("--post-rate", type=float, default=50.0, help="Fixed rate for POST /users (text encoding).")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Length of each phase.")
+    parser.add_argument("--connections", type=int, default=32, help="Keep-alive connections at fixed rate.")
+    parser.add_argument("--concurrency", type=int, default=16, help="Clients in the saturation phase.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="personas-bench-") as tmp:
+        url = args.db or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        service = PersonaService(ServeSettings(model_dir=args.model, database_url=f"sqlite:///{Path(tmp) / 'lib.db'}"))
+        rng = np.random.default_rng(0)
+        users = [str(u) for u in rng.choice(service.user_ids, size=min(500, len(service.user_ids)), replace=False)]
+        console.print(f"Serving {args.model} ({len(service.user_ids)} users, model {service.model_name}) ...")
+        floor_item = service.item_ids[int(service.popular_order[0])]
+        with ServerProcess(args.model, database_url=url) as server:
+            assert server.process is not None
+            results = uvloop.run(run_http(server.host, server.port, server.process.pid, users, floor_item, args))
+        library = in_process(service, users, args.seconds)
+
+    floor = {r.mode: r for r in results if r.scenario.endswith("(floor)")}
+    table = Table(
+        title=(
+            f"personas serve on loopback: one uvicorn process, {args.seconds:g} s per phase, "
+            f"fixed rate {args.rate:g} req/s ({args.post_rate:g} for POST /users), {args.concurrency} clients at "
+            "saturation"
+        ),
+        title_justify="left",
+    )
+    columns = ("endpoint", "load", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "p99 / floor")
+    for column in (*columns, "server CPU ms/req", "req/s per CPU core"):
+        table.add_column(column, justify="left" if column in ("endpoint", "load") else "right")
+    for result in [*results, *library]:
+        base = floor.get(result.mode)
+        ratio = (
+            f"{result.percentile(99) / base.percentile(99):.1f}x" if base and result.scenario != base.scenario else ""
+        )
+        table.add_row(
+            result.scenario,
+            result.mode,
+            f"{result.requests:,}",
+            str(result.errors),
+            f"{result.throughput:,.0f}",
+            f"{result.percentile(50):.1f}",
+            f"{result.percentile(95):.1f}",
+            f"{result.percentile(99):.1f}",
+            ratio,
+            f"{result.cpu_ms:.2f}",
+            f"{1000 / result.cpu_ms:,.0f}" if result.cpu_ms > 0 else "",
+        )
+    console.print(table)
+    recs = next(r for r in results if r.scenario.startswith("GET /users") and r.mode.startswith("fixed"))
+    verdict = "meets" if recs.percentile(99) < 25 else "misses"
+    console.print(
+        f"Recommendations at {args.rate:g} req/s: p99 {recs.percentile(99):.1f} ms ({verdict} the 25 ms target); "
+        f"median in process {statistics.median(library[0].latencies_ms):.2f} ms."
+    )
+
+
+if __name__ == "__main__":
+    main()
