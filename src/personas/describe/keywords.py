@@ -99,13 +99,19 @@ def class_keywords(
 
 
 def keyword_name(keywords: Sequence[Keyword], n_terms: int = 3) -> str:
-    """``"sci-fi · star wars · action"``: the top terms, skipping one whose words repeat a chosen term."""
+    """``"star wars · sci-fi · action"``: the top terms, each saying something new. A term whose words a
+    chosen term already has is skipped; a longer term replaces the chosen terms it contains ("star" and
+    "wars" become "star wars")."""
     chosen: list[str] = []
     for kw in keywords:
         words = set(kw.term.split())
-        if any(words <= set(c.split()) or set(c.split()) <= words for c in chosen):
+        if any(words <= set(c.split()) for c in chosen):
             continue
-        chosen.append(kw.term)
-        if len(chosen) == n_terms:
-            break
+        inside = [c for c in chosen if set(c.split()) < words]
+        if inside:
+            at = chosen.index(inside[0])
+            chosen = [c for c in chosen if c not in inside]
+            chosen.insert(at, kw.term)
+        elif len(chosen) < n_terms:
+            chosen.append(kw.term)
     return " · ".join(chosen) if chosen else "unnamed group"

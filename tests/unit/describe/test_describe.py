@@ -62,6 +62,8 @@ def test_keyword_name_skips_terms_it_already_says():
     kws = [Keyword(term=t, score=1.0) for t in ["star wars", "star", "sci-fi", "wars", "action"]]
     assert keyword_name(kws, 3) == "star wars · sci-fi · action"
     assert keyword_name([], 3) == "unnamed group"
+    later = [Keyword(term=t, score=1.0) for t in ["star", "wars", "star wars", "action", "drama", "war"]]
+    assert keyword_name(later, 3) == "star wars · action · drama"
 
 
 def test_quote_picks_the_segment_with_keywords_and_cuts_it():
