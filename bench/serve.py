@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -223,8 +224,8 @@ async def run_http(
             await request(connection, i)
         pool.put_nowait(connection)
         for phase in (
-            lambda: fixed_rate(pool, request, rate, args.seconds),
-            lambda: saturate(pool, request, args.concurrency, args.seconds),
+            functools.partial(fixed_rate, pool, request, rate, args.seconds),
+            functools.partial(saturate, pool, request, args.concurrency, args.seconds),
         ):
             cpu = cpu_seconds(pid)
             result = await phase()
