@@ -31,11 +31,18 @@ class EASE(Recommender):
     config: EASEConfig
 
     def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        gram = np.asarray((self.seen_.T @ self.seen_).todense(), dtype=np.float64)
+        # Items nobody took have a Gram block of lambda * I: their weights are 0, so only the others are
+        # inverted (exactly the same B, and the cube of a smaller n).
+        active = np.flatnonzero(self.popularity_ > 0)
+        x = self.seen_[:, active]
+        gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
         gram[np.diag_indices_from(gram)] += self.config.l2
+        # np.linalg.inv: a Cholesky inverse (scipy potrf + potri) measured 2x slower with scipy's BLAS here.
         inverse = np.linalg.inv(gram)
-        weights = inverse / -np.diag(inverse)
-        weights[np.diag_indices_from(weights)] = 0.0
+        block = inverse / -np.diag(inverse)
+        block[np.diag_indices_from(block)] = 0.0
+        weights = np.zeros((self.n_items_, self.n_items_))
+        weights[np.ix_(active, active)] = block
         self.weights_ = weights
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:

@@ -237,3 +237,15 @@ def test_config_and_keywords_are_exclusive() -> None:
         EASE(EASE.Config(), l2=3.0)
     with pytest.raises(ConfigError, match="takes a EASEConfig"):
         EASE(ItemKNN.Config())
+
+
+def test_ease_items_nobody_took_get_zero_weights(build: Callable[..., Dataset]) -> None:
+    pairs = [("u1", "a"), ("u1", "b"), ("u2", "b"), ("u2", "c"), ("u3", "a"), ("u3", "c")]
+    items = pd.DataFrame({"item_id": ["a", "b", "c", "z"], "title": ["A", "B", "C", "Z"]})
+    with_unused = EASE(l2=2.0).fit(build(pairs, items=items))
+    without = EASE(l2=2.0).fit(build(pairs))
+    z = with_unused.item_vocab_.row("z")
+    assert not with_unused.weights_[z].any() and not with_unused.weights_[:, z].any()
+    keep = with_unused.item_vocab_.rows(["a", "b", "c"])
+    order = without.item_vocab_.rows(["a", "b", "c"])
+    np.testing.assert_allclose(with_unused.weights_[np.ix_(keep, keep)], without.weights_[np.ix_(order, order)])
