@@ -42,5 +42,6 @@ report = true
     # The groups carry signal: group popularity beats global popularity on the same split.
     import json
 
-    table = {r["name"]: r["overall"] for r in json.loads((tmp_path / "run" / "metrics.json").read_text())["runs"]}
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    table = {r["model"]: r["metrics"] for r in results}
     assert table["group-popular"]["NDCG@10"] > table["most-popular"]["NDCG@10"]
