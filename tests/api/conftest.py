@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from personas.api import ServeSettings, Storage, create_app
 from personas.api.testing import free_port, write_example_run
@@ -98,6 +99,21 @@ def postgres_url() -> Iterator[str]:
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_url: str) -> Callable[[str], str]:
+    """Make an empty database of that name in the throwaway cluster; returns its URL (tests do not share one)."""
+
+    def make(name: str) -> str:
+        engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return f"{postgres_url.rsplit('/', 1)[0]}/{name}"
+
+    return make
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -30,7 +30,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def fuzzed_app(run_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The app on the real PostgreSQL (it refuses more inputs than SQLite: NUL, overlong keys), else SQLite."""
     if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("postgres_database")("fuzz")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'db.sqlite'}"
     return create_app(ServeSettings(model_dir=run_dir, database_url=url, max_n=50, max_items=10))
