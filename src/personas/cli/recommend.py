@@ -133,7 +133,17 @@ def recommend(
     dataset: Annotated[str, typer.Option(help="Built-in dataset (ml-100k, ml-latest-small) or a data path.")] = (
         "ml-100k"
     ),
-    model: Annotated[ModelName, typer.Option(help="Which recommender.")] = ModelName.router,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="A recommender to fit now (router, hybrid, ease, item-knn, als, group-popular, content, "
+            "most-popular), or a folder written by `personas run`/`personas demo` (its saved model is used, "
+            "nothing is re-fitted)."
+        ),
+    ] = ModelName.router.value,
+    use: Annotated[
+        str | None, typer.Option(help="With --model RUN_FOLDER: which saved model (default: router if saved).")
+    ] = None,
     n: Annotated[int, typer.Option(help="How many items.")] = 10,
     groups: Annotated[int, typer.Option(help="Behaviour groups (k-means) given to the model; 0 for none.")] = 10,
     load: Annotated[Path | None, typer.Option(help="Use a model saved with --save instead of fitting one.")] = None,
@@ -142,6 +152,14 @@ def recommend(
     """Recommend for known users (--user), or a new user from --text and/or --items, saying why."""
     if not user and text is None and items is None:
         raise ConfigError("Say who to recommend for: --user ID, --text '...' or --items a,b,c.")
+    if Path(model).is_dir():
+        _from_run(Path(model), use, user or [], text, items, n)
+        return
+    if model not in {m.value for m in ModelName}:
+        raise ConfigError(
+            f"--model {model!r} is neither a recommender ({', '.join(m.value for m in ModelName)}) nor an existing "
+            "run folder."
+        )
     data = open_dataset(dataset)
     titles = [
         str(t) if isinstance(t, str) else str(i) for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
@@ -154,8 +172,8 @@ def recommend(
         labels = group_part.labels_ if group_part is not None else None
     else:
         labels = behaviour_groups(data, groups) if groups else None
-        err_console.print(f"Fitting {model.value} on {data.name} ...", highlight=False)
-        fitted = MODELS[model]().fit(data, groups=labels)
+        err_console.print(f"Fitting {model} on {data.name} ...", highlight=False)
+        fitted = MODELS[ModelName(model)]().fit(data, groups=labels)
     if save is not None:
         fitted.save(save)
         err_console.print(f"Saved to {save}", highlight=False)
@@ -189,3 +207,45 @@ def recommend(
             group = group_model.group_of_history(taken)
         console.print(f"[bold]New user[/]: {len(history)} items given, group {group}", highlight=False)
         _show(fitted, titles, rec, history, group)
+
+
+def _from_run(folder: Path, use: str | None, users: list[str], text: str | None, items: str | None, n: int) -> None:
+    """Recommend from a verified pipeline run folder: saved model, persona names, the run's text encoder."""
+    from personas.pipeline import load_run
+
+    run = load_run(folder)
+    names = run.manifest.get("models", [])
+    fitted = run.model(use or ("router" if "router" in names else None))
+    titles = [str(t) or str(i) for t, i in zip(run.items["title"], run.items["item_id"], strict=True)]
+    labels = run.users["persona"].to_numpy()
+    persona_names = {p.group: p.display_name for p in run.personas}
+
+    def describe(group: int | None) -> str:
+        return "none" if group is None or group < 0 else f"{group} ({persona_names.get(group, '?')})"
+
+    for uid in users:
+        rec = fitted.recommend([uid], n=n)
+        if rec.unknown:
+            err_console.print(f"[yellow]Unknown user {uid!r}: showing the fallback (most popular).[/]")
+            _show(fitted, titles, rec, np.array([], dtype=np.int64), None)
+            continue
+        row = fitted.user_vocab_.row(uid)
+        history = fitted.seen_[row].indices
+        group = int(labels[row])
+        console.print(f"[bold]User {uid}[/]: {len(history)} items taken, persona {describe(group)}", highlight=False)
+        _show(fitted, titles, rec, history, group)
+    if text is not None or items is not None:
+        history_ids = [i.strip() for i in (items or "").split(",") if i.strip()]
+        vector = None
+        new_group: int | None = None
+        encoder = run.text_encoder() if text else None
+        if encoder is not None and text:
+            vector = encoder.encode([text])[0]
+            new_group = run.persona_of_vector(vector)
+        rec = fitted.recommend_new(text=text, vector=vector, history=history_ids or None, n=n)
+        if rec.unknown:
+            err_console.print(f"[yellow]Unknown item ids ignored: {', '.join(rec.unknown)}[/]", highlight=False)
+        known = [i for i in history_ids if i in fitted.item_vocab_]
+        history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
+        console.print(f"[bold]New user[/]: {len(history)} items given, persona {describe(new_group)}", highlight=False)
+        _show(fitted, titles, rec, history, new_group)

@@ -130,3 +130,25 @@ def test_new_users_are_placed_by_text_and_served_by_the_router(
     titles = set(artefact.items.set_index("item_id").loc[[artefact.items.item_id[i] for i in ids[0]], "title"])
     assert titles <= {"Robot Wars", "Galaxy Quest", "Moon Base", "Mars Colony"}  # the same taste, unseen items
     assert artefact.text_encoder() is None  # TF-IDF spaces are fitted per run and not reusable
+
+
+def test_recommend_cli_from_a_run_folder_without_refitting(
+    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from personas.cli import app
+
+    config = make_config(shop, extra='[evaluate]\nenabled = false\n[recommend]\nmodels = ["group-popular", "router"]')
+    run_pipeline(config, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["recommend", "--model", str(shop / "run"), "--user", "cust-space-0", "--n", "3"])
+    assert result.exit_code == 0, result.output
+    assert "persona" in result.stdout and "Fitting" not in result.output
+    result = runner.invoke(app, ["recommend", "--model", str(shop / "run"), "--items", "sku-moon-base", "--n", "3"])
+    assert result.exit_code == 0, result.output
+    assert "New user" in result.stdout
+    (shop / "run" / "personas.json").write_text("[]")
+    result = runner.invoke(app, ["recommend", "--model", str(shop / "run"), "--user", "cust-space-0"])
+    assert result.exit_code == 1
+    assert "does not match its manifest" in result.output
