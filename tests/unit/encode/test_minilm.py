@@ -116,3 +116,8 @@ def test_cuda_request_falls_back_to_cpu_with_a_warning() -> None:
         vector = encoder.encode(["hello"])
     assert any("no CUDA GPU is usable here" in str(w.message) for w in caught)
     assert vector.shape == (1, 384)
+
+
+def test_worker_threads_do_not_change_vectors(onnx_int8: OnnxEncoder) -> None:
+    texts = [f"text number {i} " * (i % 7 + 1) for i in range(12)]
+    np.testing.assert_array_equal(OnnxEncoder(threads=2).encode(texts), onnx_int8.encode(texts))
