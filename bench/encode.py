@@ -12,9 +12,11 @@ Rows (each at every --threads value, each in its own forked process so peak memo
                   extrapolates to the whole set);
   (b) st-default  sentence-transformers SentenceTransformer.encode with its defaults (batch 32): the
                   reference (fp32) for the cosine columns and for the ratio column;
-  (c) ours        OnnxEncoder fp32 (our export) and int8 (the fast path), both length-sorted with duplicates
-                  encoded once; the int8 path again through a warm EmbeddingCache; TfidfEncoder (fit + encode);
-                  MultilingualEncoder (another model: speed only).
+  (c) ours        OnnxEncoder fp32 (our export) in length-sorted batches of 32 and one text per pass; the stored
+                  int8 file (int8 weights, fp32 compute); dynamic int8 (the fast path); the fast path again
+                  through a warm EmbeddingCache; TfidfEncoder (fit + encode); MultilingualEncoder (another
+                  model: speed only). Duplicates are encoded once. The cheap or thread-insensitive rows run at
+                  the first --threads value only.
 Peak memory: the largest resident set of the process above its size before loading the model (VmHWM after
 resetting it through /proc/self/clear_refs). Compute floor: MiniLM FLOPs of the real (unpadded, truncated)
 tokens over the matrix-multiply rate measured here in the same run (fp32: numpy BLAS; int8: onnxruntime
