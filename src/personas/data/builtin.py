@@ -9,7 +9,6 @@ leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from typing import Literal
 
 import pandas as pd
 
+from personas._files import replace_dir, sha256_file
 from personas.config import Settings, get_settings
 from personas.data.dataset import Dataset
 from personas.data.loaders import load_recbole
@@ -189,14 +189,6 @@ def _spec(name: str) -> BuiltinDataset:
 
 
 # --------------------------------------------------------------------------------------------- verify
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _problems(spec: BuiltinDataset, folder: Path) -> list[str]:
     """What is wrong with a cache folder: missing or corrupted files (empty list: all good)."""
     problems = []
@@ -252,7 +244,7 @@ def fetch(
                 echo(f"Warning: optional part of {name} not fetched: {source.note}. {exc}")
         manifest = {"dataset": name, "files": fetched, "skipped": skipped}
         (files_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _replace_dir(files_dir, target)
+        replace_dir(files_dir, target)
     except DatasetFetchError:
         raise
     except (OSError, subprocess.SubprocessError) as exc:
@@ -261,17 +253,6 @@ def fetch(
         shutil.rmtree(staging, ignore_errors=True)
     echo(f"Fetched {name} into {target}.")
     return target
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move a finished folder into place; the old one (if any) is removed only after the move."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _pip_download(source: PackageSource, dest: Path, settings: Settings) -> subprocess.CompletedProcess[str]:

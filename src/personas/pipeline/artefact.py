@@ -15,9 +15,7 @@ Layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from personas import __version__
+from personas._files import replace_dir, sha256_file
 from personas.describe import Persona, personas_from_json
 from personas.encode import make_encoder
 from personas.errors import DataError
@@ -41,18 +40,10 @@ FORMAT = "personas-run"
 VERSION = 1
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def sha256_tree(folder: Path) -> dict[str, str]:
     """sha256 of every file below ``folder`` (except the manifest), keyed by its relative POSIX path."""
     return {
-        path.relative_to(folder).as_posix(): _sha256(path)
+        path.relative_to(folder).as_posix(): sha256_file(path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path != folder / MANIFEST
     }
@@ -94,13 +85,7 @@ def write_run(
             "files": sha256_tree(tmp),
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True, default=str), encoding="utf-8")
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, old / "previous")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,9 +7,7 @@ refused at save time, and a changed or missing file is reported at load time.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from personas._files import replace_dir, sha256_file
 from personas.errors import DataError
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "load", "save"]
@@ -25,14 +24,6 @@ __all__ = ["FORMAT_VERSION", "MANIFEST", "load", "save"]
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save(folder: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -50,17 +41,10 @@ def save(folder: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
         for name, array in arrays.items():
             path = tmp / f"{name}.npy"
             np.save(path, np.asarray(array), allow_pickle=False)
-            files[path.name] = _sha256(path)
+            files[path.name] = sha256_file(path)
         manifest = {"format": "personas-artefact", "version": FORMAT_VERSION, "meta": meta, "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        if folder.exists():
-            # os.replace cannot swap a non-empty folder: move the old one aside, then drop it.
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, old / "previous")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -87,7 +71,7 @@ def load(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         path = folder / file_name
         if not path.is_file():
             raise DataError(f"{path}: listed in {MANIFEST} but missing; the artefact is incomplete, save it again.")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise DataError(f"{path}: sha256 does not match {MANIFEST}; the file was changed or damaged.")
         arrays[file_name.removesuffix(".npy")] = np.load(path, allow_pickle=False)
     return arrays, manifest["meta"]
