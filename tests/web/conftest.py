@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from personas.api import ServeSettings, create_app
 from personas.api.testing import ServerThread, write_example_run
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="session")
@@ -25,26 +21,3 @@ def dashboard_url(web_run_dir: Path, tmp_path: Path) -> Iterator[str]:
     app = create_app(ServeSettings(model_dir=web_run_dir, database_url=f"sqlite:///{tmp_path / 'web.sqlite'}"))
     with ServerThread(app) as server:
         yield server.url
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.fail("Chromium is not installed; `make test` installs Debian's chromium package.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield chromium
-        chromium.close()
