@@ -20,7 +20,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from personas.config import config_error
 from personas.discover import _blas  # noqa: F401  (sets the OpenBLAS hint before faiss loads)
-from personas.discover._base import NOISE, BaseGroupFinder, GroupFinder
+from personas.discover._base import NOISE, BaseGroupFinder, GroupFinder, centroids_of
 from personas.discover.density import HDBSCANConfig, HDBSCANGroups
 from personas.discover.graph import LeidenConfig, LeidenGroups
 from personas.discover.hierarchy import AgglomerativeConfig, AgglomerativeGroups
@@ -55,6 +55,7 @@ __all__ = [
     "LeidenGroups",
     "NeighboursConfig",
     "StabilityResult",
+    "centroids_of",
     "choose_k",
     "finder_config_from_json",
     "group_quality",

@@ -27,6 +27,7 @@ from personas.discover import (
     KChoice,
     KMeansConfig,
     LeidenConfig,
+    centroids_of,
     choose_k,
     group_quality,
     make_finder,
@@ -61,15 +62,6 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 
-def text_centroids(text_vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Unit mean text vector of each persona (rows = persona 0..k-1)."""
-    k = int(labels.max()) + 1
-    sums = np.zeros((k, text_vectors.shape[1]))
-    np.add.at(sums, labels[labels >= 0], text_vectors[labels >= 0])
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
 @dataclass
 class PipelineResult:
     """Everything a run produced, in memory (the artefact folder holds the same)."""
@@ -101,6 +93,7 @@ class Pipeline:
         self.console = console or Console(stderr=True)
         self.timings: dict[str, float] = {}
         self.text_vectors_: np.ndarray | None = None
+        self.text_centroids_: np.ndarray | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -191,9 +184,9 @@ class Pipeline:
         for name in self.config.recommend.models:
             if name == "router":
                 # New users are routed by their text vector to the nearest persona's text centroid.
-                text = self.text_vectors_
-                centroids = None if text is None else text_centroids(text, labels)
-                models[name] = ColdStartRouter().fit(dataset, groups=groups, user_vectors=text, centroids=centroids)
+                models[name] = ColdStartRouter().fit(
+                    dataset, groups=groups, user_vectors=self.text_vectors_, centroids=self.text_centroids_
+                )
             else:
                 models[name] = MODELS[name]().fit(dataset, groups=groups)
         return models
@@ -214,6 +207,10 @@ class Pipeline:
             vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
         with self.stage("discover groups"):
             labels, choice = self.discover(vectors)
+            # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
+            self.text_centroids_ = (
+                None if self.text_vectors_ is None else centroids_of(self.text_vectors_, labels, int(labels.max()) + 1)
+            )
             quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
         with self.stage("describe personas"):
             personas = self.describe(dataset, texts, vectors, labels)
@@ -289,9 +286,9 @@ class Pipeline:
                 timings=self.timings,
             )
         arrays = {"vectors.npy": result.vectors}
-        if self.text_vectors_ is not None:
+        if self.text_vectors_ is not None and self.text_centroids_ is not None:
             arrays["text_vectors.npy"] = self.text_vectors_
-            arrays["text_centroids.npy"] = text_centroids(self.text_vectors_, result.labels)
+            arrays["text_centroids.npy"] = self.text_centroids_
         manifest = {
             "config": self.config.model_dump(mode="json"),
             "dataset": {
