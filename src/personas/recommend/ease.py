@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+import scipy.linalg
 
 from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.recommend._checks import require
 from personas.recommend.base import NewUser, Recommender
 
-__all__ = ["EASE", "EASEConfig"]
+__all__ = ["EASE", "EASEConfig", "ease_weights"]
 
 
 class EASEConfig(ComponentConfig):
-    """``l2``: the ridge penalty lambda (best of 100-800 on a validation split of ml-100k: 200)."""
+    """``l2``: the ridge penalty lambda (best of 100-800 on a validation split of ml-100k: 200).
+
+    ``dtype``: the precision of the inversion and of the stored weights. float32 inverts ~2-3.5x faster (LAPACK
+    sgetrf/sgetri through scipy) and halves memory; its weights differ from float64 by ~1e-7 of their scale.
+    """
 
     l2: float = 200.0
+    dtype: Literal["float32", "float64"] = "float32"
 
     def model_post_init(self, _context: object) -> None:
         require(self.l2 > 0, "EASE", "l2", "a float > 0", self.l2)
+
+
+def ease_weights(gram: np.ndarray, l2: float, dtype: str = "float32") -> np.ndarray:
+    """The EASE weight block (zero diagonal) of a Gram matrix ``X'X``; ``gram`` is left untouched.
+
+    Measured on 2 shared cores, 3,000 items: scipy.linalg.inv in float32 1.8 s, in float64 3.9 s, numpy's inv
+    (its bundled OpenBLAS) 6.4 s in either precision; a Cholesky inverse (potrf + potri) was slower still, and an
+    eigendecomposition that could be reused across l2 values cost 13x one float32 inverse -- so every l2 gets its
+    own LU inverse.
+    """
+    system = np.array(gram, dtype=dtype, copy=True)
+    system[np.diag_indices_from(system)] += l2
+    inverse = scipy.linalg.inv(system, overwrite_a=True, check_finite=False)
+    block = inverse / -np.diag(inverse)
+    block[np.diag_indices_from(block)] = 0.0
+    return block
 
 
 class EASE(Recommender):
@@ -35,23 +59,20 @@ class EASE(Recommender):
         # inverted (exactly the same B, and the cube of a smaller n).
         active = np.flatnonzero(self.popularity_ > 0)
         x = self.seen_[:, active]
-        gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
-        gram[np.diag_indices_from(gram)] += self.config.l2
-        # np.linalg.inv: a Cholesky inverse (scipy potrf + potri) measured 2x slower with scipy's BLAS here.
-        inverse = np.linalg.inv(gram)
-        block = inverse / -np.diag(inverse)
-        block[np.diag_indices_from(block)] = 0.0
-        weights = np.zeros((self.n_items_, self.n_items_))
+        gram = (x.T @ x).toarray()
+        block = ease_weights(gram, self.config.l2, self.config.dtype)
+        weights = np.zeros((self.n_items_, self.n_items_), dtype=self.config.dtype)
         weights[np.ix_(active, active)] = block
         self.weights_ = weights
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.seen_[user_rows] @ self.weights_)
+        # Sparse x dense in scipy is a per-row loop (no BLAS), so a user's scores do not depend on the batch.
+        return np.asarray(self.seen_[user_rows] @ self.weights_, dtype=np.float64)
 
     def _score_new(self, query: NewUser) -> np.ndarray:
         if query.n_history == 0:
             return self.fallback_scores(1)[0]
-        return np.asarray(query.history @ self.weights_).ravel()
+        return np.asarray(query.history @ self.weights_, dtype=np.float64).ravel()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}

@@ -105,7 +105,7 @@ def test_ease_equals_per_item_ridge_regression(synthetic: tuple[Dataset, np.ndar
     """With diag(B) = 0 the EASE objective splits into one ridge regression per item on the others."""
     dataset, _ = synthetic
     l2 = 5.0
-    model = EASE(l2=l2).fit(dataset)
+    model = EASE(l2=l2, dtype="float64").fit(dataset)
     x = dataset.matrix("binary").toarray()
     for j in (0, 7, 29):
         others = np.delete(np.arange(x.shape[1]), j)
@@ -113,6 +113,23 @@ def test_ease_equals_per_item_ridge_regression(synthetic: tuple[Dataset, np.ndar
         coef = np.linalg.solve(xo.T @ xo + l2 * np.eye(len(others)), xo.T @ x[:, j])
         np.testing.assert_allclose(model.weights_[others, j], coef, atol=1e-10)
         assert model.weights_[j, j] == 0.0
+
+
+def test_ease_float32_matches_float64_and_numpy_inverse(synthetic: tuple[Dataset, np.ndarray]) -> None:
+    """The fast float32 inversion gives the weights of the plain float64 numpy formula within float tolerance,
+    and the same top-10 lists."""
+    dataset, _ = synthetic
+    x = dataset.matrix("binary").toarray()
+    inverse = np.linalg.inv(x.T @ x + 30.0 * np.eye(x.shape[1]))
+    reference = inverse / -np.diag(inverse)
+    np.fill_diagonal(reference, 0.0)
+    fast = EASE(l2=30.0).fit(dataset)
+    assert fast.weights_.dtype == np.float32
+    np.testing.assert_allclose(fast.weights_, reference, atol=1e-6 * np.abs(reference).max())
+    exact = EASE(l2=30.0, dtype="float64").fit(dataset)
+    np.testing.assert_allclose(exact.weights_, reference, atol=1e-12)
+    users = dataset.user_vocab.ids[:20].tolist()
+    np.testing.assert_array_equal(fast.recommend(users, 10).ids, exact.recommend(users, 10).ids)
 
 
 def test_als_fold_in_matches_implicit_exact_solver(synthetic: tuple[Dataset, np.ndarray]) -> None:
