@@ -64,3 +64,22 @@ def test_encode_user_errors_exit_1_with_a_message(folder: Path, tmp_path: Path) 
     result = runner.invoke(app, ["encode", str(folder), "--encoder", "tfidf", "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 1
     assert "use a .npy or .parquet file name" in result.output
+
+
+def test_encode_builds_the_encoder_from_a_json_config(folder: Path, tmp_path: Path) -> None:
+    config = tmp_path / "encoder.json"
+    config.write_text(json.dumps({"kind": "tfidf", "n_components": 3, "min_df": 1}))
+    out = tmp_path / "vectors.npy"
+    result = runner.invoke(app, ["encode", str(folder), "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.load(out, allow_pickle=False).shape == (6, 3)
+    result = runner.invoke(
+        app, ["encode", str(folder), "--config", '{"kind": "behaviour", "n_components": 2}', "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert np.load(out, allow_pickle=False).shape == (6, 2)
+    result = runner.invoke(
+        app, ["encode", str(folder), "--config", '{"kind": "tfidf", "n_components": 0}', "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "'n_components' parameter of TfidfConfig is invalid" in result.output

@@ -68,6 +68,16 @@ def encode(
     batch_size: Annotated[int | None, typer.Option(help="Texts per forward pass (encoder default if unset).")] = None,
     text_weight: Annotated[float, typer.Option(help="fusion only: weight of text against behaviour.")] = 0.5,
     cache: Annotated[bool, typer.Option(help="Keep text vectors in PERSONAS_HOME/embeddings.")] = True,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda (falls back to the CPU with a warning) or auto; model encoders only.")
+    ] = "cpu",
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help='An encoder config as JSON text or a .json file, e.g. \'{"kind": "onnx", "threads": 1}\'; '
+            "replaces --encoder, --threads and --device."
+        ),
+    ] = None,
 ) -> None:
     """Encode every user's profile text (and/or behaviour) into one unit vector per user."""
     from personas.data import build_profiles
@@ -77,10 +87,15 @@ def encode(
         raise ConfigError(f"--encoder must be one of {', '.join(ENCODERS)}. Got {encoder!r} instead.")
     if out.suffix.lower() not in (".npy", ".parquet"):
         raise ConfigError(f"--out {out}: use a .npy or .parquet file name.")
+    if device not in ("cpu", "cuda", "auto"):
+        raise ConfigError(f"--device must be one of cpu, cuda, auto. Got {device!r} instead.")
+    configured = None if config is None else make_encoder(_config_text(config))
     dataset = open_dataset(source)
     started = time.perf_counter()
     note = ""
-    if encoder == "behaviour":
+    if configured is not None:
+        vectors, name = _encode_configured(configured, dataset, batch_size)
+    elif encoder == "behaviour":
         behaviour = BehaviourEncoder().fit(dataset)
         vectors, name = behaviour.vectors_, behaviour.name
     else:
@@ -88,6 +103,8 @@ def encode(
         params: dict[str, Any] = {}
         if encoder in ("minilm", "minilm-onnx-fp32", "sentence-transformers", "multilingual", "fusion"):
             params["threads"] = threads
+        if encoder in ("minilm", "minilm-onnx-fp32", "sentence-transformers", "fusion"):
+            params["device"] = device
         text_encoder: Any
         if encoder == "tfidf":
             text_encoder = TfidfEncoder().fit(texts)
@@ -108,3 +125,27 @@ def encode(
     written = _write(out, [str(u) for u in dataset.user_vocab.ids], vectors, meta)
     err_console.print(f"{dataset.n_users:,} users x {vectors.shape[1]} dims in {seconds:.1f} s{note}", highlight=False)
     console.print(f"{encoder}: {', '.join(str(p) for p in written)}", highlight=False)
+
+
+def _config_text(value: str) -> str:
+    """``--config``: JSON text as it is, or the contents of a .json file."""
+    if value.lstrip().startswith("{"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"--config {value!r} is neither JSON text (starting with '{{') nor an existing .json file.")
+    return path.read_text(encoding="utf-8")
+
+
+def _encode_configured(encoder: Any, dataset: Any, batch_size: int | None) -> tuple[np.ndarray, str]:
+    """Vectors of every user from an encoder built from ``--config`` (fitted ones are fitted on the dataset)."""
+    from personas.data import build_profiles
+    from personas.encode import BehaviourEncoder, FusionEncoder, TfidfEncoder
+
+    if isinstance(encoder, BehaviourEncoder | FusionEncoder):
+        encoder.fit(dataset)
+        return encoder.vectors_, encoder.name
+    texts = build_profiles(dataset)
+    if isinstance(encoder, TfidfEncoder):
+        encoder.fit(texts)
+    return encoder.encode(texts, batch_size=batch_size, show_progress=True), encoder.name

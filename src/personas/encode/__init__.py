@@ -4,7 +4,9 @@ Every text encoder follows one contract (:class:`Encoder`)::
 
     vectors = encoder.encode(texts, batch_size=None, show_progress=None)   # float32 (n, d), unit rows
 
-deterministic, with ``encoder.name`` / ``encoder.dim`` identifying its output for the cache. Texts may be
+deterministic, with ``encoder.name`` / ``encoder.dim`` identifying its output for the cache. Every encoder is
+built from a small frozen config (``OnnxConfig``, ``TfidfConfig``, ...; ``encoder.config``) that round-trips
+through JSON: ``make_encoder(encoder_config(json_text))``. Texts may be
 ``str``, ``None`` (no text) or UTF-8 ``bytes``; ``None``/empty/whitespace-only texts get a defined vector
 (the model's empty-text vector, or the corpus mean for fitted encoders); invalid UTF-8 raises DataError.
 
@@ -27,7 +29,19 @@ from __future__ import annotations
 from personas.encode._base import Encoder, TextInput, as_vectors
 from personas.encode._behaviour import BehaviourEncoder, FusionEncoder, fuse
 from personas.encode._cache import CachedEncoder, EmbeddingCache
-from personas.encode._factory import ENCODER_KINDS, EncoderKind, make_encoder
+from personas.encode._config import (
+    BehaviourConfig,
+    CachedConfig,
+    Device,
+    EncoderConfig,
+    FusionConfig,
+    MultilingualConfig,
+    OnnxConfig,
+    SentenceTransformerConfig,
+    TextEncoderConfig,
+    TfidfConfig,
+)
+from personas.encode._factory import ENCODER_KINDS, EncoderKind, encoder_config, make_encoder
 from personas.encode._multilingual import MultilingualEncoder
 from personas.encode._onnx import OnnxEncoder, export_onnx, quantize_onnx
 from personas.encode._tfidf import TfidfEncoder
@@ -35,18 +49,29 @@ from personas.encode._transformer import SentenceTransformerEncoder
 
 __all__ = [
     "ENCODER_KINDS",
+    "BehaviourConfig",
     "BehaviourEncoder",
+    "CachedConfig",
     "CachedEncoder",
+    "Device",
     "EmbeddingCache",
     "Encoder",
+    "EncoderConfig",
     "EncoderKind",
+    "FusionConfig",
     "FusionEncoder",
+    "MultilingualConfig",
     "MultilingualEncoder",
+    "OnnxConfig",
     "OnnxEncoder",
+    "SentenceTransformerConfig",
     "SentenceTransformerEncoder",
+    "TextEncoderConfig",
     "TextInput",
+    "TfidfConfig",
     "TfidfEncoder",
     "as_vectors",
+    "encoder_config",
     "export_onnx",
     "fuse",
     "make_encoder",

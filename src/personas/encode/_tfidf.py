@@ -9,58 +9,36 @@ from typing import Any, Self
 
 import numpy as np
 
-from personas.encode._base import TextInput, check_batch_size, clean_texts, unit_rows
-from personas.errors import ConfigError, DataError, NotFittedError
+from personas.encode._base import TextInput, check_batch_size, clean_texts, resolve_config, unit_rows
+from personas.encode._config import TfidfConfig
+from personas.errors import DataError, NotFittedError
 
 __all__ = ["TfidfEncoder"]
 
 
 class TfidfEncoder:
-    """TF-IDF over words (and word pairs), reduced to ``dim`` dimensions by a seeded truncated SVD.
+    """TF-IDF over words (and word pairs), reduced to ``n_components`` dimensions by a seeded truncated SVD.
 
     It must be fitted on a corpus first (``fit(texts)``), usually the same profile texts it will encode.
     Texts with no known word (empty, ``None``, only unseen words) get the fitted corpus' mean direction
     (the "average user") rather than a zero vector, so every row has unit length.
 
-    Parameters
-    ----------
-    n_components: dimensions kept (fewer if the corpus has fewer distinct terms or documents).
-    ngram_max: longest word n-gram (1 = words only, 2 = words and pairs).
-    min_df: a term must appear in at least this many texts.
-    max_features: keep at most this many of the most frequent terms.
-    seed: seed of the randomised SVD.
+    Build it from a :class:`TfidfConfig` or its fields: ``TfidfEncoder(256, min_df=1)`` is
+    ``TfidfEncoder(TfidfConfig(n_components=256, min_df=1))`` (n_components, ngram_max, min_df, max_features, seed).
     """
 
-    def __init__(
-        self, n_components: int = 256, *, ngram_max: int = 2, min_df: int = 2, max_features: int = 50_000, seed: int = 0
-    ) -> None:
-        self.n_components = n_components
-        self.ngram_max = ngram_max
-        self.min_df = min_df
-        self.max_features = max_features
-        self.seed = seed
+    def __init__(self, config: TfidfConfig | int | None = None, /, **params: Any) -> None:
+        self.config = resolve_config("TfidfEncoder", TfidfConfig, config, "n_components", params)
 
     def __repr__(self) -> str:
-        return f"TfidfEncoder(n_components={self.n_components}, ngram_max={self.ngram_max}, min_df={self.min_df})"
-
-    def _check_params(self) -> None:
-        for key, value, low in (
-            ("n_components", self.n_components, 1),
-            ("ngram_max", self.ngram_max, 1),
-            ("min_df", self.min_df, 1),
-            ("max_features", self.max_features, 2),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(
-                    f"The {key!r} parameter of TfidfEncoder must be an int >= {low}. Got {value!r} instead."
-                )
+        return f"TfidfEncoder({self.config!r})"
 
     def fit(self, texts: Sequence[TextInput]) -> Self:
         """Learn the vocabulary, IDF weights and the SVD basis from a corpus."""
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self._check_params()
+        cfg = self.config
         cleaned = clean_texts(texts, where="TfidfEncoder.fit")
         docs = [t for t in cleaned if t]
         if len(docs) < 2:
@@ -68,11 +46,11 @@ class TfidfEncoder:
                 f"TfidfEncoder.fit needs at least 2 non-empty texts; got {len(docs)}. "
                 "Fit it on the whole corpus you will encode."
             )
-        min_df = self.min_df if len(docs) >= 4 * self.min_df else 1  # tiny corpora keep every word
+        min_df = cfg.min_df if len(docs) >= 4 * cfg.min_df else 1  # tiny corpora keep every word
         vectorizer = TfidfVectorizer(
-            ngram_range=(1, self.ngram_max),
+            ngram_range=(1, cfg.ngram_max),
             min_df=min_df,
-            max_features=self.max_features,
+            max_features=cfg.max_features,
             sublinear_tf=True,
             dtype=np.float64,
         )
@@ -80,20 +58,20 @@ class TfidfEncoder:
             matrix = vectorizer.fit_transform(docs)
         except ValueError as exc:  # e.g. no word survives min_df
             raise DataError(f"TfidfEncoder.fit found no usable words in {len(docs)} texts: {exc}.") from None
-        dim = min(self.n_components, matrix.shape[1] - 1, len(docs) - 1)
+        dim = min(cfg.n_components, matrix.shape[1] - 1, len(docs) - 1)
         if dim < 1:
             raise DataError(
                 f"TfidfEncoder.fit: {matrix.shape[1]} distinct term(s) in {len(docs)} texts are too "
                 "few for even one dimension; fit on a larger corpus."
             )
-        if dim < self.n_components:
+        if dim < cfg.n_components:
             warnings.warn(
-                f"TfidfEncoder: n_components={self.n_components} reduced to {dim}: the corpus has "
+                f"TfidfEncoder: n_components={cfg.n_components} reduced to {dim}: the corpus has "
                 f"{len(docs)} texts and {matrix.shape[1]} terms.",
                 UserWarning,
                 stacklevel=2,
             )
-        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=self.seed)
+        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=7, random_state=cfg.seed)
         reduced = svd.fit_transform(matrix)
         self.vectorizer_: Any = vectorizer
         self.components_ = svd.components_.astype(np.float64)
@@ -104,7 +82,7 @@ class TfidfEncoder:
         digest.update(" ".join(sorted(vectorizer.vocabulary_)).encode())
         digest.update(vectorizer.idf_.tobytes())
         digest.update(self.components_.tobytes())
-        self.name_ = f"tfidf-lsa:{dim}d:ng{self.ngram_max}@{digest.hexdigest()[:12]}"
+        self.name_ = f"tfidf-lsa:{dim}d:ng{cfg.ngram_max}@{digest.hexdigest()[:12]}"
         return self
 
     def _check_fitted(self) -> None:

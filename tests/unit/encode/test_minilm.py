@@ -9,57 +9,20 @@ import pytest
 
 from personas.encode import Encoder, OnnxEncoder, SentenceTransformerEncoder
 from personas.encode._onnx import fast_minilm
-from personas.errors import ConfigError, DataError
+from personas.errors import ConfigError
 
-TEXTS = [
-    "a 24-year-old male technician. liked: Star Wars (1977) [Action Adventure Sci-Fi]; Alien (1979) [Horror Sci-Fi]",
-    "a 53-year-old female writer. liked: Casablanca (1942) [Drama Romance War]; Amelie (2001) [Comedy Romance]",
-    "I love sci-fi movies",
-    "This drug helped with my migraines, but I felt dizzy for the first week.",
-    "short",
+TEXTS = [  # profiles and reviews of the kinds the pipeline encodes
+    "a 31-year-old female engineer. liked: Blade Runner (1982) [Film-Noir Sci-Fi]; Heat (1995) [Action Crime]",
+    "a 67-year-old retired male. liked: Casablanca (1942) [Drama Romance War]; Vertigo (1958) [Mystery Thriller]",
+    "Science fiction films are my favourite",
+    "The tablets stopped my headaches within two days; no side effects so far.",
+    "ok",
 ]
 
 
 @pytest.fixture(params=["onnx_int8", "onnx_batched", "sentence_transformer"])
 def minilm(request: pytest.FixtureRequest) -> Encoder:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
-
-
-def test_minilm_follows_the_encoder_contract(minilm: Encoder) -> None:
-    assert isinstance(minilm, Encoder)
-    vectors = minilm.encode(TEXTS)
-    assert vectors.shape == (len(TEXTS), 384) == (len(TEXTS), minilm.dim)
-    assert vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(minilm.encode(TEXTS), vectors)  # deterministic
-    assert minilm.encode([]).shape == (0, 384)
-
-
-def test_minilm_vector_of_a_text_does_not_depend_on_its_batch(minilm: Encoder) -> None:
-    alone = np.vstack([minilm.encode([t], batch_size=1) for t in TEXTS])
-    together = minilm.encode(TEXTS, batch_size=3)  # mixed lengths padded in one batch
-    shuffled = minilm.encode(TEXTS[::-1] + TEXTS, batch_size=64)
-    np.testing.assert_allclose(together, alone, atol=1e-5)
-    np.testing.assert_allclose(shuffled[len(TEXTS) :], alone, atol=1e-5)
-    np.testing.assert_allclose(shuffled[: len(TEXTS)], alone[::-1], atol=1e-5)
-
-
-def test_minilm_identical_texts_get_identical_vectors(minilm: Encoder) -> None:
-    vectors = minilm.encode(["same text", "other", "same text", "  same text  "])
-    np.testing.assert_array_equal(vectors[0], vectors[2])
-    np.testing.assert_array_equal(vectors[0], vectors[3])  # surrounding whitespace is not meaning
-
-
-def test_minilm_edge_inputs_get_defined_vectors(minilm: Encoder) -> None:
-    long_text = "word " * 20_000  # 100,000 characters: truncated to the model's 256 tokens
-    vectors = minilm.encode([None, "", "   \t\n", long_text, b"bytes are fine"])
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(vectors[0], vectors[1])  # None, empty, blank: the same empty-text vector
-    np.testing.assert_array_equal(vectors[0], vectors[2])
-    truncated = minilm.encode(["word " * 300])  # already past 256 tokens: same truncated input
-    np.testing.assert_allclose(vectors[3], truncated[0], atol=1e-5)
-    with pytest.raises(DataError, match="not valid UTF-8"):
-        minilm.encode(["fine", b"\xff\xfe broken"])
 
 
 def test_minilm_meaning_orders_neighbours(minilm: Encoder) -> None:
@@ -74,48 +37,62 @@ def test_int8_fast_path_matches_sentence_transformers(
     cosine = (onnx_int8.encode(TEXTS) * reference).sum(axis=1)
     assert cosine.min() > 0.98, cosine
     assert cosine.mean() > 0.99, cosine
-    stored = (onnx_batched.encode(TEXTS) * reference).sum(axis=1)
-    assert stored.min() > 0.998, stored
+    stored = (onnx_batched.encode(TEXTS) * reference).sum(axis=1)  # int8 weights, fp32 compute
+    assert stored.min() > 0.995 and stored.mean() > 0.998, stored
 
 
-def test_fast_path_model_multiplies_in_int8(onnx_int8: OnnxEncoder) -> None:
+def test_fast_path_model_is_fused_and_multiplies_in_int8(onnx_int8: OnnxEncoder) -> None:
     import onnx
 
     model = onnx.load(str(fast_minilm()))
     ops = [node.op_type for node in model.graph.node]
-    assert ops.count("MatMulInteger") == 30  # 6 layers x (q, k, v, attention out, ffn in)
-    assert ops.count("MatMul") == 18  # attention products and the ffn down-projections stay fp32
+    assert ops.count("QAttention") == 6  # one int8 q/k/v projection + attention per layer
+    assert ops.count("MatMulInteger") == 12  # 6 layers x (attention out, ffn in)
+    assert ops.count("MatMul") == 6  # the ffn down-projections stay fp32 (quality)
+    assert ops.count("SkipLayerNormalization") == 12 and ops.count("BiasGelu") == 6
     assert {p.key: p.value for p in model.metadata_props}["personas.quantization"] == "dynamic-int8"
 
 
 def test_encoder_names_identify_model_and_settings(onnx_int8: OnnxEncoder) -> None:
     assert onnx_int8.name == OnnxEncoder(threads=2).name  # threads do not change the vectors
     assert onnx_int8.name != OnnxEncoder(max_length=64).name
+    assert onnx_int8.name != OnnxEncoder(quantize=False).name  # fp32 is another model file
     assert "len256" in onnx_int8.name
 
 
 def test_bad_parameters_raise_config_errors(onnx_int8: OnnxEncoder) -> None:
     with pytest.raises(ConfigError, match=r"'batch_size' parameter of OnnxEncoder.encode must be an int >= 1"):
         onnx_int8.encode(["x"], batch_size=0)
-    with pytest.raises(ConfigError, match="'max_length' parameter of OnnxEncoder must be an int >= 2"):
-        OnnxEncoder(max_length=1).encode(["x"])
+    with pytest.raises(ConfigError, match="'max_length' parameter of OnnxConfig is invalid: input should be greater"):
+        OnnxEncoder(max_length=1)
     with pytest.raises(ConfigError, match=r"not-a-model-package.*neither an existing path nor an installed"):
         OnnxEncoder("not-a-model-package").encode(["x"])
-    with pytest.raises(ConfigError, match="'threads' parameter of OnnxEncoder must be an int >= 1"):
-        OnnxEncoder(threads=0).encode(["x"])
+    with pytest.raises(ConfigError, match=r"'threads' parameter of OnnxConfig is invalid.*Got 0 instead"):
+        OnnxEncoder(threads=0)
+    with pytest.raises(ConfigError, match=r"'device' parameter of SentenceTransformerConfig is invalid.*'tpu'"):
+        SentenceTransformerEncoder(device="tpu")
+    with pytest.raises(ConfigError, match="OnnxConfig has no parameter 'thread'"):
+        OnnxEncoder(thread=1)
 
 
 def test_cuda_request_falls_back_to_cpu_with_a_warning() -> None:
+    import onnxruntime
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA GPU is present here; the fallback is for machines without one")
-    encoder = SentenceTransformerEncoder(device="cuda", threads=1)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        vector = encoder.encode(["hello"])
-    assert any("no CUDA GPU is usable here" in str(w.message) for w in caught)
-    assert vector.shape == (1, 384)
+    if torch.cuda.is_available() or "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("a usable CUDA GPU is present here; the fallback is for machines without one")
+    for encoder, says in [
+        (SentenceTransformerEncoder(device="cuda", threads=1), "sees no CUDA GPU"),
+        (OnnxEncoder(device="cuda", threads=1), "has no CUDAExecutionProvider"),
+    ]:
+        with pytest.warns(RuntimeWarning, match=f"device='cuda' was asked for but .*{says}.*on the CPU instead"):
+            vector = encoder.encode(["hello"])
+        assert vector.shape == (1, 384)
+        assert encoder.device == "cpu"  # type: ignore[attr-defined]
+        assert ":cuda" not in encoder.name and ":fp16" not in encoder.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "auto" without a GPU is the CPU, silently
+        assert OnnxEncoder(device="auto", threads=1).device == "cpu"
 
 
 def test_worker_threads_do_not_change_vectors(onnx_int8: OnnxEncoder) -> None:
