@@ -24,6 +24,7 @@ import numpy as np
 
 from personas.data import Dataset
 from personas.errors import ConfigError
+from personas.evaluate._memo import DatasetMemo
 from personas.evaluate.metrics import Metric, MetricContext, default_metrics, parse_metric
 from personas.evaluate.report import ExperimentResult, ModelRun, protocol_header
 from personas.evaluate.splits import Split
@@ -57,6 +58,29 @@ class SideInfo:
 
     texts: Sequence[str | None] | None = None
     groups: np.ndarray | None = None
+
+
+def _build_profiles(train: Dataset) -> list[str | None]:
+    from personas.data import build_profiles
+
+    return list(build_profiles(train))
+
+
+# Profile texts of a train set, shared by every experiment on it (choosing groups runs nine on one validation).
+_default_profiles: DatasetMemo[list[str | None]] = DatasetMemo(_build_profiles)
+
+
+def side_text_note(split: Split, side: SideInfo) -> str | None:
+    """How many evaluated users have no train history, and how many of those have any side text."""
+    has_history = np.diff(split.train.matrix("binary").indptr) > 0
+    cold = split.users[~has_history[split.users]]
+    if not len(cold):
+        return None
+    with_text = sum(1 for row in cold if side.texts is not None and side.texts[row])
+    return (
+        f"{len(cold)} of {len(split.users)} test users have no train history; {with_text} of them have side text "
+        "(own text, tags, demographics) for the models that read text, the others only their group (if any)"
+    )
 
 
 def _cold_scores(model: Recommender, rows: np.ndarray, side: SideInfo, n_items: int) -> np.ndarray:
@@ -223,12 +247,7 @@ class Experiment:
         has_history = np.diff(split.train.matrix("binary").indptr) > 0
         if has_history[split.users].all():
             return SideInfo()
-        if self.profiles is not None:
-            texts = list(self.profiles(split.train))
-        else:
-            from personas.data import build_profiles
-
-            texts = list(build_profiles(split.train))
+        texts = list(self.profiles(split.train)) if self.profiles is not None else _default_profiles(split.train)
         return SideInfo(texts=texts, groups=self._labels(split.train))
 
     def _fit(self, model: Recommender, train: Dataset) -> float:
@@ -315,5 +334,5 @@ class Experiment:
             users=[str(u) for u in self.split.train.user_vocab.ids[self.split.users]],
             headline=self.headline,
             ours=list(self.ours),
-            notes=list(self.notes),
+            notes=[*self.notes, *filter(None, [side_text_note(self.split, side)])],
         )

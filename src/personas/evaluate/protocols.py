@@ -16,6 +16,7 @@ import numpy as np
 
 from personas.data import Dataset
 from personas.errors import ConfigError
+from personas.evaluate._memo import DatasetMemo
 from personas.evaluate.experiment import Experiment, GroupSource, Tuned
 from personas.evaluate.groups import (
     TextVectorizer,
@@ -98,18 +99,34 @@ AUTO_SOURCES = ("profile", "side", "behaviour")
 _MINILM: list[TextVectorizer] = []  # one vectorizer (and its vector memo) per process
 
 
+_SOURCES: dict[tuple[str, int, int], GroupSource] = {}
+
+
+def _read_only_labels(source: GroupSource, train: Dataset) -> np.ndarray:
+    labels = np.asarray(source(train), dtype=np.int64)
+    labels.flags.writeable = False  # shared by every model fitted on this train set
+    return labels
+
+
 def group_source(kind: str, k: int, seed: int) -> GroupSource:
-    if kind == "profile":
-        return profile_groups(k, seed=seed)
-    if kind == "minilm":
-        if not _MINILM:
-            _MINILM.append(encoder_vectorizer("minilm"))
-        return profile_groups(k, seed=seed, vectorizer=_MINILM[0])
-    if kind == "side":
-        return side_groups(k, seed=seed)
-    if kind == "behaviour":
-        return behaviour_groups(k, seed=seed)
-    raise ConfigError(f"Unknown group source {kind!r}; choose 'auto' or one of {', '.join(GROUP_SOURCES)}.")
+    """The group source ``kind`` with ``k`` groups; one per (kind, k, seed) per process, remembering the
+    labels of its last few train sets (choosing groups, tuning and the test run ask for the same ones)."""
+    key = (kind, k, seed)
+    if key not in _SOURCES:
+        if kind == "profile":
+            source = profile_groups(k, seed=seed)
+        elif kind == "minilm":
+            if not _MINILM:
+                _MINILM.append(encoder_vectorizer("minilm"))
+            source = profile_groups(k, seed=seed, vectorizer=_MINILM[0])
+        elif kind == "side":
+            source = side_groups(k, seed=seed)
+        elif kind == "behaviour":
+            source = behaviour_groups(k, seed=seed)
+        else:
+            raise ConfigError(f"Unknown group source {kind!r}; choose 'auto' or one of {', '.join(GROUP_SOURCES)}.")
+        _SOURCES[key] = DatasetMemo(partial(_read_only_labels, source))
+    return _SOURCES[key]
 
 
 def choose_groups(

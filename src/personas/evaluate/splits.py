@@ -67,8 +67,15 @@ class Split:
         return self.test.matrix("binary")[self.users]
 
     def validation(self) -> Split:
-        """A split of ``train`` by the same rules with the next seed, for tuning."""
-        return self.splitter.with_seed(self.splitter.config.seed + 1).split(self.train, name="validation")
+        """A split of ``train`` by the same rules with the next seed, for tuning.
+
+        Made once per split and kept: choosing groups and tuning every model then share one validation train
+        set, so what is cached per train set (group labels, profile texts) is computed once."""
+        cached = self.__dict__.get("_validation")
+        if cached is None:
+            cached = self.splitter.with_seed(self.splitter.config.seed + 1).split(self.train, name="validation")
+            object.__setattr__(self, "_validation", cached)  # frozen: a cache, not part of the value
+        return cached
 
     def describe(self) -> str:
         cfg = self.splitter.config.model_dump()
