@@ -18,6 +18,7 @@ from personas.recommend import (
     EASE,
     ColdStartRouter,
     ContentBased,
+    FeatureCF,
     GroupPopular,
     Hybrid,
     ItemKNN,
@@ -74,6 +75,7 @@ FACTORIES: dict[str, Factory] = {
     "EASE": lambda: EASE(l2=1.0),
     "ALS": lambda: ALS(factors=4, iterations=20, regularization=0.01, seed=1),
     "ContentBased": lambda: ContentBased(min_df=1, use_kg=False),
+    "FeatureCF": lambda: FeatureCF(l2=0.1),
     "Hybrid": lambda: Hybrid(),
     "ColdStartRouter": lambda: ColdStartRouter(min_history=2),
 }

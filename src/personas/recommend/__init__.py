@@ -17,7 +17,8 @@ from personas.recommend.base import (
 )
 from personas.recommend.content import ContentBased, ContentConfig, item_texts
 from personas.recommend.ease import EASE, EASEConfig
-from personas.recommend.hybrid import Hybrid, HybridConfig, recall_at_k, temporal_holdout
+from personas.recommend.feature_cf import FeatureCF, FeatureCFConfig, fill_cold_items, item_feature_blocks
+from personas.recommend.hybrid import Hybrid, HybridConfig, ndcg_at_k, recall_at_k, temporal_holdout
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 from personas.recommend.router import ColdStartRouter, ColdStartRouterConfig
@@ -31,6 +32,8 @@ __all__ = [
     "ContentBased",
     "ContentConfig",
     "EASEConfig",
+    "FeatureCF",
+    "FeatureCFConfig",
     "GroupPopular",
     "GroupPopularConfig",
     "Hybrid",
@@ -42,7 +45,10 @@ __all__ = [
     "Random",
     "Recommendations",
     "Recommender",
+    "fill_cold_items",
+    "item_feature_blocks",
     "item_texts",
+    "ndcg_at_k",
     "normalise_rows",
     "recall_at_k",
     "temporal_holdout",

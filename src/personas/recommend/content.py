@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from personas.errors import ConfigError, DataError
 from personas.recommend._checks import require
 from personas.recommend.base import NewUser, Recommender
 
-__all__ = ["ContentBased", "ContentConfig", "item_texts"]
+__all__ = ["ContentBased", "ContentConfig", "ItemVectorModel", "item_texts"]
 
 _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _UNSAFE = re.compile(r"\W+")
@@ -81,7 +82,30 @@ def item_texts(dataset: Dataset, *, use_kg: bool = True) -> list[str]:
     return texts
 
 
-class ContentBased(Recommender):
+class ItemVectorModel(Recommender):
+    """A recommender whose ``fit`` also takes item vectors (n_items x d, e.g. sentence embeddings made by the
+    pipeline); ``_fit`` finds them in ``self._given_vectors`` (None when not given)."""
+
+    _given_vectors: np.ndarray | None
+
+    def fit(
+        self, dataset: Dataset, *, groups: np.ndarray | None = None, item_vectors: np.ndarray | None = None
+    ) -> Self:
+        if item_vectors is not None:
+            item_vectors = np.asarray(item_vectors, dtype=np.float64)
+            if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
+                raise DataError(
+                    f"{type(self).__name__}.fit: item_vectors must have one row per item ({dataset.n_items}); "
+                    f"got shape {item_vectors.shape}."
+                )
+        self._given_vectors = item_vectors
+        try:
+            return super().fit(dataset, groups=groups)
+        finally:
+            del self._given_vectors
+
+
+class ContentBased(ItemVectorModel):
     """Cosine between a user profile and every item vector.
 
     ``fit(dataset, item_vectors=None)``: with ``item_vectors`` (n_items x d), new users may come as a vector
@@ -92,22 +116,6 @@ class ContentBased(Recommender):
     config: ContentConfig
     _counter: CountVectorizer | None = None  # a cache for text_vector, not state
     _counter_terms: np.ndarray | None = None
-
-    def fit(
-        self, dataset: Dataset, *, groups: np.ndarray | None = None, item_vectors: np.ndarray | None = None
-    ) -> ContentBased:
-        if item_vectors is not None:
-            item_vectors = np.asarray(item_vectors, dtype=np.float64)
-            if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
-                raise DataError(
-                    f"ContentBased.fit: item_vectors must have one row per item ({dataset.n_items}); "
-                    f"got shape {item_vectors.shape}."
-                )
-        self._given_vectors = item_vectors
-        try:
-            return super().fit(dataset, groups=groups)
-        finally:
-            del self._given_vectors
 
     def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
         if self._given_vectors is not None:

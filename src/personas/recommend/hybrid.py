@@ -19,10 +19,11 @@ from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
+from personas.recommend.feature_cf import FeatureCF, FeatureCFConfig, fill_cold_items
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
-__all__ = ["Hybrid", "HybridConfig", "recall_at_k", "temporal_holdout"]
+__all__ = ["Hybrid", "HybridConfig", "ndcg_at_k", "recall_at_k", "temporal_holdout"]
 
 COMPONENTS: dict[str, type[Recommender]] = {
     "group_popular": GroupPopular,
@@ -44,6 +45,8 @@ class HybridConfig(ComponentConfig):
     ease: EASEConfig | None = EASEConfig()
     als: ALSConfig | None = None
     content: ContentConfig | None = ContentConfig()
+    # Scores items nobody took in training (new items) from their features; None leaves them unscored.
+    cold_items: FeatureCFConfig | None = FeatureCFConfig()
     weights: dict[str, float] | None = None
     grid_step: float = 0.2
     validation_fraction: float = 0.2
@@ -104,6 +107,21 @@ def recall_at_k(scores: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int
     return float((hits[ok] / n_rel[ok]).mean()) if ok.any() else 0.0
 
 
+def ndcg_at_k(scores: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> float:
+    """Mean over rows of NDCG@k with binary relevance (rows without relevant items are skipped); the same
+    measure the evaluation tunes on, so that choices made inside ``fit`` aim at it."""
+    k = min(k, scores.shape[1])
+    dense = sp.csr_matrix(relevant).toarray() > 0 if sp.issparse(relevant) else np.asarray(relevant, dtype=bool)
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    hits = np.take_along_axis(dense, np.take_along_axis(top, order, axis=1), axis=1)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    n_rel = dense.sum(axis=1)
+    ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
+    ok = n_rel > 0
+    return float(((hits @ discount)[ok] / ideal[ok]).mean()) if ok.any() else 0.0
+
+
 def simplex_grid(n: int, step: float) -> np.ndarray:
     """Every weight vector of n non-negative multiples of ``step`` that sum to 1."""
     units = round(1 / step)
@@ -130,6 +148,8 @@ class Hybrid(Recommender):
         self.names_ = names
         self.weights_ = weights
         self.components_ = {name: self._make(name).fit(dataset, groups=groups) for name in names}
+        cold = self.config.cold_items
+        self.cold_items_ = FeatureCF(cold).fit(dataset) if cold is not None and (self.popularity_ == 0).any() else None
 
     def _tune(self, dataset: Dataset, groups: np.ndarray | None, names: list[str]) -> tuple[np.ndarray, float]:
         keep = temporal_holdout(dataset, self.config.validation_fraction)
@@ -175,7 +195,7 @@ class Hybrid(Recommender):
             self.components_[n]._score(user_rows) if w else np.zeros((len(user_rows), self.n_items_))
             for n, w in zip(self.names_, self.weights_, strict=True)
         ]
-        return self._blend(parts)
+        return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows])
 
     def _score_new(self, query: NewUser) -> np.ndarray:
         parts = []
@@ -187,7 +207,7 @@ class Hybrid(Recommender):
                 parts.append(np.zeros((1, self.n_items_)))  # text it cannot read: leave content out
             else:
                 parts.append(np.asarray(model._score_new(query)).reshape(1, -1))
-        return self._blend(parts)[0]
+        return fill_cold_items(self._blend(parts), self.cold_items_, query.history)[0]
 
     def _state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {
@@ -197,6 +217,8 @@ class Hybrid(Recommender):
         }
         for name, model in self.components_.items():
             out.update({f"{name}.{key}": value for key, value in model._state().items()})
+        if self.cold_items_ is not None:
+            out.update({f"cold_items.{key}": value for key, value in self.cold_items_._state().items()})
         return out
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
@@ -209,3 +231,10 @@ class Hybrid(Recommender):
             self._share_fitted_base(model)
             model._set_state({k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")})
             self.components_[name] = model
+        self.cold_items_ = None
+        if self.config.cold_items is not None and any(k.startswith("cold_items.") for k in arrays):
+            self.cold_items_ = FeatureCF(self.config.cold_items)
+            self._share_fitted_base(self.cold_items_)
+            self.cold_items_._set_state(
+                {k.removeprefix("cold_items."): v for k, v in arrays.items() if k.startswith("cold_items.")}
+            )

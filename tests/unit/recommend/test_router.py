@@ -10,6 +10,7 @@ import pytest
 
 from personas.data import Dataset
 from personas.recommend import EASE, ColdStartRouter, Recommender
+from personas.recommend.router import FEW_PARTS, side_text_with_bands
 
 TASTES = ["space aliens starships", "romance weddings love", "horror ghosts haunted"]
 
@@ -100,7 +101,7 @@ def test_new_users_by_text_group_or_vector(world: tuple[Dataset, np.ndarray]) ->
 def test_content_reads_a_new_users_text(world: tuple[Dataset, np.ndarray]) -> None:
     """Without groups the cold route can still use the text against item texts (content)."""
     dataset, _ = world
-    model = ColdStartRouter(cold_content_weight=5.0, content={"min_df": 1}).fit(dataset)
+    model = ColdStartRouter(cold_content_weight=5.0, tune_cold=False, content={"min_df": 1}).fit(dataset)
     rec = model.recommend_new(text="starships", n=5)
     assert set(taste_of(dataset, rec.ids[0])) == {0}
 
@@ -125,15 +126,16 @@ def test_users_without_any_side_text(build) -> None:  # type: ignore[no-untyped-
 
 
 def test_cold_weights_are_tuned_on_hidden_users(world: tuple[Dataset, np.ndarray]) -> None:
-    """Text says the taste here, so validation keeps weight on the group; without tuning the config stands."""
+    """Text says the taste here, so validation moves away from plain popularity (first candidate, wins ties)
+    toward the side ridge or the groups; without tuning the config stands."""
     dataset, groups = world
-    tuned = ColdStartRouter(cold_global_weight=1.0, cold_content_weight=0.0).fit(dataset, groups=groups)
-    global_weight, _ = tuned.cold_weights_
-    assert global_weight < 1.0
-    fixed = ColdStartRouter(cold_global_weight=1.0, cold_content_weight=0.0, tune_cold=False).fit(
-        dataset, groups=groups
-    )
-    assert fixed.cold_weights_.tolist() == [1.0, 0.0]
+    settings = {"cold_l2": None, "cold_group_weight": 0.0, "cold_content_weight": 0.0}
+    tuned = ColdStartRouter(**settings).fit(dataset, groups=groups)
+    l2, group_weight, _ = tuned.cold_weights_
+    assert l2 > 0 or group_weight > 0
+    fixed = ColdStartRouter(**settings, tune_cold=False).fit(dataset, groups=groups)
+    assert fixed.cold_weights_.tolist() == [0.0, 0.0, 0.0]
+    assert not fixed.side_weights_.any()  # l2 = 0: popularity, no side weights
 
 
 def test_batched_placement_equals_one_by_one(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
@@ -146,3 +148,44 @@ def test_batched_placement_equals_one_by_one(router: ColdStartRouter, world: tup
     single = np.vstack([router._placement(int(r), labels, eligible) for r in rows])
     np.testing.assert_allclose(batch, single)
     assert (batch.sum(axis=1)[batch.any(axis=1)] == pytest.approx(1.0)) and batch.any()
+
+
+def test_age_band_token() -> None:
+    assert side_text_with_bands("a 24-year-old male technician").endswith(" age_band_1")
+    assert side_text_with_bands("a 60-year-old female").endswith(" age_band_6")
+    assert side_text_with_bands("I like 80s films") == "I like 80s films"
+
+
+def test_side_ridge_is_attribute_conditioned_popularity(build) -> None:  # type: ignore[no-untyped-def]
+    """Women here took item w, men item m, everyone item p: a new woman gets w before m, a new man m before
+    w; no side text at all gives plain popularity (p first)."""
+    pairs, genders = [], {}
+    for u in range(12):
+        uid, woman = f"u{u}", u % 2 == 0
+        genders[uid] = "F" if woman else "M"
+        pairs += [(uid, "p"), (uid, "w" if woman else "m")]
+        if u % 4 == 0:
+            pairs.append((uid, "m" if woman else "w"))  # some cross-over, so both items are taken by both
+    users = pd.DataFrame({"user_id": list(genders), "age": [30] * 12, "gender": list(genders.values())})
+    dataset = build(pairs, users=users)
+    model = ColdStartRouter(cold_l2=1.0, tune_cold=False, tune_few=False).fit(dataset)
+    rank = {}
+    for text in ("a 30-year-old female", "a 30-year-old male"):
+        ids = model.recommend_new(text=text, n=3).ids[0]
+        rank[text] = [dataset.item_vocab.id(int(i)) for i in ids]
+    assert rank["a 30-year-old female"].index("w") < rank["a 30-year-old female"].index("m")
+    assert rank["a 30-year-old male"].index("m") < rank["a 30-year-old male"].index("w")
+    assert dataset.item_vocab.id(int(model.recommend_new(n=1).ids[0, 0])) == "p"
+
+
+def test_few_route_weights_and_switch_are_chosen_on_hidden_users(world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = world
+    tuned = ColdStartRouter(few_shots=(1, 2)).fit(dataset, groups=groups)
+    assert tuned.few_table_.shape == (len(tuned.few_shots_), len(FEW_PARTS))
+    np.testing.assert_allclose(tuned.few_table_.sum(axis=1), 1.0)
+    assert tuned.min_history_ in (1, 2, 3)  # a tuned N, or one past the largest
+    fixed = ColdStartRouter(tune_few=False, min_history=7).fit(dataset, groups=groups)
+    assert fixed.min_history_ == 7 and fixed.few_weights_for(3) == dict(
+        zip(FEW_PARTS, fixed.config.few_weights, strict=True)
+    )
+    assert ColdStartRouter(tune_few=False).fit(dataset, groups=groups).min_history_ == 5
