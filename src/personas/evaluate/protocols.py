@@ -33,7 +33,7 @@ __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"
 PROTOCOLS = ("warm", "cold-users", "few-shot", "cold-items")
 
 # personas' own models (they use groups or text); the others are the peers they must beat.
-OURS = ("GroupPopular", "ContentBased", "Hybrid", "ColdStartRouter")
+OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter")
 
 # name -> (class name in personas.recommend or "LightFM", grid, fixed params). Grids stay small: every point
 # is one fit on the validation split, and a protocol on ml-100k must run in minutes on 2 cores.
@@ -46,6 +46,7 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     "LightFM": ("LightFM", {"identity": [True, False]}, {"epochs": 15, "no_components": 32}),
     "GroupPopular": ("GroupPopular", {"shrinkage": [1.0, 10.0, 100.0]}, {}),
     "ContentBased": ("ContentBased", {"use_kg": [True, False]}, {}),
+    "FeatureCF": ("FeatureCF", {"l2": [3.0, 10.0, 30.0, 100.0]}, {}),
     "Hybrid": ("Hybrid", {}, {}),
     "ColdStartRouter": ("ColdStartRouter", {}, {}),
 }
