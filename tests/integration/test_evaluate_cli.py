@@ -49,3 +49,25 @@ def test_evaluate_bad_protocol_is_a_message_and_exit_code_1(tmp_path: Path) -> N
     result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--models", "Magic"])
     assert result.exit_code == 1
     assert "Unknown model(s) ['Magic']" in result.output
+
+
+def test_evaluate_groups_writes_the_quality_table_with_p_values(tmp_path: Path) -> None:
+    data = _folder(tmp_path / "data")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--protocol", "groups", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    md = (out / "data-groups.md").read_text()
+    assert "personas evaluate --dataset" in md
+    assert "| p-value |" in md
+    payload = json.loads((out / "data-groups.json").read_text())
+    assert payload["rows"]
+    behaviour = [r for r in payload["rows"] if r["groups"].startswith("behaviour")]
+    # Two clean tastes: behaviour groups explain behaviour better than global popularity, significantly.
+    assert all(r["GroupPopular Recall@10"] > r["MostPopular Recall@10"] for r in behaviour)
+    # k=8 (20 users per taste): a significant paired difference; k=32 on 40 users is too fine to be one.
+    assert behaviour[0]["groups"] == "behaviour k=8"
+    assert behaviour[0]["p-value"] < 0.01
+    # No text in this folder: the text sources say so instead of failing the whole table.
+    assert "profile: not available" in md
+    assert "no word occurs in the profile texts of two users" in md
+    assert not list(out.glob(".*"))  # no temporary files left behind

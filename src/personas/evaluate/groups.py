@@ -24,10 +24,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas.data import Dataset, ProfileConfig, build_profiles
-from personas.errors import ConfigError
+from personas.errors import ConfigError, DataError
 
 __all__ = [
     "GroupReport",
+    "NoProfileTextError",
     "behaviour_groups",
     "behaviour_vectors",
     "encoder_vectorizer",
@@ -147,11 +148,22 @@ def profile_vectors(train: Dataset, dim: int = 64, seed: int = 0, config: Profil
     from sklearn.preprocessing import normalize
 
     texts = [t or "" for t in build_profiles(train, config)]
-    tfidf = TfidfVectorizer(min_df=2, sublinear_tf=True).fit_transform(texts)
+    try:
+        tfidf = TfidfVectorizer(min_df=2, sublinear_tf=True).fit_transform(texts)
+    except ValueError:  # sklearn's "empty vocabulary": no word occurs in two profiles
+        raise NoProfileTextError(
+            f"Dataset {train.name!r}: no word occurs in the profile texts of two users "
+            f"({sum(1 for t in texts if t)} of {len(texts)} profiles have any text), so there is nothing to group "
+            "by text. Add user text, tags, demographics or item titles, or use behaviour groups."
+        ) from None
     if not isinstance(tfidf, sp.csr_matrix):
         tfidf = sp.csr_matrix(tfidf)
     dim = max(1, min(dim, min(tfidf.shape) - 1))
     return np.asarray(normalize(TruncatedSVD(n_components=dim, random_state=seed).fit_transform(tfidf)))
+
+
+class NoProfileTextError(DataError):
+    """A text group source found no words to group users by."""
 
 
 TextVectorizer = Callable[[Dataset, ProfileConfig], np.ndarray]

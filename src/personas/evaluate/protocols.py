@@ -19,6 +19,7 @@ from personas.errors import ConfigError
 from personas.evaluate._memo import DatasetMemo
 from personas.evaluate.experiment import Experiment, GroupSource, Tuned
 from personas.evaluate.groups import (
+    NoProfileTextError,
     TextVectorizer,
     behaviour_groups,
     encoder_vectorizer,
@@ -145,11 +146,15 @@ def choose_groups(
             exp = Experiment(
                 validation, {"GroupPopular": GroupPopular()}, ["ndcg@10"], groups=group_source(kind, k, seed)
             )
-            score = exp.run().run("GroupPopular").overall["NDCG@10"]
+            try:
+                score = exp.run().run("GroupPopular").overall["NDCG@10"]
+            except NoProfileTextError:
+                break  # a text source on a dataset without text: not a candidate at any k
             trials.append({"groups": kind, "k": k, "NDCG@10": score})
             if best is None or score > best[0]:
                 best = (score, kind, k)
-    assert best is not None
+    if best is None:
+        raise ConfigError(f"None of the group sources {list(kinds)} can group users of {split.dataset!r}.")
     return best[1], best[2], trials
 
 
@@ -253,7 +258,11 @@ def group_quality_table(
     rows: list[dict[str, Any]] = []
     labelings: dict[str, np.ndarray] = {}
     for kind in sources:
-        vectors = _source_vectors(kind, train, seed)
+        try:
+            vectors = _source_vectors(kind, train, seed)
+        except NoProfileTextError as exc:
+            rows.append({"groups": f"{kind}: not available", "note": str(exc)})
+            continue
         for k in ks:
             labels = group_source(kind, k, seed)(train)
             stab = labeling_stability(partial(_labels_with_seed, kind, k, train), stability_seeds)
@@ -308,17 +317,17 @@ def group_quality_markdown(
             lines.append(f"| {key} | {result.protocol[key]} |")
         lines.append("")
     if rows:
-        keys = list(rows[0])
+        keys = list(dict.fromkeys(key for row in rows for key in row if key != "note"))
         lines.append("| " + " | ".join(keys) + " |")
         lines.append("| --- |" + " ---: |" * (len(keys) - 1))
         for row in rows:
             cells = []
             for key in keys:
                 v = row.get(key)
-                cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+                cells.append(f"{v:.3g}" if isinstance(v, float) else "-" if v is None else str(v))
             lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *[f"- {row['groups']}: {row['note']}" for row in rows if "note" in row]]
     lines += [
-        "",
         "- silhouette (cosine, sampled) and Davies-Bouldin are computed on the vectors that were grouped "
         "(profile: TF-IDF+SVD of train profile text; behaviour: SVD of the train matrix), so they compare k within "
         "one source, not across sources",
