@@ -76,3 +76,28 @@ def test_cold_users_get_more_than_chance_from_side_information(ml100k: Dataset) 
     # (demographics say little about titles), but it is not an error either.
     assert result.run("GroupPopular").overall["NDCG@10"] > 3 * result.run("Random").overall["NDCG@10"]
     assert np.isfinite(result.run("ContentBased").overall["NDCG@10"])
+
+
+def test_cold_users_on_ml_latest_small_read_their_own_tags(ml_latest_small: Dataset) -> None:
+    """Held-out users' tags reach the models as text (the only side information ml-latest-small has), and
+    none of their held-out interactions do."""
+    from personas.data import build_profiles
+    from personas.evaluate.experiment import SideInfo, side_text_note
+
+    split = ColdUsers().split(ml_latest_small)
+    texts: list[str | None] = list(build_profiles(split.train))  # what the experiment gives cold users
+    tags = ml_latest_small.tags
+    assert tags is not None
+    taggers = set(tags["user"].tolist())
+    held = split.users.tolist()
+    with_tags = [u for u in held if u in taggers]
+    assert with_tags  # some held-out users wrote tags
+    for u in held:
+        text = texts[u] or ""
+        assert text.startswith("tags: ") == (u in taggers)
+        assert "liked:" not in text  # no behaviour of a held-out user is in train
+    note = side_text_note(split, SideInfo(texts=texts))
+    assert note == (
+        f"{len(held)} of {len(held)} test users have no train history; {len(with_tags)} of them have side text "
+        "(own text, tags, demographics) for the models that read text, the others only their group (if any)"
+    )
