@@ -27,7 +27,7 @@ from sklearn.preprocessing import normalize
 from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, normalise_rows
+from personas.recommend.base import NewUser
 from personas.recommend.content import ItemVectorModel, _kg_facts
 
 __all__ = ["FeatureCF", "FeatureCFConfig", "fill_cold_items", "item_feature_blocks"]
@@ -170,16 +170,26 @@ def fill_cold_items(scores: np.ndarray, model: FeatureCF | None, history: sp.csr
     """``scores`` (users x items) with the items nobody took in training scored by ``model`` instead.
 
     Collaborative parts have nothing to say about such items (EASE, item-kNN and popularity give them 0), so
-    they get FeatureCF's scores, z-normalised per user over all items like the blends they sit in. Users
-    without any history (empty rows) keep their scores.
+    they get FeatureCF's scores, put on the scale of ``scores`` per user: the least-squares line from
+    FeatureCF's scores to ``scores`` over the items that were taken predicts what the blend would have said.
+    A weak agreement keeps new items near the user's average (they rarely push a well-founded warm item out
+    of a top-10); the slope is kept positive, so new items are always ranked among themselves by FeatureCF.
+    Users without any history (empty rows) keep their scores.
     """
     if model is None:
         return scores
-    cold = np.flatnonzero(model.popularity_ == 0)
+    taken = model.popularity_ > 0
+    cold = np.flatnonzero(~taken)
     users = np.flatnonzero(np.diff(sp.csr_matrix(history).indptr) > 0)
-    if not len(cold) or not len(users):
+    if not len(cold) or not len(users) or not taken.any():
         return scores
     out = np.array(scores, dtype=np.float64, copy=True)
-    predicted = normalise_rows(model.cold_item_scores(sp.csr_matrix(history)[users]))
-    out[np.ix_(users, cold)] = predicted[:, cold]
+    predicted = model.cold_item_scores(sp.csr_matrix(history)[users])
+    known, target = predicted[:, taken], out[np.ix_(users, np.flatnonzero(taken))]
+    known_mean, target_mean = known.mean(axis=1, keepdims=True), target.mean(axis=1, keepdims=True)
+    spread = ((known - known_mean) ** 2).sum(axis=1, keepdims=True)
+    slope = ((known - known_mean) * (target - target_mean)).sum(axis=1, keepdims=True) / np.maximum(spread, 1e-300)
+    # Far above the tie-break noise (<= 1e-12 per item), far below any real score difference.
+    slope = np.maximum(slope, 1e-6)
+    out[np.ix_(users, cold)] = target_mean + slope * (predicted[:, cold] - known_mean)
     return out
