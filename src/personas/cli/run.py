@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from importlib.resources import as_file, files
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from personas.cli._common import console, err_console, user_errors
+from personas.errors import ConfigError
 from personas.pipeline import Pipeline, PipelineResult, load_config
 
+if TYPE_CHECKING:
+    from personas.spark import SparkResult
 
-def print_summary(result: PipelineResult, folder: Path) -> None:
+
+def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
     ds = result.dataset
     console.print(
         f"[bold]{ds.name}[/]: {ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions",
@@ -44,11 +48,25 @@ def print_summary(result: PipelineResult, folder: Path) -> None:
     console.print(f"Artefacts: {folder}" + (f"\nReport:    {report}" if report.exists() else ""))
 
 
-def run_config(config_path: Path, output: Path | None) -> None:
+def run_config(
+    config_path: Path, output: Path | None, engine: Literal["local", "spark"] | None = None, master: str | None = None
+) -> None:
     config = load_config(config_path)
+    updates: dict[str, object] = {}
     if output is not None:
-        config = config.model_copy(update={"output": config.output.model_copy(update={"dir": output})})
-    result = Pipeline(config, console=err_console).run()
+        updates["output"] = config.output.model_copy(update={"dir": output})
+    if engine is not None:
+        updates["engine"] = engine
+    if master is not None:
+        updates["master"] = master
+    config = config.model_validate({**config.model_dump(), **updates}) if updates else config
+    result: PipelineResult | SparkResult
+    if config.engine == "spark":
+        from personas.spark import SparkPipeline
+
+        result = SparkPipeline(config, console=err_console).run()
+    else:
+        result = Pipeline(config, console=err_console).run()
     print_summary(result, config.output.dir)
 
 
@@ -56,9 +74,17 @@ def run_config(config_path: Path, output: Path | None) -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="Pipeline config (TOML).", exists=False)],
     output: Annotated[Path | None, typer.Option(help="Artefact folder (overrides [output] dir).")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="'local' (this process) or 'spark' (overrides the config's engine).")
+    ] = None,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL for --engine spark, e.g. local[2] or spark://host:7077.")
+    ] = None,
 ) -> None:
     """Run the pipeline: load, profile texts, encode, discover, describe, recommend, evaluate, write."""
-    run_config(config, output)
+    if engine not in (None, "local", "spark"):
+        raise ConfigError(f"The '--engine' option must be 'local' or 'spark'. Got {engine!r} instead.")
+    run_config(config, output, engine, master)  # type: ignore[arg-type]
 
 
 @user_errors

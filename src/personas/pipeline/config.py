@@ -98,6 +98,11 @@ class PipelineConfig(ComponentConfig):
     #: BLAS on ml-100k-sized matrices measured up to 30x slower than 1 thread when another process was busy.
     #: None leaves the libraries' defaults (all cores); raise it for large data on a quiet machine.
     threads: int | None = Field(1, ge=1)
+    #: "local" runs in this process (numpy/faiss); "spark" runs on Apache Spark through personas.spark
+    #: (``personas run --engine spark``) and writes the same run folder.
+    engine: Literal["local", "spark"] = "local"
+    #: Spark master URL for engine = "spark": local[N], spark://host:7077, yarn, k8s://...
+    master: str = "local[2]"
     data: DataSection
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     encode: EncodeSection = Field(default_factory=EncodeSection)

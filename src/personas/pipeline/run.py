@@ -33,6 +33,7 @@ from personas.discover import (
     make_finder,
 )
 from personas.encode import BehaviourEncoder, CachedEncoder, EmbeddingCache, fuse, make_encoder
+from personas.errors import ConfigError
 from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
 from personas.pipeline.artefact import write_run
 from personas.pipeline.config import PipelineConfig
@@ -193,6 +194,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> PipelineResult:
+        if self.config.engine != "local":
+            # personas.spark sits above this package (it reuses it), so the CLI dispatches, not this class
+            raise ConfigError(
+                f"Pipeline runs the 'local' engine; this config has engine = {self.config.engine!r}. Use "
+                "personas.spark.SparkPipeline(config).run() or `personas run CONFIG --engine spark`."
+            )
         if self.config.threads is None:
             return self._run()
         with threadpool_limits(limits=self.config.threads):
