@@ -153,6 +153,20 @@ def _ridge(features: np.ndarray, targets: np.ndarray, l2: float) -> np.ndarray:
     return np.linalg.solve(features.T @ features + l2 * np.eye(d), features.T @ targets)
 
 
+def _history_scores(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
+    """What ``model._score_new`` gives each row of ``history`` (users x items), batched where the model's
+    score is a product with the history."""
+    if isinstance(model, EASE):
+        return np.asarray(history @ model.weights_, dtype=np.float64)
+    if isinstance(model, ItemKNN):
+        return np.asarray((history @ model.similarity_).todense())
+    if isinstance(model, ContentBased):
+        return model._profile_scores(history @ model.item_vectors_)
+    if isinstance(model, GroupPopular):
+        return model.group_score_block(np.array([model.group_of_history(history[i]) for i in range(history.shape[0])]))
+    return np.vstack([model._score_new(NewUser(None, None, history[i], None)) for i in range(history.shape[0])])
+
+
 class ColdStartRouter(Recommender):
     """Routes each user by the size of their history; see the module docstring.
 
@@ -367,9 +381,7 @@ class ColdStartRouter(Recommender):
                 if name == "popular":
                     blocks.append(np.tile(popular, (len(users), 1)))
                     continue
-                model = parts[name]
-                rows = [model._score_new(NewUser(None, None, shown[i], None)) for i in range(len(users))]
-                blocks.append(normalise_rows(np.vstack(rows)))
+                blocks.append(normalise_rows(_history_scores(parts[name], shown)))
             stacked = np.stack(blocks).astype(np.float32)
             masked = shown.nonzero()
             scores = []

@@ -189,3 +189,16 @@ def test_few_route_weights_and_switch_are_chosen_on_hidden_users(world: tuple[Da
         zip(FEW_PARTS, fixed.config.few_weights, strict=True)
     )
     assert ColdStartRouter(tune_few=False).fit(dataset, groups=groups).min_history_ == 5
+
+
+def test_batched_history_scores_equal_one_by_one(world: tuple[Dataset, np.ndarray]) -> None:
+    from personas.recommend import ContentBased, GroupPopular, ItemKNN
+    from personas.recommend.base import NewUser
+    from personas.recommend.router import _history_scores
+
+    dataset, groups = world
+    history = dataset.matrix("binary")[:6]
+    for model in (EASE(), ItemKNN(k=5), ContentBased(min_df=1), GroupPopular()):
+        model.fit(dataset, groups=groups)
+        single = np.vstack([model._score_new(NewUser(None, None, history[i], None)) for i in range(6)])
+        np.testing.assert_allclose(_history_scores(model, history), single, atol=1e-12)
