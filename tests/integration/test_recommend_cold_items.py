@@ -41,7 +41,7 @@ def test_feature_cf_ranks_new_items_far_better_than_content_cosine(
     feature_cf = ndcg_on_new_items(FeatureCF(), cold_items)
     content = ndcg_on_new_items(ContentBased(), cold_items)
     popular = ndcg_on_new_items(MostPopular(), cold_items)  # every new item has popularity 0: tie-break order
-    # Measured: FeatureCF 0.319, ContentBased 0.138, MostPopular 0.064.
+    # Measured: FeatureCF 0.330, ContentBased 0.138, MostPopular 0.064.
     assert feature_cf > 1.8 * content > popular
 
 
