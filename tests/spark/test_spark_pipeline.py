@@ -95,10 +95,10 @@ def test_spark_run_folder_serves_over_http(spark_run: Any, tmp_path: Path) -> No
     with TestClient(create_app(settings)) as client:
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["personas"] == len(spark_run.personas)
-        first = client.get("/personas/0").json()
+        first = client.get("/personas/0").json()["card"]
         assert first["group"] == 0 and first["size"] == spark_run.personas[0].size
         body = client.get("/users/1/recommendations", params={"n": 5}).json()
-        assert len(body["items"]) == 5
+        assert body["persona"] == int(spark_run.labels[0]) and len(body["items"]) == 5
 
 
 def test_personas_recommend_reads_the_spark_run_folder(spark_run: Any) -> None:

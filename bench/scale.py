@@ -1,0 +1,267 @@
+"""The pipeline at scale: single machine vs Spark local[2] on synthetic data, time and peak memory per stage.
+
+    python bench/scale.py                          # 10^4 and 10^5 users, both engines
+    python bench/scale.py --users 1000000 --engines local,spark
+    python bench/scale.py --users 10000000 --engines spark --driver-memory 4g
+
+Data: ``n`` users in 16 latent tastes, 2,000 items, 20 interactions per user drawn from the user's taste
+(80%) or global popularity (20%), written as Parquet; precomputed 32-d user vectors (taste direction plus
+noise, unit length), so encoding is not timed. Both engines run the same stages on the same files: load,
+profile texts, discover (k-means, k=16), describe (keywords, distinctive items, representatives), fit
+group-popular and most-popular, write the run folder. Each engine runs in its own process; a sampler reads
+the resident memory of that process and all its children (Spark's JVM and Python workers) every 0.1 s,
+giving the peak per stage. The single-machine column "n x n GB" is what one float32 n x n matrix would
+take: the peak stays far below it and grows linearly with n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+
+N_ITEMS = 2_000
+N_TASTES = 16
+PER_USER = 20
+DIM = 32
+K = 16
+
+
+class PeakMemory:
+    """Peak resident memory (this process + children), sampled in a thread, reset per stage."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int:
+        total = 0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            with suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.1)
+
+    def reset(self) -> None:
+        self.peak = self._rss()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def make_data(n_users: int, folder: Path, seed: int = 0) -> dict[str, Path]:
+    """Synthetic Parquet files (written once per size) and the precomputed vectors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {k: folder / f"{k}.parquet" for k in ("interactions", "items", "users", "vectors")}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    rng = np.random.default_rng(seed)
+    taste = rng.integers(N_TASTES, size=n_users)
+    popularity = 1.0 / np.arange(1, N_ITEMS + 1) ** 0.8
+    popularity /= popularity.sum()
+    liked = [rng.choice(N_ITEMS, size=60, replace=False) for _ in range(N_TASTES)]
+    users = np.repeat(np.arange(n_users), PER_USER)
+    from_taste = rng.random(len(users)) < 0.8
+    items = rng.choice(N_ITEMS, size=len(users), p=popularity)
+    pick = rng.integers(60, size=len(users))
+    items[from_taste] = np.asarray(liked)[taste[users[from_taste]], pick[from_taste]]
+    frame = pd.DataFrame(
+        {
+            "user_id": users.astype(str),
+            "item_id": items.astype(str),
+            "rating": rng.integers(1, 6, size=len(users)).astype(float),
+            "timestamp": rng.integers(10**9, 10**9 + 10**7, size=len(users)),
+        }
+    )
+    frame.to_parquet(paths["interactions"], index=False)
+    genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Western", "Documentary"])
+    pd.DataFrame(
+        {
+            "item_id": np.arange(N_ITEMS).astype(str),
+            "title": [f"Film {i} {genres[i % 8].lower()} story" for i in range(N_ITEMS)],
+            "genres": genres[np.arange(N_ITEMS) % 8],
+        }
+    ).to_parquet(paths["items"], index=False)
+    pd.DataFrame(
+        {
+            "user_id": np.arange(n_users).astype(str),
+            "age": rng.integers(15, 70, size=n_users).astype(str),
+            "gender": rng.choice(["M", "F"], size=n_users),
+        }
+    ).to_parquet(paths["users"], index=False)
+    centres = rng.normal(size=(N_TASTES, DIM))
+    vectors = centres[taste] + 0.9 * rng.normal(size=(n_users, DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    table = pd.DataFrame({"user_id": np.arange(n_users).astype(str), "vector": list(vectors.astype(np.float32))})
+    table.to_parquet(paths["vectors"], index=False)
+    return paths
+
+
+@contextmanager
+def timed(name: str, rows: list[dict[str, Any]], memory: PeakMemory) -> Iterator[None]:
+    memory.reset()
+    start = time.perf_counter()
+    yield
+    rows.append({"stage": name, "seconds": time.perf_counter() - start, "peak_gb": memory.peak / 1e9})
+    print(f"  {name}: {rows[-1]['seconds']:.1f} s, peak {rows[-1]['peak_gb']:.2f} GB", file=sys.stderr, flush=True)
+
+
+def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
+    from personas.data import build_profiles, load_dataset
+    from personas.describe import describe_groups
+    from personas.discover import KMeansGroups
+    from personas.recommend.base import MostPopular
+    from personas.recommend.popular import GroupPopular
+
+    rows: list[dict[str, Any]] = []
+    memory = PeakMemory()
+    with timed("load", rows, memory):
+        dataset, _ = load_dataset(paths["interactions"], users=paths["users"], items=paths["items"])
+        table = pd.read_parquet(paths["vectors"])
+        order = dataset.user_vocab.rows(table["user_id"])
+        vectors = np.empty((dataset.n_users, DIM), dtype=np.float32)
+        vectors[order] = np.stack(table["vector"].to_numpy())
+        del table
+    with timed("profile texts", rows, memory):
+        texts = build_profiles(dataset)
+    with timed("discover", rows, memory):
+        labels = KMeansGroups(k=K, seed=0).fit(vectors).labels_
+    with timed("describe", rows, memory):
+        describe_groups(labels, texts=texts, vectors=vectors, dataset=dataset)
+    with timed("recommenders", rows, memory):
+        models = {
+            "most-popular": MostPopular().fit(dataset),
+            "group-popular": GroupPopular().fit(dataset, groups=labels),
+        }
+    with timed("write", rows, memory):
+        for name, model in models.items():
+            model.save(out / name)
+    memory.stop()
+    return rows
+
+
+def run_spark(paths: dict[str, Path], out: Path, driver_memory: str) -> list[dict[str, Any]]:
+    from personas.pipeline import PipelineConfig
+    from personas.spark import SparkKMeansConfig, SparkPipeline, spark_session
+
+    rows: list[dict[str, Any]] = []
+    memory = PeakMemory()
+    with timed("session start", rows, memory):
+        spark = spark_session(
+            "local[2]",
+            conf={"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "8"},
+        )
+    config = PipelineConfig.model_validate(
+        {
+            "engine": "spark",
+            "data": {"interactions": paths["interactions"], "users": paths["users"], "items": paths["items"]},
+            "discover": {"k": K, "seed": 0},
+            "recommend": {"models": ["most-popular", "group-popular"]},
+            "evaluate": {"enabled": False},
+            "output": {"dir": str(out / "run"), "report": False},
+        }
+    )
+    pipeline = SparkPipeline(config, spark=spark, kmeans=SparkKMeansConfig(k=K, seed=0, seed_iter=10))
+    stage = pipeline._clock.stage
+
+    @contextmanager
+    def both(name: str) -> Iterator[None]:
+        with timed(name, rows, memory), stage(name):
+            yield
+
+    pipeline._clock.stage = both  # type: ignore[method-assign]
+    pipeline.run(vectors=spark.read.parquet(str(paths["vectors"])))
+    memory.stop()
+    spark.stop()
+    return rows
+
+
+def child(args: argparse.Namespace) -> None:
+    paths = make_data(args.users, Path(args.data) / f"n{args.users}")
+    with tempfile.TemporaryDirectory(prefix="personas-scale-") as tmp:
+        if args.engine == "local":
+            rows = run_local(paths, Path(tmp))
+        else:
+            rows = run_spark(paths, Path(tmp), args.driver_memory)
+    print(json.dumps(rows))
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (users, stage): seconds and peak GB per engine, the Spark/local time ratio, n x n GB."""
+    wide = frame.pivot_table(index=["users", "stage"], columns="engine", values=["seconds", "peak_gb"], sort=False)
+    wide.columns = [f"{engine} {'s' if what == 'seconds' else 'peak GB'}" for what, engine in wide.columns]
+    wide = wide.reset_index()
+    if {"local s", "spark s"} <= set(wide.columns):
+        wide["spark/local time"] = wide["spark s"] / wide["local s"]
+    wide["n x n float32 GB"] = wide["users"].astype(float) ** 2 * 4 / 1e9
+    return wide
+
+
+def markdown(table: pd.DataFrame) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:,.2f}"
+        return f"{value:,}" if isinstance(value, int | np.integer) else str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "personas-scale"))
+    parser.add_argument("--driver-memory", default="3g")
+    parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode
+    args = parser.parse_args()
+    if args.engine:
+        args.users = args.users[0]
+        child(args)
+        return
+    print(f"load average at start: {os.getloadavg()}")
+    results: list[dict[str, Any]] = []
+    for n in args.users:
+        make_data(n, Path(args.data) / f"n{n}")
+        for engine in args.engines.split(","):
+            print(f"{engine}, {n:,} users...", file=sys.stderr, flush=True)
+            cmd = [sys.executable, __file__, "--engine", engine, "--users", str(n), "--data", args.data]
+            cmd += ["--driver-memory", args.driver_memory]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            wall = time.perf_counter() - start
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                results.append({"users": n, "engine": engine, "stage": "FAILED", "seconds": wall, "peak_gb": np.nan})
+                continue
+            for row in json.loads(done.stdout.strip().splitlines()[-1]):
+                results.append({"users": n, "engine": engine, **row})
+            results.append({"users": n, "engine": engine, "stage": "process total", "seconds": wall, "peak_gb": np.nan})
+    frame = pd.DataFrame(results)
+    print(markdown(summary(frame)))
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
