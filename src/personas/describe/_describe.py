@@ -11,7 +11,7 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
-from personas.describe.keywords import KeywordConfig, class_keywords, keyword_name
+from personas.describe.keywords import KeywordConfig, class_keywords, distinct_names
 from personas.describe.persona import Persona
 from personas.discover._base import centroids_of
 from personas.errors import DataError
@@ -81,6 +81,7 @@ def describe_groups(
         vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
         centroids = centroids_of(vecs, labels, n_groups)
 
+    names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
     personas = []
     for g in range(n_groups):
         reps = (
@@ -97,10 +98,9 @@ def describe_groups(
             if centroids is not None
             else []
         )
-        name = keyword_name(keywords[g], config.keywords.name_terms) if keywords[g] else f"group {g}"
         persona = Persona(
             group=g,
-            name=name,
+            name=names[g],
             size=int(sizes[g]),
             share=float(sizes[g] / n) if n else 0.0,
             keywords=keywords[g],

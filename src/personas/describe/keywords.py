@@ -10,7 +10,8 @@ in its group (share of the group's words >= ``min_lift`` x its share overall).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,11 +21,35 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 from personas.config import ComponentConfig
 from personas.describe.persona import Keyword
 
-__all__ = ["KeywordConfig", "class_keywords", "keyword_name"]
+__all__ = ["KeywordConfig", "class_keywords", "distinct_names", "keyword_name"]
 
 # Words of two or more characters that start with a letter (years and counts are not keywords); inner
 # hyphens and apostrophes stay ("sci-fi", "children's").
-_TOKEN_PATTERN = r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b"
+_TOKEN = re.compile(r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b")
+# Where a phrase ends: list and clause punctuation, brackets, and a full stop followed by a space or the end.
+_PHRASE_END = re.compile(r"[;,:!?()\[\]{}\"“”]|\.(?=\s|$)")
+
+
+def _analyzer(stop: frozenset[str], ngram_max: int) -> Callable[[str], list[str]]:
+    """Lower-cased words that are not stop words, and n-grams within each phrase (never across its end)
+    that neither start nor end with a stop word: "lost ark" and "good will hunting", never "raiders lost"
+    (from "Raiders of the Lost Ark") or "will hunting"."""
+
+    def analyse(text: str) -> list[str]:
+        terms: list[str] = []
+        for phrase in _PHRASE_END.split(text.lower()):
+            words = _TOKEN.findall(phrase)
+            edge = [w not in stop for w in words]
+            terms.extend(w for w, ok in zip(words, edge, strict=True) if ok)
+            for size in range(2, ngram_max + 1):
+                terms.extend(
+                    " ".join(words[i : i + size])
+                    for i in range(len(words) - size + 1)
+                    if edge[i] and edge[i + size - 1]
+                )
+        return terms
+
+    return analyse
 
 
 class KeywordConfig(ComponentConfig):
@@ -50,11 +75,11 @@ def class_keywords(
     if not any(d.strip() for d in docs) or n_groups == 0:
         return empty
     n_docs = sum(1 for d in docs if d.strip())
-    stop = ENGLISH_STOP_WORDS | set(config.extra_stop_words)
+    stop = frozenset(ENGLISH_STOP_WORDS | {w.lower() for w in config.extra_stop_words})
     max_df = config.max_df if n_docs * config.max_df >= 1 else 1.0
     # Pass 1 finds boilerplate words (in more than max_df of texts); pass 2 treats them as stop words, so
     # they also vanish from n-grams ("liked star wars" -> "star wars").
-    words = CountVectorizer(token_pattern=_TOKEN_PATTERN, stop_words=sorted(stop), binary=True)
+    words = CountVectorizer(analyzer=_analyzer(stop, 1), binary=True)
     try:
         presence = words.fit_transform(docs)
     except ValueError:  # no word survived (all stop words)
@@ -62,11 +87,7 @@ def class_keywords(
     doc_freq = np.asarray(presence.sum(axis=0)).ravel()
     boilerplate = set(words.get_feature_names_out()[doc_freq > max_df * n_docs].tolist())
     vectorizer = CountVectorizer(
-        token_pattern=_TOKEN_PATTERN,
-        stop_words=sorted(stop | boilerplate),
-        ngram_range=(1, config.ngram_max),
-        min_df=min(config.min_df, n_docs),
-        lowercase=True,
+        analyzer=_analyzer(stop | boilerplate, config.ngram_max), min_df=min(config.min_df, n_docs)
     )
     try:
         counts = vectorizer.fit_transform(docs)
@@ -89,29 +110,72 @@ def class_keywords(
     # corpus) can top several groups by c-TF-IDF alone and then says nothing about any of them.
     overall = term_freq / max(term_freq.sum(), 1.0)
     scores[tf < config.min_lift * overall[None, :]] = 0.0
+    # Contrast: the group's share of a term over the largest share in any other group (> 1: its own term).
+    if n_groups > 1:
+        top2 = -np.sort(-tf, axis=0)[:2]
+        others = np.where(tf >= top2[0][None, :], top2[1][None, :], top2[0][None, :])
+    else:
+        others = np.zeros_like(tf)
     out = []
     for g in range(n_groups):
         row = scores[g]
         # highest score first; ties go to the longer n-gram (more specific), then alphabetical order
         order = np.lexsort((terms, -n_words, -row))
-        out.append([Keyword(term=str(terms[i]), score=float(row[i])) for i in order[: config.n_keywords] if row[i] > 0])
+        out.append(
+            [
+                Keyword(
+                    term=str(terms[i]),
+                    score=float(row[i]),
+                    contrast=float(tf[g, i] / others[g, i]) if others[g, i] > 0 else None,
+                )
+                for i in order[: config.n_keywords]
+                if row[i] > 0
+            ]
+        )
     return out
 
 
 def keyword_name(keywords: Sequence[Keyword], n_terms: int = 3) -> str:
-    """``"star wars · sci-fi · action"``: the top terms, each saying something new. A term whose words a
-    chosen term already has is skipped; a longer term replaces the chosen terms it contains ("star" and
-    "wars" become "star wars")."""
+    """``"star wars · sci-fi · action"``: the top terms, each saying something new. A longer term replaces
+    the chosen terms it contains ("star" and "wars" become "star wars"); any other term sharing a word with
+    a chosen one is skipped ("trek vi" after "star trek")."""
     chosen: list[str] = []
     for kw in keywords:
         words = set(kw.term.split())
-        if any(words <= set(c.split()) for c in chosen):
-            continue
         inside = [c for c in chosen if set(c.split()) < words]
         if inside:
             at = chosen.index(inside[0])
             chosen = [c for c in chosen if c not in inside]
             chosen.insert(at, kw.term)
-        elif len(chosen) < n_terms:
+        elif len(chosen) < n_terms and not any(words & set(c.split()) for c in chosen):
             chosen.append(kw.term)
     return " · ".join(chosen) if chosen else "unnamed group"
+
+
+def _overlaps(term: str, taken: set[str]) -> bool:
+    words = set(term.split())
+    return any(words <= set(t.split()) or set(t.split()) <= words for t in taken)
+
+
+def distinct_names(
+    keywords: Sequence[Sequence[Keyword]], sizes: Sequence[int], n_terms: int = 3, *, max_contrast: float = 4.0
+) -> list[str]:
+    """A keyword name for every group, no two sharing a term.
+
+    Groups are named biggest first (ties: lower group number). Each group's keywords are ranked by
+    c-TF-IDF score x contrast (capped at ``max_contrast``; a term no other group uses counts as the cap),
+    so a name says what sets the group apart rather than what it shares; a term already in a bigger group's
+    name, or containing one or contained in one ("horror" and "scream horror"), is left out.
+    """
+    names = [""] * len(keywords)
+    taken: set[str] = set()
+    for g in sorted(range(len(keywords)), key=lambda g: (-sizes[g], g)):
+
+        def weight(kw: Keyword) -> float:
+            return kw.score * min(kw.contrast if kw.contrast is not None else max_contrast, max_contrast)
+
+        free = [kw for kw in keywords[g] if not _overlaps(kw.term, taken)]
+        ranked = sorted(free, key=lambda kw: (-weight(kw), -kw.term.count(" "), kw.term))
+        names[g] = keyword_name(ranked, n_terms) if ranked else f"group {g}"
+        taken.update(names[g].split(" · ") if ranked else ())
+    return names

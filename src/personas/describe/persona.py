@@ -22,6 +22,11 @@ __all__ = [
 class Keyword(BaseModel):
     term: str
     score: float = Field(description="Class-based TF-IDF weight of the term in this group.")
+    contrast: float | None = Field(
+        None,
+        description="The term's share of this group's words / its largest share in any other group "
+        "(> 1: more this group's than any other's); None when no other group uses it.",
+    )
 
 
 class Representative(BaseModel):

@@ -89,7 +89,10 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
         n = self._X.shape[0]
         if n == 1:
             return np.zeros(1, dtype=np.int64)
-        return hierarchy.cut_tree(self.linkage_, n_clusters=k).ravel().astype(np.int64)
+        # Identical users are never split: with fewer distinct directions than k, cut where they are
+        # (fit warns that it found fewer groups than k, as k-means does).
+        distinct = int(hierarchy.fcluster(self.linkage_, 1e-9, criterion="distance").max())
+        return hierarchy.cut_tree(self.linkage_, n_clusters=min(k, distinct)).ravel().astype(np.int64)
 
     def _cut_distance(self, t: float) -> np.ndarray:
         if self._X.shape[0] == 1:

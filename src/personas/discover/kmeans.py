@@ -20,6 +20,10 @@ from personas.errors import ConfigError
 
 __all__ = ["KMeansConfig", "KMeansGroups", "spherical_kmeans"]
 
+# k-means++ seeding for the faiss engine runs on a sample of this many rows per group (plus 1,000): its
+# cost grows with k x sample, and more rows do not seed measurably better (bench/cluster.py).
+_SEED_ROWS_PER_GROUP = 40
+
 
 class KMeansConfig(ComponentConfig):
     method: Literal["kmeans"] = "kmeans"
@@ -111,7 +115,7 @@ def _faiss_kmeans(X: np.ndarray, config: KMeansConfig) -> np.ndarray:
         # faiss seeds with random rows; k-means++ seeding (on a sample, to bound its cost) reaches better
         # optima for the same number of iterations. Most iterations run on a sample (cheap, and they only
         # need to find the rough layout); the last ones use every row, so the objective is the full one.
-        limit = 20 * config.k + 10_000
+        limit = _SEED_ROWS_PER_GROUP * config.k + 1000
         sample = X if n <= limit else X[np.sort(rng.choice(n, limit, replace=False))]
         per_centroid = config.sample_per_centroid or everything
         centers = train(config.max_iter, per_centroid, _kmeans_pp(sample, config.k, rng))

@@ -18,6 +18,7 @@ from personas.describe import (
     attribute_skew,
     class_keywords,
     describe_groups,
+    distinct_names,
     distinctive_items,
     keyword_name,
     personas_from_json,
@@ -54,6 +55,46 @@ def test_class_keywords_count_ngrams_and_drop_boilerplate():
     assert keyword_name(kw[0], 2) == "star wars"
 
 
+def test_ngrams_stay_inside_a_phrase():
+    texts = ["Toy Story (1995) [Animation Comedy]; Heat", "Toy Story [Animation]. Heat", "Alien [Horror]", "Alien"]
+    kw = class_keywords(texts, np.array([0, 0, 1, 1]), 2, KeywordConfig(min_df=1, max_df=1.0, min_lift=0.0))
+    terms = {k.term for k in kw[0]}
+    assert {"toy story", "animation", "heat"} <= terms
+    assert not terms & {"story animation", "comedy heat", "animation heat"}  # across ( ) [ ] ; and a full stop
+
+
+def test_keyword_contrast_is_the_share_over_the_largest_other_share():
+    texts = ["space space", "space", "space wedding", "wedding", "wedding", "wedding", "alien"]
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    kw = class_keywords(texts, labels, 3, KeywordConfig(min_df=1, max_df=1.0, min_lift=0.0, ngram_max=1))
+    space = next(k for k in kw[0] if k.term == "space")
+    # group 0: space is 3/3 of its words; group 1: 1/3 -> contrast 3
+    assert space.contrast == pytest.approx(3.0)
+    alien = next(k for k in kw[2] if k.term == "alien")
+    assert alien.contrast is None  # no other group uses it
+
+
+def test_distinct_names_never_reuse_a_term_of_a_bigger_group():
+    def kws(*pairs):
+        return [Keyword(term=t, score=s, contrast=c) for t, s, c in pairs]
+
+    keywords = [
+        kws(("horror", 1.0, 1.5), ("scream", 0.8, 3.0), ("slasher", 0.5, 4.0)),  # 10 users
+        kws(("horror", 2.0, 1.2), ("scream horror", 1.5, 2.0), ("zombie", 0.4, None), ("gore", 0.3, 2.0)),  # 30
+        kws(("comedy", 1.0, 2.0), ("wedding", 0.9, 2.0)),  # 20
+    ]
+    names = distinct_names(keywords, [10, 30, 20], n_terms=2)
+    # group 1 (biggest) is named first; score x contrast ranks "scream horror" (3.0) above "horror" (2.4)
+    assert names[1] == "scream horror · zombie"
+    assert names[2] == "comedy · wedding"
+    # group 0 may not use "horror" or "scream" (inside "scream horror"): what is left of its own
+    assert names[0] == "slasher"
+    used = [set(n.split(" · ")) for n in names]
+    assert not (used[0] & used[1]) and not (used[0] & used[2]) and not (used[1] & used[2])
+    # a group whose every keyword is taken gets a plain name, never a reused one
+    assert distinct_names([kws(("horror", 1.0, 2.0)), kws(("horror", 1.0, 2.0))], [2, 1]) == ["horror", "group 1"]
+
+
 def test_class_keywords_with_no_usable_text():
     assert class_keywords(["", None, "the a"], np.array([0, 0, 1]), 2) == [[], []]
 
@@ -64,6 +105,8 @@ def test_keyword_name_skips_terms_it_already_says():
     assert keyword_name([], 3) == "unnamed group"
     later = [Keyword(term=t, score=1.0) for t in ["star", "wars", "star wars", "action", "drama", "war"]]
     assert keyword_name(later, 3) == "star wars · action · drama"
+    series = [Keyword(term=t, score=1.0) for t in ["star trek", "trek vi", "sci-fi", "undiscovered country"]]
+    assert keyword_name(series, 3) == "star trek · sci-fi · undiscovered country"  # "trek vi" says "trek" again
 
 
 def test_quote_picks_the_segment_with_keywords_and_cuts_it():

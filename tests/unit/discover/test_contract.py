@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from personas.discover import (
     finder_config_from_json,
     make_finder,
 )
-from personas.errors import DataError, NotFittedError
+from personas.errors import ConfigError, DataError, NotFittedError
 
 FINDERS = {
     "kmeans-numpy": lambda: KMeansGroups(k=4, engine="numpy"),
@@ -81,3 +82,52 @@ def test_config_round_trips_through_json(make):
     assert type(again) is type(finder)
     assert again.config == finder.config
     assert json.loads(text)["method"] == finder.config.method
+
+
+# ---------------------------------------------------------------------- edge cases every finder handles
+def test_same_config_same_groups_on_data_without_structure(make):
+    """Determinism where the answer is not obvious: random directions, so any hidden randomness would show."""
+    x = np.random.default_rng(11).normal(size=(160, 16))
+    np.testing.assert_array_equal(make().fit(x).labels_, make().fit(x).labels_)
+
+
+def test_a_far_user_is_a_group_of_one_or_noise(make, four_blobs):
+    """One user far from everyone: a group of its own, or noise (-1) where the method has a noise rule
+    and a group must have more members (HDBSCAN's min_group_size); never merged into a blob."""
+    x, truth = four_blobs
+    far = np.zeros((1, x.shape[1]), dtype=np.float32)
+    far[0, -1] = 1.0  # orthogonal to all four blob directions
+    finder = make()
+    if getattr(finder.config, "k", None) is not None:
+        finder = finder.with_params(k=5)
+    finder.fit(np.vstack([x, far]))
+    label = finder.labels_[-1]
+    if label == -1:
+        assert isinstance(finder, HDBSCANGroups)  # the only method whose groups need >= 2 members here
+    else:
+        assert finder.sizes_[label] == 1
+        assert (finder.labels_[:-1] != label).all()
+    assert adjusted_rand_score(truth, finder.labels_[:-1]) == 1.0
+
+
+def test_more_groups_than_users_is_a_clear_error(make):
+    finder = make()
+    fields = type(finder.config).model_fields
+    if "k" in fields and finder.config.k is not None:
+        with pytest.raises(ConfigError, match=r"The 'k' parameter of \w+ must be an int in \[1, n_users=3\]"):
+            finder.with_params(k=4).fit(np.eye(3))
+    elif "min_group_size" in fields and finder.config.min_group_size > 1:
+        with pytest.raises(ConfigError, match=r"'min_group_size' parameter of \w+ must be an int in \[2, n_users=3\]"):
+            finder.fit(np.eye(3))
+    else:  # a threshold or a graph: no count to exceed, and three users still get labels
+        assert len(finder.fit(np.eye(3)).labels_) == 3
+
+
+def test_identical_vectors_make_one_group(make):
+    x = np.tile([0.3, -0.4, 0.5, 0.1], (24, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # k-means warns that it found fewer groups than k
+        finder = make().fit(x)
+    assert finder.n_groups_ == 1
+    assert (finder.labels_ == 0).all()
+    np.testing.assert_array_equal(finder.assign(x[:3]), [0, 0, 0])

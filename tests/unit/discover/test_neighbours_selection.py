@@ -68,6 +68,41 @@ def test_knn_graph_is_sparse_symmetric_without_self_loops(cloud):
     assert thresholded.data.min() >= cut
 
 
+def test_cells_join_is_exact_when_it_probes_every_cell_and_close_when_it_probes_few(cloud):
+    from personas.discover import NeighboursConfig
+
+    every = knn_graph(cloud, 10, symmetric=False, config=NeighboursConfig(engine="cells", n_cells=8, join_probe=8))
+    truth = _brute(cloud, 10)
+    for i in range(len(cloud)):  # same neighbour sets (ties aside: random floats have none)
+        assert set(every[i].indices) == set(truth[i])
+    assert every.diagonal().sum() == 0
+    # clustered data (as real embeddings are): a few probed cells find nearly all neighbours
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(30, 24))
+    x = (centres[rng.integers(30, size=3000)] + 0.6 * rng.normal(size=(3000, 24))).astype(np.float32)
+    few = knn_graph(x, 10, symmetric=False, config=NeighboursConfig(engine="cells", join_probe=8))
+    exact = knn_graph(x, 10, symmetric=False, config=NeighboursConfig(engine="exact"))
+    recall = np.mean([len(set(few[i].indices) & set(exact[i].indices)) / 10 for i in range(len(x))])
+    assert recall >= 0.95
+    assert (np.diff(few.indptr) == 10).all()
+    # auto picks the cells join above exact_max_rows
+    auto = knn_graph(x, 10, symmetric=False, config=NeighboursConfig(exact_max_rows=1000, join_probe=8))
+    assert (auto != few).nnz == 0
+
+
+def test_unit_rows_are_not_copied_and_others_are_normalised():
+    from personas.discover._base import as_unit_vectors
+
+    unit = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    assert as_unit_vectors(unit, owner="t") is unit  # 1M x 384 is 1.5 GB: no copy
+    scaled = as_unit_vectors(3 * unit.astype(np.float64), owner="t")
+    assert scaled.dtype == np.float32 and scaled.flags.c_contiguous
+    np.testing.assert_allclose(scaled, unit, rtol=1e-6)
+    zero = as_unit_vectors(np.zeros((2, 3)), owner="t")
+    assert (zero == 0).all()
+
+
 def test_numpy_search_matches_faiss_and_pads_missing_neighbours(cloud):
     index = KNNIndex(engine="exact").build(cloud[:4])
     index.index_ = None  # force the numpy path, which is used when faiss is not installed
