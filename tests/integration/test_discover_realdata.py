@@ -68,6 +68,8 @@ def test_ml100k_personas_visibly_differ(ml100k, profiles, kmeans8):
     for a, b in itertools.combinations(tops, 2):
         assert len(a & b) / len(a | b) <= 0.5
     assert len({p.name for p in personas}) == 8
+    name_terms = [t for p in personas for t in p.name.split(" · ")]
+    assert len(name_terms) == len(set(name_terms))  # no name reuses a term of another
     items = [{i.item_id for i in p.distinctive_items} for p in personas]
     for a, b in itertools.combinations(items, 2):
         assert len(a & b) <= 1
