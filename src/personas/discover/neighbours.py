@@ -41,7 +41,7 @@ class NeighboursConfig(ComponentConfig):
     hnsw_m: int = Field(32, ge=4)
     ef_construction: int = Field(80, ge=8)
     ef_search: int = Field(128, ge=8)
-    block: int = Field(4096, ge=1, description="Rows per query block (numpy engine).")
+    block: int = Field(4096, ge=1, description="Rows per query block (numpy and cells engines).")
     seed: int = 0
 
 
@@ -226,15 +226,21 @@ def _cell_join(data: np.ndarray, k: int, config: NeighboursConfig) -> tuple[np.n
         votes[c] = np.inf  # its own cell always
         probe = np.argsort(-votes, kind="stable")[: min(config.join_probe, int((votes > 0).sum()))]
         candidates = np.concatenate([by_cell[bounds[p] : bounds[p + 1]] for p in probe])
-        s = data[members] @ data[candidates].T
+        pool = data[candidates]
         kk = min(k, len(candidates))
-        part = (
-            np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-            if kk < len(candidates)
-            else np.tile(np.arange(len(candidates)), (len(members), 1))
-        )
-        ps = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        ids[members, :kk] = candidates[np.take_along_axis(part, order, axis=1)]
-        sims[members, :kk] = np.take_along_axis(ps, order, axis=1)
+        # Members in blocks of at most ~64M similarities (256 MB): a lopsided cell (many identical users)
+        # must not need a members x candidates matrix.
+        step = max(1, min(config.block, 2**26 // len(candidates)))
+        for start in range(0, len(members), step):
+            rows = members[start : start + step]
+            s = data[rows] @ pool.T
+            part = (
+                np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+                if kk < len(candidates)
+                else np.tile(np.arange(len(candidates)), (len(rows), 1))
+            )
+            ps = np.take_along_axis(s, part, axis=1)
+            order = np.argsort(-ps, axis=1, kind="stable")
+            ids[rows, :kk] = candidates[np.take_along_axis(part, order, axis=1)]
+            sims[rows, :kk] = np.take_along_axis(ps, order, axis=1)
     return ids, sims

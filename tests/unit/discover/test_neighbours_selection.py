@@ -172,3 +172,13 @@ def test_choose_k_rejects_impossible_candidates(four_blobs):
         choose_k(x[:5], [2, 9])
     with pytest.raises(ConfigError, match="'k' parameter"):
         choose_k(x, [2, 3], finder=HDBSCANGroups())
+
+
+def test_cells_join_handles_one_cell_holding_everyone():
+    from personas.discover import NeighboursConfig
+
+    x = np.vstack([np.tile([1.0, 0.0, 0.0], (300, 1)), np.eye(3)[1:]])  # 300 identical users and two others
+    graph = knn_graph(x, 5, symmetric=False, config=NeighboursConfig(engine="cells", block=7))
+    assert (np.diff(graph.indptr)[:300] == 5).all()
+    assert graph.diagonal().sum() == 0
+    assert set(graph[0].indices) <= set(range(300))  # identical users are each other's neighbours
