@@ -249,10 +249,10 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--engine", engine, "--users", str(n), "--data", args.data]
             cmd += ["--driver-memory", args.driver_memory]
             start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            # stderr passes through: per-stage lines show as they finish, even if a long size is interrupted
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
             wall = time.perf_counter() - start
             if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
                 results.append({"users": n, "engine": engine, "stage": "FAILED", "seconds": wall, "peak_gb": np.nan})
                 continue
             for row in json.loads(done.stdout.strip().splitlines()[-1]):

@@ -114,3 +114,11 @@ def test_the_local_pipeline_refuses_a_spark_config() -> None:
     with pytest.raises(ConfigError, match="engine = 'spark'"):
         Pipeline(config).run()
     assert json.loads(config.model_dump_json())["master"] == "local[2]"
+
+
+def test_personas_run_rejects_an_unknown_engine(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('[data]\ndataset = "ml-100k"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(config), "--engine", "dask"])
+    assert result.exit_code == 1
+    assert "'--engine' option must be 'local' or 'spark'" in result.output
