@@ -144,13 +144,16 @@ class ColdStartRouterConfig(ComponentConfig):
         require(self.text_neighbours >= 1, owner, "text_neighbours", "an int >= 1", self.text_neighbours)
 
 
-def _ridge(features: np.ndarray, targets: np.ndarray, l2: float) -> np.ndarray:
-    """Ridge coefficients (features' columns x targets' columns) of centred data; the dual form when there
-    are fewer rows than features (the same solution, a smaller system)."""
+def _ridge(features: np.ndarray, targets: sp.csr_matrix, target_mean: np.ndarray, l2: float) -> np.ndarray:
+    """Ridge coefficients (features' columns x targets' columns) of centred ``features`` on ``targets`` minus
+    ``target_mean``; the dual form when there are fewer rows than features (the same solution, a smaller
+    system). The targets stay sparse in the primal form: centred features sum to zero over rows, so
+    ``F'(X - 1 mean') = F'X``."""
     n, d = features.shape
     if n < d:
-        return features.T @ np.linalg.solve(features @ features.T + l2 * np.eye(n), targets)
-    return np.linalg.solve(features.T @ features + l2 * np.eye(d), features.T @ targets)
+        centred = targets.toarray() - target_mean
+        return features.T @ np.linalg.solve(features @ features.T + l2 * np.eye(n), centred)
+    return np.linalg.solve(features.T @ features + l2 * np.eye(d), np.asarray((targets.T @ features).T))
 
 
 def _history_scores(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
@@ -274,14 +277,14 @@ class ColdStartRouter(Recommender):
     def _fit_side_ridge(self, rows: np.ndarray, l2: float) -> None:
         """Item scores from binary side words: ``item_mean + (b - side_mean) @ side_weights`` (ridge on the
         users ``rows``); l2 = 0 keeps global popularity (no side weights)."""
-        x = self.seen_[rows].toarray()
-        self.item_mean_ = x.mean(axis=0) if len(rows) else np.zeros(self.n_items_)
+        x = self.seen_[rows]
+        self.item_mean_ = np.asarray(x.mean(axis=0)).ravel() if len(rows) else np.zeros(self.n_items_)
         features = self._side_binary[rows].toarray()
         self.side_mean_ = features.mean(axis=0) if len(rows) else np.zeros(features.shape[1])
         if l2 <= 0 or features.shape[1] == 0 or len(rows) == 0:
             self.side_weights_ = np.zeros((features.shape[1], self.n_items_))
         else:
-            self.side_weights_ = _ridge(features - self.side_mean_, x - self.item_mean_, l2)
+            self.side_weights_ = _ridge(features - self.side_mean_, x, self.item_mean_, l2)
 
     def side_scores(self, binary: sp.csr_matrix) -> np.ndarray:
         """Attribute-conditioned popularity (rows of binary side words -> item scores)."""

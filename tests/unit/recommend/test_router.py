@@ -202,3 +202,18 @@ def test_batched_history_scores_equal_one_by_one(world: tuple[Dataset, np.ndarra
         model.fit(dataset, groups=groups)
         single = np.vstack([model._score_new(NewUser(None, None, history[i], None)) for i in range(6)])
         np.testing.assert_allclose(_history_scores(model, history), single, atol=1e-12)
+
+
+def test_side_ridge_primal_and_dual_forms_agree_with_the_dense_formula() -> None:
+    import scipy.sparse as sp
+
+    from personas.recommend.router import _ridge
+
+    rng = np.random.default_rng(0)
+    for n, d in ((30, 5), (5, 30)):  # primal (more rows), dual (more features)
+        features = rng.integers(0, 2, (n, d)).astype(np.float64)
+        features -= features.mean(axis=0)
+        targets = sp.csr_matrix(rng.integers(0, 2, (n, 7)).astype(np.float64))
+        mean = np.asarray(targets.mean(axis=0)).ravel()
+        dense = np.linalg.solve(features.T @ features + 3.0 * np.eye(d), features.T @ (targets.toarray() - mean))
+        np.testing.assert_allclose(_ridge(features, targets, mean, 3.0), dense, atol=1e-10)
