@@ -40,6 +40,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -393,10 +394,10 @@ def main(argv: list[str] | None = None) -> None:
     ]
     results: list[Result] = []
     for threads in threads_list:
-        for key, label, task, counts in methods:
-            if key in skip or threads not in counts or (key.startswith("onnx-fp32") and fp32_model is None):
+        for key, label, task, runs_at in methods:
+            if key in skip or threads not in runs_at or (key.startswith("onnx-fp32") and fp32_model is None):
                 continue
-            result = isolated(lambda task=task, threads=threads: task(threads), label, threads)
+            result = isolated(partial(task, threads), label, threads)
             results.append(result)
             print(
                 f"  {label:<40} {threads} thread(s): {result.rate:8.1f} texts/s, {result.cpu_rate:8.1f} texts/cpu-s",
@@ -463,9 +464,8 @@ def print_table(
         f"Bound vs (a): the tutorial way computes {tutorial_flops / 1e9:.1f} GFLOP per text (512 tokens, attention "
         f"over 512x512) against {total / n / 1e9:.2f} here: {flop_ratio:.1f}x the work"
     )
-    first_rates = next(iter(rates.values()))
-    if first_rates[1] is not None:
-        fp32, int8 = first_rates
+    fp32, int8 = next(iter(rates.values()))
+    if int8 is not None:
         speedup = (total / n / fp32) / (int8_flops / n / int8 + fp32_flops / n / fp32)
         line += (
             f"; with the fast path's int8 share at the measured int8/fp32 rates ({int8 / fp32:.2f}x) the fast path "

@@ -29,6 +29,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             measure(
                 method,
                 "cuda",
-                lambda dtype=dtype: SentenceTransformerEncoder(device="cuda", gpu_dtype=dtype),
+                partial(SentenceTransformerEncoder, device="cuda", gpu_dtype=dtype),
                 texts,
                 args.batch_size,
             )

@@ -6,9 +6,11 @@ Every text encoder follows one contract (:class:`Encoder`)::
 
 deterministic, with ``encoder.name`` / ``encoder.dim`` identifying its output for the cache. Every encoder is
 built from a small frozen config (``OnnxConfig``, ``TfidfConfig``, ...; ``encoder.config``) that round-trips
-through JSON: ``make_encoder(encoder_config(json_text))``. Texts may be
-``str``, ``None`` (no text) or UTF-8 ``bytes``; ``None``/empty/whitespace-only texts get a defined vector
-(the model's empty-text vector, or the corpus mean for fitted encoders); invalid UTF-8 raises DataError.
+through JSON: ``make_encoder(encoder_config(json_text))``. Texts may be ``str``, ``None`` (no text) or UTF-8
+``bytes``; ``None``/empty/whitespace-only texts all get one defined vector (the model's empty-text vector, or the
+corpus mean for fitted encoders); a 100,000-character text gets a unit vector (truncated by the model); invalid
+UTF-8 or lone surrogates raise DataError naming the text. Model encoders take ``device="cpu" | "cuda" | "auto"``
+(``"cuda"`` without a usable GPU warns and runs on the CPU).
 
 Which encoder:
 
