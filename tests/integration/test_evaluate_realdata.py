@@ -49,6 +49,7 @@ def _warm_experiment(split: Split) -> Experiment:
     )
 
 
+@pytest.mark.slow
 def test_warm_baselines_order_and_determinism(ml100k: Dataset) -> None:
     split = TemporalSplit().split(ml100k)
     first = _warm_experiment(split).run()
@@ -64,6 +65,7 @@ def test_warm_baselines_order_and_determinism(ml100k: Dataset) -> None:
     assert [r["tuned"] for r in a["results"]] == [r["tuned"] for r in b["results"]]
 
 
+@pytest.mark.slow
 def test_cold_users_get_more_than_chance_from_side_information(ml100k: Dataset) -> None:
     split = ColdUsers().split(ml100k)
     result = Experiment(
