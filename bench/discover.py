@@ -241,12 +241,12 @@ def report(out: Path) -> None:
     lines.extend(_curve(choice))
     w("")
     sils = [sc.silhouette or 0.0 for sc in choice.scores]
-    drop = next((sc.k for sc in choice.scores if sc.stability < 0.6), None)
+    unstable = [str(sc.k) for sc in choice.scores if sc.stability < 0.6]
     w(
         f"Silhouettes are low ({min(sils):.3f} to {max(sils):.3f}): taste in films is a continuum, not separate "
         "islands, so silhouette alone cannot pick k with confidence; stability (the same groups under another "
         "seed) decides"
-        + (f", and it falls below 0.6 from k = {drop} on." if drop else ".")
+        + (f"; it is below 0.6 at k = {', '.join(unstable)}." if unstable else ".")
         + " Finer groups still describe real tastes (k = 8 below) but their borders move between runs."
     )
     w("")
