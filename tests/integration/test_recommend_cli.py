@@ -37,6 +37,30 @@ def test_known_user_gets_titles_and_a_neighbour_reason(folder: Path) -> None:
     assert "Solaris" in result.output and "like " in result.output
 
 
+def test_unknown_user_gets_the_popular_fallback_and_the_batch_goes_on(folder: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--dataset",
+            str(folder),
+            "--user",
+            "nobody",
+            "--user",
+            "u2",
+            "--model",
+            "item-knn",
+            "--groups",
+            "0",
+            "--n",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Unknown user 'nobody': showing the fallback" in result.output
+    assert "User u2" in result.output and "Solaris" in result.output
+
+
 def test_new_user_from_items_and_unknown_ids(folder: Path) -> None:
     result = runner.invoke(
         app, ["recommend", "--dataset", str(folder), "--items", "d,zzz", "--model", "ease", "--groups", "0", "--n", "2"]

@@ -178,13 +178,10 @@ def recommend(
         fitted.save(save)
         err_console.print(f"Saved to {save}", highlight=False)
     for uid in user or []:
-        rec = fitted.recommend([uid], n=n)
-        if rec.unknown:
-            err_console.print(f"[yellow]Unknown user {uid!r}: showing the fallback (most popular).[/]")
-            _show(fitted, titles, rec, np.array([], dtype=np.int64), None)
+        found = _known_user(fitted, titles, uid, n)
+        if found is None:
             continue
-        row = fitted.user_vocab_.row(uid)
-        history = fitted.seen_[row].indices
+        rec, row, history = found
         group = int(labels[row]) if labels is not None else None
         route = f", route {fitted.why(row)}" if isinstance(fitted, ColdStartRouter) else ""
         console.print(f"[bold]User {uid}[/]: {len(history)} items taken, group {group}{route}", highlight=False)
@@ -209,6 +206,19 @@ def recommend(
         _show(fitted, titles, rec, history, group)
 
 
+def _known_user(
+    fitted: Recommender, titles: list[str], uid: str, n: int
+) -> tuple[Recommendations, int, np.ndarray] | None:
+    """A known user's recommendations, row and taken items; an unknown id gets the fallback shown and None."""
+    rec = fitted.recommend([uid], n=n)
+    if rec.unknown:
+        err_console.print(f"[yellow]Unknown user {uid!r}: showing the fallback (most popular).[/]")
+        _show(fitted, titles, rec, np.array([], dtype=np.int64), None)
+        return None
+    row = fitted.user_vocab_.row(uid)
+    return rec, row, fitted.seen_[row].indices
+
+
 def _from_run(folder: Path, use: str | None, users: list[str], text: str | None, items: str | None, n: int) -> None:
     """Recommend from a verified pipeline run folder: saved model, persona names, the run's text encoder."""
     from personas.pipeline import load_run
@@ -224,13 +234,10 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
         return "none" if group is None or group < 0 else f"{group} ({persona_names.get(group, '?')})"
 
     for uid in users:
-        rec = fitted.recommend([uid], n=n)
-        if rec.unknown:
-            err_console.print(f"[yellow]Unknown user {uid!r}: showing the fallback (most popular).[/]")
-            _show(fitted, titles, rec, np.array([], dtype=np.int64), None)
+        found = _known_user(fitted, titles, uid, n)
+        if found is None:
             continue
-        row = fitted.user_vocab_.row(uid)
-        history = fitted.seen_[row].indices
+        rec, row, history = found
         group = int(labels[row])
         console.print(f"[bold]User {uid}[/]: {len(history)} items taken, persona {describe(group)}", highlight=False)
         _show(fitted, titles, rec, history, group)
