@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -92,3 +92,22 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def watched_page(browser: Any) -> Callable[[tuple[str, ...]], tuple[Any, list[str]]]:
+    """A new page and the list its console errors, page errors and requests outside ``allowed`` URL prefixes
+    are written to (a page that works offline leaves it empty)."""
+
+    def open_page(allowed: tuple[str, ...]) -> tuple[Any, list[str]]:
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on(
+            "request",
+            lambda request: None if request.url.startswith(allowed) else problems.append(f"network: {request.url}"),
+        )
+        return page, problems
+
+    return open_page

@@ -11,15 +11,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, browser: Any) -> None:
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on(
-        "request",
-        lambda request: None if request.url.startswith(dashboard_url) else problems.append(f"network: {request.url}"),
-    )
+def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, watched_page: Any) -> None:
+    page, problems = watched_page((dashboard_url,))
     page.goto(dashboard_url + "/")
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
 

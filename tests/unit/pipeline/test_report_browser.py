@@ -13,22 +13,11 @@ pytestmark = pytest.mark.browser
 
 
 def test_report_opens_offline_with_one_card_per_persona(
-    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any, browser: Any
+    shop: Path, tmp_path: Path, make_config: Any, run_pipeline: Any, watched_page: Any
 ) -> None:
     run_pipeline(make_config(shop, report="true"), tmp_path)
     artefact = load_run(shop / "run")
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on(
-        "request",
-        lambda request: (
-            problems.append(f"network: {request.url}")
-            if not request.url.startswith(("file:", "data:", "blob:"))
-            else None
-        ),
-    )
+    page, problems = watched_page(("file:", "data:", "blob:"))
     page.goto((shop / "run" / "report.html").as_uri())
     page.wait_for_selector(".js-plotly-plot .scatterlayer .point", timeout=20_000)
     cards = page.locator(".persona-card")
