@@ -122,3 +122,38 @@ def test_personas_run_rejects_an_unknown_engine(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(config), "--engine", "dask"])
     assert result.exit_code == 1
     assert "'--engine' option must be 'local' or 'spark'" in result.output
+
+
+def test_spark_keywords_match_the_single_machine_keywords(spark: Any, ml100k: Dataset, spark_run: Any) -> None:
+    # Same texts and groups in: the same terms in the same order, the same scores and contrasts, the same names.
+    from personas.describe import DescribeConfig, class_keywords, distinct_names
+    from personas.spark._describe import keywords_spark
+
+    texts = build_profiles(ml100k)
+    # punctuation and stop words at phrase edges, which the analyser must treat as the single machine does
+    texts[0] = "Raiders of the Lost Ark; good will hunting. The Wizard of Oz, (musical) sci-fi: star wars"
+    texts[1] = "   "
+    labels = spark_run.labels
+    frame = spark.createDataFrame(list(enumerate(texts)), "user_row long, text string")
+    groups = spark.createDataFrame([(i, int(g)) for i, g in enumerate(labels)], "user_row long, group int")
+    n_groups = int(labels.max()) + 1
+    sizes = np.bincount(labels, minlength=n_groups).tolist()
+    trigrams = {"keywords": {"ngram_max": 3, "extra_stop_words": ["Drama"], "n_keywords": 6}}
+    for config in (DescribeConfig(), DescribeConfig.model_validate(trigrams)):
+        ours = keywords_spark(frame, groups, n_groups, config)
+        local = class_keywords(texts, labels, n_groups, config.keywords)
+        assert any(k.term.count(" ") == config.keywords.ngram_max - 1 for kws in local for k in kws)
+        for g in range(n_groups):
+            assert [k.term for k in ours[g]] == [k.term for k in local[g]], f"group {g}"
+            np.testing.assert_allclose([k.score for k in ours[g]], [k.score for k in local[g]], rtol=1e-9)
+            np.testing.assert_allclose(
+                [k.contrast if k.contrast is not None else np.nan for k in ours[g]],
+                [k.contrast if k.contrast is not None else np.nan for k in local[g]],
+                rtol=1e-9,
+            )
+        assert distinct_names(ours, sizes) == distinct_names(local, sizes)
+
+
+def test_spark_persona_names_share_no_term(spark_run: Any) -> None:
+    terms = [term for p in spark_run.personas for term in p.name.split(" · ")]
+    assert len(terms) == len(set(terms)) and len(spark_run.personas) == spark_run.config.discover.k

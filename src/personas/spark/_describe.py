@@ -2,8 +2,9 @@
 distinctive items by lift with a support floor, attribute skew, representatives nearest the centroid.
 
 The rules and parameters are those of :mod:`personas.describe` (``DescribeConfig``); only the top rows of
-each group are collected to the driver. Keywords here are words and word pairs after stop words and
-boilerplate (words in more than ``max_df`` of texts) are removed, as in the single-machine version.
+each group are collected to the driver. Keywords follow the single-machine analyser term for term: words and
+n-grams within a phrase (never across punctuation), n-grams neither starting nor ending with a stop word or
+boilerplate (a word in more than ``max_df`` of texts); names are :func:`personas.describe.distinct_names`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from personas.describe import (
     Keyword,
     Persona,
     Representative,
-    keyword_name,
+    distinct_names,
     quote,
 )
 
@@ -35,6 +36,8 @@ __all__ = ["describe_groups_spark"]
 # the keyword token rule of personas.describe.keywords (Java regex syntax): words of two or more characters
 # that start with a letter, inner hyphens and apostrophes kept
 _WORD = r"\b[^\W\d_][\w'-]*[^\W_]\b"
+# where a phrase ends (keywords._PHRASE_END): n-grams never cross it
+_PHRASE_END = r"(?U)[;,:!?()\[\]{}\"“”]|\.(?=\s|$)"
 
 
 def _top(frame: DataFrame, by: list[Column], n: int) -> DataFrame:
@@ -45,37 +48,55 @@ def _top(frame: DataFrame, by: list[Column], n: int) -> DataFrame:
     return frame.withColumn("_rank", sf.row_number().over(window)).filter(sf.col("_rank") <= n)
 
 
+def _analysed_terms(text: Column, stop: list[str], ngram_max: int) -> Column:
+    """The terms of :func:`personas.describe.keywords._analyzer` as an array Column: lower-cased words not in
+    ``stop``, and n-grams (2..``ngram_max``) within a phrase whose first and last words are not in ``stop``."""
+    from pyspark.sql import functions as sf
+
+    def edge(word: Column) -> Column:
+        return ~word.isin(stop)
+
+    def ngrams(words: Column, size: int) -> Column:
+        starts = sf.when(sf.size(words) >= size, sf.sequence(sf.lit(1), sf.size(words) - size + 1)).otherwise(
+            sf.array().cast("array<int>")
+        )
+        # one parameter only: pyspark reads a lambda's arity (a second one would be the element's index)
+        grams = sf.transform(
+            starts,
+            lambda i: sf.when(
+                edge(sf.element_at(words, i)) & edge(sf.element_at(words, i + size - 1)),
+                sf.array_join(sf.slice(words, i, size), " "),
+            ),
+        )
+        return sf.filter(grams, lambda t: t.isNotNull())
+
+    def phrase_terms(words: Column) -> Column:
+        parts = [sf.filter(words, edge)] + [ngrams(words, size) for size in range(2, ngram_max + 1)]
+        return sf.concat(*parts) if len(parts) > 1 else parts[0]
+
+    phrases = sf.split(sf.lower(text), _PHRASE_END)
+    words = sf.transform(phrases, lambda p: sf.regexp_extract_all(p, sf.lit(f"(?U){_WORD}"), 0))
+    return sf.flatten(sf.transform(words, phrase_terms))
+
+
 def keywords_spark(texts: DataFrame, labels: DataFrame, n_groups: int, config: DescribeConfig) -> list[list[Keyword]]:
-    """``texts`` (``user_row``, ``text``), ``labels`` (``user_row``, ``group``)."""
+    """``texts`` (``user_row``, ``text``), ``labels`` (``user_row``, ``group``): the keywords of
+    :func:`personas.describe.class_keywords`, term for term, from Spark aggregations."""
     from pyspark.sql import functions as sf
 
     cfg = config.keywords
-    stop = sorted(ENGLISH_STOP_WORDS | set(cfg.extra_stop_words))
-    words = (
-        texts.select("user_row", sf.regexp_extract_all(sf.lower(sf.col("text")), sf.lit(f"(?U){_WORD}"), 0).alias("w"))
-        .select("user_row", sf.filter("w", lambda t: ~t.isin(stop)).alias("w"))
-        .persist()
-    )
-    n_docs = words.filter(sf.size("w") > 0).count()
+    stop = sorted(ENGLISH_STOP_WORDS | {w.lower() for w in cfg.extra_stop_words})
+    n_docs = texts.filter(sf.col("text").rlike(r"(?U)\S")).count()
     if n_docs == 0 or n_groups == 0:
-        words.unpersist()
         return [[] for _ in range(n_groups)]
     max_df = cfg.max_df if n_docs * cfg.max_df >= 1 else 1.0
-    boiler = [
-        r["t"]
-        for r in words.select(sf.explode(sf.array_distinct("w")).alias("t"))
-        .groupBy("t")
-        .count()
-        .filter(sf.col("count") > max_df * n_docs)
-        .collect()
-    ]
-    kept = words.select("user_row", sf.filter("w", lambda t: ~t.isin(boiler)).alias("w"))
-    pairs = sf.transform(
-        sf.sequence(sf.lit(1), sf.greatest(sf.size("w") - 1, sf.lit(1))),
-        lambda i: sf.when(sf.size("w") > 1, sf.concat_ws(" ", sf.element_at("w", i), sf.element_at("w", i + 1))),
-    )
-    grams = sf.concat("w", sf.filter(pairs, lambda t: t.isNotNull())) if cfg.ngram_max >= 2 else sf.col("w")
-    terms = kept.select("user_row", sf.explode(grams).alias("term"))
+    # pass 1: boilerplate words (in more than max_df of texts) become stop words, also inside n-grams
+    words = sf.array_distinct(_analysed_terms(sf.col("text"), stop, 1))
+    unigrams = texts.select("user_row", sf.explode(words).alias("t"))
+    boiler = [r["t"] for r in unigrams.groupBy("t").count().filter(sf.col("count") > max_df * n_docs).collect()]
+    terms = texts.select(
+        "user_row", sf.explode(_analysed_terms(sf.col("text"), sorted({*stop, *boiler}), cfg.ngram_max)).alias("term")
+    ).persist()
     doc_freq = terms.distinct().groupBy("term").count().filter(sf.col("count") >= min(cfg.min_df, n_docs))
     per_group = (
         terms.join(doc_freq.select("term"), on="term")
@@ -85,25 +106,33 @@ def keywords_spark(texts: DataFrame, labels: DataFrame, n_groups: int, config: D
         .persist()
     )
     totals = per_group.groupBy("group").agg(sf.sum("c").alias("total"))
-    term_freq = per_group.groupBy("term").agg(sf.sum("c").alias("f"))
+    with_tf = per_group.join(totals, on="group").withColumn("tf", sf.col("c") / sf.col("total"))
+    # per term: frequency over all groups, and the two largest group shares (contrast = tf / the largest
+    # share in any other group; groups without the term have share 0)
+    per_term = with_tf.groupBy("term").agg(
+        sf.sum("c").alias("f"), sf.sort_array(sf.collect_list("tf"), asc=False).alias("shares")
+    )
     grand = per_group.agg(sf.sum("c")).collect()[0][0] or 0.0
     avg = grand / max(n_groups, 1)
+    top1 = sf.element_at("shares", 1)
+    top2 = sf.coalesce(sf.try_element_at("shares", sf.lit(2)), sf.lit(0.0)) if n_groups > 1 else sf.lit(0.0)
+    others = sf.when(sf.col("tf") >= top1, top2).otherwise(top1) if n_groups > 1 else sf.lit(0.0)
     scored = (
-        per_group.join(totals, on="group")
-        .join(term_freq, on="term")
-        .withColumn("tf", sf.col("c") / sf.col("total"))
+        with_tf.join(per_term, on="term")
         .withColumn("score", sf.col("tf") * sf.log1p(sf.lit(avg) / sf.col("f")))
         # over-represented in the group: its share of the group's words >= min_lift x its share overall
         .filter(sf.col("tf") >= cfg.min_lift * sf.col("f") / sf.lit(max(grand, 1.0)))
         .filter(sf.col("score") > 0)
+        .withColumn("contrast", sf.when(others > 0, sf.col("tf") / others))
         .withColumn("n_words", sf.size(sf.split("term", " ")))
     )
     top = _top(scored, [sf.desc("score"), sf.desc("n_words"), sf.asc("term")], cfg.n_keywords).collect()
     per_group.unpersist()
-    words.unpersist()
+    terms.unpersist()
     out: list[list[Keyword]] = [[] for _ in range(n_groups)]
     for row in sorted(top, key=lambda r: (r["group"], r["_rank"])):
-        out[int(row["group"])].append(Keyword(term=str(row["term"]), score=float(row["score"])))
+        contrast = None if row["contrast"] is None else float(row["contrast"])
+        out[int(row["group"])].append(Keyword(term=str(row["term"]), score=float(row["score"]), contrast=contrast))
     return out
 
 
@@ -247,10 +276,11 @@ def describe_groups_spark(
             )
         )
     total = max(data.n_users, 1)
+    names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
     return [
         Persona(
             group=g,
-            name=keyword_name(keywords[g], config.keywords.name_terms) or f"group {g}",
+            name=names[g],
             size=int(sizes[g]),
             share=float(sizes[g] / total),
             keywords=keywords[g],
