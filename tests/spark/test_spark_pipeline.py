@@ -157,3 +157,20 @@ def test_spark_keywords_match_the_single_machine_keywords(spark: Any, ml100k: Da
 def test_spark_persona_names_share_no_term(spark_run: Any) -> None:
     terms = [term for p in spark_run.personas for term in p.name.split(" · ")]
     assert len(terms) == len(set(terms)) and len(spark_run.personas) == spark_run.config.discover.k
+
+
+def test_minilm_in_predict_batch_udf_gives_the_single_machine_vectors(spark: Any, ml100k: Dataset) -> None:
+    # The fused int8 MiniLM, built on the driver and loaded once per Python worker, encodes in Spark batches.
+    from personas.encode import make_encoder
+    from personas.spark._encode import encode_texts
+
+    texts = build_profiles(ml100k)[:120] + ["", "A short review: great battery, awful screen."]
+    frame = spark.createDataFrame(list(enumerate(texts)), "user_row long, text string").repartition(2)
+    rows = encode_texts(frame, "minilm", rows_per_batch=32).collect()
+    ours = np.zeros((len(texts), 384), dtype=np.float32)
+    for row in rows:
+        ours[row["user_row"]] = row["vector"]
+    local = make_encoder("minilm").encode(texts, show_progress=False)
+    assert len(rows) == len(texts)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(ours * local, axis=1))) >= 0.9999

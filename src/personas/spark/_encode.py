@@ -7,11 +7,14 @@ driver on a seeded sample of at most ``fit_rows`` profile texts, then sent to th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from personas.config import Settings, get_settings
 from personas.encode import make_encoder
 from personas.errors import DataError
 from personas.spark._data import to_pandas
@@ -19,7 +22,15 @@ from personas.spark._data import to_pandas
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["encode_texts", "fit_tfidf", "fuse_columns", "join_vectors", "pairs_blocks", "unit_vector_column"]
+__all__ = [
+    "encode_texts",
+    "fit_tfidf",
+    "fuse_columns",
+    "join_vectors",
+    "pairs_blocks",
+    "unit_vector_column",
+    "worker_encoder",
+]
 
 
 def fit_tfidf(texts: DataFrame, *, fit_rows: int = 100_000, seed: int = 0, **params: Any) -> Any:
@@ -30,10 +41,21 @@ def fit_tfidf(texts: DataFrame, *, fit_rows: int = 100_000, seed: int = 0, **par
     return make_encoder("tfidf", seed=seed, **params).fit(corpus)
 
 
-def _predictor(kind: str, fitted: Any, batch_size: int) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
+def worker_encoder(kind: str) -> Any:
+    """The encoder a Spark task builds for ``kind``: one thread, since Spark already runs one task per core."""
+    return make_encoder(kind) if kind == "tfidf" else make_encoder(kind, threads=1)
+
+
+def _predictor(
+    kind: str, fitted: Any, batch_size: int, home: str | None
+) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
     def make_predict_fn() -> Callable[[np.ndarray], np.ndarray]:
-        # runs once per Python worker: a language model is loaded there, not shipped from the driver
-        encoder = fitted if fitted is not None else make_encoder(kind)
+        # runs once per Python worker: a language model is loaded there (from the driver's PERSONAS_HOME, where
+        # the driver has built it), not shipped from the driver
+        if home is not None and os.environ.get("PERSONAS_HOME") != home:
+            os.environ["PERSONAS_HOME"] = home
+            get_settings.cache_clear()
+        encoder = fitted if fitted is not None else worker_encoder(kind)
 
         def predict(texts: np.ndarray) -> np.ndarray:
             batch = [str(t) if t is not None else "" for t in texts]
@@ -45,16 +67,48 @@ def _predictor(kind: str, fitted: Any, batch_size: int) -> Callable[[], Callable
 
 
 def encode_texts(
-    profiles: DataFrame, kind: str, *, fitted: Any = None, batch_size: int = 64, rows_per_batch: int = 1024
+    profiles: DataFrame,
+    kind: str,
+    *,
+    fitted: Any = None,
+    batch_size: int = 64,
+    rows_per_batch: int = 1024,
+    settings: Settings | None = None,
 ) -> DataFrame:
-    """``user_row``, ``vector`` (array<float>, unit length) for every row of ``profiles`` (``user_row``, ``text``)."""
+    """``user_row``, ``vector`` (array<float>, unit length) for every row of ``profiles`` (``user_row``, ``text``).
+
+    ``fitted``: an encoder sent to the workers as it is (TF-IDF fitted on the driver); otherwise each worker
+    builds ``make_encoder(kind)`` once. A model built on first use (the fused int8 MiniLM) is built here on the
+    driver first, into ``settings.home``, so that workers only load it."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.types import ArrayType, FloatType
 
+    home = None
+    if fitted is None:
+        settings = settings or get_settings()
+        home = str(settings.home)
+        with _home(home):
+            worker_encoder(kind).encode(["personas"], show_progress=False)
     udf = predict_batch_udf(
-        _predictor(kind, fitted, batch_size), return_type=ArrayType(FloatType()), batch_size=rows_per_batch
+        _predictor(kind, fitted, batch_size, home), return_type=ArrayType(FloatType()), batch_size=rows_per_batch
     )
     return profiles.select("user_row", udf("text").alias("vector"))
+
+
+@contextmanager
+def _home(home: str) -> Iterator[None]:
+    """``PERSONAS_HOME`` set to ``home`` for the duration (the settings are read again on the way in and out)."""
+    before = os.environ.get("PERSONAS_HOME")
+    os.environ["PERSONAS_HOME"] = home
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PERSONAS_HOME", None)
+        else:
+            os.environ["PERSONAS_HOME"] = before
+        get_settings.cache_clear()
 
 
 def unit_vector_column(column: str) -> Any:

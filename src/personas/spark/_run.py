@@ -123,7 +123,9 @@ class SparkPipeline:
         names = []
         if section.behaviour_weight < 1.0:
             fitted = fit_tfidf(texts, seed=seed) if section.kind == "tfidf" else None
-            frame = encode_texts(texts, section.kind, fitted=fitted, batch_size=section.batch_size)
+            frame = encode_texts(
+                texts, section.kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings
+            )
             frame = frame.withColumnRenamed("vector", "text_vector")
             names.append(f"text={fitted.name if fitted is not None else section.kind}")
         if section.behaviour_weight > 0.0:
