@@ -164,7 +164,7 @@ def test_minilm_in_predict_batch_udf_gives_the_single_machine_vectors(spark: Any
     from personas.encode import make_encoder
     from personas.spark._encode import encode_texts
 
-    texts = build_profiles(ml100k)[:120] + ["", "A short review: great battery, awful screen."]
+    texts = [*build_profiles(ml100k)[:120], "", "A short review: great battery, awful screen."]
     frame = spark.createDataFrame(list(enumerate(texts)), "user_row long, text string").repartition(2)
     rows = encode_texts(frame, "minilm", rows_per_batch=32).collect()
     ours = np.zeros((len(texts), 384), dtype=np.float32)
