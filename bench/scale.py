@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ N_TASTES = 16
 PER_USER = 20
 DIM = 32
 K = 16
+CHUNK = 1_000_000  # users generated and written at a time
 
 
 class PeakMemory:
@@ -70,7 +71,13 @@ class PeakMemory:
 
 
 def make_data(n_users: int, folder: Path, seed: int = 0) -> dict[str, Path]:
-    """Synthetic Parquet files (written once per size) and the precomputed vectors."""
+    """Synthetic Parquet files (written once per size) and the precomputed vectors.
+
+    Written ``CHUNK`` users at a time (10^7 users are 2 x 10^8 interactions: no single frame holds them), each
+    file under a temporary name renamed when complete, so an interrupted run never leaves a file a later run
+    would take for finished. Up to ``CHUNK`` users the random draws are those of one frame."""
+    import pyarrow as pa
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = {k: folder / f"{k}.parquet" for k in ("interactions", "items", "users", "vectors")}
     if all(p.exists() for p in paths.values()):
@@ -79,42 +86,70 @@ def make_data(n_users: int, folder: Path, seed: int = 0) -> dict[str, Path]:
     taste = rng.integers(N_TASTES, size=n_users)
     popularity = 1.0 / np.arange(1, N_ITEMS + 1) ** 0.8
     popularity /= popularity.sum()
-    liked = [rng.choice(N_ITEMS, size=60, replace=False) for _ in range(N_TASTES)]
-    users = np.repeat(np.arange(n_users), PER_USER)
-    from_taste = rng.random(len(users)) < 0.8
-    items = rng.choice(N_ITEMS, size=len(users), p=popularity)
-    pick = rng.integers(60, size=len(users))
-    items[from_taste] = np.asarray(liked)[taste[users[from_taste]], pick[from_taste]]
-    frame = pd.DataFrame(
-        {
-            "user_id": users.astype(str),
-            "item_id": items.astype(str),
-            "rating": rng.integers(1, 6, size=len(users)).astype(float),
-            "timestamp": rng.integers(10**9, 10**9 + 10**7, size=len(users)),
-        }
-    )
-    frame.to_parquet(paths["interactions"], index=False)
+    liked = np.asarray([rng.choice(N_ITEMS, size=60, replace=False) for _ in range(N_TASTES)])
+    chunks = [(a, min(a + CHUNK, n_users)) for a in range(0, n_users, CHUNK)]
+
+    def interactions(a: int, b: int) -> pa.Table:
+        users = np.repeat(np.arange(a, b), PER_USER)
+        from_taste = rng.random(len(users)) < 0.8
+        items = rng.choice(N_ITEMS, size=len(users), p=popularity)
+        pick = rng.integers(60, size=len(users))
+        items[from_taste] = liked[taste[users[from_taste]], pick[from_taste]]
+        return pa.table(
+            {
+                "user_id": users.astype(str),
+                "item_id": items.astype(str),
+                "rating": rng.integers(1, 6, size=len(users)).astype(float),
+                "timestamp": rng.integers(10**9, 10**9 + 10**7, size=len(users)),
+            }
+        )
+
+    _write_parts(paths["interactions"], (interactions(a, b) for a, b in chunks))
     genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Western", "Documentary"])
-    pd.DataFrame(
+    items_table = pa.table(
         {
             "item_id": np.arange(N_ITEMS).astype(str),
             "title": [f"Film {i} {genres[i % 8].lower()} story" for i in range(N_ITEMS)],
             "genres": genres[np.arange(N_ITEMS) % 8],
         }
-    ).to_parquet(paths["items"], index=False)
-    pd.DataFrame(
-        {
-            "user_id": np.arange(n_users).astype(str),
-            "age": rng.integers(15, 70, size=n_users).astype(str),
-            "gender": rng.choice(["M", "F"], size=n_users),
-        }
-    ).to_parquet(paths["users"], index=False)
+    )
+    _write_parts(paths["items"], [items_table])
+    ages = rng.integers(15, 70, size=n_users).astype(str)
+    genders = rng.choice(["M", "F"], size=n_users)
+    _write_parts(
+        paths["users"],
+        (
+            pa.table({"user_id": np.arange(a, b).astype(str), "age": ages[a:b], "gender": genders[a:b]})
+            for a, b in chunks
+        ),
+    )
     centres = rng.normal(size=(N_TASTES, DIM))
-    vectors = centres[taste] + 0.9 * rng.normal(size=(n_users, DIM))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    table = pd.DataFrame({"user_id": np.arange(n_users).astype(str), "vector": list(vectors.astype(np.float32))})
-    table.to_parquet(paths["vectors"], index=False)
+
+    def vectors(a: int, b: int) -> pa.Table:
+        block = centres[taste[a:b]] + 0.9 * rng.normal(size=(b - a, DIM))
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        flat = pa.array(block.astype(np.float32).ravel())
+        lists = pa.ListArray.from_arrays(pa.array(np.arange(0, (b - a) * DIM + 1, DIM, dtype=np.int32)), flat)
+        return pa.table({"user_id": np.arange(a, b).astype(str), "vector": lists})
+
+    _write_parts(paths["vectors"], (vectors(a, b) for a, b in chunks))
     return paths
+
+
+def _write_parts(path: Path, tables: Iterable[Any]) -> None:
+    """Tables appended to one Parquet file, written under a temporary name and renamed when complete."""
+    import pyarrow.parquet as pq
+
+    partial = path.with_suffix(".partial")
+    writer = None
+    try:
+        for table in tables:
+            writer = writer or pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    partial.replace(path)
 
 
 @contextmanager
