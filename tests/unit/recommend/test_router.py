@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from personas.data import Dataset
+from personas.errors import ConfigError
 from personas.recommend import EASE, ColdStartRouter, Recommender
-from personas.recommend.router import FEW_PARTS, side_text_with_bands
+from personas.recommend.router import FEW_PARTS, _switch_point, side_text_with_bands
 
 TASTES = ["space aliens starships", "romance weddings love", "horror ghosts haunted"]
 
@@ -184,6 +185,12 @@ def test_few_route_weights_and_switch_are_chosen_on_hidden_users(world: tuple[Da
     assert tuned.few_table_.shape == (len(tuned.few_shots_), len(FEW_PARTS))
     np.testing.assert_allclose(tuned.few_table_.sum(axis=1), 1.0)
     assert tuned.min_history_ in (1, 2, 3)  # a tuned N, or one past the largest
+    # the switch adds up both validations' gains of the blends over the warm model alone
+    simulated, known, known_users = tuned.switch_gains_
+    assert tuned.switch_gains_.shape == (3, len(tuned.few_shots_))
+    first = next((i for i, n in enumerate(known_users) if n >= tuned.config.switch_min_users), len(known_users))
+    chosen = np.concatenate([simulated[:first], known[first:]])
+    assert tuned.min_history_ == _switch_point(tuned.few_shots_, chosen)
     fixed = ColdStartRouter(tune_few=False, min_history=7).fit(dataset, groups=groups)
     assert fixed.min_history_ == 7 and fixed.few_weights_for(3) == dict(
         zip(FEW_PARTS, fixed.config.few_weights, strict=True)
@@ -217,3 +224,22 @@ def test_side_ridge_primal_and_dual_forms_agree_with_the_dense_formula() -> None
         mean = np.asarray(targets.mean(axis=0)).ravel()
         dense = np.linalg.solve(features.T @ features + 3.0 * np.eye(d), features.T @ (targets.toarray() - mean))
         np.testing.assert_allclose(_ridge(features, targets, mean, 3.0), dense, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("gains", "expected"),
+    [
+        ([0.5, -1.0, 0.2], 5),  # the blend pays only for the first size: warm from N = 5 on
+        ([-1.0, 2.0, 0.0], 10),  # a loss at N = 1 is outweighed by the gain at N = 5; N = 10 adds nothing
+        ([0.0, 0.0, 0.0], 1),  # no gain anywhere: the warm model from the first item (smallest wins ties)
+        ([0.1, 0.1, 0.1], 11),  # gains at every size: one past the largest
+    ],
+)
+def test_switch_point_maximises_the_summed_gains(gains: list[float], expected: int) -> None:
+    assert _switch_point(np.array([1, 5, 10]), np.array(gains)) == expected
+
+
+def test_switch_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="'switch_holdout' parameter of ColdStartRouter must be a float in"):
+        ColdStartRouter(switch_holdout=1.0)
+
