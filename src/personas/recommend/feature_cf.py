@@ -167,7 +167,9 @@ class FeatureCF(ItemVectorModel):
         self.item_features_ = arrays["item_features"]
 
 
-def fill_cold_items(scores: np.ndarray, model: FeatureCF | None, history: sp.csr_matrix) -> np.ndarray:
+def fill_cold_items(
+    scores: np.ndarray, model: FeatureCF | None, history: sp.csr_matrix, *, scale: float = 1.0
+) -> np.ndarray:
     """``scores`` (users x items) with the items nobody took in training scored by ``model`` instead.
 
     Collaborative parts have nothing to say about such items (EASE, item-kNN and popularity give them 0), so
@@ -175,7 +177,8 @@ def fill_cold_items(scores: np.ndarray, model: FeatureCF | None, history: sp.csr
     FeatureCF's scores to ``scores`` over the items that were taken predicts what the blend would have said.
     A weak agreement keeps new items near the user's average (they rarely push a well-founded warm item out
     of a top-10); the slope is kept positive, so new items are always ranked among themselves by FeatureCF.
-    Users without any history (empty rows) keep their scores.
+    Users without any history (empty rows) keep their scores. ``scale`` multiplies the slope: 0 keeps new
+    items at each user's average (ranked among themselves by FeatureCF), 1 is the fitted line.
     """
     if model is None:
         return scores
@@ -191,6 +194,6 @@ def fill_cold_items(scores: np.ndarray, model: FeatureCF | None, history: sp.csr
     spread = ((known - known_mean) ** 2).sum(axis=1, keepdims=True)
     slope = ((known - known_mean) * (target - target_mean)).sum(axis=1, keepdims=True) / np.maximum(spread, 1e-300)
     # Far above the tie-break noise (<= 1e-12 per item), far below any real score difference.
-    slope = np.maximum(slope, 1e-6)
+    slope = np.maximum(scale * slope, 1e-6)
     out[np.ix_(users, cold)] = target_mean + slope * (predicted[:, cold] - known_mean)
     return out
