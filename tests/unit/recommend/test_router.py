@@ -242,4 +242,3 @@ def test_switch_point_maximises_the_summed_gains(gains: list[float], expected: i
 def test_switch_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="'switch_holdout' parameter of ColdStartRouter must be a float in"):
         ColdStartRouter(switch_holdout=1.0)
-
