@@ -17,6 +17,7 @@ by the pipeline; recommend never encodes text itself).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,17 @@ from personas.recommend._checks import require
 from personas.recommend.base import NewUser
 from personas.recommend.content import ItemVectorModel, _kg_facts
 
-__all__ = ["FeatureCF", "FeatureCFConfig", "fill_cold_items", "item_feature_blocks"]
+__all__ = [
+    "COLD_ITEM_SCALES",
+    "FeatureCF",
+    "FeatureCFConfig",
+    "choose_fill_scale",
+    "fill_cold_items",
+    "item_feature_blocks",
+]
+
+#: Candidate scales of the new-item fill (see fill_cold_items), tried in this order (the first wins ties).
+COLD_ITEM_SCALES = (1.0, 0.5, 0.25, 0.0)
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 
@@ -197,3 +208,24 @@ def fill_cold_items(
     slope = np.maximum(scale * slope, 1e-6)
     out[np.ix_(users, cold)] = target_mean + slope * (predicted[:, cold] - known_mean)
     return out
+
+
+def choose_fill_scale(
+    scores: np.ndarray,
+    model: FeatureCF,
+    history: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    scales: Sequence[float],
+    metric: Callable[[np.ndarray, sp.csr_matrix, int], float],
+    k: int = 10,
+) -> tuple[float, np.ndarray]:
+    """The scale of ``scales`` whose fill gives the best ``metric`` at ``k`` (the first of the best), and a
+    (2, len(scales)) array of the scales and their results. ``scores`` and ``history`` are validation users'
+    rows, ``model`` fitted on the validation's training part; each user's history is masked."""
+    results = []
+    for scale in scales:
+        filled = fill_cold_items(scores, model, history, scale=scale)
+        filled[history.nonzero()] = -np.inf
+        results.append(metric(filled, truth, k))
+    best = int(np.argmax(np.asarray(results) > max(results) - 1e-9))
+    return float(scales[best]), np.array([list(scales), results], dtype=np.float64)

@@ -19,7 +19,13 @@ from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
-from personas.recommend.feature_cf import FeatureCF, FeatureCFConfig, fill_cold_items
+from personas.recommend.feature_cf import (
+    COLD_ITEM_SCALES,
+    FeatureCF,
+    FeatureCFConfig,
+    choose_fill_scale,
+    fill_cold_items,
+)
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
@@ -47,6 +53,10 @@ class HybridConfig(ComponentConfig):
     content: ContentConfig | None = ContentConfig()
     # Scores items nobody took in training (new items) from their features; None leaves them unscored.
     cold_items: FeatureCFConfig | None = FeatureCFConfig()
+    # How far new items may climb a ranking (fill_cold_items' scale); chosen on the validation split with the
+    # weights, where items nobody took in its training part are new (the first candidate wins ties).
+    cold_item_scales: tuple[float, ...] = COLD_ITEM_SCALES
+    tune_cold_item_scale: bool = True
     weights: dict[str, float] | None = None
     grid_step: float = 0.2
     validation_fraction: float = 0.2
@@ -69,6 +79,13 @@ class HybridConfig(ComponentConfig):
             self.max_validation_users >= 1, "Hybrid", "max_validation_users", "an int >= 1", self.max_validation_users
         )
         require(self.k >= 1, "Hybrid", "k", "an int >= 1", self.k)
+        require(
+            bool(self.cold_item_scales) and all(x >= 0 for x in self.cold_item_scales),
+            "Hybrid",
+            "cold_item_scales",
+            "a non-empty tuple of floats >= 0",
+            self.cold_item_scales,
+        )
         if self.weights is not None:
             require(
                 set(self.weights) == set(names) and all(w >= 0 for w in self.weights.values()),
@@ -140,6 +157,8 @@ class Hybrid(Recommender):
 
     def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
         names = self.config.component_names()
+        self.cold_item_scale_ = self.config.cold_item_scales[0]
+        self.cold_item_scale_trials_ = np.zeros((2, 0))  # (scales, validation recall), when tuned
         if self.config.weights is not None:
             weights = np.array([self.config.weights[name] for name in names])
             self.validation_recall_ = float("nan")
@@ -177,7 +196,23 @@ class Hybrid(Recommender):
             recall = recall_at_k(blend, relevant, self.config.k)
             if recall > best_r + 1e-12:
                 best_w, best_r = w, recall
+        self._tune_cold_item_scale(train, stacked, best_w, seen, held[rows])
         return best_w, best_r
+
+    def _tune_cold_item_scale(
+        self, train: Dataset, stacked: np.ndarray, weights: np.ndarray, seen: sp.csr_matrix, truth: sp.csr_matrix
+    ) -> None:
+        """The new-item fill's scale on the validation split, for the chosen weights (when its training part
+        has items nobody took that someone took later)."""
+        cfg = self.config
+        new_items = np.asarray(train.matrix("binary").sum(axis=0)).ravel() == 0
+        if cfg.cold_items is None or not cfg.tune_cold_item_scale or truth[:, new_items].nnz == 0:
+            return
+        model = FeatureCF(cfg.cold_items).fit(train)
+        blend = np.tensordot(weights.astype(np.float32), stacked, axes=1).astype(np.float64)
+        self.cold_item_scale_, self.cold_item_scale_trials_ = choose_fill_scale(
+            blend, model, seen, truth, cfg.cold_item_scales, recall_at_k, cfg.k
+        )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -195,7 +230,7 @@ class Hybrid(Recommender):
             self.components_[n]._score(user_rows) if w else np.zeros((len(user_rows), self.n_items_))
             for n, w in zip(self.names_, self.weights_, strict=True)
         ]
-        return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows])
+        return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
 
     def _score_new(self, query: NewUser) -> np.ndarray:
         parts = []
@@ -207,13 +242,15 @@ class Hybrid(Recommender):
                 parts.append(np.zeros((1, self.n_items_)))  # text it cannot read: leave content out
             else:
                 parts.append(np.asarray(model._score_new(query)).reshape(1, -1))
-        return fill_cold_items(self._blend(parts), self.cold_items_, query.history)[0]
+        return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
 
     def _state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {
             "names": np.asarray(self.names_, dtype=str),
             "weights": self.weights_,
             "validation_recall": np.array(self.validation_recall_),
+            "cold_item_scale": np.array(self.cold_item_scale_, dtype=np.float64),
+            "cold_item_scale_trials": self.cold_item_scale_trials_,
         }
         for name, model in self.components_.items():
             out.update({f"{name}.{key}": value for key, value in model._state().items()})
@@ -225,6 +262,9 @@ class Hybrid(Recommender):
         self.names_ = arrays["names"].tolist()
         self.weights_ = arrays["weights"]
         self.validation_recall_ = float(arrays["validation_recall"])
+        # absent in models saved before them: those filled at scale 1
+        self.cold_item_scale_ = float(arrays.get("cold_item_scale", np.array(1.0)))
+        self.cold_item_scale_trials_ = arrays.get("cold_item_scale_trials", np.zeros((2, 0)))
         self.components_ = {}
         for name in self.names_:
             model = self._make(name)

@@ -33,7 +33,13 @@ from personas.recommend._checks import require
 from personas.recommend.base import NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
-from personas.recommend.feature_cf import FeatureCF, FeatureCFConfig, fill_cold_items
+from personas.recommend.feature_cf import (
+    COLD_ITEM_SCALES,
+    FeatureCF,
+    FeatureCFConfig,
+    choose_fill_scale,
+    fill_cold_items,
+)
 from personas.recommend.hybrid import Hybrid, HybridConfig, ndcg_at_k, simplex_grid
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
@@ -104,7 +110,7 @@ class ColdStartRouterConfig(ComponentConfig):
     # mapped onto the ranking's scale, times this (fill_cold_items). Chosen on the same temporal split, where
     # items nobody took earlier are new; the first candidate wins ties. On ml-100k's warm split scale 1 cost
     # 2.4% NDCG@10 against EASE (86 of 20,000 test interactions are on new items).
-    cold_item_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.0)
+    cold_item_scales: tuple[float, ...] = COLD_ITEM_SCALES
     tune_cold_item_scale: bool = True
     # On the cold-user validation split of ml-100k (demographics only): popularity NDCG@10 .540, side ridge
     # with l2=100 .561 (binary words + age bands), group-popular on side groups .547.
@@ -567,14 +573,10 @@ class ColdStartRouter(Recommender):
                 weights = self.few_weights_for(n)
                 scores[members] = sum(w * parts[name] for name, w in weights.items())
         history = known.history[known.users]
-        results = []
-        for scale in cfg.cold_item_scales:
-            filled = fill_cold_items(scores, model, history, scale=scale)
-            filled[history.nonzero()] = -np.inf
-            results.append(ndcg_at_k(filled, truth, 10))
-        self.cold_item_scale_trials_ = np.array([cfg.cold_item_scales, results])
-        best = int(np.argmax(np.asarray(results) > max(results) - 1e-9))
-        return float(cfg.cold_item_scales[best])
+        scale, self.cold_item_scale_trials_ = choose_fill_scale(
+            scores, model, history, truth, cfg.cold_item_scales, ndcg_at_k
+        )
+        return scale
 
     def _shown_and_rest(
         self, dataset: Dataset, order: np.ndarray, users: np.ndarray, n: int
