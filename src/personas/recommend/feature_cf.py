@@ -204,8 +204,12 @@ def fill_cold_items(
     known_mean, target_mean = known.mean(axis=1, keepdims=True), target.mean(axis=1, keepdims=True)
     spread = ((known - known_mean) ** 2).sum(axis=1, keepdims=True)
     slope = ((known - known_mean) * (target - target_mean)).sum(axis=1, keepdims=True) / np.maximum(spread, 1e-300)
-    # Far above the tie-break noise (<= 1e-12 per item), far below any real score difference.
-    slope = np.maximum(scale * slope, 1e-6)
+    # The least slope keeps new items ordered by FeatureCF: they spread over 1e-4 of the user's own score
+    # spread, invisible next to real score differences yet far above the evaluation's tie-break noise
+    # (<= 1e-12 per item), which an absolute floor could fall below when a user's scores are small.
+    known_std = np.sqrt(spread / known.shape[1])
+    least = 1e-4 * target.std(axis=1, keepdims=True) / np.maximum(known_std, 1e-300)
+    slope = np.maximum(scale * slope, np.maximum(least, 1e-6))
     out[np.ix_(users, cold)] = target_mean + slope * (predicted[:, cold] - known_mean)
     return out
 
