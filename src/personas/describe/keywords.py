@@ -21,13 +21,16 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 from personas.config import ComponentConfig
 from personas.describe.persona import Keyword
 
-__all__ = ["KeywordConfig", "class_keywords", "distinct_names", "keyword_name"]
+__all__ = ["PHRASE_END_PATTERN", "TOKEN_PATTERN", "KeywordConfig", "class_keywords", "distinct_names", "keyword_name"]
 
 # Words of two or more characters that start with a letter (years and counts are not keywords); inner
-# hyphens and apostrophes stay ("sci-fi", "children's").
-_TOKEN = re.compile(r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b")
+# hyphens and apostrophes stay ("sci-fi", "children's"). The patterns are public for the Spark engine, whose
+# Java regexes read them with (?U) (Python's str patterns are Unicode-aware by default).
+TOKEN_PATTERN = r"\b[^\W\d_][\w'-]*[^\W_]\b"
+_TOKEN = re.compile(TOKEN_PATTERN)
 # Where a phrase ends: list and clause punctuation, brackets, and a full stop followed by a space or the end.
-_PHRASE_END = re.compile(r"[;,:!?()\[\]{}\"“”]|\.(?=\s|$)")
+PHRASE_END_PATTERN = r"[;,:!?()\[\]{}\"“”]|\.(?=\s|$)"
+_PHRASE_END = re.compile(PHRASE_END_PATTERN)
 
 
 def _analyzer(stop: frozenset[str], ngram_max: int) -> Callable[[str], list[str]]:

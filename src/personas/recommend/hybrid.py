@@ -99,15 +99,20 @@ class HybridConfig(ComponentConfig):
         return [name for name in COMPONENTS if getattr(self, name) is not None]
 
 
-def temporal_holdout(dataset: Dataset, fraction: float, *, min_interactions: int = 5) -> np.ndarray:
+def temporal_holdout(
+    dataset: Dataset, fraction: float, *, min_interactions: int = 5, round_up: bool = True
+) -> np.ndarray:
     """A mask over interactions: False for the last ``fraction`` of each user's history (by time, then
-    file order) among users with at least ``min_interactions``; True for everything else."""
+    file order) among users with at least ``min_interactions``; True for everything else. The held count is
+    ``fraction`` x the user's count rounded up, or (``round_up=False``, as the warm protocol's split) rounded
+    to the nearest and at least one."""
     order = np.lexsort((np.arange(dataset.n_interactions), dataset.timestamps, dataset.user_rows))
     users = dataset.user_rows[order]
     counts = np.bincount(users, minlength=dataset.n_users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.arange(len(order)) - starts[users]
-    n_out = np.where(counts >= min_interactions, np.ceil(counts * fraction).astype(np.int64), 0)
+    held = np.ceil(counts * fraction) if round_up else np.maximum(1, np.rint(counts * fraction))
+    n_out = np.where(counts >= min_interactions, held.astype(np.int64), 0)
     keep = np.ones(dataset.n_interactions, dtype=bool)
     keep[order[position >= counts[users] - n_out[users]]] = False
     return keep

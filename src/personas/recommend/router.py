@@ -40,7 +40,7 @@ from personas.recommend.feature_cf import (
     choose_fill_scale,
     fill_cold_items,
 )
-from personas.recommend.hybrid import Hybrid, HybridConfig, ndcg_at_k, simplex_grid
+from personas.recommend.hybrid import Hybrid, HybridConfig, ndcg_at_k, simplex_grid, temporal_holdout
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
@@ -211,6 +211,14 @@ def _history_scores(model: Recommender, history: sp.csr_matrix) -> np.ndarray:
     if isinstance(model, GroupPopular):
         return model.group_score_block(np.array([model.group_of_history(history[i]) for i in range(history.shape[0])]))
     return np.vstack([model._score_new(NewUser(None, None, history[i], None)) for i in range(history.shape[0])])
+
+
+def _few_part_scores(parts: dict[str, Recommender], shown: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Each few-route part's z-normalised scores for the rows of ``shown`` (popularity from the group part)."""
+    scores = {name: normalise_rows(_history_scores(parts[name], shown)) for name in FEW_PARTS if name != "popular"}
+    popular = normalise_rows(parts["group"].popularity_.reshape(1, -1))[0]
+    scores["popular"] = np.tile(popular, (shown.shape[0], 1))
+    return scores
 
 
 class _KnownUsers(NamedTuple):
@@ -431,13 +439,7 @@ class ColdStartRouter(Recommender):
         )
         rest = dataset.subset_interactions(~np.isin(dataset.user_rows, held))
         labels = None if groups is None else np.where(np.isin(np.arange(dataset.n_users), held), -1, groups)
-        parts: dict[str, Recommender] = {
-            "warm": self._make_warm().fit(rest, groups=labels),
-            "item_knn": ItemKNN(cfg.item_knn).fit(rest, groups=labels),
-            "content": self.content_,  # item vectors only: no interaction of anyone is in them
-            "group": GroupPopular(cfg.group_popular).fit(rest, groups=labels),
-        }
-        popular = normalise_rows(parts["group"].popularity_.reshape(1, -1))[0]
+        parts = self._refit_parts(rest, labels)
         order = np.lexsort((np.arange(dataset.n_interactions), dataset.timestamps, dataset.user_rows))
         grid = np.vstack([default / default.sum(), simplex_grid(len(FEW_PARTS), cfg.few_grid_step)])
         table, used, gains = [], [], []
@@ -447,13 +449,8 @@ class ColdStartRouter(Recommender):
             if len(users) < 10:
                 break
             shown, truth = self._shown_and_rest(dataset, order, users, n)
-            blocks = []
-            for name in FEW_PARTS:
-                if name == "popular":
-                    blocks.append(np.tile(popular, (len(users), 1)))
-                    continue
-                blocks.append(normalise_rows(_history_scores(parts[name], shown)))
-            stacked = np.stack(blocks).astype(np.float32)
+            part_scores = _few_part_scores(parts, shown)
+            stacked = np.stack([part_scores[name] for name in FEW_PARTS]).astype(np.float32)
             masked = shown.nonzero()
             scores = []
             for w in grid:
@@ -487,13 +484,9 @@ class ColdStartRouter(Recommender):
         the earlier interactions, where these users' groups are hidden (they are placed by their earlier
         history, as a new user would be). None when fewer than 10 users qualify."""
         cfg = self.config
-        order = np.lexsort((np.arange(dataset.n_interactions), dataset.timestamps, dataset.user_rows))
-        sorted_users = dataset.user_rows[order]
-        rank = np.empty(dataset.n_interactions, dtype=np.int64)
-        rank[order] = np.arange(dataset.n_interactions) - np.searchsorted(sorted_users, sorted_users)
-        per_user = np.bincount(dataset.user_rows, minlength=dataset.n_users)
-        n_truth = np.where(per_user >= 2, np.maximum(1, np.rint(per_user * cfg.switch_holdout)), 0).astype(np.int64)
-        before = dataset.subset_interactions(rank < (per_user - n_truth)[dataset.user_rows])
+        before = dataset.subset_interactions(
+            temporal_holdout(dataset, cfg.switch_holdout, min_interactions=2, round_up=False)
+        )
         history = before.matrix("binary")
         later = sp.csr_matrix(self.seen_ - self.seen_.multiply(history > 0))
         later.eliminate_zeros()
@@ -504,23 +497,17 @@ class ColdStartRouter(Recommender):
             rng = np.random.default_rng(cfg.seed + 2)
             users = np.sort(rng.choice(users, cfg.switch_validation_users, replace=False))
         labels = None if groups is None else np.where(np.isin(np.arange(dataset.n_users), users), -1, groups)
-        parts: dict[str, Recommender] = {
-            "warm": self._make_warm().fit(before, groups=labels),
-            "item_knn": ItemKNN(cfg.item_knn).fit(before, groups=labels),
-            "content": self.content_,  # item vectors only
-            "group": GroupPopular(cfg.group_popular).fit(before, groups=labels),
-        }
-        return _KnownUsers(before, history, later, users, parts)
+        return _KnownUsers(before, history, later, users, self._refit_parts(before, labels))
 
-    def _known_part_scores(self, known: _KnownUsers, members: np.ndarray) -> dict[str, np.ndarray]:
-        """Each few-route part's z-normalised scores for ``members`` from their earlier history."""
-        shown = known.history[members]
-        scores = {
-            name: normalise_rows(_history_scores(known.parts[name], shown)) for name in FEW_PARTS if name != "popular"
+    def _refit_parts(self, data: Dataset, labels: np.ndarray | None) -> dict[str, Recommender]:
+        """The few route's collaborative parts fitted on ``data`` (content reads item vectors only)."""
+        cfg = self.config
+        return {
+            "warm": self._make_warm().fit(data, groups=labels),
+            "item_knn": ItemKNN(cfg.item_knn).fit(data, groups=labels),
+            "content": self.content_,  # item vectors only: no interaction of anyone is in them
+            "group": GroupPopular(cfg.group_popular).fit(data, groups=labels),
         }
-        popular = normalise_rows(known.parts["group"].popularity_.reshape(1, -1))[0]
-        scores["popular"] = np.tile(popular, (len(members), 1))
-        return scores
 
     def _known_user_gains(
         self, known: _KnownUsers | None, shots: np.ndarray, table: np.ndarray
@@ -538,7 +525,7 @@ class ColdStartRouter(Recommender):
         rows = np.maximum(np.searchsorted(shots, counts[users], side="right") - 1, 0)
         for row in np.unique(rows).tolist():
             members = users[rows == row]
-            scores = self._known_part_scores(known, members)
+            scores = _few_part_scores(known.parts, known.history[members])
             blend = sum(w * scores[name] for name, w in zip(FEW_PARTS, table[row], strict=True))
             warm = scores["warm"]
             masked = known.history[members].nonzero()
@@ -566,7 +553,7 @@ class ColdStartRouter(Recommender):
         scores = np.empty((len(known.users), self.n_items_))
         for n in np.unique(counts).tolist():
             members = counts == n
-            parts = self._known_part_scores(known, known.users[members])
+            parts = _few_part_scores(known.parts, known.history[known.users[members]])
             if n >= self.min_history_:
                 scores[members] = parts["warm"]
             else:

@@ -25,6 +25,7 @@ from personas.describe import (
     distinct_names,
     quote,
 )
+from personas.describe.keywords import PHRASE_END_PATTERN, TOKEN_PATTERN
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -33,11 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["describe_groups_spark"]
 
-# the keyword token rule of personas.describe.keywords (Java regex syntax): words of two or more characters
-# that start with a letter, inner hyphens and apostrophes kept
-_WORD = r"\b[^\W\d_][\w'-]*[^\W_]\b"
-# where a phrase ends (keywords._PHRASE_END): n-grams never cross it
-_PHRASE_END = r"(?U)[;,:!?()\[\]{}\"“”]|\.(?=\s|$)"
+# the keyword rules of personas.describe.keywords in Java regexes: (?U) makes \w, \b and \s Unicode-aware there
+_WORD = f"(?U){TOKEN_PATTERN}"
+_PHRASE_END = f"(?U){PHRASE_END_PATTERN}"
 
 
 def _top(frame: DataFrame, by: list[Column], n: int) -> DataFrame:
@@ -75,7 +74,7 @@ def _analysed_terms(text: Column, stop: list[str], ngram_max: int) -> Column:
         return sf.concat(*parts) if len(parts) > 1 else parts[0]
 
     phrases = sf.split(sf.lower(text), _PHRASE_END)
-    words = sf.transform(phrases, lambda p: sf.regexp_extract_all(p, sf.lit(f"(?U){_WORD}"), 0))
+    words = sf.transform(phrases, lambda p: sf.regexp_extract_all(p, sf.lit(_WORD), 0))
     return sf.flatten(sf.transform(words, phrase_terms))
 
 
