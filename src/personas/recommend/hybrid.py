@@ -186,7 +186,8 @@ class Hybrid(Recommender):
         if len(rows) > self.config.max_validation_users:
             rng = np.random.default_rng(self.config.seed)
             rows = np.sort(rng.choice(rows, self.config.max_validation_users, replace=False))
-        seen = train.matrix("binary")[rows]
+        taken = train.matrix("binary")
+        seen = taken[rows]
         blocks = []
         for name in names:
             model = self._make(name).fit(train, groups=groups)
@@ -201,16 +202,22 @@ class Hybrid(Recommender):
             recall = recall_at_k(blend, relevant, self.config.k)
             if recall > best_r + 1e-12:
                 best_w, best_r = w, recall
-        self._tune_cold_item_scale(train, stacked, best_w, seen, held[rows])
+        new_items = np.asarray(taken.sum(axis=0)).ravel() == 0
+        self._tune_cold_item_scale(train, new_items, stacked, best_w, seen, held[rows])
         return best_w, best_r
 
     def _tune_cold_item_scale(
-        self, train: Dataset, stacked: np.ndarray, weights: np.ndarray, seen: sp.csr_matrix, truth: sp.csr_matrix
+        self,
+        train: Dataset,
+        new_items: np.ndarray,
+        stacked: np.ndarray,
+        weights: np.ndarray,
+        seen: sp.csr_matrix,
+        truth: sp.csr_matrix,
     ) -> None:
-        """The new-item fill's scale on the validation split, for the chosen weights (when its training part
-        has items nobody took that someone took later)."""
+        """The new-item fill's scale on the validation split, for the chosen weights (when ``new_items``, those
+        nobody took in its training part, are in someone's truth)."""
         cfg = self.config
-        new_items = np.asarray(train.matrix("binary").sum(axis=0)).ravel() == 0
         if cfg.cold_items is None or not cfg.tune_cold_item_scale or truth[:, new_items].nnz == 0:
             return
         model = FeatureCF(cfg.cold_items).fit(train)

@@ -302,7 +302,11 @@ class ColdStartRouter(Recommender):
         self.cold_weights_ = np.array(self._tune_cold(dataset, groups), dtype=np.float64)
         l2 = float(self.cold_weights_[0])
         self._fit_side_ridge(np.flatnonzero(np.diff(self.seen_.indptr) > 0), l2)
-        self._known = self._known_user_split(dataset, groups) if cfg.tune_few or cfg.tune_cold_item_scale else None
+        # the known-user split serves the switch point (tuned when not fixed) and the new-item fill's scale
+        # (tuned when there are new items); it costs a refit of the parts, so only when one of them needs it
+        switch = cfg.tune_few and cfg.min_history is None
+        scale = cfg.tune_cold_item_scale and self.cold_items_ is not None
+        self._known = self._known_user_split(dataset, groups) if switch or scale else None
         self.cold_item_scale_trials_ = np.zeros((2, 0))  # (scales, validation NDCG@10), when tuned
         self.few_shots_, self.few_table_, self.min_history_ = self._tune_few(dataset, groups)
         self.cold_item_scale_ = self._tune_cold_item_scale(self._known, item_vectors)
@@ -550,16 +554,15 @@ class ColdStartRouter(Recommender):
             return default
         model = FeatureCF(cfg.cold_items).fit(known.before, item_vectors=item_vectors)
         counts = np.diff(known.history.indptr)[known.users]
-        scores = np.empty((len(known.users), self.n_items_))
-        for n in np.unique(counts).tolist():
-            members = counts == n
-            parts = _few_part_scores(known.parts, known.history[known.users[members]])
-            if n >= self.min_history_:
-                scores[members] = parts["warm"]
-            else:
-                weights = self.few_weights_for(n)
-                scores[members] = sum(w * parts[name] for name, w in weights.items())
         history = known.history[known.users]
+        scores = np.empty((len(known.users), self.n_items_))
+        warm = counts >= self.min_history_
+        if warm.any():  # the warm route needs the warm part only
+            scores[warm] = normalise_rows(_history_scores(known.parts["warm"], history[warm]))
+        for n in np.unique(counts[~warm]).tolist():
+            members = counts == n
+            parts = _few_part_scores(known.parts, history[members])
+            scores[members] = sum(w * parts[name] for name, w in self.few_weights_for(n).items())
         scale, self.cold_item_scale_trials_ = choose_fill_scale(
             scores, model, history, truth, cfg.cold_item_scales, ndcg_at_k
         )
