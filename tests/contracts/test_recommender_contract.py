@@ -157,3 +157,17 @@ def test_recommend_new_from_history(fitted: Recommender, board: Board, knows_ans
 def test_recommend_new_with_nothing_is_the_fallback(fitted: Recommender) -> None:
     rec = fitted.recommend_new(n=3)
     assert rec.ids.shape == (1, 3) and (rec.ids >= 0).all()
+
+
+def test_score_histories_is_score_new_batched(fitted: Recommender, board: Board) -> None:
+    import scipy.sparse as sp
+
+    from personas.recommend import NewUser
+
+    dataset, _, _ = board
+    history = dataset.matrix("binary")[:5]
+    history = sp.vstack([history, sp.csr_matrix((1, dataset.n_items))]).tocsr()  # and an empty history
+    batch = fitted.score_histories(history)
+    assert batch.shape == (6, dataset.n_items)
+    single = np.vstack([fitted.score_new(NewUser(None, None, history[i], None)) for i in range(6)])
+    np.testing.assert_allclose(batch, single, rtol=1e-9, atol=1e-12)

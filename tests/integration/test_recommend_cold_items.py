@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 from personas.data import Dataset
-from personas.recommend import ContentBased, FeatureCF, Hybrid, MostPopular, Recommender, ndcg_at_k
+from personas.holdout import ndcg_of_scores
+from personas.recommend import ContentBased, FeatureCF, Hybrid, MostPopular, Recommender
 
 pytestmark = pytest.mark.realdata
 
@@ -32,7 +33,7 @@ def ndcg_on_new_items(model: Recommender, split: tuple[Dataset, sp.csr_matrix, n
     train, truth, users, held = split
     model.fit(train)
     scores = np.asarray(model.score_rows(users))[:, held] + model.tie_break_[held]
-    return ndcg_at_k(scores, truth[users][:, held], 10)
+    return ndcg_of_scores(scores, truth[users][:, held], 10)
 
 
 def test_feature_cf_ranks_new_items_far_better_than_content_cosine(

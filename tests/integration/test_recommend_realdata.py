@@ -16,6 +16,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 
 from personas.data import Dataset
+from personas.holdout import recall_of_scores, temporal_holdout
 from personas.recommend import (
     ALS,
     EASE,
@@ -26,8 +27,6 @@ from personas.recommend import (
     ItemKNN,
     MostPopular,
     Recommender,
-    recall_at_k,
-    temporal_holdout,
 )
 
 pytestmark = pytest.mark.realdata
@@ -58,7 +57,7 @@ def recall(model: Recommender, split: Split) -> float:
     train, truth, rows, _ = split
     scores = np.array(model.score_rows(rows), dtype=np.float64) + model.tie_break_
     scores[train.matrix("binary")[rows].nonzero()] = -np.inf
-    return recall_at_k(scores, truth[rows], 10)
+    return recall_of_scores(scores, truth[rows], 10)
 
 
 @pytest.fixture(scope="module")

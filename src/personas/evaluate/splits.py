@@ -30,6 +30,7 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.errors import ConfigError, DataError
+from personas.holdout import held_counts, time_rank
 
 __all__ = [
     "ColdItems",
@@ -159,13 +160,7 @@ class Splitter(ABC):
 def _time_rank(dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """For each interaction, its 0-based position in its user's history by time (ties in seeded random
     order), and each user's number of interactions."""
-    noise = rng.permutation(dataset.n_interactions)
-    order = np.lexsort((noise, dataset.timestamps, dataset.user_rows))
-    counts = np.bincount(dataset.user_rows, minlength=dataset.n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(dataset.n_interactions, dtype=np.int64)
-    rank[order] = np.arange(dataset.n_interactions) - starts[dataset.user_rows[order]]
-    return rank, counts
+    return time_rank(dataset, rng.permutation(dataset.n_interactions))
 
 
 def _check_fraction(owner: str, name: str, value: float) -> None:
@@ -196,8 +191,7 @@ class TemporalSplit(Splitter):
 
     def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         rank, counts = _time_rank(dataset, rng)
-        n_test = np.maximum(1, np.rint(counts * self.config.test_fraction)).astype(np.int64)
-        n_test[counts < self.config.min_interactions] = 0
+        n_test = held_counts(counts, self.config.test_fraction, self.config.min_interactions, round_up=False)
         u = dataset.user_rows
         return rank >= counts[u] - n_test[u], None
 
@@ -226,8 +220,7 @@ class RandomHoldout(Splitter):
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rank = np.empty(dataset.n_interactions, dtype=np.int64)
         rank[order] = np.arange(dataset.n_interactions) - starts[dataset.user_rows[order]]
-        n_test = np.maximum(1, np.rint(counts * self.config.test_fraction)).astype(np.int64)
-        n_test[counts < self.config.min_interactions] = 0
+        n_test = held_counts(counts, self.config.test_fraction, self.config.min_interactions, round_up=False)
         return rank < n_test[dataset.user_rows], None
 
 

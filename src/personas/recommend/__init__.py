@@ -18,8 +18,9 @@ from personas.recommend.base import (
 from personas.recommend.content import ContentBased, ContentConfig, item_texts
 from personas.recommend.ease import EASE, EASEConfig
 from personas.recommend.feature_cf import FeatureCF, FeatureCFConfig, fill_cold_items, item_feature_blocks
-from personas.recommend.hybrid import Hybrid, HybridConfig, ndcg_at_k, recall_at_k, temporal_holdout
+from personas.recommend.hybrid import Hybrid, HybridConfig
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
+from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 from personas.recommend.router import ColdStartRouter, ColdStartRouterConfig
 
@@ -34,6 +35,7 @@ __all__ = [
     "EASEConfig",
     "FeatureCF",
     "FeatureCFConfig",
+    "GroupPlacer",
     "GroupPopular",
     "GroupPopularConfig",
     "Hybrid",
@@ -48,9 +50,6 @@ __all__ = [
     "fill_cold_items",
     "item_feature_blocks",
     "item_texts",
-    "ndcg_at_k",
     "normalise_rows",
-    "recall_at_k",
-    "temporal_holdout",
     "top_n",
 ]

@@ -240,6 +240,29 @@ class Recommender(ABC):
         self._check_fitted()
         return self._score(np.asarray(user_rows, dtype=np.int64))
 
+    def score_new(self, query: NewUser) -> np.ndarray:
+        """Raw scores (n_items,) for one user never seen; :meth:`recommend_new` ranks them."""
+        self._check_fitted()
+        return np.asarray(self._score_new(query))
+
+    def score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        """Raw scores (users x n_items) for users never seen, one per row of ``history`` (users x items, binary):
+        what :meth:`score_new` gives each history alone, batched where the model can (``_score_histories``)."""
+        self._check_fitted()
+        history = sp.csr_matrix(history)
+        out = np.empty((history.shape[0], self.n_items_))
+        taken = np.diff(history.indptr) > 0
+        if taken.any():
+            out[taken] = self._score_histories(history[taken])
+        if not taken.all():  # nothing to go on: what the model says about a user it knows nothing of
+            out[~taken] = self._score_new(NewUser(None, None, sp.csr_matrix((1, self.n_items_)), None))
+        return out
+
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        """Scores for rows of ``history`` that each hold at least one item; models whose score is a product
+        with the history override this with one batched product."""
+        return np.vstack([self._score_new(NewUser(None, None, history[i], None)) for i in range(history.shape[0])])
+
     # -- persistence ---------------------------------------------------------------------------------
     def _shared_state(self) -> dict[str, np.ndarray]:
         return {

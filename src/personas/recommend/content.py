@@ -183,6 +183,9 @@ class ContentBased(ItemVectorModel):
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
         return self._profile_scores(self.seen_[user_rows] @ self.item_vectors_)
 
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._profile_scores(history @ self.item_vectors_)
+
     def _score_new(self, query: NewUser) -> np.ndarray:
         parts: list[np.ndarray | sp.spmatrix] = []
         if query.n_history:

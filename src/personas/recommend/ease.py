@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
 from personas.config import ComponentConfig
 from personas.data import Dataset
@@ -86,6 +87,9 @@ class EASE(Recommender):
         if query.n_history == 0:
             return self.fallback_scores(1)[0]
         return np.asarray(query.history @ self.weights_, dtype=np.float64).ravel()
+
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(history @ self.weights_, dtype=np.float64)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}

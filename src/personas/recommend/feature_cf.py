@@ -27,6 +27,7 @@ from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
 from personas.data import Dataset
+from personas.holdout import first_best
 from personas.recommend._checks import require
 from personas.recommend.base import NewUser
 from personas.recommend.content import ItemVectorModel, _kg_facts
@@ -231,5 +232,5 @@ def choose_fill_scale(
         filled = fill_cold_items(scores, model, history, scale=scale)
         filled[history.nonzero()] = -np.inf
         results.append(metric(filled, truth, k))
-    best = int(np.argmax(np.asarray(results) > max(results) - 1e-9))
+    best = first_best(results)
     return float(scales[best]), np.array([list(scales), results], dtype=np.float64)

@@ -7,13 +7,12 @@ on all the training data. The test split is never looked at.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import scipy.sparse as sp
 
 from personas.config import ComponentConfig
 from personas.data import Dataset
+from personas.holdout import first_best, recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend._checks import require
 from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import NewUser, Recommender, normalise_rows
@@ -29,7 +28,7 @@ from personas.recommend.feature_cf import (
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
-__all__ = ["Hybrid", "HybridConfig", "ndcg_at_k", "recall_at_k", "temporal_holdout"]
+__all__ = ["Hybrid", "HybridConfig"]
 
 COMPONENTS: dict[str, type[Recommender]] = {
     "group_popular": GroupPopular,
@@ -99,58 +98,6 @@ class HybridConfig(ComponentConfig):
         return [name for name in COMPONENTS if getattr(self, name) is not None]
 
 
-def temporal_holdout(
-    dataset: Dataset, fraction: float, *, min_interactions: int = 5, round_up: bool = True
-) -> np.ndarray:
-    """A mask over interactions: False for the last ``fraction`` of each user's history (by time, then
-    file order) among users with at least ``min_interactions``; True for everything else. The held count is
-    ``fraction`` x the user's count rounded up, or (``round_up=False``, as the warm protocol's split) rounded
-    to the nearest and at least one."""
-    order = np.lexsort((np.arange(dataset.n_interactions), dataset.timestamps, dataset.user_rows))
-    users = dataset.user_rows[order]
-    counts = np.bincount(users, minlength=dataset.n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.arange(len(order)) - starts[users]
-    held = np.ceil(counts * fraction) if round_up else np.maximum(1, np.rint(counts * fraction))
-    n_out = np.where(counts >= min_interactions, held.astype(np.int64), 0)
-    keep = np.ones(dataset.n_interactions, dtype=bool)
-    keep[order[position >= counts[users] - n_out[users]]] = False
-    return keep
-
-
-def recall_at_k(scores: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> float:
-    """Mean over rows of |top-k ∩ relevant| / |relevant| (rows without relevant items are skipped)."""
-    k = min(k, scores.shape[1])
-    dense = sp.csr_matrix(relevant).toarray() > 0 if sp.issparse(relevant) else np.asarray(relevant, dtype=bool)
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    hits = np.take_along_axis(dense, top, axis=1).sum(axis=1)
-    n_rel = dense.sum(axis=1)
-    ok = n_rel > 0
-    return float((hits[ok] / n_rel[ok]).mean()) if ok.any() else 0.0
-
-
-def ndcg_at_k(scores: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> float:
-    """Mean over rows of NDCG@k with binary relevance (rows without relevant items are skipped); the same
-    measure the evaluation tunes on, so that choices made inside ``fit`` aim at it."""
-    k = min(k, scores.shape[1])
-    dense = sp.csr_matrix(relevant).toarray() > 0 if sp.issparse(relevant) else np.asarray(relevant, dtype=bool)
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    hits = np.take_along_axis(dense, np.take_along_axis(top, order, axis=1), axis=1)
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    n_rel = dense.sum(axis=1)
-    ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
-    ok = n_rel > 0
-    return float(((hits @ discount)[ok] / ideal[ok]).mean()) if ok.any() else 0.0
-
-
-def simplex_grid(n: int, step: float) -> np.ndarray:
-    """Every weight vector of n non-negative multiples of ``step`` that sum to 1."""
-    units = round(1 / step)
-    rows = [c for c in itertools.product(range(units + 1), repeat=n) if sum(c) == units]
-    return np.array(rows, dtype=np.float64) / units
-
-
 class Hybrid(Recommender):
     """Blend of components; ``weights_`` maps component name -> weight, ``validation_recall_`` the score."""
 
@@ -195,13 +142,14 @@ class Hybrid(Recommender):
         relevant = np.asarray(held[rows].todense()) > 0
         masked = seen.nonzero()
         stacked = np.stack(blocks).astype(np.float32)  # (components, users, items); float32 halves the grid's cost
-        best_w, best_r = equal, -1.0
-        for w in simplex_grid(len(names), self.config.grid_step):
+        grid = simplex_grid(len(names), self.config.grid_step)
+        recalls = []
+        for w in grid:
             blend = np.tensordot(w.astype(np.float32), stacked, axes=1)
             blend[masked] = -np.inf
-            recall = recall_at_k(blend, relevant, self.config.k)
-            if recall > best_r + 1e-12:
-                best_w, best_r = w, recall
+            recalls.append(recall_of_scores(blend, relevant, self.config.k))
+        best = first_best(recalls, tolerance=1e-12)
+        best_w, best_r = grid[best], recalls[best]
         new_items = np.asarray(taken.sum(axis=0)).ravel() == 0
         self._tune_cold_item_scale(train, new_items, stacked, best_w, seen, held[rows])
         return best_w, best_r
@@ -223,7 +171,7 @@ class Hybrid(Recommender):
         model = FeatureCF(cfg.cold_items).fit(train)
         blend = np.tensordot(weights.astype(np.float32), stacked, axes=1).astype(np.float64)
         self.cold_item_scale_, self.cold_item_scale_trials_ = choose_fill_scale(
-            blend, model, seen, truth, cfg.cold_item_scales, recall_at_k, cfg.k
+            blend, model, seen, truth, cfg.cold_item_scales, recall_of_scores, cfg.k
         )
 
     @property
@@ -239,7 +187,7 @@ class Hybrid(Recommender):
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
         parts = [
-            self.components_[n]._score(user_rows) if w else np.zeros((len(user_rows), self.n_items_))
+            self.components_[n].score_rows(user_rows) if w else np.zeros((len(user_rows), self.n_items_))
             for n, w in zip(self.names_, self.weights_, strict=True)
         ]
         return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
@@ -253,7 +201,7 @@ class Hybrid(Recommender):
             elif isinstance(model, ContentBased) and query.text and not model.uses_text and query.vector is None:
                 parts.append(np.zeros((1, self.n_items_)))  # text it cannot read: leave content out
             else:
-                parts.append(np.asarray(model._score_new(query)).reshape(1, -1))
+                parts.append(model.score_new(query).reshape(1, -1))
         return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -71,6 +71,9 @@ class ItemKNN(Recommender):
             return self.fallback_scores(1)[0]
         return np.asarray((query.history @ self.similarity_).todense()).ravel()
 
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((history @ self.similarity_).todense())
+
     def because_of(self, history_rows: np.ndarray, item_row: int) -> int:
         """The history item that contributes most to ``item_row`` (for explanations); -1 if none."""
         history_rows = np.asarray(history_rows, dtype=np.int64)

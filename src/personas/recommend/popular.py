@@ -72,6 +72,9 @@ class GroupPopular(Recommender):
         sims = (history @ self.group_scores_.T).ravel() / np.where(norms > 0, norms, 1.0)
         return int(np.argmax(sims))
 
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return self.group_score_block(np.array([self.group_of_history(history[i]) for i in range(history.shape[0])]))
+
     def _score_new(self, query: NewUser) -> np.ndarray:
         group = query.group if query.group is not None else self.group_of_history(query.history)
         return self.group_score_block(np.array([group]))[0]

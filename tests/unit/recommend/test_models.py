@@ -12,6 +12,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 
 from personas.data import Dataset
 from personas.errors import ConfigError
+from personas.holdout import recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend import (
     ALS,
     EASE,
@@ -22,7 +23,6 @@ from personas.recommend import (
     MostPopular,
     normalise_rows,
 )
-from personas.recommend.hybrid import recall_at_k, simplex_grid, temporal_holdout
 from personas.recommend.neighbours import top_k_per_row
 
 
@@ -210,7 +210,7 @@ def test_simplex_grid_and_recall() -> None:
     )
     scores = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
     relevant = np.array([[1, 0, 0, 1], [0, 0, 0, 0]])
-    assert recall_at_k(scores, relevant, 2) == pytest.approx(0.5)  # the second row has no relevant items
+    assert recall_of_scores(scores, relevant, 2) == pytest.approx(0.5)  # the second row has no relevant items
 
 
 def test_hybrid_with_fixed_weights_is_the_weighted_blend(synthetic: tuple[Dataset, np.ndarray]) -> None:

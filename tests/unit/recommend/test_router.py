@@ -11,7 +11,8 @@ import pytest
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.recommend import EASE, ColdStartRouter, Recommender
-from personas.recommend.router import FEW_PARTS, _switch_point, side_text_with_bands
+from personas.recommend.router_tuning import FEW_PARTS, switch_point
+from personas.recommend.side import side_text_with_bands
 
 TASTES = ["space aliens starships", "romance weddings love", "horror ghosts haunted"]
 
@@ -120,7 +121,7 @@ def test_users_without_any_side_text(build) -> None:  # type: ignore[no-untyped-
     """No user table at all: cold users fall back to popularity, warm ones still get the warm model."""
     dataset = build([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u3", "c")])
     model = ColdStartRouter(min_history=2).fit(dataset, groups=np.array([0, 0, 1]))
-    assert model.side_vectors_.shape == (3, 0)
+    assert model.side_.vectors_.shape == (3, 0)
     rec = model.recommend_new(text="anything at all", n=2)
     assert dataset.item_vocab.id(int(rec.ids[0, 0])) == "a"  # the most popular
     assert model.recommend(["u1"], n=1).ids.shape == (1, 1)
@@ -136,7 +137,7 @@ def test_cold_weights_are_tuned_on_hidden_users(world: tuple[Dataset, np.ndarray
     assert l2 > 0 or group_weight > 0
     fixed = ColdStartRouter(**settings, tune_cold=False).fit(dataset, groups=groups)
     assert fixed.cold_weights_.tolist() == [0.0, 0.0, 0.0]
-    assert not fixed.side_weights_.any()  # l2 = 0: popularity, no side weights
+    assert not fixed.side_ridge_.weights_.any()  # l2 = 0: popularity, no side weights
 
 
 def test_batched_placement_equals_one_by_one(router: ColdStartRouter, world: tuple[Dataset, np.ndarray]) -> None:
@@ -145,8 +146,8 @@ def test_batched_placement_equals_one_by_one(router: ColdStartRouter, world: tup
     rows = np.arange(0, dataset.n_users, 3)
     labels[rows] = -1  # as in the cold-weight tuning: these users must be placed by their text
     eligible = (np.diff(router.seen_.indptr) > 0) & (labels >= 0)
-    batch = router._placements(rows, labels, eligible)
-    single = np.vstack([router._placement(int(r), labels, eligible) for r in rows])
+    batch = router.placer_.known_user_weights(rows, labels, eligible)
+    single = np.vstack([router.placer_.known_user_weight(int(r), labels, eligible) for r in rows])
     np.testing.assert_allclose(batch, single)
     assert (batch.sum(axis=1)[batch.any(axis=1)] == pytest.approx(1.0)) and batch.any()
 
@@ -190,7 +191,7 @@ def test_few_route_weights_and_switch_are_chosen_on_hidden_users(world: tuple[Da
     assert tuned.switch_gains_.shape == (3, len(tuned.few_shots_))
     first = next((i for i, n in enumerate(known_users) if n >= tuned.config.switch_min_users), len(known_users))
     chosen = np.concatenate([simulated[:first], known[first:]])
-    assert tuned.min_history_ == _switch_point(tuned.few_shots_, chosen)
+    assert tuned.min_history_ == switch_point(tuned.few_shots_, chosen)
     fixed = ColdStartRouter(tune_few=False, min_history=7).fit(dataset, groups=groups)
     assert fixed.min_history_ == 7 and fixed.few_weights_for(3) == dict(
         zip(FEW_PARTS, fixed.config.few_weights, strict=True)
@@ -201,20 +202,19 @@ def test_few_route_weights_and_switch_are_chosen_on_hidden_users(world: tuple[Da
 def test_batched_history_scores_equal_one_by_one(world: tuple[Dataset, np.ndarray]) -> None:
     from personas.recommend import ContentBased, GroupPopular, ItemKNN
     from personas.recommend.base import NewUser
-    from personas.recommend.router import _history_scores
 
     dataset, groups = world
     history = dataset.matrix("binary")[:6]
     for model in (EASE(), ItemKNN(k=5), ContentBased(min_df=1), GroupPopular()):
         model.fit(dataset, groups=groups)
-        single = np.vstack([model._score_new(NewUser(None, None, history[i], None)) for i in range(6)])
-        np.testing.assert_allclose(_history_scores(model, history), single, atol=1e-12)
+        single = np.vstack([model.score_new(NewUser(None, None, history[i], None)) for i in range(6)])
+        np.testing.assert_allclose(model.score_histories(history), single, atol=1e-12)
 
 
 def test_side_ridge_primal_and_dual_forms_agree_with_the_dense_formula() -> None:
     import scipy.sparse as sp
 
-    from personas.recommend.router import _ridge
+    from personas.recommend.side import ridge as _ridge
 
     rng = np.random.default_rng(0)
     for n, d in ((30, 5), (5, 30)):  # primal (more rows), dual (more features)
@@ -236,7 +236,7 @@ def test_side_ridge_primal_and_dual_forms_agree_with_the_dense_formula() -> None
     ],
 )
 def test_switch_point_maximises_the_summed_gains(gains: list[float], expected: int) -> None:
-    assert _switch_point(np.array([1, 5, 10]), np.array(gains)) == expected
+    assert switch_point(np.array([1, 5, 10]), np.array(gains)) == expected
 
 
 def test_switch_settings_are_validated() -> None:

@@ -1,0 +1,295 @@
+"""The ColdStartRouter's choices, each made on users of the training data whose history is hidden, by NDCG@10;
+never on anyone's test data. Each function returns its choice and the evidence behind it and changes nothing.
+
+- :func:`choose_cold_weights`: the cold route's side-ridge l2 and group and content weights (cross-validation
+  folds of users with history, made cold).
+- :func:`choose_few_weights`: the few route's blend per history size (users whose first N items are shown and
+  the rest is the truth) and the switch point to the warm model (from the first history size that enough
+  known users have, their next items on a temporal split of the training data decide).
+- :func:`choose_cold_item_scale`: how far new items may climb known users' rankings (the same temporal split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from personas.data import Dataset
+from personas.holdout import first_best, first_n_split, ndcg_of_scores, simplex_grid, temporal_holdout
+from personas.recommend.base import Recommender, normalise_rows
+from personas.recommend.feature_cf import FeatureCF, choose_fill_scale
+from personas.recommend.placement import GroupPlacer
+from personas.recommend.popular import GroupPopular
+from personas.recommend.router_config import ColdStartRouterConfig
+from personas.recommend.side import SideRidge
+
+__all__ = [
+    "FEW_PARTS",
+    "FewChoice",
+    "KnownUsers",
+    "choose_cold_item_scale",
+    "choose_cold_weights",
+    "choose_few_weights",
+    "few_part_scores",
+    "known_user_split",
+]
+
+FEW_PARTS = ("warm", "item_knn", "popular", "content", "group")
+
+#: Fits the few route's collaborative parts on a dataset with the given group labels (None: no groups).
+Refit = Callable[[Dataset, np.ndarray | None], dict[str, Recommender]]
+
+
+def few_part_scores(parts: Mapping[str, Recommender], shown: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Each few-route part's z-normalised scores for the rows of ``shown`` (popularity from the group part)."""
+    scores = {name: normalise_rows(parts[name].score_histories(shown)) for name in FEW_PARTS if name != "popular"}
+    popular = normalise_rows(parts["group"].popularity_.reshape(1, -1))[0]
+    scores["popular"] = np.tile(popular, (shown.shape[0], 1))
+    return scores
+
+
+def _hide_groups(groups: np.ndarray | None, users: np.ndarray, n_users: int) -> np.ndarray | None:
+    return None if groups is None else np.where(np.isin(np.arange(n_users), users), -1, groups)
+
+
+# -- the cold route ---------------------------------------------------------------------------------------
+def choose_cold_weights(
+    cfg: ColdStartRouterConfig,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    placer: GroupPlacer,
+    side_binary: sp.csr_matrix,
+    cold_content: Callable[[np.ndarray], np.ndarray],
+) -> tuple[float, float, float]:
+    """(side ridge l2 (0 = popularity), group weight, content weight) with the best cross-validated NDCG@10.
+
+    The users with history are split into ``cold_folds`` seeded folds; each fold in turn becomes cold: its
+    interactions are hidden from a ridge and a GroupPopular fitted on the other folds, its users are placed
+    by side text (or vector) with ``placer``, and their hidden items are the truth. Several folds because one
+    fold of ml-100k (~150 users) moved the choice with the seed. With fewer than 20 users with history the
+    configured values are kept; they are also the first candidates, so they win ties. ``cold_content(rows)``
+    gives known users' content scores from what is known besides behaviour.
+    """
+    first = (cfg.cold_l2 or 0.0, cfg.cold_group_weight, cfg.cold_content_weight)
+    l2s = list(dict.fromkeys((first[0], *cfg.cold_l2s)))
+    mixes = list(
+        dict.fromkeys(
+            [(first[1], first[2])] + [(g, c) for g in cfg.cold_group_weights for c in cfg.cold_content_weights]
+        )
+    )
+    seen = dataset.matrix("binary")
+    active = np.flatnonzero(np.diff(seen.indptr) > 0)
+    if not cfg.tune_cold or len(active) < 20:
+        return first
+    rng = np.random.default_rng(cfg.seed)
+    if len(active) > cfg.cold_validation_users:  # enough for the choice; full ranking of each is the cost
+        active = rng.choice(active, cfg.cold_validation_users, replace=False)
+    folds = np.array_split(rng.permutation(active), cfg.cold_folds)
+    labels_all = groups if groups is not None else np.full(dataset.n_users, -1, dtype=np.int64)
+    totals: dict[tuple[float, float, float], float] = {}
+    for held in folds:
+        held = np.sort(held)
+        rest = np.setdiff1d(active, held)
+        labels = labels_all.copy()
+        labels[held] = -1
+        gp = GroupPopular(cfg.group_popular).fit(
+            dataset.subset_interactions(~np.isin(dataset.user_rows, held)), groups=labels
+        )
+        voters = (np.diff(gp.seen_.indptr) > 0) & (labels >= 0)
+        weights = placer.known_user_weights(held, labels, voters)
+        placed = np.asarray(weights.any(axis=1), dtype=bool)
+        group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
+        content = normalise_rows(cold_content(held))
+        truth = seen[held]
+        for l2 in l2s:
+            ridge = SideRidge().fit(side_binary[rest], seen[rest], l2)
+            base = normalise_rows(ridge.scores(side_binary[held]))
+            for g, c in mixes:
+                score = ndcg_of_scores(base + g * group_part + c * content, truth, 10)
+                totals[(l2, g, c)] = totals.get((l2, g, c), 0.0) + len(held) * score
+    keys = list(totals)
+    return keys[first_best([totals[key] for key in keys])]
+
+
+# -- the few route and the switch point -----------------------------------------------------------------
+class KnownUsers(NamedTuple):
+    """A temporal split of the training data for choices checked on known users (see known_user_split)."""
+
+    before: Dataset
+    history: sp.csr_matrix  # users x items, the earlier interactions
+    later: sp.csr_matrix  # users x items, the truth
+    users: np.ndarray
+    parts: dict[str, Recommender]
+
+
+def known_user_split(
+    cfg: ColdStartRouterConfig, dataset: Dataset, groups: np.ndarray | None, refit: Refit
+) -> KnownUsers | None:
+    """A per-user temporal split of the training data (the warm protocol's split): each user's last
+    ``switch_holdout`` of interactions in time is the truth, for up to ``switch_validation_users`` users
+    with at least ``switch_min_truth`` such items (one or two make NDCG@10 a coin toss, and users that short
+    are the few-shot simulation's population). The few route's parts are refitted on the earlier
+    interactions, where these users' groups are hidden (they are placed by their earlier history, as a new
+    user would be). None when fewer than 10 users qualify."""
+    before = dataset.subset_interactions(
+        temporal_holdout(dataset, cfg.switch_holdout, min_interactions=2, round_up=False)
+    )
+    seen = dataset.matrix("binary")
+    history = before.matrix("binary")
+    later = sp.csr_matrix(seen - seen.multiply(history > 0))
+    later.eliminate_zeros()
+    users = np.flatnonzero((np.diff(history.indptr) >= 1) & (np.diff(later.indptr) >= cfg.switch_min_truth))
+    if len(users) < 10:
+        return None
+    if len(users) > cfg.switch_validation_users:
+        rng = np.random.default_rng(cfg.seed + 2)
+        users = np.sort(rng.choice(users, cfg.switch_validation_users, replace=False))
+    return KnownUsers(before, history, later, users, refit(before, _hide_groups(groups, users, dataset.n_users)))
+
+
+class FewChoice(NamedTuple):
+    """The few route's weights per history size and the switch point, with the evidence."""
+
+    shots: np.ndarray  # the tuned history sizes
+    table: np.ndarray  # one weight row (FEW_PARTS) per size
+    min_history: int  # from this size the warm model alone is used
+    # rows: gains on simulated new users, gains on known users, known users; a column per tuned size
+    switch_gains: np.ndarray
+
+
+def choose_few_weights(
+    cfg: ColdStartRouterConfig,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    refit: Refit,
+    known: KnownUsers | None,
+) -> FewChoice:
+    """Weights of the few route per history size and the history size from which the warm model alone takes
+    over.
+
+    Up to ``few_validation_users`` users with at least N + 5 items are hidden from refitted parts; for each
+    N of ``few_shots`` (below a fixed ``min_history``) their first N items in time are shown and the rest
+    is the truth; the weight vector with the best NDCG@10 is kept (the configured one is tried first and
+    wins ties). The switch point: see :func:`switch_point`, with the known users of ``known``.
+    """
+    shots = [n for n in cfg.few_shots if cfg.min_history is None or n < cfg.min_history]
+    default = np.array(cfg.few_weights, dtype=np.float64)
+    fixed_min = cfg.min_history if cfg.min_history is not None else 5
+    untuned = FewChoice(np.array([1], dtype=np.int64), default.reshape(1, -1), fixed_min, np.zeros((3, 0)))
+    counts = np.diff(dataset.matrix("binary").indptr)
+    candidates = np.flatnonzero(counts >= (shots[0] if shots else 1) + 5)
+    if not cfg.tune_few or not shots or len(candidates) < 10:
+        return untuned
+    rng = np.random.default_rng(cfg.seed + 1)
+    held = np.sort(rng.choice(candidates, min(cfg.few_validation_users, max(10, len(candidates) // 5)), replace=False))
+    rest = dataset.subset_interactions(~np.isin(dataset.user_rows, held))
+    parts = refit(rest, _hide_groups(groups, held, dataset.n_users))
+    grid = np.vstack([default / default.sum(), simplex_grid(len(FEW_PARTS), cfg.few_grid_step)])
+    table, used, gains = [], [], []
+    warm_alone = int(np.flatnonzero(grid[:, 0] == 1.0)[0])
+    for n in shots:
+        users = held[counts[held] >= n + 5]
+        if len(users) < 10:
+            break
+        shown, truth = first_n_split(dataset, users, n)
+        part_scores = few_part_scores(parts, shown)
+        stacked = np.stack([part_scores[name] for name in FEW_PARTS]).astype(np.float32)
+        masked = shown.nonzero()
+        scores = []
+        for w in grid:
+            blend = np.tensordot(w.astype(np.float32), stacked, axes=1)
+            blend[masked] = -np.inf
+            scores.append(ndcg_of_scores(blend, truth, 10))
+        best = first_best(scores)
+        table.append(grid[best])
+        used.append(n)
+        gains.append(len(users) * (scores[best] - scores[warm_alone]))
+    if not table:
+        return untuned
+    shots_arr, table_arr = np.asarray(used, dtype=np.int64), np.vstack(table)
+    if cfg.min_history is not None:
+        return FewChoice(shots_arr, table_arr, int(cfg.min_history), np.zeros((3, 0)))
+    known_gains, known_users = known_user_gains(known, shots_arr, table_arr)
+    # Below the first history size that enough known users have, only the simulation speaks (nobody in the
+    # data has so little history); from there on the known users' next items decide.
+    enough = np.flatnonzero(known_users >= cfg.switch_min_users)
+    first = int(enough[0]) if len(enough) else len(shots_arr)
+    evidence = np.vstack([np.asarray(gains), known_gains, known_users])
+    chosen = np.concatenate([np.asarray(gains)[:first], known_gains[first:]])
+    return FewChoice(shots_arr, table_arr, switch_point(shots_arr, chosen), evidence)
+
+
+def weights_for(shots: np.ndarray, table: np.ndarray, n_history: int) -> dict[str, float]:
+    """The few route's weights for a history of this size (those of the largest tuned N <= it)."""
+    row = max(int(np.searchsorted(shots, n_history, side="right")) - 1, 0)
+    return dict(zip(FEW_PARTS, table[row].tolist(), strict=True))
+
+
+def known_user_gains(known: KnownUsers | None, shots: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``table``: how much more NDCG@10 (summed over users) its blend gives the known users of
+    ``known`` than the warm model alone, and how many users that row had. Users with ``h`` earlier items,
+    ``1 <= h <= shots[-1]``, are scored with the weights the router would use for ``h`` (those of the
+    largest tuned N <= h): the population the few-shot simulation does not see, users with some history
+    whose next items, not all the rest, are the truth."""
+    out, n_users = np.zeros(len(shots)), np.zeros(len(shots))
+    if known is None:
+        return out, n_users
+    counts = np.diff(known.history.indptr)
+    users = known.users[counts[known.users] <= shots[-1]]
+    rows = np.maximum(np.searchsorted(shots, counts[users], side="right") - 1, 0)
+    for row in np.unique(rows).tolist():
+        members = users[rows == row]
+        scores = few_part_scores(known.parts, known.history[members])
+        blend = sum(w * scores[name] for name, w in zip(FEW_PARTS, table[row], strict=True))
+        warm = scores["warm"]
+        masked = known.history[members].nonzero()
+        blend[masked] = warm[masked] = -np.inf
+        truth = known.later[members]
+        out[row] = len(members) * (ndcg_of_scores(blend, truth, 10) - ndcg_of_scores(warm, truth, 10))
+        n_users[row] = len(members)
+    return out, n_users
+
+
+def switch_point(shots: np.ndarray, gains: np.ndarray) -> int:
+    """The history size from which the warm model alone is used: the one of ``shots`` (or one past the last)
+    below which the blends' summed validation gains over the warm model alone are largest (smallest wins ties).
+    """
+    totals = np.concatenate([[0.0], np.cumsum(gains)])  # totals[i]: blends for the rows below shots[i]
+    best = first_best(totals)
+    return int(shots[best]) if best < len(shots) else int(shots[-1]) + 1
+
+
+# -- new items --------------------------------------------------------------------------------------------
+def choose_cold_item_scale(
+    cfg: ColdStartRouterConfig,
+    known: KnownUsers | None,
+    few: FewChoice,
+    item_vectors: np.ndarray | None,
+) -> tuple[float, np.ndarray]:
+    """How strongly items nobody took in training enter known users' rankings (see ``fill_cold_items``):
+    the candidate of ``cold_item_scales`` with the best NDCG@10 on ``known``'s users, routed as the router
+    routes them (``few``), where FeatureCF fitted on the earlier interactions scores the items nobody took
+    there; with the (2, candidates) trials. The first candidate when that split has no such item in anyone's
+    truth."""
+    default = cfg.cold_item_scales[0], np.zeros((2, 0))
+    if known is None or not cfg.tune_cold_item_scale or cfg.cold_items is None:
+        return default
+    new_items = np.asarray(known.history.sum(axis=0)).ravel() == 0
+    truth = known.later[known.users]
+    if not new_items.any() or truth[:, new_items].nnz == 0:
+        return default
+    model = FeatureCF(cfg.cold_items).fit(known.before, item_vectors=item_vectors)
+    counts = np.diff(known.history.indptr)[known.users]
+    history = known.history[known.users]
+    scores = np.empty((len(known.users), known.history.shape[1]))
+    warm = counts >= few.min_history
+    if warm.any():  # the warm route needs the warm part only
+        scores[warm] = normalise_rows(known.parts["warm"].score_histories(history[warm]))
+    for n in np.unique(counts[~warm]).tolist():
+        members = counts == n
+        parts = few_part_scores(known.parts, history[members])
+        scores[members] = sum(w * parts[name] for name, w in weights_for(few.shots, few.table, n).items())
+    return choose_fill_scale(scores, model, history, truth, cfg.cold_item_scales, ndcg_of_scores)
