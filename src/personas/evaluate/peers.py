@@ -18,7 +18,7 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.errors import ConfigError
-from personas.recommend.base import Recommender
+from personas.recommend.base import FitInputs, Recommender
 
 __all__ = ["LightFMConfig", "LightFMPeer", "item_feature_tokens", "user_feature_tokens"]
 
@@ -102,7 +102,8 @@ class LightFMPeer(Recommender):
     config: LightFMConfig
     uses_side_information: ClassVar[bool] = True
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
         try:
             from lightfm import LightFM
         except ImportError:  # pragma: no cover - depends on the environment

@@ -7,6 +7,7 @@ Every model: ``fit(dataset, groups=None)``, ``recommend(user_ids, n)`` -> ``(ids
 
 from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import (
+    FitInputs,
     MostPopular,
     NewUser,
     Random,
@@ -35,6 +36,7 @@ __all__ = [
     "EASEConfig",
     "FeatureCF",
     "FeatureCFConfig",
+    "FitInputs",
     "GroupPlacer",
     "GroupPopular",
     "GroupPopularConfig",

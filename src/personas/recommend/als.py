@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, Recommender
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["ALS", "ALSConfig"]
 
@@ -38,7 +37,7 @@ class ALS(Recommender):
     Config = ALSConfig
     config: ALSConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
         try:
             from implicit.cpu.als import AlternatingLeastSquares
         except ImportError:  # pragma: no cover - depends on the install

@@ -29,7 +29,34 @@ from personas.config import ComponentConfig
 from personas.data import Dataset, Vocabulary
 from personas.errors import ConfigError, DataError, NotFittedError
 
-__all__ = ["MostPopular", "NewUser", "Random", "Recommendations", "Recommender", "normalise_rows", "top_n"]
+__all__ = [
+    "SAVED_FORMAT",
+    "FitInputs",
+    "MostPopular",
+    "NewUser",
+    "Random",
+    "Recommendations",
+    "Recommender",
+    "normalise_rows",
+    "top_n",
+]
+
+#: The version of a saved model's layout (arrays and meta); models saved with another are refused on load.
+#: 2: composite models save their parts under the part's name (``warm.``, ``item_knn.``, ...) and the router's
+#: side text and ridge under ``side.`` and ``side_ridge.``.
+SAVED_FORMAT = 2
+
+
+@dataclass(frozen=True, eq=False)
+class FitInputs:
+    """What a recommender is fitted on: the dataset, and optionally arrays made by other stages (the pipeline
+    encodes text; recommend never does). Validated by :meth:`Recommender.fit`."""
+
+    dataset: Dataset
+    groups: np.ndarray | None = None  # (n_users,) int, -1 = no group
+    user_vectors: np.ndarray | None = None  # (n_users, d)
+    centroids: np.ndarray | None = None  # (n_groups, d), in the space of user_vectors
+    item_vectors: np.ndarray | None = None  # (n_items, d')
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,51 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     return np.where(std > 0, (scores - mean) / safe, 0.0)
 
 
+def _checked_inputs(
+    owner: str,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    user_vectors: np.ndarray | None,
+    centroids: np.ndarray | None,
+    item_vectors: np.ndarray | None,
+) -> FitInputs:
+    """The fit inputs as arrays of the right type, or a DataError naming what is wrong."""
+    if dataset.n_interactions == 0 or dataset.n_items == 0:
+        raise DataError(
+            f"{owner}.fit: dataset {dataset.name!r} has no interactions; "
+            "a recommender needs at least one interaction to learn from."
+        )
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (dataset.n_users,) or not np.issubdtype(groups.dtype, np.integer):
+            raise DataError(
+                f"{owner}.fit: groups must be an int array with one label per user "
+                f"({dataset.n_users}); got dtype {groups.dtype} and shape {groups.shape}."
+            )
+        if (groups < -1).any():
+            raise DataError(f"{owner}.fit: group labels must be >= 0, or -1 for no group.")
+        groups = groups.astype(np.int64)
+    if user_vectors is not None:
+        user_vectors = np.asarray(user_vectors, dtype=np.float64)
+        if user_vectors.ndim != 2 or user_vectors.shape[0] != dataset.n_users:
+            raise DataError(
+                f"{owner}.fit: user_vectors must have one row per user ({dataset.n_users}); "
+                f"got shape {user_vectors.shape}."
+            )
+    if centroids is not None:
+        centroids = np.asarray(centroids, dtype=np.float64)
+        if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
+            raise DataError(f"{owner}.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}.")
+    if item_vectors is not None:
+        item_vectors = np.asarray(item_vectors, dtype=np.float64)
+        if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
+            raise DataError(
+                f"{owner}.fit: item_vectors must have one row per item ({dataset.n_items}); "
+                f"got shape {item_vectors.shape}."
+            )
+    return FitInputs(dataset, groups, user_vectors, centroids, item_vectors)
+
+
 class Recommender(ABC):
     """Base class: ``fit(dataset, groups=None)``, then ``recommend(user_ids, n)``.
 
@@ -119,8 +191,8 @@ class Recommender(ABC):
 
     # -- to implement ---------------------------------------------------------------------------------
     @abstractmethod
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        """Learn from the dataset; set fitted state in attributes ending in ``_``."""
+    def _fit(self, inputs: FitInputs) -> None:
+        """Learn from ``inputs`` (validated); set fitted state in attributes ending in ``_``."""
 
     @abstractmethod
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
@@ -131,39 +203,51 @@ class Recommender(ABC):
         return self.fallback_scores(1)[0]
 
     def _state(self) -> dict[str, np.ndarray]:
-        """The learned arrays that ``save`` writes (besides the shared ones)."""
+        """The learned arrays of this model itself that ``save`` writes (its parts' are saved by the base)."""
         return {}
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what ``_state`` returned."""
+        """Restore what ``_state`` returned (``arrays`` also hold the parts' arrays, under their names)."""
         del arrays  # models without learned arrays of their own have nothing to restore
 
+    def _parts(self) -> dict[str, Recommender]:
+        """A composite model's fitted parts by name; the base class saves each under ``name.``."""
+        return {}
+
+    def _new_parts(self) -> dict[str, Recommender]:
+        """Unfitted parts to restore, by the names ``_parts`` used (called after ``_set_state``)."""
+        return {}
+
+    def _set_parts(self, parts: dict[str, Recommender]) -> None:
+        """Take the restored parts back (by the names of ``_new_parts``)."""
+        del parts  # models without parts have nothing to take
+
     # -- shared behaviour ----------------------------------------------------------------------------
-    def fit(self, dataset: Dataset, *, groups: np.ndarray | None = None) -> Self:
-        if dataset.n_interactions == 0 or dataset.n_items == 0:
-            raise DataError(
-                f"{type(self).__name__}.fit: dataset {dataset.name!r} has no interactions; "
-                "a recommender needs at least one interaction to learn from."
-            )
-        if groups is not None:
-            groups = np.asarray(groups)
-            if groups.shape != (dataset.n_users,) or not np.issubdtype(groups.dtype, np.integer):
-                raise DataError(
-                    f"{type(self).__name__}.fit: groups must be an int array with one label per user "
-                    f"({dataset.n_users}); got dtype {groups.dtype} and shape {groups.shape}."
-                )
-            if (groups < -1).any():
-                raise DataError(f"{type(self).__name__}.fit: group labels must be >= 0, or -1 for no group.")
-            groups = groups.astype(np.int64)
-        self.dataset_ = dataset
+    def fit(
+        self,
+        dataset: Dataset,
+        *,
+        groups: np.ndarray | None = None,
+        user_vectors: np.ndarray | None = None,
+        centroids: np.ndarray | None = None,
+        item_vectors: np.ndarray | None = None,
+    ) -> Self:
+        """Learn from ``dataset``; ``groups`` (one int label per user, -1 = none), ``user_vectors`` (one row
+        per user), their groups' ``centroids`` and ``item_vectors`` (one row per item) are optional inputs
+        that the models which read them use."""
+        inputs = _checked_inputs(type(self).__name__, dataset, groups, user_vectors, centroids, item_vectors)
+        self._fit_shared(dataset)
+        self._fit(inputs)
+        return self
+
+    def _fit_shared(self, dataset: Dataset) -> None:
+        """The state every fitted model has (vocabularies, seen items, popularity, tie-break order)."""
         self.user_vocab_ = dataset.user_vocab
         self.item_vocab_ = dataset.item_vocab
         self.n_items_ = dataset.n_items
         self.seen_ = dataset.matrix("binary")
         self.popularity_ = np.asarray(self.seen_.sum(axis=0)).ravel().astype(np.float64)
         self.tie_break_ = tie_break_noise(dataset.n_items)
-        self._fit(dataset, groups)
-        return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "user_vocab_"):
@@ -274,27 +358,55 @@ class Recommender(ABC):
             "tie_break": self.tie_break_,
         }
 
+    def _state_tree(self) -> dict[str, np.ndarray]:
+        """This model's arrays and, under each part's name, the part's (recursively)."""
+        out = dict(self._state())
+        for name, part in self._parts().items():
+            out.update({f"{name}.{key}": value for key, value in part._state_tree().items()})
+        return out
+
+    def _restore_tree(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what ``_state_tree`` gave (the shared state is already in place)."""
+        self._set_state(arrays)
+        parts = self._new_parts()
+        for name, part in parts.items():
+            self._share_fitted_base(part)
+            part._restore_tree({k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")})
+        if parts:
+            self._set_parts(parts)
+
     def save(self, folder: str | Path) -> Path:
         """Write the fitted model to ``folder`` as arrays + JSON (see :mod:`personas.store`)."""
         self._check_fitted()
         arrays = self._shared_state()
-        arrays.update({f"model.{name}": value for name, value in self._state().items()})
-        meta = {"class": type(self).__name__, "config": self.config.model_dump(mode="json")}
+        arrays.update({f"model.{name}": value for name, value in self._state_tree().items()})
+        meta = {"class": type(self).__name__, "format": SAVED_FORMAT, "config": self.config.model_dump(mode="json")}
         return store.save(folder, arrays, meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> Recommender:
         """Read a model written by :meth:`save`; it recommends exactly as the saved one did."""
         arrays, meta = store.load(folder)
+        return cls.from_arrays(arrays, meta, where=str(folder))
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, where: str = "model") -> Recommender:
+        """A fitted model from the arrays and meta that :meth:`save` writes (``load`` reads them from a folder;
+        the Spark engine builds them from its own tables). ``where`` names the source in errors."""
         name = meta.get("class")
         klass = Recommender._registry.get(str(name))
         if klass is None:
-            raise DataError(f"{folder}: saved model class {name!r} is not a personas recommender.")
+            raise DataError(f"{where}: saved model class {name!r} is not a personas recommender.")
         if cls is not Recommender and not issubclass(klass, cls):
-            raise DataError(f"{folder}: holds a {name}, not a {cls.__name__}.")
+            raise DataError(f"{where}: holds a {name}, not a {cls.__name__}.")
+        if meta.get("format") != SAVED_FORMAT:
+            raise DataError(
+                f"{where}: this {name} was saved in model format {meta.get('format', 1)!r}; this personas reads "
+                f"format {SAVED_FORMAT}. Fit and save the model again (or run the pipeline again) with this version."
+            )
         model = klass(klass.Config.model_validate(meta["config"]))
         model._restore_shared(arrays)
-        model._set_state({k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")})
+        model._restore_tree({k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")})
         return model
 
     def _share_fitted_base(self, other: Recommender) -> None:
@@ -344,7 +456,7 @@ class Random(Recommender):
 
     Config = RandomConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
         pass  # nothing to learn
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
@@ -356,7 +468,7 @@ class Random(Recommender):
 class MostPopular(Recommender):
     """Items ranked by how many users interacted with them: the same list for everyone."""
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
         pass  # the base class already counted popularity_
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:

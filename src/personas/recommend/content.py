@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,9 @@ from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
 from personas.data import Dataset
-from personas.errors import ConfigError, DataError
+from personas.errors import ConfigError
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, Recommender
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["ContentBased", "ContentConfig", "ItemVectorModel", "item_texts"]
 
@@ -83,26 +82,8 @@ def item_texts(dataset: Dataset, *, use_kg: bool = True) -> list[str]:
 
 
 class ItemVectorModel(Recommender):
-    """A recommender whose ``fit`` also takes item vectors (n_items x d, e.g. sentence embeddings made by the
-    pipeline); ``_fit`` finds them in ``self._given_vectors`` (None when not given)."""
-
-    _given_vectors: np.ndarray | None
-
-    def fit(
-        self, dataset: Dataset, *, groups: np.ndarray | None = None, item_vectors: np.ndarray | None = None
-    ) -> Self:
-        if item_vectors is not None:
-            item_vectors = np.asarray(item_vectors, dtype=np.float64)
-            if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
-                raise DataError(
-                    f"{type(self).__name__}.fit: item_vectors must have one row per item ({dataset.n_items}); "
-                    f"got shape {item_vectors.shape}."
-                )
-        self._given_vectors = item_vectors
-        try:
-            return super().fit(dataset, groups=groups)
-        finally:
-            del self._given_vectors
+    """A recommender that reads item vectors (n_items x d, e.g. sentence embeddings made by the pipeline) when
+    ``fit`` is given them (``FitInputs.item_vectors``), and builds its own from item features otherwise."""
 
 
 class ContentBased(ItemVectorModel):
@@ -117,9 +98,10 @@ class ContentBased(ItemVectorModel):
     _counter: CountVectorizer | None = None  # a cache for text_vector, not state
     _counter_terms: np.ndarray | None = None
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        if self._given_vectors is not None:
-            self.item_vectors_: np.ndarray | sp.csr_matrix = normalize(self._given_vectors)
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
+        if inputs.item_vectors is not None:
+            self.item_vectors_: np.ndarray | sp.csr_matrix = normalize(inputs.item_vectors)
             self.terms_ = np.array([], dtype=str)
             self.idf_ = np.array([], dtype=np.float64)
             return

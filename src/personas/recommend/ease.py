@@ -9,9 +9,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, Recommender
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["EASE", "EASEConfig", "ease_weights"]
 
@@ -68,7 +67,7 @@ class EASE(Recommender):
     Config = EASEConfig
     config: EASEConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
         # Items nobody took have a Gram block of lambda * I: their weights are 0, so only the others are
         # inverted (exactly the same B, and the cube of a smaller n).
         active = np.flatnonzero(self.popularity_ > 0)

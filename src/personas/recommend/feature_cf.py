@@ -29,7 +29,7 @@ from personas.config import ComponentConfig
 from personas.data import Dataset
 from personas.holdout import first_best
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser
+from personas.recommend.base import FitInputs, NewUser
 from personas.recommend.content import ItemVectorModel, _kg_facts
 
 __all__ = [
@@ -143,8 +143,8 @@ class FeatureCF(ItemVectorModel):
     Config = FeatureCFConfig
     config: FeatureCFConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        features = item_feature_blocks(dataset, self.config, self._given_vectors)
+    def _fit(self, inputs: FitInputs) -> None:
+        features = item_feature_blocks(inputs.dataset, self.config, inputs.item_vectors)
         # Only items someone took are samples of the regression: an item nobody took yet is unknown, not
         # disliked (held-out new releases would otherwise pull their year's weight down).
         taken = sp.diags((self.popularity_ > 0).astype(np.float64)) @ features

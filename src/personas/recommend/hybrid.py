@@ -15,7 +15,7 @@ from personas.data import Dataset
 from personas.holdout import first_best, recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend._checks import require
 from personas.recommend.als import ALS, ALSConfig
-from personas.recommend.base import NewUser, Recommender, normalise_rows
+from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
 from personas.recommend.feature_cf import (
@@ -107,7 +107,8 @@ class Hybrid(Recommender):
     def _make(self, name: str) -> Recommender:
         return COMPONENTS[name](getattr(self.config, name))
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset, groups = inputs.dataset, inputs.groups
         names = self.config.component_names()
         self.cold_item_scale_ = self.config.cold_item_scales[0]
         self.cold_item_scale_trials_ = np.zeros((2, 0))  # (scales, validation recall), when tuned
@@ -205,36 +206,35 @@ class Hybrid(Recommender):
         return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
 
     def _state(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {
+        return {
             "names": np.asarray(self.names_, dtype=str),
             "weights": self.weights_,
             "validation_recall": np.array(self.validation_recall_),
             "cold_item_scale": np.array(self.cold_item_scale_, dtype=np.float64),
             "cold_item_scale_trials": self.cold_item_scale_trials_,
         }
-        for name, model in self.components_.items():
-            out.update({f"{name}.{key}": value for key, value in model._state().items()})
-        if self.cold_items_ is not None:
-            out.update({f"cold_items.{key}": value for key, value in self.cold_items_._state().items()})
-        return out
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.names_ = arrays["names"].tolist()
         self.weights_ = arrays["weights"]
         self.validation_recall_ = float(arrays["validation_recall"])
-        # absent in models saved before them: those filled at scale 1
-        self.cold_item_scale_ = float(arrays.get("cold_item_scale", np.array(1.0)))
-        self.cold_item_scale_trials_ = arrays.get("cold_item_scale_trials", np.zeros((2, 0)))
-        self.components_ = {}
-        for name in self.names_:
-            model = self._make(name)
-            self._share_fitted_base(model)
-            model._set_state({k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")})
-            self.components_[name] = model
-        self.cold_items_ = None
-        if self.config.cold_items is not None and any(k.startswith("cold_items.") for k in arrays):
-            self.cold_items_ = FeatureCF(self.config.cold_items)
-            self._share_fitted_base(self.cold_items_)
-            self.cold_items_._set_state(
-                {k.removeprefix("cold_items."): v for k, v in arrays.items() if k.startswith("cold_items.")}
-            )
+        self.cold_item_scale_ = float(arrays["cold_item_scale"])
+        self.cold_item_scale_trials_ = arrays["cold_item_scale_trials"]
+        self._saved_cold_items = any(k.startswith("cold_items.") for k in arrays)
+
+    def _parts(self) -> dict[str, Recommender]:
+        parts = dict(self.components_)
+        if self.cold_items_ is not None:
+            parts["cold_items"] = self.cold_items_
+        return parts
+
+    def _new_parts(self) -> dict[str, Recommender]:
+        parts = {name: self._make(name) for name in self.names_}
+        if self.config.cold_items is not None and self._saved_cold_items:
+            parts["cold_items"] = FeatureCF(self.config.cold_items)
+        return parts
+
+    def _set_parts(self, parts: dict[str, Recommender]) -> None:
+        cold = parts.pop("cold_items", None)
+        self.cold_items_ = cold if isinstance(cold, FeatureCF) else None
+        self.components_ = parts

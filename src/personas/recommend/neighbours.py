@@ -6,9 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, Recommender
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_row"]
 
@@ -52,7 +51,7 @@ class ItemKNN(Recommender):
     Config = ItemKNNConfig
     config: ItemKNNConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
         x = self.seen_.tocsc()
         counts = np.asarray(x.sum(axis=0)).ravel()
         co = (x.T @ x).tocsr().astype(np.float64)  # co-occurrence counts

@@ -6,9 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
 from personas.recommend._checks import require
-from personas.recommend.base import NewUser, Recommender
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["GroupPopular", "GroupPopularConfig"]
 
@@ -33,14 +32,15 @@ class GroupPopular(Recommender):
     Config = GroupPopularConfig
     config: GroupPopularConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        labels = np.full(dataset.n_users, -1, dtype=np.int64) if groups is None else groups
+    def _fit(self, inputs: FitInputs) -> None:
+        n_users, groups = inputs.dataset.n_users, inputs.groups
+        labels = np.full(n_users, -1, dtype=np.int64) if groups is None else groups
         active = (np.diff(self.seen_.indptr) > 0).astype(np.float64)
         self.global_rate_ = self.popularity_ / max(active.sum(), 1.0)
         n_groups = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
         member = np.flatnonzero(labels >= 0)
         onehot = sp.csr_matrix(
-            (np.ones(len(member)), (labels[member], member)), shape=(n_groups, dataset.n_users), dtype=np.float64
+            (np.ones(len(member)), (labels[member], member)), shape=(n_groups, n_users), dtype=np.float64
         )
         counts = np.asarray((onehot @ self.seen_).todense())
         sizes = onehot @ active  # members with at least one interaction

@@ -22,8 +22,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from personas.data import Dataset, ProfileConfig, build_profiles
-from personas.errors import DataError
-from personas.recommend.base import NewUser, Recommender, normalise_rows
+from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased
 from personas.recommend.ease import EASE
 from personas.recommend.feature_cf import FeatureCF, fill_cold_items
@@ -57,34 +56,6 @@ class ColdStartRouter(Recommender):
     Config = ColdStartRouterConfig
     config: ColdStartRouterConfig
 
-    def fit(
-        self,
-        dataset: Dataset,
-        *,
-        groups: np.ndarray | None = None,
-        user_vectors: np.ndarray | None = None,
-        centroids: np.ndarray | None = None,
-        item_vectors: np.ndarray | None = None,
-    ) -> ColdStartRouter:
-        if user_vectors is not None:
-            user_vectors = np.asarray(user_vectors, dtype=np.float64)
-            if user_vectors.ndim != 2 or user_vectors.shape[0] != dataset.n_users:
-                raise DataError(
-                    f"ColdStartRouter.fit: user_vectors must have one row per user ({dataset.n_users}); "
-                    f"got shape {user_vectors.shape}."
-                )
-        if centroids is not None:
-            centroids = np.asarray(centroids, dtype=np.float64)
-            if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
-                raise DataError(
-                    f"ColdStartRouter.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}."
-                )
-        self._inputs = (user_vectors, centroids, item_vectors)
-        try:
-            return super().fit(dataset, groups=groups)
-        finally:
-            del self._inputs
-
     def _make_warm(self) -> Recommender:
         cfg = self.config
         return EASE(cfg.ease) if cfg.warm == "ease" else Hybrid(cfg.hybrid)
@@ -100,8 +71,8 @@ class ColdStartRouter(Recommender):
             "group": GroupPopular(cfg.group_popular).fit(data, groups=labels),
         }
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
-        user_vectors, centroids, item_vectors = self._inputs
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset, groups, item_vectors, centroids = inputs.dataset, inputs.groups, inputs.item_vectors, inputs.centroids
         cfg = self.config
         self.warm_: Recommender = self._make_warm().fit(dataset, groups=groups)
         self.item_knn_ = ItemKNN(cfg.item_knn).fit(dataset, groups=groups)
@@ -117,7 +88,7 @@ class ColdStartRouter(Recommender):
         self.placer_ = GroupPlacer(
             self.group_popular_,
             centroids=None if centroids is None else normalize(centroids),
-            user_vectors=user_vectors,
+            user_vectors=inputs.user_vectors,
             side=self.side_,
             neighbours=cfg.text_neighbours,
         )
@@ -308,9 +279,22 @@ class ColdStartRouter(Recommender):
         }
         out.update({f"side.{key}": value for key, value in self.side_.state().items()})
         out.update({f"side_ridge.{key}": value for key, value in self.side_ridge_.state().items()})
-        for name, part in self._parts().items():
-            out.update({f"{name}.{key}": value for key, value in part._state().items()})
         return out
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        def prefixed(name: str) -> dict[str, np.ndarray]:
+            return {k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")}
+
+        self.cold_weights_ = arrays["cold_weights"]
+        self.few_shots_ = arrays["few_shots"]
+        self.few_table_ = arrays["few_table"]
+        self.min_history_ = int(arrays["min_history"])
+        self.switch_gains_ = arrays["switch_gains"]
+        self.cold_item_scale_ = float(arrays["cold_item_scale"])
+        self.cold_item_scale_trials_ = arrays["cold_item_scale_trials"]
+        self.side_ = SideText.from_state(prefixed("side"), self.config.max_side_terms)
+        self.side_ridge_ = SideRidge.from_state(prefixed("side_ridge"))
+        self._saved = arrays  # the placer is rebuilt with the restored parts (_set_parts)
 
     def _parts(self) -> dict[str, Recommender]:
         parts: dict[str, Recommender] = {
@@ -323,41 +307,29 @@ class ColdStartRouter(Recommender):
             parts["cold_items"] = self.cold_items_
         return parts
 
-    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+    def _new_parts(self) -> dict[str, Recommender]:
         cfg = self.config
-
-        def prefixed(name: str) -> dict[str, np.ndarray]:
-            return {k.removeprefix(f"{name}."): v for k, v in arrays.items() if k.startswith(f"{name}.")}
-
-        self.cold_weights_ = arrays["cold_weights"]
-        self.few_shots_ = arrays["few_shots"]
-        self.few_table_ = arrays["few_table"]
-        self.min_history_ = int(arrays["min_history"])
-        self.switch_gains_ = arrays["switch_gains"]
-        self.cold_item_scale_ = float(arrays["cold_item_scale"])
-        self.cold_item_scale_trials_ = arrays["cold_item_scale_trials"]
         parts: dict[str, Recommender] = {
             "warm": self._make_warm(),
             "item_knn": ItemKNN(cfg.item_knn),
             "group_popular": GroupPopular(cfg.group_popular),
             "content": ContentBased(cfg.content),
         }
-        if cfg.cold_items is not None and any(k.startswith("cold_items.") for k in arrays):
+        if cfg.cold_items is not None and any(k.startswith("cold_items.") for k in self._saved):
             parts["cold_items"] = FeatureCF(cfg.cold_items)
-        for name, part in parts.items():
-            self._share_fitted_base(part)
-            part._set_state(prefixed(name))
+        return parts
+
+    def _set_parts(self, parts: dict[str, Recommender]) -> None:
         self.warm_ = parts["warm"]
         self.item_knn_ = parts["item_knn"]  # type: ignore[assignment]
         self.group_popular_ = parts["group_popular"]  # type: ignore[assignment]
         self.content_ = parts["content"]  # type: ignore[assignment]
         self.cold_items_ = parts.get("cold_items")  # type: ignore[assignment]
-        self.side_ = SideText.from_state(prefixed("side"), cfg.max_side_terms)
-        self.side_ridge_ = SideRidge.from_state(prefixed("side_ridge"))
+        saved = self.__dict__.pop("_saved")
         self.placer_ = GroupPlacer(
             self.group_popular_,
-            centroids=arrays["centroids"],
-            user_vectors=arrays["user_vectors"],
+            centroids=saved["centroids"],
+            user_vectors=saved["user_vectors"],
             side=self.side_,
-            neighbours=cfg.text_neighbours,
+            neighbours=self.config.text_neighbours,
         )

@@ -8,18 +8,15 @@ format itself holds per user (ids, group labels, the seen-items lists that exclu
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from personas import store
 from personas.errors import ConfigError
 from personas.recommend import Recommender
 from personas.recommend.als import ALSConfig
-from personas.recommend.base import tie_break_noise
+from personas.recommend.base import SAVED_FORMAT, tie_break_noise
 from personas.recommend.popular import GroupPopularConfig
 from personas.spark._data import to_pandas
 from personas.spark._encode import pairs_blocks
@@ -61,7 +58,7 @@ def seen_items(data: SparkData) -> SeenItems:
 
 
 def _as_model(class_name: str, config: dict[str, object], seen: SeenItems, state: dict[str, np.ndarray]) -> Recommender:
-    """A recommender object from its arrays, through the saved format (personas.store) it is read from."""
+    """A recommender object from its arrays, in the saved format (so it is saved and served like any other)."""
     arrays = {
         "user_ids": seen.user_ids,
         "item_ids": seen.item_ids,
@@ -71,9 +68,7 @@ def _as_model(class_name: str, config: dict[str, object], seen: SeenItems, state
         "tie_break": tie_break_noise(len(seen.item_ids)),
         **{f"model.{k}": v for k, v in state.items()},
     }
-    with tempfile.TemporaryDirectory(prefix="personas-spark-model-") as tmp:
-        folder = store.save(Path(tmp) / "model", arrays, {"class": class_name, "config": config})
-        return Recommender.load(folder)
+    return Recommender.from_arrays(arrays, {"class": class_name, "format": SAVED_FORMAT, "config": config})
 
 
 def group_popular_state(

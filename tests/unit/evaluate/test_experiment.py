@@ -20,7 +20,7 @@ from personas.evaluate import (
     Tuned,
     rank_users,
 )
-from personas.recommend import MostPopular, Random, Recommender
+from personas.recommend import FitInputs, MostPopular, Random, Recommender
 from personas.recommend.base import NewUser
 
 
@@ -28,7 +28,8 @@ class Memorizer(Recommender):
     """Scores a user's own train items far above everything else: a model that would look perfect on
     any protocol that forgot to mask train items and had repeats in test."""
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
         self.matrix_ = dataset.matrix("binary")
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
@@ -45,7 +46,8 @@ class Taste(Recommender):
     Config = TasteConfig
     config: TasteConfig
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
         m = dataset.matrix("binary")
         half = dataset.n_items // 2
         item_num = np.array([int(i[1:]) for i in dataset.item_vocab.ids])
@@ -158,7 +160,8 @@ def test_bad_experiment_inputs(synthetic: Dataset) -> None:
 class TextTaste(Recommender):
     """Knows nothing from history; for new users reads the profile text ("space" -> the first half)."""
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
         self.first_ = np.array([int(i[1:]) < dataset.n_items // 2 for i in dataset.item_vocab.ids])
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from personas.data import Dataset
 from personas.evaluate import NDCG, ColdUsers, TemporalSplit, evaluate_model
 from personas.evaluate._memo import DatasetMemo
 from personas.evaluate.protocols import DEFAULT_MODELS, group_source, run_protocol
-from personas.recommend import Recommender
+from personas.recommend import FitInputs, Recommender
 
 
 def _summary(results: list) -> list:
@@ -70,7 +70,8 @@ class FixedOrder(Recommender):
 
     order: tuple[str, ...] = ()
 
-    def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
+    def _fit(self, inputs: FitInputs) -> None:
+        dataset = inputs.dataset
         self.scores_ = np.zeros(dataset.n_items)
         for rank, item in enumerate(self.order):
             self.scores_[dataset.item_vocab.row(item)] = len(self.order) - rank

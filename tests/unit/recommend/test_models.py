@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -266,3 +267,17 @@ def test_ease_items_nobody_took_get_zero_weights(build: Callable[..., Dataset]) 
     keep = with_unused.item_vocab_.rows(["a", "b", "c"])
     order = without.item_vocab_.rows(["a", "b", "c"])
     np.testing.assert_allclose(with_unused.weights_[np.ix_(keep, keep)], without.weights_[np.ix_(order, order)])
+
+
+def test_a_model_saved_in_an_older_format_is_refused_with_what_to_do(hand: Dataset, tmp_path: Path) -> None:
+    import json
+
+    from personas.errors import DataError
+    from personas.recommend import MostPopular, Recommender
+
+    folder = MostPopular().fit(hand).save(tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["meta"]["format"]  # as written before the format was versioned
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"saved in model format 1.*Fit and save the model again"):
+        Recommender.load(folder)
