@@ -440,10 +440,10 @@ def main() -> None:
 
 def _save(path: Path | None, results: dict[str, Any]) -> None:
     """Write what is measured so far (after every section: a long run that stops keeps its numbers)."""
+    from personas._files import write_atomic
+
     if path is not None:
-        partial = path.with_suffix(".part")
-        partial.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        os.replace(partial, path)
+        write_atomic(path, json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

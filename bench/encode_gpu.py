@@ -207,9 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         command = "    .venv/bin/python bench/encode_gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(f"# Encode throughput: GPU vs CPU fast path\n\n{command}\n\n```\n{report}\n```\n")
-        os.replace(tmp, args.out)
+        from personas._files import write_atomic
+
+        write_atomic(args.out, f"# Encode throughput: GPU vs CPU fast path\n\n{command}\n\n```\n{report}\n```\n")
 
 
 if __name__ == "__main__":

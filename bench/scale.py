@@ -140,16 +140,17 @@ def _write_parts(path: Path, tables: Iterable[Any]) -> None:
     """Tables appended to one Parquet file, written under a temporary name and renamed when complete."""
     import pyarrow.parquet as pq
 
-    partial = path.with_suffix(".partial")
-    writer = None
-    try:
-        for table in tables:
-            writer = writer or pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    partial.replace(path)
+    from personas._files import atomic_path
+
+    with atomic_path(path) as partial:
+        writer = None
+        try:
+            for table in tables:
+                writer = writer or pq.ParquetWriter(partial, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 @contextmanager

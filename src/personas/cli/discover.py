@@ -4,8 +4,6 @@ persona cards; ``personas describe``: print persona cards."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +12,7 @@ import pandas as pd
 import typer
 from rich.panel import Panel
 
+from personas._files import write_atomic
 from personas.cli._common import console, err_console, open_dataset, user_errors
 from personas.errors import ConfigError, DataError
 
@@ -55,15 +54,6 @@ def _finder(method: str, k: int | None, threshold: float | None, seed: int, min_
     if method == "leiden":
         return LeidenGroups(min_similarity=threshold if threshold is not None else 0.0, seed=seed)
     raise ConfigError(f"--method must be one of {', '.join(METHODS)}. Got {method!r} instead.")
-
-
-def _write_atomic(folder: Path, files: dict[str, bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, folder / name)
 
 
 @user_errors
@@ -128,14 +118,10 @@ def discover(
         "sizes": finder.sizes_.tolist(),
         "choose_k": chosen,
     }
-    _write_atomic(
-        out,
-        {
-            "assignments.parquet": parquet,
-            "personas.json": personas_to_json(personas).encode(),
-            "groups.json": json.dumps(groups, indent=2).encode(),
-        },
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "assignments.parquet", parquet)
+    write_atomic(out / "personas.json", personas_to_json(personas))
+    write_atomic(out / "groups.json", json.dumps(groups, indent=2))
     noise = int((finder.labels_ < 0).sum())
     console.print(
         f"{finder.n_groups_} groups ({method}) over {dataset.n_users:,} users"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +10,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from personas._files import atomic_path, write_atomic
 from personas.cli._common import console, err_console, open_dataset, user_errors
 from personas.errors import ConfigError
 
@@ -26,25 +25,11 @@ def _write(path: Path, user_ids: list[str], vectors: np.ndarray, meta: dict[str,
     if suffix not in (".npy", ".parquet"):
         raise ConfigError(f"--out {path}: use a .npy or .parquet file name.")
 
-    def atomic(target: Path, write: Any) -> None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
     if suffix == ".npy":
-
-        def save_npy(tmp: str) -> None:
-            with open(tmp, "wb") as handle:
-                np.save(handle, vectors, allow_pickle=False)
-
         sidecar = path.with_suffix(".json")
-        atomic(path, save_npy)
-        atomic(sidecar, lambda tmp: Path(tmp).write_text(json.dumps({**meta, "user_ids": user_ids}, indent=1)))
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            np.save(handle, vectors, allow_pickle=False)
+        write_atomic(sidecar, json.dumps({**meta, "user_ids": user_ids}, indent=1))
         return [path, sidecar]
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -55,7 +40,8 @@ def _write(path: Path, user_ids: list[str], vectors: np.ndarray, meta: dict[str,
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]),
         }
     ).replace_schema_metadata({"personas": json.dumps(meta)})
-    atomic(path, lambda tmp: pq.write_table(table, tmp))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, str(tmp))
     return [path]
 
 

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from personas._files import write_atomic
 from personas.cli._common import console, err_console, open_dataset, user_errors
 from personas.data import Dataset
 from personas.evaluate.protocols import DEFAULT_MODELS, PROTOCOLS
-from personas.evaluate.report import ExperimentResult, write_text_atomic
+from personas.evaluate.report import ExperimentResult
 
 
 def _print(label: str, result: ExperimentResult) -> None:
@@ -97,7 +98,7 @@ def _groups(data: Dataset, seed: int, command: str, out: Path | None) -> None:
     console.print(text, markup=False, highlight=False)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / f"{data.name}-groups.md", text)
+        write_atomic(out / f"{data.name}-groups.md", text)
         payload = {"command": command, "protocol": result.protocol if result else None, "rows": rows}
-        write_text_atomic(out / f"{data.name}-groups.json", json.dumps(payload, indent=2, default=str))
+        write_atomic(out / f"{data.name}-groups.json", json.dumps(payload, indent=2, default=str))
         err_console.print(f"wrote {out / f'{data.name}-groups.md'}", highlight=False)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from personas.config import ComponentConfig
+from personas.data._template import fill_template
 from personas.data.dataset import Dataset
+from personas.data.items import item_texts
 from personas.errors import ConfigError
 
 __all__ = ["ProfileConfig", "build_profiles", "count_tokens"]
@@ -59,36 +61,6 @@ class ProfileConfig(ComponentConfig):
             raise ConfigError("The 'behaviour_template' of ProfileConfig must contain '{items}'.")
 
 
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}")
-_SPACES = re.compile(r"\s+")
-
-
-def _fill(template: str, values: Mapping[str, object], maps: Mapping[str, Mapping[str, str]]) -> str:
-    """Format a template; absent values become empty and leave no empty brackets or double spaces."""
-    clean = _Blank()
-    for key, value in values.items():
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        text = str(value)
-        clean[key] = maps.get(key, {}).get(text, text)
-    # A word of the template whose field is absent is dropped whole ("{age}-year-old" with no age).
-    words = []
-    for word in template.split(" "):
-        fields = [name for _, name, _, _ in string.Formatter().parse(word) if name]
-        if all(name in clean for name in fields):
-            words.append(word.format_map(clean))
-    if not any(name in clean for _, name, _, _ in string.Formatter().parse(template) if name):
-        return ""
-    filled = _EMPTY_BRACKETS.sub("", " ".join(words))
-    filled = _SPACES.sub(" ", filled).strip()
-    return filled.strip(" ,;-")
-
-
 def _within(text: str, budget: int, counter: Callable[[str], int]) -> str:
     if counter(text) <= budget:
         return text
@@ -112,9 +84,7 @@ def build_profiles(
     """A profile text for every user row (an empty string where nothing is known)."""
     config = config or ProfileConfig()
     users = dataset.users
-    items = dataset.items
-    item_records = items.to_dict("records")
-    item_texts = [_fill(config.item_template, rec, config.value_maps) for rec in item_records]
+    texts = item_texts(dataset, "template", template=config.item_template, value_maps=config.value_maps)
     order = np.lexsort((dataset.item_rows, -dataset.timestamps, dataset.user_rows))  # per user, newest first
     bounds = np.searchsorted(dataset.user_rows[order], np.arange(dataset.n_users + 1))
     tags_by_user: dict[int, list[str]] = {}
@@ -139,9 +109,9 @@ def build_profiles(
                 unique = list(dict.fromkeys(tags_by_user[row]))[: config.max_tags]
                 piece = "tags: " + ", ".join(unique)
             elif part == "demographics":
-                piece = _fill(config.demographics_template, user_records[row], config.value_maps)
+                piece = fill_template(config.demographics_template, user_records[row], config.value_maps)
             elif part == "behaviour" and len(mine):
-                piece = _behaviour(dataset, mine, item_texts, config, pieces, counter)
+                piece = _behaviour(dataset, mine, texts, config, pieces, counter)
             if piece:
                 pieces.append(piece)
         profiles.append(_within(config.part_separator.join(pieces), config.max_tokens, counter))

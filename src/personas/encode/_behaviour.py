@@ -24,18 +24,6 @@ __all__ = ["BehaviourEncoder", "FusionEncoder", "fuse"]
 History = Mapping[str, float] | Sequence[str]
 
 
-def _item_texts(dataset: Dataset) -> list[str]:
-    items = dataset.items
-    if "text" in items and items["text"].notna().any():
-        base = items["text"].fillna("").astype(str)
-    else:
-        base = items["title"].fillna("").astype(str) if "title" in items else items["item_id"].astype(str)
-    if "genres" in items:
-        genres = items["genres"].fillna("").astype(str)
-        base = base.where(genres == "", base + " [" + genres + "]")
-    return base.tolist()
-
-
 def _fitted(encoder: Encoder, texts: Sequence[str | None]) -> Encoder:
     """A text encoder ready to encode: an unfitted TF-IDF encoder (e.g. one built from a config) is fitted on the
     texts it is about to encode; every other encoder is used as it is."""
@@ -144,8 +132,10 @@ class BehaviourEncoder:
             digest.update(self.item_vectors_.tobytes())
             label = f"svd{dim}"
         else:
+            from personas.data import item_texts as data_item_texts
+
             assert self.text_encoder is not None
-            item_texts = _item_texts(dataset)
+            item_texts = data_item_texts(dataset, "label")
             self.item_vectors_ = _fitted(self.text_encoder, item_texts).encode(item_texts).astype(np.float64)
             digest.update(self.text_encoder.name.encode())
             label = f"itemtext[{self.text_encoder.name}]"

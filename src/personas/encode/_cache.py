@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
 import warnings
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from personas._files import atomic_path, write_atomic
 from personas.config import ComponentConfig
 from personas.encode._base import (
     Encoder,
@@ -47,19 +47,11 @@ _AUTO_COMPACT_SHARDS = 256
 _STALE_TMP_SECONDS = 3600
 
 
-def _write_atomic(path: Path, write: object) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)  # type: ignore[operator]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save_npz(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
+    """Write a shard through a ``.tmp-`` file that readers ignore (and ``compact`` sweeps when stale), fsync it,
+    then rename it into place."""
+    with atomic_path(path, prefix=_TMP_PREFIX, suffix=path.suffix, fsync=True) as tmp, tmp.open("wb") as handle:
+        np.savez(handle, keys=keys, vectors=vectors)
 
 
 class _Space:
@@ -164,9 +156,9 @@ class EmbeddingCache:
         meta = space.folder / "encoder.json"
         if not meta.exists():
             payload = json.dumps({"encoder": name, "dim": dim}, indent=2).encode()
-            _write_atomic(meta, lambda handle: handle.write(payload))
+            write_atomic(meta, payload, prefix=_TMP_PREFIX, suffix=meta.suffix, fsync=True)
         shard = space.folder / f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
-        _write_atomic(shard, lambda handle: np.savez(handle, keys=key_array, vectors=vectors))
+        _save_npz(shard, key_array, vectors)
         for key, vector in zip(keys, vectors, strict=True):
             space.index[key] = vector
         space.loaded.add(shard.name)
@@ -194,7 +186,7 @@ class EmbeddingCache:
         key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
         vectors = np.stack([space.index[k] for k in keys])
         target = space.folder / f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
-        _write_atomic(target, lambda handle: np.savez(handle, keys=key_array, vectors=vectors))
+        _save_npz(target, key_array, vectors)
         space.loaded.add(target.name)
         for shard in merged:
             (space.folder / shard).unlink(missing_ok=True)

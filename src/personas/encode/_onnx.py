@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import tempfile
 import threading
 import warnings
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from personas._files import atomic_path
 from personas.config import get_settings
 from personas.encode._base import (
     TextInput,
@@ -344,8 +344,8 @@ def quantize_onnx(source: str | Path, target: str | Path) -> Path:
         # Mark it: one text per forward pass (see OnnxEncoder.encode).
         marked = onnx.load(str(quantized))
         onnx.helper.set_model_props(marked, {_QUANT_KEY: _QUANT_DYNAMIC})
-        onnx.save(marked, str(quantized))
-        os.replace(quantized, target)
+        with atomic_path(target) as tmp:
+            onnx.save(marked, str(tmp))
     return target
 
 
@@ -370,16 +370,10 @@ def _models_dir() -> Path:
 
 @contextmanager
 def _atomic_target(target: Path) -> Iterator[Path]:
-    """A temporary path next to ``target``, renamed onto it when the block succeeds (removed otherwise)."""
+    """:func:`atomic_path` for a model file, creating its folder first (the models folder may be new)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(target) as tmp:
+        yield tmp
 
 
 def _can_export() -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from personas.data import Dataset
+from personas.data import Dataset, genre_tokens
 from personas.errors import ConfigError
 
 __all__ = [
@@ -117,10 +117,8 @@ def item_feature_matrix(dataset: Dataset) -> sp.csr_matrix:
     if "genres" in items and items["genres"].notna().any():
         vocab: dict[str, int] = {}
         rows, cols = [], []
-        for r, value in enumerate(items["genres"]):
-            if not isinstance(value, str):
-                continue
-            for g in value.replace("|", " ").replace(",", " ").split():
+        for r, genres in enumerate(genre_tokens(dataset)):
+            for g in genres:
                 rows.append(r)
                 cols.append(vocab.setdefault(g, len(vocab)))
         feats = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(dataset.n_items, max(1, len(vocab))))

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
+from personas.data import Dataset, genre_tokens
 from personas.errors import ConfigError
 from personas.recommend.base import FitInputs, Recommender
 
@@ -65,10 +65,8 @@ def item_feature_tokens(dataset: Dataset) -> list[list[str]]:
     """Per item row: genre tokens and the release decade from the items table."""
     items = dataset.items
     out: list[list[str]] = [[] for _ in range(dataset.n_items)]
-    if "genres" in items:
-        for r, v in enumerate(items["genres"]):
-            if isinstance(v, str):
-                out[r] += [f"genre:{g}" for g in v.replace("|", " ").replace(",", " ").split()]
+    for r, genres in enumerate(genre_tokens(dataset)):
+        out[r] += [f"genre:{g}" for g in genres]
     if "release_year" in items:
         for r, v in enumerate(items["release_year"]):
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from personas import __version__
+from personas._files import write_atomic
 from personas.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -252,22 +252,9 @@ class ExperimentResult:
         md, js = folder / f"{stem}.md", folder / f"{stem}.json"
         payload = self.to_dict()
         payload["command"] = command
-        write_text_atomic(md, self.to_markdown(command=command))
-        write_text_atomic(js, json.dumps(payload, indent=2, default=_jsonable))
+        write_atomic(md, self.to_markdown(command=command))
+        write_atomic(js, json.dumps(payload, indent=2, default=_jsonable))
         return md, js
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file in the same folder and a rename: never half written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; these are reports to share
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: object) -> object:

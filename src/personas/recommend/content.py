@@ -6,17 +6,14 @@ as TF-IDF over each item's title, genres, text and, where the dataset folder has
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
+from personas.data import Dataset, kg_facts
+from personas.data import item_texts as data_item_texts
 from personas.errors import ConfigError
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser, Recommender
@@ -24,7 +21,6 @@ from personas.recommend.base import FitInputs, NewUser, Recommender
 __all__ = ["ContentBased", "ContentConfig", "ItemVectorModel", "item_texts"]
 
 _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-_UNSAFE = re.compile(r"\W+")
 
 
 class ContentConfig(ComponentConfig):
@@ -46,39 +42,9 @@ class ContentConfig(ComponentConfig):
         )
 
 
-def _kg_facts(dataset: Dataset) -> dict[str, list[str]]:
-    """Item id -> fact tokens from RecBole ``.kg``/``.link`` files beside the dataset (empty if none)."""
-    if not dataset.source:
-        return {}
-    folder = Path(dataset.source)
-    kg_files, link_files = sorted(folder.glob("*.kg")), sorted(folder.glob("*.link"))
-    if not folder.is_dir() or not kg_files or not link_files:
-        return {}
-    link = pd.read_csv(link_files[0], sep="\t", dtype=str)
-    link.columns = [c.split(":")[0] for c in link.columns]
-    kg = pd.read_csv(kg_files[0], sep="\t", dtype=str)
-    kg.columns = [c.split(":")[0] for c in kg.columns]
-    # Facts about the film itself (film.film.actor, film.film.directed_by ...): relation name + tail entity.
-    kg = kg[kg["relation_id"].str.startswith("film.film.")]
-    merged = link.merge(kg, left_on="entity_id", right_on="head_id")
-    relation = merged["relation_id"].str.removeprefix("film.film.")
-    tokens = (relation + "_" + merged["tail_id"]).map(lambda t: _UNSAFE.sub("_", t))
-    facts: dict[str, list[str]] = {}
-    for item, token in zip(merged["item_id"], tokens, strict=True):
-        facts.setdefault(str(item), []).append(token)
-    return facts
-
-
 def item_texts(dataset: Dataset, *, use_kg: bool = True) -> list[str]:
     """One text per item row: title, genres, text and (optionally) knowledge-graph fact tokens."""
-    items = dataset.items
-    facts = _kg_facts(dataset) if use_kg else {}
-    texts = []
-    for record in items.to_dict("records"):
-        parts = [str(record[c]) for c in ("title", "genres", "text") if c in record and isinstance(record[c], str)]
-        parts.extend(facts.get(str(record["item_id"]), []))
-        texts.append(" ".join(parts))
-    return texts
+    return data_item_texts(dataset, "fields", facts=kg_facts(dataset) if use_kg else None)
 
 
 class ItemVectorModel(Recommender):

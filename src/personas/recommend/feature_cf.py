@@ -26,11 +26,11 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
+from personas.data import Dataset, genre_tokens, item_texts, kg_facts
 from personas.holdout import first_best
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser
-from personas.recommend.content import ItemVectorModel, _kg_facts
+from personas.recommend.content import ItemVectorModel
 
 __all__ = [
     "COLD_ITEM_SCALES",
@@ -100,9 +100,9 @@ def item_feature_blocks(
     items = dataset.items
     blocks: list[sp.csr_matrix] = []
     if config.genres and "genres" in items:
-        genres = items["genres"].fillna("").astype(str).str.replace("|", " ", regex=False).str.replace(",", " ")
-        if genres.str.strip().astype(bool).any():
-            blocks.append(config.genres * normalize(_one_hot(genres.tolist())))
+        genres = genre_tokens(dataset, strings_only=False)
+        if any(genres):
+            blocks.append(config.genres * normalize(_one_hot([" ".join(tokens) for tokens in genres])))
     years = _years(items)
     known = ~np.isnan(years)
     if known.any():
@@ -114,15 +114,11 @@ def item_feature_blocks(
             decades = [f"d{int(y) // 10}" if ok else "d?" for y, ok in zip(years, known, strict=True)]
             blocks.append(config.decade * _one_hot(decades))
     if config.words:
-        texts = [
-            " ".join(str(v) for v in row if isinstance(v, str))
-            for row in items.reindex(columns=["title", "text"]).itertuples(index=False)
-        ]
-        words = _tfidf(texts, config.max_terms, r"(?u)\b\w\w+\b")
+        words = _tfidf(item_texts(dataset, "fields", fields=("title", "text")), config.max_terms, r"(?u)\b\w\w+\b")
         if words is not None:
             blocks.append(config.words * words)
     if config.kg:
-        facts = _kg_facts(dataset)
+        facts = kg_facts(dataset)
         if facts:
             kg = _tfidf([" ".join(facts.get(str(i), [])) for i in items["item_id"]], config.max_terms, r"\S+")
             if kg is not None:

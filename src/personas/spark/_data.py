@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
+from personas._files import atomic_path
 from personas.config import Settings
 from personas.data import load_builtin
 from personas.errors import DataError
@@ -204,7 +205,6 @@ def stage_builtin(name: str, settings: Settings) -> dict[str, Path]:
         "interactions": dataset.interactions()[["user_id", "item_id", "rating", "timestamp"]],
     }
     for kind, frame in frames.items():
-        tmp = paths[kind].with_suffix(".parquet.tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(paths[kind])
+        with atomic_path(paths[kind]) as tmp:
+            frame.to_parquet(tmp, index=False)
     return paths
