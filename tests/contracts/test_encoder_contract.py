@@ -7,7 +7,7 @@ The rules for awkward input are the same for all encoders (see personas.encode):
 - bytes are decoded as UTF-8; undecodable bytes, lone surrogates and non-text items raise DataError saying which
   text and how to fix it; a float array raises DataError pointing to ``as_vectors`` (precomputed vectors).
 
-Each model is loaded once (session fixtures in conftest.py); this suite adds only the encoding it does.
+Each model is loaded once (session fixtures in tests/conftest.py); this suite adds only the encoding it does.
 """
 
 from __future__ import annotations
