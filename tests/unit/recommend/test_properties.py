@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from personas.evaluate import metrics as one_list
-from personas.recommend import ndcg_at_k as matrix_ndcg_at_k  # the score-matrix metrics: one import to repoint
-from personas.recommend import recall_at_k as matrix_recall_at_k
+from personas.holdout import ndcg_of_scores as matrix_ndcg_at_k  # the score-matrix metrics
+from personas.holdout import recall_of_scores as matrix_recall_at_k
 from personas.recommend.base import top_n
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
