@@ -37,12 +37,9 @@ from personas.api.storage import Storage, storable
 from personas.describe import Persona
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
-from personas.recommend import ColdStartRouter, GroupPopular, Hybrid, ItemKNN, Recommendations, Recommender
-from personas.recommend.base import top_n
+from personas.recommend import Recommendations, Recommender
 
 __all__ = ["PersonaService"]
-
-DENSE_ITEMS = 4096  # up to 64 MB of float32 item-item similarity kept dense for the explanations
 
 
 def _brief(persona: Persona) -> PersonaBrief:
@@ -54,25 +51,6 @@ def _brief(persona: Persona) -> PersonaBrief:
         share=persona.share,
         keywords=[k.term for k in persona.keywords[:6]],
     )
-
-
-def _neighbour_model(model: Recommender) -> ItemKNN | None:
-    """The item-neighbour part that can say which history item an item resembles."""
-    if isinstance(model, ColdStartRouter):
-        return model.item_knn_
-    if isinstance(model, Hybrid):
-        part = model.components_.get("item_knn")
-        return part if isinstance(part, ItemKNN) else None
-    return model if isinstance(model, ItemKNN) else None
-
-
-def _group_model(model: Recommender) -> GroupPopular | None:
-    if isinstance(model, ColdStartRouter):
-        return model.group_popular_
-    if isinstance(model, Hybrid):
-        part = model.components_.get("group_popular")
-        return part if isinstance(part, GroupPopular) else None
-    return model if isinstance(model, GroupPopular) else None
 
 
 class PersonaService:
@@ -108,16 +86,10 @@ class PersonaService:
             for d in p.distinctive_items:
                 self.distinctive.setdefault(d.item_id, []).append(p.group)
         self.model_row = {uid: i for i, uid in enumerate(str(u) for u in self.model.user_vocab_.ids)}
-        self.neighbours = _neighbour_model(self.model)
-        # similarity[history, recommended] is read on every request: dense when small enough (ml-100k: 11 MB),
-        # else CSC, whose column slices are cheap.
-        self.similarity: np.ndarray | sp.csc_matrix | None = None
-        if self.neighbours is not None:
-            similarity = self.neighbours.similarity_
-            n = similarity.shape[0]
-            self.similarity = similarity.toarray().astype(np.float32) if n <= DENSE_ITEMS else similarity.tocsc()
-        self.groups = _group_model(self.model)
         self.centroids = self.artefact.text_centroids()
+        # New users' text is placed in the run's text space; their items by the model's groups.
+        placer = self.model.group_placer()
+        self.placer = placer.with_side(centroids=self.centroids) if placer is not None else None
         self._encoder: Any | None = None
         self._encoder_lock = threading.Lock()
         self._encoder_loaded = False
@@ -152,14 +124,7 @@ class PersonaService:
         return _brief(persona) if persona is not None else None
 
     def _route(self, n_history: int) -> Any:
-        return self.model.route_of(n_history) if isinstance(self.model, ColdStartRouter) else None
-
-    def _uses_group(self, route: str | None) -> bool:
-        if isinstance(self.model, ColdStartRouter):
-            return route != "warm"
-        if isinstance(self.model, Hybrid):
-            return self.model.weights.get("group_popular", 0.0) > 0
-        return isinstance(self.model, GroupPopular)
+        return self.model.route_of(n_history)
 
     def _explain(
         self, user_id: str, rec: Recommendations, history: np.ndarray, persona: int | None, n: int
@@ -167,21 +132,13 @@ class PersonaService:
         ids = [int(i) for i in rec.ids[0] if i >= 0][:n]
         scores = rec.scores[0][: len(ids)]
         route = self._route(len(history))
-        group = persona if persona is not None and persona >= 0 and self._uses_group(route) else None
-        because = [-1] * len(ids)
-        if self.similarity is not None and history.size and ids:
-            # similarity_[j, i]: history item j -> recommended item i; the strongest j explains i.
-            if isinstance(self.similarity, np.ndarray):
-                block = self.similarity[np.ix_(history, np.asarray(ids, dtype=np.int64))]
-            else:
-                block = self.similarity[:, ids].toarray()[history]
-            best = block.argmax(axis=0)
-            because = [int(history[b]) if block[b, k] > 0 else -1 for k, b in enumerate(best)]
         items = []
-        for item, score, source in zip(ids, scores, because, strict=True):
+        for item, score, why in zip(ids, scores, self.model.explain(ids, history=history, group=persona), strict=True):
             words = []
             ref = None
-            if source >= 0:
+            group = why.group
+            if why.because_of >= 0:
+                source = why.because_of
                 ref = ItemRef.model_construct(item_id=self.item_ids[source], title=self.item_titles[source])
                 words.append(f"like {ref.title}")
             if group is not None:
@@ -198,18 +155,13 @@ class PersonaService:
 
     def _place(self, text: str | None, vector: np.ndarray | None, history: np.ndarray) -> int:
         """The persona of a new user: their text's nearest persona centroid, else their items, else their
-        text's most similar run users (side text), else -1."""
-        if vector is not None and self.centroids is not None:
-            return int(np.argmax(self.centroids @ vector))
-        if self.groups is not None and history.size:
-            hist = sp.csr_matrix(
-                (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)),
-                shape=(1, len(self.item_ids)),
-            )
-            return self.groups.group_of_history(hist)
-        if text and isinstance(self.model, ColdStartRouter):
-            return self.model.group_of_text(text)
-        return -1
+        text's most similar run users (side text), else -1 (see GroupPlacer)."""
+        if self.placer is None:
+            return -1
+        hist = sp.csr_matrix(
+            (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, len(self.item_ids))
+        )
+        return self.placer.place(text=text, vector=vector, history=hist)
 
     def _recommend_new(
         self, user_id: str, text: str | None, vector: np.ndarray | None, history: np.ndarray, persona: int, n: int
@@ -289,11 +241,7 @@ class PersonaService:
         indptr, indices = self.model.seen_.indptr, self.model.seen_.indices
         seen = indices[indptr[model_row] : indptr[model_row + 1]].astype(np.int64)
         if extra.size == 0:
-            # What Recommender.recommend does for one known user, without its batch bookkeeping (hot path).
-            scores = self.model.score_rows(np.array([model_row])) + self.model.tie_break_
-            scores[0, seen] = -np.inf
-            ids, best = top_n(scores, n)
-            return self._explain(user_id, Recommendations(ids, best), seen, persona, n)
+            return self._explain(user_id, self.model.recommend([user_id], n), seen, persona, n)
         # Events since the run: the history grows, and what was just taken is not recommended again.
         history = np.union1d(seen, extra)
         return self._recommend_new(user_id, None, None, history, persona, n)

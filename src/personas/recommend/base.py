@@ -28,6 +28,7 @@ from personas import store
 from personas.config import ComponentConfig
 from personas.data import Dataset, Vocabulary
 from personas.errors import ConfigError, DataError, NotFittedError
+from personas.recommend.placement import GroupPlacer
 
 __all__ = [
     "SAVED_FORMAT",
@@ -35,6 +36,7 @@ __all__ = [
     "MostPopular",
     "NewUser",
     "Random",
+    "Reason",
     "Recommendations",
     "Recommender",
     "normalise_rows",
@@ -347,6 +349,37 @@ class Recommender(ABC):
         with the history override this with one batched product."""
         return np.vstack([self._score_new(NewUser(None, None, history[i], None)) for i in range(history.shape[0])])
 
+    # -- explanations --------------------------------------------------------------------------------
+    def explain(
+        self, items: Sequence[int] | np.ndarray, *, history: np.ndarray, group: int | None = None
+    ) -> list[Reason]:
+        """Why each of ``items`` (item rows) was recommended to a user who took ``history`` (item rows) and is
+        in ``group``: the history item the model's item-item part links to it most, and the group when the
+        model's list for a history this long reads groups."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        history = np.asarray(history, dtype=np.int64)
+        because = self._because(history, items) if history.size and items.size else np.full(len(items), -1)
+        shaped = group if group is not None and group >= 0 and self.uses_group(len(history)) else None
+        return [Reason(int(b), shaped) for b in because]
+
+    def uses_group(self, n_history: int) -> bool:
+        """Whether the group shapes this model's list for a user with this much history."""
+        return False
+
+    def route_of(self, n_history: int) -> str | None:
+        """Which route a user with this much history takes, for models that route (None otherwise)."""
+        return None
+
+    def group_placer(self) -> GroupPlacer | None:
+        """How this model places users in groups (None for models without groups)."""
+        return None
+
+    def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """For each item, the history item (row) that contributes most to it, or -1; models with item-item
+        weights override it."""
+        return np.full(len(items), -1, dtype=np.int64)
+
     # -- persistence ---------------------------------------------------------------------------------
     def _shared_state(self) -> dict[str, np.ndarray]:
         return {
@@ -431,6 +464,15 @@ class Recommender(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item was recommended: the history item that supports it most (``because_of``, an item row; -1
+    when no history item does) and the group whose taste shaped the list (None when it did not)."""
+
+    because_of: int = -1
+    group: int | None = None
 
 
 @dataclass(frozen=True)

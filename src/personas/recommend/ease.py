@@ -90,6 +90,11 @@ class EASE(Recommender):
     def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history @ self.weights_, dtype=np.float64)
 
+    def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        contributions = self.weights_[np.ix_(history, items)]
+        best = contributions.argmax(axis=0)
+        return np.where(contributions[best, np.arange(len(items))] > 0, history[best], -1)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}
 

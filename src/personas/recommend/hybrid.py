@@ -26,6 +26,7 @@ from personas.recommend.feature_cf import (
     fill_cold_items,
 )
 from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
+from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
 __all__ = ["Hybrid", "HybridConfig"]
@@ -204,6 +205,17 @@ class Hybrid(Recommender):
             else:
                 parts.append(model.score_new(query).reshape(1, -1))
         return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
+
+    def group_placer(self) -> GroupPlacer | None:
+        part = self.components_.get("group_popular")
+        return part.group_placer() if part is not None else None
+
+    def uses_group(self, n_history: int) -> bool:
+        return self.weights.get("group_popular", 0.0) > 0
+
+    def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        part = self.components_.get("item_knn") or self.components_.get("ease")
+        return part._because(history, items) if part is not None else super()._because(history, items)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

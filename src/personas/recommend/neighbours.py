@@ -73,6 +73,12 @@ class ItemKNN(Recommender):
     def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray((history @ self.similarity_).todense())
 
+    def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        # similarity_[j, i]: history item j -> recommended item i; the strongest j explains i.
+        block = self.similarity_[history][:, items].toarray()
+        best = block.argmax(axis=0)
+        return np.where(block[best, np.arange(len(items))] > 0, history[best], -1)
+
     def because_of(self, history_rows: np.ndarray, item_row: int) -> int:
         """The history item that contributes most to ``item_row`` (for explanations); -1 if none."""
         history_rows = np.asarray(history_rows, dtype=np.int64)

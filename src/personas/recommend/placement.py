@@ -11,15 +11,25 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from personas.recommend.popular import GroupPopular
 from personas.recommend.side import SideText
 
-__all__ = ["GroupPlacer"]
+__all__ = ["GroupPlacer", "group_of_history"]
+
+
+def group_of_history(group_scores: np.ndarray, history: sp.csr_matrix) -> int:
+    """The group whose item rates (rows of ``group_scores``) are most like this history (cosine); -1 without
+    groups or history."""
+    if history.nnz == 0 or len(group_scores) == 0:
+        return -1
+    norms = np.linalg.norm(group_scores, axis=1)
+    sims = (history @ group_scores.T).ravel() / np.where(norms > 0, norms, 1.0)
+    return int(np.argmax(sims))
 
 
 class GroupPlacer:
-    """Places users in the groups of a fitted :class:`GroupPopular` (its ``labels_`` are the known users'
-    groups).
+    """Places users in the groups of a fitted group model: ``labels`` (the known users' groups, -1 = none),
+    ``group_scores`` (groups x items: each group's item rates), ``has_history`` (which known users took
+    anything).
 
     ``centroids``: group centroids in the space of the users' vectors (as given: the router passes them with
     unit-norm rows), or None;
@@ -29,14 +39,18 @@ class GroupPlacer:
 
     def __init__(
         self,
-        groups: GroupPopular,
+        labels: np.ndarray,
+        group_scores: np.ndarray,
+        has_history: np.ndarray,
         *,
         centroids: np.ndarray | None = None,
         user_vectors: np.ndarray | None = None,
         side: SideText | None = None,
         neighbours: int = 100,
     ) -> None:
-        self.groups = groups
+        self.labels = labels
+        self.group_scores = group_scores
+        self.has_history = has_history
         self.centroids = np.zeros((0, 0)) if centroids is None else centroids
         self.user_vectors = np.zeros((0, 0)) if user_vectors is None else user_vectors
         self.side = side
@@ -44,12 +58,12 @@ class GroupPlacer:
 
     @property
     def n_groups(self) -> int:
-        return len(self.groups.group_scores_)
+        return len(self.group_scores)
 
     def default_voters(self, labels: np.ndarray | None = None) -> np.ndarray:
         """Who may vote: known users with history and a group (under ``labels``, default the fitted ones)."""
-        labels = self.groups.labels_ if labels is None else labels
-        return (np.diff(self.groups.seen_.indptr) > 0) & (labels >= 0)
+        labels = self.labels if labels is None else labels
+        return self.has_history & (labels >= 0)
 
     def one_hot(self, group: int) -> np.ndarray:
         out = np.zeros(self.n_groups)
@@ -70,7 +84,7 @@ class GroupPlacer:
             assert vector is not None
             out[int(np.argmax(self.centroids @ vector))] = 1.0
             return out
-        return self.vote(side, self.groups.labels_, self.default_voters())
+        return self.vote(side, self.labels, self.default_voters())
 
     def vote(self, side: sp.csr_matrix | None, labels: np.ndarray, voters: np.ndarray) -> np.ndarray:
         """Similarity-weighted group vote of the ``voters`` nearest to ``side`` (all 0 if none)."""
@@ -119,23 +133,41 @@ class GroupPlacer:
         side = self.side.vectors_[row] if self.side is not None else None
         return self.vote(side, labels, voters)
 
-    def of_history(self, history: sp.csr_matrix) -> np.ndarray:
-        """The group of each row of ``history`` (users x items) by its items; -1 for empty rows."""
-        return np.array([self.groups.group_of_history(history[i]) for i in range(history.shape[0])], dtype=np.int64)
+    def with_side(
+        self,
+        *,
+        centroids: np.ndarray | None = None,
+        user_vectors: np.ndarray | None = None,
+        side: SideText | None = None,
+        neighbours: int | None = None,
+    ) -> GroupPlacer:
+        """This placer with what else is known about users: group centroids in a vector space, the known
+        users' vectors in it, their side text, how many of them vote (None keeps the current value)."""
+        return GroupPlacer(
+            self.labels,
+            self.group_scores,
+            self.has_history,
+            centroids=self.centroids if centroids is None else centroids,
+            user_vectors=self.user_vectors if user_vectors is None else user_vectors,
+            side=self.side if side is None else side,
+            neighbours=self.neighbours if neighbours is None else neighbours,
+        )
 
     def place(
         self,
         *,
-        side: sp.csr_matrix | None = None,
+        text: str | None = None,
         vector: np.ndarray | None = None,
         history: sp.csr_matrix | None = None,
     ) -> int:
-        """One group for a user never seen: the nearest centroid of ``vector``, else the group of ``history``,
-        else the side-text vote; -1 when nothing points to one."""
+        """One group for a user never seen: the nearest centroid of ``vector``, else the group of ``history``
+        (1 x items), else the side-text vote of ``text``; -1 when nothing points to one."""
         if self._fits(vector):
             assert vector is not None
             return int(np.argmax(self.centroids @ vector))
         if history is not None and history.nnz:
-            return self.groups.group_of_history(history)
-        weights = self.vote(side, self.groups.labels_, self.default_voters())
+            return group_of_history(self.group_scores, history)
+        if not text or self.side is None:
+            return -1
+        weights = self.vote(self.side.vector(text), self.labels, self.default_voters())
         return int(np.argmax(weights)) if weights.any() else -1

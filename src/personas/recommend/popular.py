@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from personas.config import ComponentConfig
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser, Recommender
+from personas.recommend.placement import GroupPlacer, group_of_history
 
 __all__ = ["GroupPopular", "GroupPopularConfig"]
 
@@ -66,11 +67,13 @@ class GroupPopular(Recommender):
 
     def group_of_history(self, history: sp.csr_matrix) -> int:
         """The group whose item rates are most like this history (cosine); -1 without groups or history."""
-        if history.nnz == 0 or len(self.group_scores_) == 0:
-            return -1
-        norms = np.linalg.norm(self.group_scores_, axis=1)
-        sims = (history @ self.group_scores_.T).ravel() / np.where(norms > 0, norms, 1.0)
-        return int(np.argmax(sims))
+        return group_of_history(self.group_scores_, history)
+
+    def group_placer(self) -> GroupPlacer:
+        return GroupPlacer(self.labels_, self.group_scores_, np.diff(self.seen_.indptr) > 0)
+
+    def uses_group(self, n_history: int) -> bool:
+        return True
 
     def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
         return self.group_score_block(np.array([self.group_of_history(history[i]) for i in range(history.shape[0])]))

@@ -85,8 +85,7 @@ class ColdStartRouter(Recommender):
         )
         self.side_ = SideText(cfg.max_side_terms)
         side_binary = self.side_.fit(build_profiles(dataset, ProfileConfig(parts=("text", "demographics"))))
-        self.placer_ = GroupPlacer(
-            self.group_popular_,
+        self.placer_ = self.group_popular_.group_placer().with_side(
             centroids=None if centroids is None else normalize(centroids),
             user_vectors=inputs.user_vectors,
             side=self.side_,
@@ -131,6 +130,15 @@ class ColdStartRouter(Recommender):
     def group_of_text(self, text: str) -> int:
         """The most likely group of someone with no history, from their profile text; -1 if none."""
         return self.group_of(side=self.side_.vector(text))
+
+    def group_placer(self) -> GroupPlacer:
+        return self.placer_
+
+    def uses_group(self, n_history: int) -> bool:
+        return self.route_of(n_history) != "warm"  # the warm model alone reads no group
+
+    def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.item_knn_._because(history, items)
 
     def why(self, user_row: int) -> Route:
         """Which route a known user takes."""
@@ -219,7 +227,7 @@ class ColdStartRouter(Recommender):
         placer = self.placer_
         content = self._cold_content(row)
         binary = self.side_.binary_of([str(self.side_.texts_[row])])
-        weights = placer.known_user_weight(row, placer.groups.labels_, placer.default_voters())
+        weights = placer.known_user_weight(row, placer.labels, placer.default_voters())
         return self._cold(binary, weights, content if content.any() else None)
 
     def _score_new(self, query: NewUser) -> np.ndarray:
@@ -326,8 +334,7 @@ class ColdStartRouter(Recommender):
         self.content_ = parts["content"]  # type: ignore[assignment]
         self.cold_items_ = parts.get("cold_items")  # type: ignore[assignment]
         saved = self.__dict__.pop("_saved")
-        self.placer_ = GroupPlacer(
-            self.group_popular_,
+        self.placer_ = self.group_popular_.group_placer().with_side(
             centroids=saved["centroids"],
             user_vectors=saved["user_vectors"],
             side=self.side_,
