@@ -19,13 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from personas import store
-from personas.config import ComponentConfig
+from personas.config import Component, ComponentConfig, registry
 from personas.data import Dataset, Vocabulary
 from personas.errors import ConfigError, DataError, NotFittedError
 
@@ -92,30 +92,16 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     return np.where(std > 0, (scores - mean) / safe, 0.0)
 
 
-class Recommender(ABC):
+class Recommender(Component[ComponentConfig], ABC):
     """Base class: ``fit(dataset, groups=None)``, then ``recommend(user_ids, n)``.
 
     Subclasses implement ``_fit`` and ``_score``; to be saved they list their learned arrays in
-    ``_state``/``_set_state``; to serve users never seen they override ``_score_new``.
+    ``_state``/``_set_state``; to serve users never seen they override ``_score_new``. The constructor
+    (``Model(config)`` or ``Model(**params)``) and the registration by kind come from
+    :class:`~personas.config.Component`.
     """
 
-    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     config: ComponentConfig
-    _registry: ClassVar[dict[str, type[Recommender]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # load() finds the class of a saved model by this name.
-        Recommender._registry[cls.__name__] = cls
-
-    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
-        if config is not None and params:
-            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
-        if config is not None and not isinstance(config, self.Config):
-            raise ConfigError(
-                f"{type(self).__name__} takes a {self.Config.__name__}. Got a {type(config).__name__} instead."
-            )
-        self.config = config if config is not None else self.Config(**params)
 
     # -- to implement ---------------------------------------------------------------------------------
     @abstractmethod
@@ -264,7 +250,7 @@ class Recommender(ABC):
         """Read a model written by :meth:`save`; it recommends exactly as the saved one did."""
         arrays, meta = store.load(folder)
         name = meta.get("class")
-        klass = Recommender._registry.get(str(name))
+        klass = registry.by_class_name(str(name), Recommender)
         if klass is None:
             raise DataError(f"{folder}: saved model class {name!r} is not a personas recommender.")
         if cls is not Recommender and not issubclass(klass, cls):
@@ -313,7 +299,12 @@ class NewUser:
 
 
 class RandomConfig(ComponentConfig):
+    kind: ClassVar[str] = "random"
     seed: int = 0
+
+
+class MostPopularConfig(ComponentConfig):
+    kind: ClassVar[str] = "most_popular"
 
 
 class Random(Recommender):
@@ -332,6 +323,8 @@ class Random(Recommender):
 
 class MostPopular(Recommender):
     """Items ranked by how many users interacted with them: the same list for everyone."""
+
+    Config = MostPopularConfig
 
     def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
         pass  # the base class already counted popularity_

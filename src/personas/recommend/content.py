@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,8 @@ _UNSAFE = re.compile(r"\W+")
 class ContentConfig(ComponentConfig):
     """TF-IDF settings (used when no item vectors are given) and whether to add knowledge-graph facts
     (off by default: on a validation split of ml-100k they halved content Recall@10, 0.0137 -> 0.0078)."""
+
+    kind: ClassVar[str] = "content"
 
     use_kg: bool = False
     min_df: int = 2

@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import scipy.sparse as sp
 
-from personas.config import ComponentConfig
+from personas.config import ComponentConfig, registry
 from personas.data import Dataset
 from personas.recommend._checks import require
 from personas.recommend.als import ALS, ALSConfig
@@ -31,13 +31,8 @@ from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
 __all__ = ["Hybrid", "HybridConfig", "ndcg_at_k", "recall_at_k", "temporal_holdout"]
 
-COMPONENTS: dict[str, type[Recommender]] = {
-    "group_popular": GroupPopular,
-    "item_knn": ItemKNN,
-    "ease": EASE,
-    "als": ALS,
-    "content": ContentBased,
-}
+#: The kinds a Hybrid can blend, in blending order; each is also the name of its field in HybridConfig.
+COMPONENTS: tuple[str, ...] = tuple(registry.kind(part) for part in (GroupPopular, ItemKNN, EASE, ALS, ContentBased))
 
 
 class HybridConfig(ComponentConfig):
@@ -158,7 +153,7 @@ class Hybrid(Recommender):
     config: HybridConfig
 
     def _make(self, name: str) -> Recommender:
-        return COMPONENTS[name](getattr(self.config, name))
+        return registry.build(getattr(self.config, name), Recommender)
 
     def _fit(self, dataset: Dataset, groups: np.ndarray | None) -> None:
         names = self.config.component_names()
