@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,43 +11,21 @@ import typer
 from rich.table import Table
 
 from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.config import as_kind, as_name, registry
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.recommend import (
-    ALS,
     EASE,
     ColdStartRouter,
-    ContentBased,
     GroupPopular,
     Hybrid,
     ItemKNN,
-    MostPopular,
     Recommendations,
     Recommender,
 )
 
-
-class ModelName(StrEnum):
-    router = "router"
-    hybrid = "hybrid"
-    ease = "ease"
-    item_knn = "item-knn"
-    als = "als"
-    group_popular = "group-popular"
-    content = "content"
-    most_popular = "most-popular"
-
-
-MODELS: dict[ModelName, type[Recommender]] = {
-    ModelName.router: ColdStartRouter,
-    ModelName.hybrid: Hybrid,
-    ModelName.ease: EASE,
-    ModelName.item_knn: ItemKNN,
-    ModelName.als: ALS,
-    ModelName.group_popular: GroupPopular,
-    ModelName.content: ContentBased,
-    ModelName.most_popular: MostPopular,
-}
+#: The recommenders --model can fit now, by kind (the CLI spells them kebab-case: item-knn).
+CLI_MODELS = ("router", "hybrid", "ease", "item_knn", "als", "group_popular", "content", "most_popular")
 
 
 def behaviour_groups(dataset: Dataset, k: int, seed: int = 0) -> np.ndarray:
@@ -140,7 +117,7 @@ def recommend(
             "most-popular), or a folder written by `personas run`/`personas demo` (its saved model is used, "
             "nothing is re-fitted)."
         ),
-    ] = ModelName.router.value,
+    ] = "router",
     use: Annotated[
         str | None, typer.Option(help="With --model RUN_FOLDER: which saved model (default: router if saved).")
     ] = None,
@@ -155,10 +132,10 @@ def recommend(
     if Path(model).is_dir():
         _from_run(Path(model), use, user or [], text, items, n)
         return
-    if model not in {m.value for m in ModelName}:
+    if as_kind(model) not in CLI_MODELS or "_" in model:
         raise ConfigError(
-            f"--model {model!r} is neither a recommender ({', '.join(m.value for m in ModelName)}) nor an existing "
-            "run folder."
+            f"--model {model!r} is neither a recommender ({', '.join(as_name(k) for k in CLI_MODELS)}) nor an "
+            "existing run folder."
         )
     data = open_dataset(dataset)
     titles = [
@@ -173,7 +150,7 @@ def recommend(
     else:
         labels = behaviour_groups(data, groups) if groups else None
         err_console.print(f"Fitting {model} on {data.name} ...", highlight=False)
-        fitted = MODELS[ModelName(model)]().fit(data, groups=labels)
+        fitted = registry.build(model, Recommender).fit(data, groups=labels)
     if save is not None:
         fitted.save(save)
         err_console.print(f"Saved to {save}", highlight=False)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from personas.config import config_error
+from personas.config import config_error, registry
 from personas.discover import _blas  # noqa: F401  (sets the OpenBLAS hint before faiss loads)
 from personas.discover._base import NOISE, BaseGroupFinder, GroupFinder, centroids_of
 from personas.discover.density import HDBSCANConfig, HDBSCANGroups
@@ -67,12 +67,6 @@ __all__ = [
 FinderConfig = Annotated[
     KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig, Field(discriminator="method")
 ]
-_FINDERS: dict[str, type[BaseGroupFinder[Any]]] = {
-    "kmeans": KMeansGroups,
-    "agglomerative": AgglomerativeGroups,
-    "hdbscan": HDBSCANGroups,
-    "leiden": LeidenGroups,
-}
 _ADAPTER: TypeAdapter[KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig] = TypeAdapter(FinderConfig)
 
 
@@ -86,4 +80,4 @@ def finder_config_from_json(text: str | bytes) -> KMeansConfig | AgglomerativeCo
 
 def make_finder(config: KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig) -> BaseGroupFinder[Any]:
     """The unfitted group finder for a config."""
-    return _FINDERS[config.method](config)
+    return registry.build(config, BaseGroupFinder)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
-from personas.config import ComponentConfig
-from personas.errors import ConfigError, DataError, NotFittedError
+from personas.config import Component, ComponentConfig
+from personas.errors import DataError, NotFittedError
 
 __all__ = [
     "NOISE",
@@ -139,25 +139,14 @@ def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 C = TypeVar("C", bound=ComponentConfig)
 
 
-class BaseGroupFinder(ABC, Generic[C]):
+class BaseGroupFinder(Component[C], ABC):
     """Base class: a config (pydantic, JSON round-trip) and the fitted state ending in ``_``.
 
     Build with keyword parameters (``KMeansGroups(k=8, seed=1)``) or a config object
     (``KMeansGroups(KMeansConfig(k=8))``). Groups are numbered by size, largest first.
     """
 
-    config_class: ClassVar[type[ComponentConfig]]
-
-    def __init__(self, config: C | None = None, **params: Any) -> None:
-        if config is not None and params:
-            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
-        if config is None:
-            config = self.config_class(**params)  # type: ignore[assignment]  # bad values raise ConfigError
-        elif not isinstance(config, self.config_class):
-            raise ConfigError(
-                f"{type(self).__name__} needs a {self.config_class.__name__}. Got {type(config).__name__} instead."
-            )
-        self.config: C = config  # type: ignore[assignment]
+    _wrong_config: ClassVar[str] = "{owner} needs a {expected}. Got {got} instead."
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "method")

@@ -42,7 +42,7 @@ class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
     ``noise_share_`` is the share of users HDBSCAN left as noise, before any ``noise="nearest"`` rule.
     """
 
-    config_class = HDBSCANConfig
+    Config = HDBSCANConfig
 
     def fit(self, X: np.ndarray) -> HDBSCANGroups:
         try:

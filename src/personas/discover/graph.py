@@ -41,7 +41,7 @@ class LeidenConfig(ComponentConfig):
 class LeidenGroups(BaseGroupFinder[LeidenConfig]):
     """Leiden communities (modularity with a resolution) on a thresholded cosine kNN graph."""
 
-    config_class = LeidenConfig
+    Config = LeidenConfig
 
     def fit(self, X: np.ndarray) -> LeidenGroups:
         try:

@@ -45,7 +45,7 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
     threshold is on that scale. ``assign`` labels new users by the nearest group centroid.
     """
 
-    config_class = AgglomerativeConfig
+    Config = AgglomerativeConfig
 
     def fit(self, X: np.ndarray) -> AgglomerativeGroups:
         name = type(self).__name__

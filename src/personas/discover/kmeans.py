@@ -157,7 +157,7 @@ class KMeansGroups(BaseGroupFinder[KMeansConfig]):
     ``n_groups_`` can be smaller than ``k``.
     """
 
-    config_class = KMeansConfig
+    Config = KMeansConfig
 
     def fit(self, X: np.ndarray) -> KMeansGroups:
         name = type(self).__name__

@@ -28,8 +28,8 @@ Which encoder:
 
 from __future__ import annotations
 
-from personas.encode._base import Encoder, TextInput, as_vectors
-from personas.encode._behaviour import BehaviourEncoder, FusionEncoder, fuse
+from personas.encode._base import BaseEncoder, Encoder, TextInput, as_vectors
+from personas.encode._behaviour import BehaviourEncoder, FusionEncoder, fitted_text_encoder, fuse
 from personas.encode._cache import CachedEncoder, EmbeddingCache
 from personas.encode._config import (
     BehaviourConfig,
@@ -51,6 +51,7 @@ from personas.encode._transformer import SentenceTransformerEncoder
 
 __all__ = [
     "ENCODER_KINDS",
+    "BaseEncoder",
     "BehaviourConfig",
     "BehaviourEncoder",
     "CachedConfig",
@@ -75,6 +76,7 @@ __all__ = [
     "as_vectors",
     "encoder_config",
     "export_onnx",
+    "fitted_text_encoder",
     "fuse",
     "make_encoder",
     "quantize_onnx",

@@ -9,14 +9,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from personas.config import ComponentConfig
+from personas.config import Component, ComponentConfig
 from personas.errors import ConfigError, DataError
 
-__all__ = ["Encoder", "TextInput", "as_vectors", "clean_texts", "unit_rows"]
+__all__ = ["BaseEncoder", "ConfiguredEncoder", "Encoder", "TextInput", "as_vectors", "clean_texts", "unit_rows"]
 
 #: What may stand for one text: a string, ``None`` (no text), or UTF-8 bytes.
 TextInput = str | bytes | None
@@ -248,6 +248,20 @@ def resolve_config(owner: str, config_class: type[C], first: object, primary: st
             raise ConfigError(f"{owner}: {primary!r} was given twice (positionally and by name).")
         params = {primary: first, **params}
     return config_class(**params)
+
+
+class BaseEncoder:
+    """Marks personas' encoders: the family that ``registry.get(kind, BaseEncoder)`` looks in."""
+
+
+class ConfiguredEncoder(Component[C], BaseEncoder):
+    """An encoder built from its config alone: ``Encoder(config)``, ``Encoder(value, **params)`` (``value`` is
+    the ``primary`` parameter, e.g. ``TfidfEncoder(256)``) or ``Encoder(**params)``."""
+
+    primary: ClassVar[str | None] = None
+
+    def __init__(self, config: object = None, /, **params: Any) -> None:
+        self.config = resolve_config(type(self).__name__, self.Config, config, self.primary, params)  # type: ignore[assignment]
 
 
 def resolve_device(device: str, *, usable: bool, where: str, what: str) -> str:

@@ -10,29 +10,32 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import numpy as np
 import scipy.sparse as sp
 
-from personas.config import ComponentConfig
-from personas.encode._base import Encoder, as_vectors, config_of, resolve_config, unit_rows
-from personas.encode._config import BehaviourConfig, FusionConfig, TextEncoderConfig
+from personas.config import ComponentConfig, registry
+from personas.encode._base import BaseEncoder, Encoder, as_vectors, config_of, resolve_config, unit_rows
+from personas.encode._cache import CachedEncoder
+from personas.encode._config import BehaviourConfig, FusionConfig
+from personas.encode._onnx import OnnxEncoder
 from personas.encode._tfidf import TfidfEncoder
 from personas.errors import ConfigError, DataError, NotFittedError
 
 if TYPE_CHECKING:  # the data layer (pandas) is imported only when behaviour is actually fitted
     from personas.data import Dataset, ProfileConfig
 
-__all__ = ["BehaviourEncoder", "FusionEncoder", "fuse"]
+__all__ = ["BehaviourEncoder", "FusionEncoder", "fitted_text_encoder", "fuse"]
 
 History = Mapping[str, float] | Sequence[str]
 
 
-def _fitted(encoder: Encoder, texts: Sequence[str | None]) -> Encoder:
-    """A text encoder ready to encode: an unfitted TF-IDF encoder (e.g. one built from a config) is fitted on the
-    texts it is about to encode; every other encoder is used as it is."""
-    if isinstance(encoder, TfidfEncoder) and not hasattr(encoder, "components_"):
-        encoder.fit(texts)
+def fitted_text_encoder(encoder: Encoder, texts: Sequence[str | None]) -> Encoder:
+    """A text encoder ready to encode: an unfitted TF-IDF encoder (e.g. one built from a config), also inside a
+    cache, is fitted on the texts it is about to encode; every other encoder is used as it is."""
+    inner = encoder.encoder if isinstance(encoder, CachedEncoder) else encoder
+    if isinstance(inner, TfidfEncoder) and not hasattr(inner, "components_"):
+        inner.fit(texts)
     return encoder
 
 
-class BehaviourEncoder:
+class BehaviourEncoder(BaseEncoder):
     """User vectors from interactions alone, for users the dataset knows and for new histories.
 
     Methods
@@ -46,7 +49,7 @@ class BehaviourEncoder:
     Build it from a :class:`BehaviourConfig` or its fields: ``BehaviourEncoder(64)`` is
     ``BehaviourEncoder(n_components=64)``; also method, value ("rating" weights items by the rating given, falling
     back to binary without ratings; or "binary"), seed (of the randomised SVD). ``text_encoder`` (for
-    "item-text") is an encoder object or a text-encoder config.
+    "item-text") is an encoder object; ``make_encoder(BehaviourConfig(...))`` builds it from its config first.
 
     After ``fit(dataset)``: ``vectors_`` (n_users, dim) unit rows in user-row order; users without any
     interaction get the mean direction of all users (an "average user").
@@ -57,18 +60,21 @@ class BehaviourEncoder:
         config: BehaviourConfig | int | None = None,
         /,
         *,
-        text_encoder: Encoder | TextEncoderConfig | None = None,
+        text_encoder: Encoder | None = None,
         **params: Any,
     ) -> None:
         if isinstance(text_encoder, ComponentConfig):
-            params["text_encoder"] = text_encoder
-            text_encoder = None
+            raise ConfigError(
+                "BehaviourEncoder takes a text_encoder object; build it with make_encoder(BehaviourConfig("
+                "method='item-text', text_encoder=...)) to start from configs."
+            )
         self._config = resolve_config("BehaviourEncoder", BehaviourConfig, config, "n_components", params)
         if text_encoder is None and self._config.text_encoder is not None:
-            from personas.encode._factory import make_encoder
-
-            text_encoder = make_encoder(self._config.text_encoder)
-        self.text_encoder: Encoder | None = text_encoder  # type: ignore[assignment]
+            raise ConfigError(
+                "BehaviourEncoder got a config with a text_encoder config but no text_encoder object; build it with "
+                "make_encoder(config), which builds the text encoder first."
+            )
+        self.text_encoder: Encoder | None = text_encoder
 
     @property
     def config(self) -> BehaviourConfig:
@@ -136,7 +142,9 @@ class BehaviourEncoder:
 
             assert self.text_encoder is not None
             item_texts = data_item_texts(dataset, "label")
-            self.item_vectors_ = _fitted(self.text_encoder, item_texts).encode(item_texts).astype(np.float64)
+            self.item_vectors_ = (
+                fitted_text_encoder(self.text_encoder, item_texts).encode(item_texts).astype(np.float64)
+            )
             digest.update(self.text_encoder.name.encode())
             label = f"itemtext[{self.text_encoder.name}]"
         raw = matrix @ self.item_vectors_
@@ -218,44 +226,37 @@ def fuse(text_vectors: np.ndarray, behaviour_vectors: np.ndarray, *, text_weight
     return unit_rows(joined)
 
 
-class FusionEncoder:
+class FusionEncoder(BaseEncoder):
     """Text and behaviour in one vector per user (the "cross-feature" representation).
 
     ``fit(dataset)`` builds each user's profile text (``personas.data.build_profiles``) unless ``texts`` are
     given, encodes them with ``text_encoder``, fits ``behaviour_encoder`` and fuses both with
     :func:`fuse`. ``vectors_`` holds the result in user-row order.
 
-    Build it from a :class:`FusionConfig`, or from its parts: ``FusionEncoder(text_encoder, behaviour_encoder,
-    text_weight=0.5, profile_config=None)`` where each encoder is an object or a config (default: the fast
-    MiniLM path and ``BehaviourEncoder()``) and ``profile_config`` a ``personas.data.ProfileConfig``.
+    Build it from its parts: ``FusionEncoder(text_encoder, behaviour_encoder, text_weight=0.5,
+    profile_config=None)`` where each encoder is an object (default: the fast MiniLM path and
+    ``BehaviourEncoder()``) and ``profile_config`` a ``personas.data.ProfileConfig``; or from a
+    :class:`FusionConfig` with ``make_encoder(config)``, which builds the parts first.
     """
 
     def __init__(
         self,
-        config: FusionConfig | Encoder | TextEncoderConfig | None = None,
-        behaviour_encoder: BehaviourEncoder | BehaviourConfig | None = None,
+        text_encoder: Encoder | None = None,
+        behaviour_encoder: BehaviourEncoder | None = None,
         /,
         *,
         text_weight: float = 0.5,
-        profile_config: ProfileConfig | None = None,
+        profile_config: ProfileConfig | Mapping[str, Any] | None = None,
     ) -> None:
-        from personas.encode._factory import make_encoder
-
-        if isinstance(config, FusionConfig):
-            if behaviour_encoder is not None or text_weight != 0.5 or profile_config is not None:
-                raise ConfigError("FusionEncoder: pass either a FusionConfig or the parts, not both.")
-            self._config = config
-            text_encoder: object = config.text_encoder
-            behaviour_encoder = config.behaviour
-        else:
-            profile = None if profile_config is None else profile_config.model_dump(mode="json")
-            self._config = FusionConfig(text_weight=text_weight, profile=profile)
-            text_encoder = config if config is not None else self._config.text_encoder
-        self.text_encoder: Encoder = (
-            make_encoder(text_encoder) if isinstance(text_encoder, ComponentConfig) else text_encoder  # type: ignore[assignment]
-        )
-        if isinstance(behaviour_encoder, BehaviourConfig):
-            behaviour_encoder = BehaviourEncoder(behaviour_encoder)
+        if isinstance(text_encoder, ComponentConfig) or isinstance(behaviour_encoder, ComponentConfig):
+            raise ConfigError(
+                "FusionEncoder takes encoder objects; build one from configs with make_encoder(FusionConfig(...))."
+            )
+        if profile_config is not None and not isinstance(profile_config, Mapping):
+            profile_config = profile_config.model_dump(mode="json")
+        profile = None if profile_config is None else dict(profile_config)
+        self._config = FusionConfig(text_weight=text_weight, profile=profile)
+        self.text_encoder: Encoder = text_encoder if text_encoder is not None else OnnxEncoder()
         self.behaviour_encoder = behaviour_encoder
 
     @property
@@ -274,7 +275,12 @@ class FusionEncoder:
         return f"FusionEncoder({self.text_encoder!r}, {self.behaviour_encoder!r}, text_weight={self.text_weight})"
 
     def fit(
-        self, dataset: Dataset, *, texts: Sequence[str | None] | None = None, show_progress: bool | None = None
+        self,
+        dataset: Dataset,
+        *,
+        texts: Sequence[str | None] | None = None,
+        show_progress: bool | None = None,
+        batch_size: int | None = None,
     ) -> Self:
         if texts is None:
             from personas.data import ProfileConfig, build_profiles
@@ -287,7 +293,9 @@ class FusionEncoder:
             )
         behaviour = self.behaviour_encoder or BehaviourEncoder()
         behaviour.fit(dataset)
-        text_vectors = _fitted(self.text_encoder, texts).encode(texts, show_progress=show_progress)
+        text_vectors = fitted_text_encoder(self.text_encoder, texts).encode(
+            texts, batch_size=batch_size, show_progress=show_progress
+        )
         self.behaviour_encoder_ = behaviour
         self.text_vectors_ = text_vectors
         self.vectors_ = fuse(text_vectors, behaviour.vectors_, text_weight=self.text_weight)
@@ -315,3 +323,7 @@ class FusionEncoder:
             self.behaviour_encoder_.encode_histories(histories),
             text_weight=self.text_weight,
         )
+
+
+registry.register(BehaviourEncoder, BehaviourConfig)
+registry.register(FusionEncoder, FusionConfig)

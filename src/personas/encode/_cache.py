@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from personas._files import atomic_path, write_atomic
-from personas.config import ComponentConfig
+from personas.config import ComponentConfig, registry
 from personas.encode._base import (
+    BaseEncoder,
     Encoder,
     TextInput,
     check_batch_size,
@@ -36,7 +37,7 @@ from personas.encode._base import (
     text_key,
     unique_texts,
 )
-from personas.encode._config import CachedConfig, TextEncoderConfig
+from personas.encode._config import CachedConfig
 from personas.errors import ConfigError, DataError
 
 __all__ = ["CachedEncoder", "EmbeddingCache"]
@@ -199,25 +200,21 @@ class EmbeddingCache:
         return len(space.index)
 
 
-class CachedEncoder:
+class CachedEncoder(BaseEncoder):
     """An encoder whose vectors go through an :class:`EmbeddingCache`: texts seen before (by any process
     using the same cache folder) are not encoded again. Same ``name``/``dim`` as the wrapped encoder.
 
-    ``encoder`` is an encoder object, a text-encoder config, or a whole :class:`CachedConfig` (then without
-    ``cache``). ``last_hits``/``last_misses`` count distinct texts served from the cache / encoded by the last call.
+    ``encoder`` is an encoder object (``make_encoder(CachedConfig(...))`` builds one from a config).
+    ``last_hits``/``last_misses`` count distinct texts served from the cache / encoded by the last call.
     """
 
-    def __init__(
-        self, encoder: Encoder | TextEncoderConfig | CachedConfig, cache: EmbeddingCache | None = None
-    ) -> None:
-        from personas.encode._factory import make_encoder
-
-        if isinstance(encoder, CachedConfig):
-            if cache is not None:
-                raise ConfigError("CachedEncoder: pass either a CachedConfig or a cache, not both.")
-            cache = EmbeddingCache(encoder.directory)
-            encoder = encoder.encoder
-        self.encoder: Encoder = make_encoder(encoder) if isinstance(encoder, ComponentConfig) else encoder
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None) -> None:
+        if isinstance(encoder, ComponentConfig):
+            raise ConfigError(
+                f"CachedEncoder takes an encoder object, not a {type(encoder).__name__}; build one from a config "
+                "with make_encoder(CachedConfig(encoder=..., directory=...))."
+            )
+        self.encoder: Encoder = encoder
         self.cache = cache if cache is not None else EmbeddingCache()
         self.last_hits = 0
         self.last_misses = 0
@@ -257,3 +254,6 @@ class CachedEncoder:
         self.last_hits = int(found.sum())
         self.last_misses = len(missing)
         return vectors[inverse]
+
+
+registry.register(CachedEncoder, CachedConfig)

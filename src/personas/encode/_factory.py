@@ -7,23 +7,17 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from personas.config import ComponentConfig, config_error
+from personas.config import ComponentConfig, config_error, registry
+from personas.encode._base import BaseEncoder
 from personas.encode._behaviour import BehaviourEncoder, FusionEncoder
-from personas.encode._cache import CachedEncoder
+from personas.encode._cache import CachedEncoder, EmbeddingCache
 from personas.encode._config import (
     BehaviourConfig,
     CachedConfig,
     EncoderConfigAdapter,
     FusionConfig,
-    MultilingualConfig,
     OnnxConfig,
-    SentenceTransformerConfig,
-    TfidfConfig,
 )
-from personas.encode._multilingual import MultilingualEncoder
-from personas.encode._onnx import OnnxEncoder
-from personas.encode._tfidf import TfidfEncoder
-from personas.encode._transformer import SentenceTransformerEncoder
 from personas.errors import ConfigError
 
 __all__ = ["ENCODER_KINDS", "EncoderKind", "encoder_config", "make_encoder"]
@@ -54,16 +48,6 @@ ENCODER_KINDS: dict[str, str] = {
     "cached": "a text encoder whose vectors are kept in PERSONAS_HOME/embeddings",
 }
 
-_CONFIG_OF_KIND: dict[str, type[ComponentConfig]] = {
-    "onnx": OnnxConfig,
-    "sentence-transformers": SentenceTransformerConfig,
-    "tfidf": TfidfConfig,
-    "multilingual": MultilingualConfig,
-    "behaviour": BehaviourConfig,
-    "fusion": FusionConfig,
-    "cached": CachedConfig,
-}
-
 
 def encoder_config(spec: ComponentConfig | Mapping[str, Any] | str | bytes) -> ComponentConfig:
     """An encoder config from a config, a dict with a ``kind`` key, or that dict as JSON text.
@@ -90,8 +74,8 @@ def make_encoder(spec: EncoderKind | str | ComponentConfig | Mapping[str, Any] =
             config: ComponentConfig = OnnxConfig(**params)
         elif spec == "minilm-onnx-fp32":
             config = OnnxConfig(**{"quantize": False, **params})
-        elif spec in _CONFIG_OF_KIND:
-            config = _CONFIG_OF_KIND[spec](**params)
+        elif spec in ENCODER_KINDS:
+            config = registry.config_class(spec, BaseEncoder)(**params)
         else:
             raise ConfigError(
                 f"The 'kind' parameter of make_encoder must be one of {', '.join(ENCODER_KINDS)}. Got {spec!r} instead."
@@ -100,16 +84,28 @@ def make_encoder(spec: EncoderKind | str | ComponentConfig | Mapping[str, Any] =
         if params:
             raise ConfigError(f"make_encoder: pass either a config or a kind name with parameters, not both: {params}.")
         config = encoder_config(spec)
-    builders: dict[type[ComponentConfig], Any] = {
-        OnnxConfig: OnnxEncoder,
-        SentenceTransformerConfig: SentenceTransformerEncoder,
-        TfidfConfig: TfidfEncoder,
-        MultilingualConfig: MultilingualEncoder,
-        BehaviourConfig: BehaviourEncoder,
-        FusionConfig: FusionEncoder,
-        CachedConfig: CachedEncoder,
-    }
-    builder = builders.get(type(config))
-    if builder is None:
+    return build_encoder(config)
+
+
+def build_encoder(config: ComponentConfig) -> Any:
+    """The encoder of a config, its parts built first (a cache's encoder, a fusion's text and behaviour
+    encoders, an item-text behaviour encoder's text encoder), so that constructors take objects."""
+    if isinstance(config, CachedConfig):
+        return CachedEncoder(build_encoder(config.encoder), EmbeddingCache(config.directory))
+    if isinstance(config, BehaviourConfig):
+        text = None if config.text_encoder is None else build_encoder(config.text_encoder)
+        return BehaviourEncoder(config, text_encoder=text)
+    if isinstance(config, FusionConfig):
+        return FusionEncoder(
+            build_encoder(config.text_encoder),
+            build_encoder(config.behaviour),
+            text_weight=config.text_weight,
+            profile_config=config.profile,
+        )
+    try:
+        kind: str | None = registry.kind(config)
+    except ConfigError:
+        kind = None
+    if kind not in registry.kinds(BaseEncoder):
         raise ConfigError(f"make_encoder: a {type(config).__name__} is not an encoder config.")
-    return builder(config)
+    return registry.build(config, BaseEncoder)

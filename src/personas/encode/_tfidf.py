@@ -9,14 +9,14 @@ from typing import Any, Self
 
 import numpy as np
 
-from personas.encode._base import TextInput, check_batch_size, clean_texts, resolve_config, unit_rows
+from personas.encode._base import ConfiguredEncoder, TextInput, check_batch_size, clean_texts, unit_rows
 from personas.encode._config import TfidfConfig
 from personas.errors import DataError, NotFittedError
 
 __all__ = ["TfidfEncoder"]
 
 
-class TfidfEncoder:
+class TfidfEncoder(ConfiguredEncoder[TfidfConfig]):
     """TF-IDF over words (and word pairs), reduced to ``n_components`` dimensions by a seeded truncated SVD.
 
     It must be fitted on a corpus first (``fit(texts)``), usually the same profile texts it will encode.
@@ -27,8 +27,11 @@ class TfidfEncoder:
     ``TfidfEncoder(TfidfConfig(n_components=256, min_df=1))`` (n_components, ngram_max, min_df, max_features, seed).
     """
 
+    Config = TfidfConfig
+    primary = "n_components"
+
     def __init__(self, config: TfidfConfig | int | None = None, /, **params: Any) -> None:
-        self.config = resolve_config("TfidfEncoder", TfidfConfig, config, "n_components", params)
+        super().__init__(config, **params)
 
     def __repr__(self) -> str:
         return f"TfidfEncoder({self.config!r})"

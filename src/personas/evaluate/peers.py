@@ -24,6 +24,7 @@ __all__ = ["LightFMConfig", "LightFMPeer", "item_feature_tokens", "user_feature_
 
 
 class LightFMConfig(ComponentConfig):
+    kind: ClassVar[str] = "lightfm"
     no_components: int = Field(32, ge=1)
     loss: Literal["warp", "bpr", "logistic", "warp-kos"] = "warp"
     epochs: int = Field(20, ge=1)

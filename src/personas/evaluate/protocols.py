@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from personas.config import registry
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.evaluate._memo import DatasetMemo
@@ -28,6 +29,7 @@ from personas.evaluate.groups import (
 )
 from personas.evaluate.report import ExperimentResult
 from personas.evaluate.splits import ColdItems, ColdUsers, FewShotUsers, Split, Splitter, TemporalSplit
+from personas.recommend import Recommender
 
 __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"]
 
@@ -36,36 +38,29 @@ PROTOCOLS = ("warm", "cold-users", "few-shot", "cold-items")
 # personas' own models (they use groups or text); the others are the peers they must beat.
 OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter")
 
-# name -> (class name in personas.recommend or "LightFM", grid, fixed params). Grids stay small: every point
-# is one fit on the validation split, and a protocol on ml-100k must run in minutes on 2 cores.
+# label (as tables print it) -> (the model's kind in the component registry, grid, fixed params). Grids stay
+# small: every point is one fit on the validation split, and a protocol on ml-100k must run in minutes on 2 cores.
 _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
-    "Random": ("Random", {}, {}),
-    "MostPopular": ("MostPopular", {}, {}),
-    "ItemKNN": ("ItemKNN", {"k": [20, 100, 400], "shrink": [0.0, 10.0]}, {}),
-    "EASE": ("EASE", {"l2": [50.0, 200.0, 800.0]}, {}),
-    "ALS": ("ALS", {"factors": [32, 64], "regularization": [0.05, 0.5]}, {}),
-    "LightFM": ("LightFM", {"identity": [True, False]}, {"epochs": 15, "no_components": 32}),
-    "GroupPopular": ("GroupPopular", {"shrinkage": [1.0, 10.0, 100.0]}, {}),
-    "ContentBased": ("ContentBased", {"use_kg": [True, False]}, {}),
-    "FeatureCF": ("FeatureCF", {"l2": [3.0, 10.0, 30.0, 100.0]}, {}),
-    "Hybrid": ("Hybrid", {}, {}),
-    "ColdStartRouter": ("ColdStartRouter", {}, {}),
+    "Random": ("random", {}, {}),
+    "MostPopular": ("most_popular", {}, {}),
+    "ItemKNN": ("item_knn", {"k": [20, 100, 400], "shrink": [0.0, 10.0]}, {}),
+    "EASE": ("ease", {"l2": [50.0, 200.0, 800.0]}, {}),
+    "ALS": ("als", {"factors": [32, 64], "regularization": [0.05, 0.5]}, {}),
+    "LightFM": ("lightfm", {"identity": [True, False]}, {"epochs": 15, "no_components": 32}),
+    "GroupPopular": ("group_popular", {"shrinkage": [1.0, 10.0, 100.0]}, {}),
+    "ContentBased": ("content", {"use_kg": [True, False]}, {}),
+    "FeatureCF": ("feature_cf", {"l2": [3.0, 10.0, 30.0, 100.0]}, {}),
+    "Hybrid": ("hybrid", {}, {}),
+    "ColdStartRouter": ("router", {}, {}),
 }
 
 DEFAULT_MODELS = tuple(_GRIDS)
 
 
-def _factory(class_name: str) -> Callable[..., Any]:
-    if class_name == "LightFM":
-        from personas.evaluate.peers import LightFMPeer
-
-        return LightFMPeer
-    import personas.recommend as rec
-
-    cls = getattr(rec, class_name, None)
-    if cls is None:
-        raise ConfigError(f"Model {class_name!r} is not available in personas.recommend in this installation.")
-    return cls
+def _factory(kind: str) -> Callable[..., Any]:
+    if kind == "lightfm":
+        import personas.evaluate.peers  # noqa: F401  (registers the LightFM peer)
+    return registry.get(kind, Recommender)
 
 
 def model_specs(names: Sequence[str] | None = None) -> dict[str, Tuned]:
@@ -76,8 +71,8 @@ def model_specs(names: Sequence[str] | None = None) -> dict[str, Tuned]:
         raise ConfigError(f"Unknown model(s) {unknown}; choose from {', '.join(_GRIDS)}.")
     specs = {}
     for name in names:
-        class_name, grid, fixed = _GRIDS[name]
-        specs[name] = Tuned(_factory(class_name), grid, fixed)
+        kind, grid, fixed = _GRIDS[name]
+        specs[name] = Tuned(_factory(kind), grid, fixed)
     return specs
 
 

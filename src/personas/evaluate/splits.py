@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from personas.config import ComponentConfig
+from personas.config import Component, ComponentConfig
 from personas.data import Dataset
 from personas.errors import ConfigError, DataError
 from personas.holdout import held_counts, time_rank
@@ -99,17 +99,12 @@ class SplitConfig(ComponentConfig):
     seed: int = 0
 
 
-class Splitter(ABC):
+class Splitter(Component[SplitConfig], ABC):
     """Base: a config, ``split(dataset) -> Split``. Subclasses implement ``_test_mask``."""
 
     Config: ClassVar[type[SplitConfig]] = SplitConfig
     protocol: ClassVar[str] = "split"
     config: SplitConfig
-
-    def __init__(self, config: SplitConfig | None = None, **params: Any) -> None:
-        if config is not None and params:
-            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
-        self.config = config if config is not None else self.Config(**params)
 
     def with_seed(self, seed: int) -> Self:
         return type(self)(self.config.model_copy(update={"seed": seed}))
@@ -174,6 +169,7 @@ def _check_min(owner: str, name: str, value: int, low: int) -> None:
 
 
 class TemporalConfig(SplitConfig):
+    kind: ClassVar[str] = "temporal"
     test_fraction: float = 0.2
     min_interactions: int = 5
 
@@ -197,6 +193,7 @@ class TemporalSplit(Splitter):
 
 
 class RandomHoldoutConfig(SplitConfig):
+    kind: ClassVar[str] = "random_holdout"
     test_fraction: float = 0.2
     min_interactions: int = 5
 
@@ -225,6 +222,7 @@ class RandomHoldout(Splitter):
 
 
 class LeaveOneOutConfig(SplitConfig):
+    kind: ClassVar[str] = "leave_one_out"
     min_interactions: int = 2
 
     def model_post_init(self, _context: object) -> None:
@@ -250,6 +248,7 @@ def _pick(candidates: np.ndarray, fraction: float, rng: np.random.Generator) -> 
 
 
 class ColdUsersConfig(SplitConfig):
+    kind: ClassVar[str] = "cold_users"
     fraction: float = Field(0.2, description="Share of users (with any interaction) held out whole.")
 
     def model_post_init(self, _context: object) -> None:
@@ -270,6 +269,7 @@ class ColdUsers(Splitter):
 
 
 class FewShotConfig(SplitConfig):
+    kind: ClassVar[str] = "few_shot"
     n_shots: int = 1
     fraction: float = 0.2
     min_interactions: int = Field(
@@ -301,6 +301,7 @@ class FewShotUsers(Splitter):
 
 
 class ColdItemsConfig(SplitConfig):
+    kind: ClassVar[str] = "cold_items"
     fraction: float = 0.2
 
     def model_post_init(self, _context: object) -> None:

@@ -2,10 +2,9 @@
 
 from personas.pipeline.artefact import RunArtefact, load_run, write_run
 from personas.pipeline.config import PipelineConfig, load_config
-from personas.pipeline.run import MODELS, Pipeline, PipelineResult
+from personas.pipeline.run import Pipeline, PipelineResult
 
 __all__ = [
-    "MODELS",
     "Pipeline",
     "PipelineConfig",
     "PipelineResult",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 
-from personas.config import ComponentConfig
+from personas.config import ComponentConfig, registry
 from personas.data import ProfileConfig
+from personas.discover import BaseGroupFinder
+from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, encoder_config
 from personas.errors import ConfigError
+from personas.recommend import Recommender
 
 __all__ = [
     "DataSection",
@@ -23,7 +27,20 @@ __all__ = [
     "load_config",
 ]
 
+#: Recommenders a run can fit, by their TOML names (kebab-case kinds of the component registry).
 ModelName = Literal["most-popular", "group-popular", "item-knn", "ease", "als", "content", "hybrid", "router"]
+#: TOML names of the text encoders of ``[encode] kind`` and the encoder kind each builds.
+TextKind = Literal["minilm", "sentence-transformers", "tfidf", "multilingual"]
+
+
+def _extras(section: ComponentConfig) -> dict[str, Any]:
+    return dict(section.model_extra or {})
+
+
+def _unknown(owner: str, keys: Mapping[str, Any], config_class: type[ComponentConfig]) -> None:
+    unknown = [key for key in keys if key not in config_class.model_fields]
+    if unknown:
+        raise ConfigError(f"{owner} has no parameter {unknown[0]!r}; check the spelling.")
 
 
 class DataSection(ComponentConfig):
@@ -50,18 +67,73 @@ class DataSection(ComponentConfig):
 
 
 class EncodeSection(ComponentConfig):
-    kind: Literal["minilm", "sentence-transformers", "tfidf", "multilingual"] = "minilm"
+    """How users become vectors. Keys other than these reach the text encoder's config (e.g. ``n_components``
+    for ``kind = "tfidf"``, ``threads`` for ``"minilm"``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: TextKind = "minilm"
     behaviour_weight: float = Field(0.5, ge=0.0, le=1.0, description="0: text only; 1: behaviour only.")
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
     cache: bool = True
 
+    @model_validator(mode="after")
+    def _check_extras(self) -> Self:
+        if self.model_extra:
+            self.text_config()
+        return self
+
+    def text_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
+        """The text encoder's config (wrapped in a cache config when ``cache`` and a ``cache_dir`` are given)."""
+        base = encoder_config({"kind": "onnx"} if self.kind == "minilm" else {"kind": self.kind})
+        extras = _extras(self)
+        _unknown("EncodeSection", extras, type(base))
+        text = type(base).validate_as(extras, f"the {self.kind} encoder")
+        if self.cache and cache_dir is not None:
+            return CachedConfig(encoder=text, directory=str(cache_dir))
+        return text
+
+    def behaviour_config(self, seed: int) -> BehaviourConfig:
+        return BehaviourConfig(n_components=self.behaviour_dim, seed=seed)
+
+    def encoder_config(self, *, seed: int, cache_dir: str | Path | None = None) -> ComponentConfig:
+        """The encoder of a run: text, behaviour, or their fusion (``text_weight = 1 - behaviour_weight``)."""
+        if self.behaviour_weight >= 1.0:
+            return self.behaviour_config(seed)
+        text = self.text_config(cache_dir)
+        if self.behaviour_weight <= 0.0:
+            return text
+        return FusionConfig(
+            text_encoder=text,
+            behaviour=self.behaviour_config(seed),
+            text_weight=1.0 - self.behaviour_weight,
+        )
+
 
 class DiscoverSection(ComponentConfig):
+    """How groups are found. Keys other than these reach the method's config (e.g. ``linkage`` for
+    ``"agglomerative"``, ``min_group_size`` for ``"hdbscan"``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     method: Literal["kmeans", "agglomerative", "hdbscan", "leiden"] = "kmeans"
     k: int | Literal["auto"] = "auto"
     candidates: list[int] = Field(default_factory=lambda: [4, 6, 8, 10, 12])
     seed: int = 0
+
+    def finder_config(self, k: int) -> ComponentConfig:
+        """The group finder's config at ``k`` groups (for methods with a ``k``), with this section's seed
+        (for methods with one) and extra keys."""
+        config_class = registry.config_class(self.method, BaseGroupFinder, where="discover.method")
+        extras = _extras(self)
+        _unknown("DiscoverSection", extras, config_class)
+        params: dict[str, Any] = {}
+        if "k" in config_class.model_fields:
+            params["k"] = k
+        if "seed" in config_class.model_fields:
+            params["seed"] = self.seed
+        return config_class.validate_as({**params, **extras}, f"the {self.method} method")
 
     @model_validator(mode="after")
     def _check_k(self) -> Self:
@@ -71,15 +143,62 @@ class DiscoverSection(ComponentConfig):
             raise ValueError(
                 f"The 'discover.candidates' parameter must be a non-empty list of ints >= 2. Got {self.candidates}."
             )
+        if self.model_extra:
+            self.finder_config(2)
         return self
 
 
 _DEFAULT_MODELS: list[ModelName] = ["most-popular", "group-popular", "ease"]
+_MODEL_LIST: TypeAdapter[list[ModelName]] = TypeAdapter(list[ModelName])
+
+
+def _models(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``models = ["ease", ...]`` (defaults), or tables ``[recommend.models.ease] l2 = 300`` (name -> parameters)."""
+    if isinstance(value, Mapping):
+        names = _MODEL_LIST.validate_python(list(value))
+        tables = {}
+        for name in names:
+            params = value[name]
+            if isinstance(params, ComponentConfig):
+                params = params.model_dump()
+            if not isinstance(params, Mapping):
+                raise ConfigError(f"[recommend.models.{name}] must be a table of parameters. Got {params!r} instead.")
+            tables[name] = dict(params)
+        return tables
+    return _MODEL_LIST.validate_python(value)
 
 
 class RecommendSection(ComponentConfig):
-    models: list[ModelName] = Field(default_factory=lambda: list(_DEFAULT_MODELS))
+    """``models``: a list of names (fitted with their defaults), or one table per model with its parameters:
+    ``[recommend.models.ease]`` ``l2 = 300``."""
+
+    models: Annotated[list[ModelName] | dict[ModelName, dict[str, Any]], WrapValidator(_models)] = Field(
+        default_factory=lambda: list(_DEFAULT_MODELS)
+    )
     n: int = Field(10, ge=1, le=1000)
+
+    @property
+    def names(self) -> list[str]:
+        """The models' TOML names, in order."""
+        return list(self.models)
+
+    def model_configs(self) -> dict[str, ComponentConfig]:
+        """TOML name -> the recommender's config; errors name the section, e.g. ``[recommend.models.ease]``."""
+        tables: dict[str, dict[str, Any]] = (
+            {str(k): v for k, v in self.models.items()}
+            if isinstance(self.models, dict)
+            else {n: {} for n in self.models}
+        )
+        configs = {}
+        for name, params in tables.items():
+            section = f"[recommend.models.{name}]"
+            config_class = registry.config_class(name, Recommender, where="recommend.models")
+            try:
+                _unknown(f"the {name} model", params, config_class)
+                configs[name] = config_class.validate_as(dict(params), f"the {name} model")
+            except ConfigError as exc:
+                raise ConfigError(f"{section} {exc}") from None
+        return configs
 
 
 class EvaluateSection(ComponentConfig):
@@ -110,6 +229,16 @@ class PipelineConfig(ComponentConfig):
     recommend: RecommendSection = Field(default_factory=RecommendSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     output: OutputSection = Field(default_factory=OutputSection)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Self:
+        if isinstance(self.recommend.models, dict):
+            self.recommend.model_configs()  # errors name [recommend.models.NAME]
+        return self
+
+    def encoder_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
+        """The run's encoder config (the behaviour SVD is seeded with ``[discover] seed``)."""
+        return self.encode.encoder_config(seed=self.discover.seed, cache_dir=cache_dir)
 
 
 def load_config(path: str | Path) -> PipelineConfig:

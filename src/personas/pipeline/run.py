@@ -18,49 +18,26 @@ import pandas as pd
 from rich.console import Console
 from threadpoolctl import threadpool_limits
 
-from personas.config import Settings, get_settings
+from personas.config import Settings, as_kind, get_settings, registry
 from personas.data import Dataset, build_profiles, load_builtin, load_dataset
 from personas.describe import Persona, describe_groups, personas_to_json
 from personas.discover import (
-    AgglomerativeConfig,
-    HDBSCANConfig,
     KChoice,
-    KMeansConfig,
-    LeidenConfig,
     centroids_of,
     choose_k,
     group_quality,
     make_finder,
 )
-from personas.encode import BehaviourEncoder, CachedEncoder, EmbeddingCache, fuse, make_encoder
+from personas.encode import BehaviourEncoder, FusionEncoder, fitted_text_encoder, make_encoder
 from personas.errors import ConfigError
 from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
 from personas.pipeline.artefact import write_run
 from personas.pipeline.config import PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
-from personas.recommend.als import ALS
-from personas.recommend.base import MostPopular
-from personas.recommend.content import ContentBased
-from personas.recommend.ease import EASE
-from personas.recommend.hybrid import Hybrid
-from personas.recommend.neighbours import ItemKNN
-from personas.recommend.popular import GroupPopular
 from personas.recommend.router import ColdStartRouter
 
-__all__ = ["MODELS", "Pipeline", "PipelineResult"]
-
-#: Recommender names usable in ``[recommend] models``.
-MODELS: dict[str, type[Recommender]] = {
-    "most-popular": MostPopular,
-    "group-popular": GroupPopular,
-    "item-knn": ItemKNN,
-    "ease": EASE,
-    "als": ALS,
-    "content": ContentBased,
-    "hybrid": Hybrid,
-    "router": ColdStartRouter,
-}
+__all__ = ["Pipeline", "PipelineResult"]
 
 
 @dataclass
@@ -130,41 +107,28 @@ class Pipeline:
         """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
         (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
         section = self.config.encode
-        text_vectors = behaviour_vectors = None
-        names = []
-        if section.behaviour_weight < 1.0:
-            encoder: Any = make_encoder(section.kind)
-            if section.kind == "tfidf":
-                encoder.fit(texts)
-            if section.cache:
-                encoder = CachedEncoder(encoder, EmbeddingCache(self.settings.home / "embeddings"))
-            text_vectors = encoder.encode(texts, batch_size=section.batch_size, show_progress=True)
-            names.append(f"text={encoder.name}")
-        if section.behaviour_weight > 0.0:
-            behaviour = BehaviourEncoder(n_components=section.behaviour_dim, seed=self.config.discover.seed)
-            behaviour_vectors = behaviour.fit(dataset).vectors_
-            names.append(f"behaviour=svd{behaviour.dim_}")
-        if text_vectors is not None and behaviour_vectors is not None:
-            vectors: np.ndarray = fuse(text_vectors, behaviour_vectors, text_weight=1.0 - section.behaviour_weight)
-            names.append(f"weight={section.behaviour_weight:g}")
-        elif text_vectors is not None:
-            vectors = text_vectors
-        elif behaviour_vectors is not None:
-            vectors = behaviour_vectors
-        else:  # unreachable: behaviour_weight is in [0, 1]
-            raise AssertionError("no vectors")
+        encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
+        text_vectors = None
+        if isinstance(encoder, BehaviourEncoder):
+            vectors: np.ndarray = encoder.fit(dataset).vectors_
+            names = [f"behaviour=svd{encoder.dim_}"]
+        elif isinstance(encoder, FusionEncoder):
+            encoder.fit(dataset, texts=texts, show_progress=True, batch_size=section.batch_size)
+            vectors, text_vectors = encoder.vectors_, encoder.text_vectors_
+            names = [
+                f"text={encoder.text_encoder.name}",
+                f"behaviour=svd{encoder.behaviour_encoder_.dim_}",
+                f"weight={section.behaviour_weight:g}",
+            ]
+        else:
+            text_encoder = fitted_text_encoder(encoder, texts)
+            vectors = text_vectors = text_encoder.encode(texts, batch_size=section.batch_size, show_progress=True)
+            names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
 
-    def _finder_config(self, k: int) -> KMeansConfig | AgglomerativeConfig | HDBSCANConfig | LeidenConfig:
-        section = self.config.discover
-        if section.method == "kmeans":
-            return KMeansConfig(k=k, seed=section.seed)
-        if section.method == "agglomerative":
-            return AgglomerativeConfig(k=k)
-        if section.method == "hdbscan":
-            return HDBSCANConfig()
-        return LeidenConfig(seed=section.seed)
+    def _finder_config(self, k: int) -> Any:
+        return self.config.discover.finder_config(k)
 
     def discover(self, vectors: np.ndarray) -> tuple[np.ndarray, KChoice | None]:
         section = self.config.discover
@@ -182,14 +146,15 @@ class Pipeline:
     def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
         groups = np.where(labels >= 0, labels, -1)
         models: dict[str, Recommender] = {}
-        for name in self.config.recommend.models:
-            if name == "router":
+        for name, config in self.config.recommend.model_configs().items():
+            model = registry.build(config, Recommender)
+            if isinstance(model, ColdStartRouter):
                 # New users are routed by their text vector to the nearest persona's text centroid.
-                models[name] = ColdStartRouter().fit(
+                models[name] = model.fit(
                     dataset, groups=groups, user_vectors=self.text_vectors_, centroids=self.text_centroids_
                 )
             else:
-                models[name] = MODELS[name]().fit(dataset, groups=groups)
+                models[name] = model.fit(dataset, groups=groups)
         return models
 
     # ------------------------------------------------------------------------------------------ run
@@ -339,10 +304,11 @@ class Pipeline:
         split = TemporalSplit(seed=self.config.discover.seed).split(result.dataset)
         k = int(result.labels.max()) + 1
         # The router serves new users; on warm users it is its warm model, already in the table.
-        names = [n for n in dict.fromkeys(["most-popular", *self.config.recommend.models]) if n != "router"]
+        configs = self.config.recommend.model_configs()
+        names = [n for n in dict.fromkeys(["most-popular", *configs]) if n != "router"]
         experiment = Experiment(
             split,
-            {name: MODELS[name]() for name in names},
+            {name: registry.build(configs[name] if name in configs else as_kind(name), Recommender) for name in names},
             [f"{metric}@{cut}" for cut in self.config.evaluate.k for metric in ("Recall", "NDCG")]
             + ["HitRate@10", "Coverage@10"],
             groups=lambda train: self.groups_for(train, k),

@@ -26,6 +26,8 @@ from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 from personas.recommend.router import ColdStartRouter, ColdStartRouterConfig
 
+# Their configs do not declare a kind yet (those modules are being reworked); registered here until they do.
+
 __all__ = [
     "ALS",
     "EASE",

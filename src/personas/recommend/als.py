@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from personas.config import ComponentConfig
@@ -14,6 +16,8 @@ __all__ = ["ALS", "ALSConfig"]
 
 class ALSConfig(ComponentConfig):
     """Defaults chosen on a validation split of ml-100k (bench/recommend.py quality)."""
+
+    kind: ClassVar[str] = "als"
 
     factors: int = 32
     regularization: float = 0.05

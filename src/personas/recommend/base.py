@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas import store
-from personas.config import ComponentConfig
+from personas.config import Component, ComponentConfig, registry
 from personas.data import Dataset, Vocabulary
 from personas.errors import ConfigError, DataError, NotFittedError
 from personas.recommend.placement import GroupPlacer
@@ -166,30 +166,16 @@ def _checked_inputs(
     return FitInputs(dataset, groups, user_vectors, centroids, item_vectors)
 
 
-class Recommender(ABC):
+class Recommender(Component[ComponentConfig], ABC):
     """Base class: ``fit(dataset, groups=None)``, then ``recommend(user_ids, n)``.
 
     Subclasses implement ``_fit`` and ``_score``; to be saved they list their learned arrays in
-    ``_state``/``_set_state``; to serve users never seen they override ``_score_new``.
+    ``_state``/``_set_state``; to serve users never seen they override ``_score_new``. The constructor
+    (``Model(config)`` or ``Model(**params)``) and the registration by kind come from
+    :class:`~personas.config.Component`.
     """
 
-    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     config: ComponentConfig
-    _registry: ClassVar[dict[str, type[Recommender]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # load() finds the class of a saved model by this name.
-        Recommender._registry[cls.__name__] = cls
-
-    def __init__(self, config: ComponentConfig | None = None, **params: Any) -> None:
-        if config is not None and params:
-            raise ConfigError(f"{type(self).__name__}: pass either a config or keyword parameters, not both.")
-        if config is not None and not isinstance(config, self.Config):
-            raise ConfigError(
-                f"{type(self).__name__} takes a {self.Config.__name__}. Got a {type(config).__name__} instead."
-            )
-        self.config = config if config is not None else self.Config(**params)
 
     # -- to implement ---------------------------------------------------------------------------------
     @abstractmethod
@@ -427,7 +413,7 @@ class Recommender(ABC):
         """A fitted model from the arrays and meta that :meth:`save` writes (``load`` reads them from a folder;
         the Spark engine builds them from its own tables). ``where`` names the source in errors."""
         name = meta.get("class")
-        klass = Recommender._registry.get(str(name))
+        klass = registry.by_class_name(str(name), Recommender)
         if klass is None:
             raise DataError(f"{where}: saved model class {name!r} is not a personas recommender.")
         if cls is not Recommender and not issubclass(klass, cls):
@@ -490,7 +476,12 @@ class NewUser:
 
 
 class RandomConfig(ComponentConfig):
+    kind: ClassVar[str] = "random"
     seed: int = 0
+
+
+class MostPopularConfig(ComponentConfig):
+    kind: ClassVar[str] = "most_popular"
 
 
 class Random(Recommender):
@@ -509,6 +500,8 @@ class Random(Recommender):
 
 class MostPopular(Recommender):
     """Items ranked by how many users interacted with them: the same list for everyone."""
+
+    Config = MostPopularConfig
 
     def _fit(self, inputs: FitInputs) -> None:
         pass  # the base class already counted popularity_

@@ -6,6 +6,8 @@ as TF-IDF over each item's title, genres, text and, where the dataset folder has
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
@@ -26,6 +28,8 @@ _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 class ContentConfig(ComponentConfig):
     """TF-IDF settings (used when no item vectors are given) and whether to add knowledge-graph facts
     (off by default: on a validation split of ml-100k they halved content Recall@10, 0.0137 -> 0.0078)."""
+
+    kind: ClassVar[str] = "content"
 
     use_kg: bool = False
     min_df: int = 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.linalg
@@ -21,6 +21,8 @@ class EASEConfig(ComponentConfig):
     ``dtype``: the precision of the inversion and of the stored weights. float32 inverts ~2-3.5x faster (LAPACK
     sgetrf/sgetri through scipy) and halves memory; its weights differ from float64 by ~1e-7 of their scale.
     """
+
+    kind: ClassVar[str] = "ease"
 
     l2: float = 200.0
     dtype: Literal["float32", "float64"] = "float32"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,8 @@ class FeatureCFConfig(ComponentConfig):
     + decade .304, genres + decade only .249, + knowledge-graph facts .292-.299, + title words .292; the
     evaluation's validation grid (l2 in 3, 10, 30, 100) chose l2=100.
     """
+
+    kind: ClassVar[str] = "feature_cf"
 
     l2: float = 100.0
     genres: float = 1.0

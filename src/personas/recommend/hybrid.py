@@ -7,10 +7,12 @@ on all the training data. The test split is never looked at.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
-from personas.config import ComponentConfig
+from personas.config import ComponentConfig, registry
 from personas.data import Dataset
 from personas.holdout import first_best, recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend._checks import require
@@ -31,13 +33,8 @@ from personas.recommend.popular import GroupPopular, GroupPopularConfig
 
 __all__ = ["Hybrid", "HybridConfig"]
 
-COMPONENTS: dict[str, type[Recommender]] = {
-    "group_popular": GroupPopular,
-    "item_knn": ItemKNN,
-    "ease": EASE,
-    "als": ALS,
-    "content": ContentBased,
-}
+#: The kinds a Hybrid can blend, in blending order; each is also the name of its field in HybridConfig.
+COMPONENTS: tuple[str, ...] = tuple(registry.kind(part) for part in (GroupPopular, ItemKNN, EASE, ALS, ContentBased))
 
 
 class HybridConfig(ComponentConfig):
@@ -45,6 +42,8 @@ class HybridConfig(ComponentConfig):
 
     ``weights`` fixes the weights (no validation split); otherwise a grid with ``grid_step`` is searched.
     """
+
+    kind: ClassVar[str] = "hybrid"
 
     group_popular: GroupPopularConfig | None = GroupPopularConfig()
     item_knn: ItemKNNConfig | None = ItemKNNConfig()
@@ -106,7 +105,7 @@ class Hybrid(Recommender):
     config: HybridConfig
 
     def _make(self, name: str) -> Recommender:
-        return COMPONENTS[name](getattr(self.config, name))
+        return registry.build(getattr(self.config, name), Recommender)
 
     def _fit(self, inputs: FitInputs) -> None:
         dataset, groups = inputs.dataset, inputs.groups

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,8 @@ __all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_row"]
 class ItemKNNConfig(ComponentConfig):
     """``k``: neighbours kept per item (best of 20-200 on a validation split of ml-100k: 200); ``shrink``:
     damps similarities built from few co-occurrences."""
+
+    kind: ClassVar[str] = "item_knn"
 
     k: int = 200
     shrink: float = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,8 @@ __all__ = ["GroupPopular", "GroupPopularConfig"]
 
 class GroupPopularConfig(ComponentConfig):
     """``shrinkage``: how many pseudo-users of global taste each group gets (0 = pure group popularity)."""
+
+    kind: ClassVar[str] = "group_popular"
 
     shrinkage: float = 5.0  # best of 0, 5, 20 on a validation split of ml-100k
 

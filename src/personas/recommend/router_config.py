@@ -3,7 +3,7 @@ switch point are chosen (see :mod:`personas.recommend.router_tuning`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from personas.config import ComponentConfig
 from personas.recommend._checks import require
@@ -37,6 +37,7 @@ class ColdStartRouterConfig(ComponentConfig):
     popularity), ``cold_group_weights`` and ``cold_content_weights``.
     """
 
+    kind: ClassVar[str] = "router"
     warm: Literal["ease", "hybrid"] = "ease"
     ease: EASEConfig = EASEConfig()
     hybrid: HybridConfig = HybridConfig()

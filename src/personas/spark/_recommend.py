@@ -8,11 +8,13 @@ format itself holds per user (ids, group labels, the seen-items lists that exclu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from personas.config import ComponentConfig, as_name, registry
 from personas.errors import ConfigError
 from personas.recommend import Recommender
 from personas.recommend.als import ALSConfig
@@ -28,8 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SPARK_MODELS", "SeenItems", "fit_spark_models", "seen_items"]
 
-#: Recommenders the Spark engine fits (the names of ``[recommend] models``).
-SPARK_MODELS = ("most-popular", "group-popular", "als")
+#: Recommenders the Spark engine fits: a subset of the registry's kinds (``[recommend] models`` spells them
+#: most-popular, group-popular, als).
+SPARK_MODELS = ("most_popular", "group_popular", "als")
 
 
 @dataclass
@@ -136,23 +139,29 @@ def als_state(data: SparkData, seen: SeenItems, config: ALSConfig) -> dict[str, 
 
 
 def fit_spark_models(
-    names: list[str], data: SparkData, seen: SeenItems, labels: np.ndarray, group_of: DataFrame, n_groups: int
+    configs: Mapping[str, ComponentConfig],
+    data: SparkData,
+    seen: SeenItems,
+    labels: np.ndarray,
+    group_of: DataFrame,
+    n_groups: int,
 ) -> dict[str, Recommender]:
-    unsupported = [n for n in names if n not in SPARK_MODELS]
+    """The models of ``[recommend] models`` (TOML name -> config), fitted on Spark."""
+    kinds = {name: registry.kind(config) for name, config in configs.items()}
+    unsupported = [name for name, kind in kinds.items() if kind not in SPARK_MODELS]
     if unsupported:
         raise ConfigError(
-            f"The Spark engine fits the recommenders {list(SPARK_MODELS)}; the config asks for {unsupported}. "
-            'Remove them from [recommend] models or run with engine = "local".'
+            f"The Spark engine fits the recommenders {[as_name(k) for k in SPARK_MODELS]}; the config asks for "
+            f'{unsupported}. Remove them from [recommend] models or run with engine = "local".'
         )
     models: dict[str, Recommender] = {}
-    for name in names:
-        if name == "most-popular":
-            models[name] = _as_model("MostPopular", {}, seen, {})
-        elif name == "group-popular":
-            cfg = GroupPopularConfig()
-            state = group_popular_state(seen, labels, group_of, n_groups, cfg)
-            models[name] = _as_model("GroupPopular", cfg.model_dump(mode="json"), seen, state)
+    for name, config in configs.items():
+        class_name = registry.get(kinds[name], Recommender).__name__
+        if isinstance(config, GroupPopularConfig):
+            state = group_popular_state(seen, labels, group_of, n_groups, config)
+        elif isinstance(config, ALSConfig):
+            state = als_state(data, seen, config)
         else:
-            cfg_als = ALSConfig()
-            models[name] = _as_model("ALS", cfg_als.model_dump(mode="json"), seen, als_state(data, seen, cfg_als))
+            state = {}
+        models[name] = _as_model(class_name, config.model_dump(mode="json"), seen, state)
     return models

@@ -201,7 +201,12 @@ class SparkPipeline:
             labels[labels_frame["user_row"].to_numpy(np.int64)] = labels_frame["group"].to_numpy(np.int64)
             seen = seen_items(data)
             models = fit_spark_models(
-                list(self.config.recommend.models), data, seen, labels, assigned.select("user_row", "group"), len(sizes)
+                self.config.recommend.model_configs(),
+                data,
+                seen,
+                labels,
+                assigned.select("user_row", "group"),
+                len(sizes),
             )
         if self.config.evaluate.enabled:
             self.console.print(
