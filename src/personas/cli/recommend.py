@@ -15,11 +15,6 @@ from personas.config import as_kind, as_name, registry
 from personas.data import Dataset
 from personas.errors import ConfigError
 from personas.recommend import (
-    EASE,
-    ColdStartRouter,
-    GroupPopular,
-    Hybrid,
-    ItemKNN,
     Recommendations,
     Recommender,
 )
@@ -46,59 +41,36 @@ def behaviour_groups(dataset: Dataset, k: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def _parts(model: Recommender) -> tuple[ItemKNN | EASE | None, GroupPopular | None]:
-    """The model (or its part) that can name a neighbour item, and the one that knows the groups."""
-    if isinstance(model, ColdStartRouter):
-        return model.item_knn_, model.group_popular_
-    if isinstance(model, Hybrid):
-        parts = model.components_
-        neighbour = parts.get("item_knn") or parts.get("ease")
-        group = parts.get("group_popular")
-        return (
-            neighbour if isinstance(neighbour, ItemKNN | EASE) else None,
-            group if isinstance(group, GroupPopular) else None,
-        )
-    return (
-        model if isinstance(model, ItemKNN | EASE) else None,
-        model if isinstance(model, GroupPopular) else None,
+def _history_row(model: Recommender, history: np.ndarray) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, model.n_items_)
     )
 
 
-def _because(neighbour: ItemKNN | EASE, history: np.ndarray, item: int) -> int:
-    if isinstance(neighbour, ItemKNN):
-        return neighbour.because_of(history, item)
-    contributions = neighbour.weights_[history, item]
-    return int(history[np.argmax(contributions)]) if contributions.size and contributions.max() > 0 else -1
-
-
-def _uses_group(model: Recommender, n_history: int) -> bool:
-    """Whether the group shaped this user's list (the router's warm route and EASE-only blends ignore it)."""
-    if isinstance(model, ColdStartRouter):
-        return model.route_of(n_history) != "warm"
-    if isinstance(model, Hybrid):
-        return model.weights.get("group_popular", 0.0) > 0
-    return isinstance(model, GroupPopular)
+def _place_new(model: Recommender, text: str | None, history: np.ndarray, **side: np.ndarray | None) -> int | None:
+    """A new user's group by the model's placer (text vector or centroids in ``side``), None without groups."""
+    placer = model.group_placer()
+    if placer is None or (not len(history) and not text):
+        return None
+    if side:
+        placer = placer.with_side(centroids=side.get("centroids"))
+    return placer.place(text=text, vector=side.get("vector"), history=_history_row(model, history))
 
 
 def _show(model: Recommender, titles: list[str], rec: Recommendations, history: np.ndarray, group: int | None) -> None:
-    neighbour, _ = _parts(model)
-    if not _uses_group(model, len(history)):
-        group = None
     table = Table(title_justify="left")
     for col in ("#", "item", "title", "score", "why"):
         table.add_column(col, justify="right" if col in ("#", "score") else "left")
     item_ids = model.item_vocab_.ids
-    for rank, (item, score) in enumerate(zip(rec.ids[0], rec.scores[0], strict=True), start=1):
-        if item < 0:
-            break
-        reasons = []
-        if neighbour is not None and history.size:
-            source = _because(neighbour, history, int(item))
-            if source >= 0:
-                reasons.append(f"like {titles[source]}")
-        if group is not None and group >= 0:
-            reasons.append(f"popular in group {group}")
-        table.add_row(str(rank), str(item_ids[item]), titles[item], f"{score:.3f}", "; ".join(reasons))
+    shown = [int(i) for i in rec.ids[0] if i >= 0]
+    reasons = model.explain(shown, history=history, group=group)
+    for rank, (item, score, why) in enumerate(zip(shown, rec.scores[0], reasons, strict=False), start=1):
+        words = []
+        if why.because_of >= 0:
+            words.append(f"like {titles[why.because_of]}")
+        if why.group is not None:
+            words.append(f"popular in group {why.group}")
+        table.add_row(str(rank), str(item_ids[item]), titles[item], f"{score:.3f}", "; ".join(words))
     console.print(table)
 
 
@@ -145,8 +117,8 @@ def recommend(
         fitted = Recommender.load(load)
         if fitted.item_vocab_ != data.item_vocab:
             raise ConfigError(f"The model in {load} was fitted on other items than {dataset!r}; pass that dataset.")
-        group_part = _parts(fitted)[1]
-        labels = group_part.labels_ if group_part is not None else None
+        placer = fitted.group_placer()
+        labels = placer.labels if placer is not None else None
     else:
         labels = behaviour_groups(data, groups) if groups else None
         err_console.print(f"Fitting {model} on {data.name} ...", highlight=False)
@@ -160,7 +132,8 @@ def recommend(
             continue
         rec, row, history = found
         group = int(labels[row]) if labels is not None else None
-        route = f", route {fitted.why(row)}" if isinstance(fitted, ColdStartRouter) else ""
+        routed = fitted.route_of(len(history))
+        route = f", route {routed}" if routed is not None else ""
         console.print(f"[bold]User {uid}[/]: {len(history)} items taken, group {group}{route}", highlight=False)
         _show(fitted, titles, rec, history, group)
     if text is not None or items is not None:
@@ -170,15 +143,7 @@ def recommend(
             err_console.print(f"[yellow]Unknown item ids ignored: {', '.join(rec.unknown)}[/]", highlight=False)
         known = [i for i in history_ids if i in fitted.item_vocab_]
         history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
-        _, group_model = _parts(fitted)
-        group = None
-        if isinstance(fitted, ColdStartRouter) and not len(history) and text:
-            group = fitted.group_of_text(text)
-        elif group_model is not None and len(history):
-            taken = sp.csr_matrix(
-                (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, fitted.n_items_)
-            )
-            group = group_model.group_of_history(taken)
+        group = _place_new(fitted, text, history)
         console.print(f"[bold]New user[/]: {len(history)} items given, group {group}", highlight=False)
         _show(fitted, titles, rec, history, group)
 
@@ -221,15 +186,15 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
     if text is not None or items is not None:
         history_ids = [i.strip() for i in (items or "").split(",") if i.strip()]
         vector = None
-        new_group: int | None = None
         encoder = run.text_encoder() if text else None
         if encoder is not None and text:
             vector = encoder.encode([text])[0]
-            new_group = run.persona_of_vector(vector)
         rec = fitted.recommend_new(text=text, vector=vector, history=history_ids or None, n=n)
         if rec.unknown:
             err_console.print(f"[yellow]Unknown item ids ignored: {', '.join(rec.unknown)}[/]", highlight=False)
         known = [i for i in history_ids if i in fitted.item_vocab_]
         history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
+        # the service's rule: the text's nearest persona centroid, else the items' group, else the text's words
+        new_group = _place_new(fitted, text, history, centroids=run.text_centroids(), vector=vector)
         console.print(f"[bold]New user[/]: {len(history)} items given, persona {describe(new_group)}", highlight=False)
         _show(fitted, titles, rec, history, new_group)
