@@ -121,6 +121,16 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     return np.where(std > 0, (scores - mean) / safe, 0.0)
 
 
+def _rows_per(owner: str, name: str, vectors: np.ndarray | None, n_rows: int, what: str) -> np.ndarray | None:
+    """``vectors`` as a float64 matrix with one row per user or item, or a DataError saying what it got."""
+    if vectors is None:
+        return None
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] != n_rows:
+        raise DataError(f"{owner}.fit: {name} must have one row per {what} ({n_rows}); got shape {vectors.shape}.")
+    return vectors
+
+
 def _checked_inputs(
     owner: str,
     dataset: Dataset,
@@ -145,24 +155,12 @@ def _checked_inputs(
         if (groups < -1).any():
             raise DataError(f"{owner}.fit: group labels must be >= 0, or -1 for no group.")
         groups = groups.astype(np.int64)
-    if user_vectors is not None:
-        user_vectors = np.asarray(user_vectors, dtype=np.float64)
-        if user_vectors.ndim != 2 or user_vectors.shape[0] != dataset.n_users:
-            raise DataError(
-                f"{owner}.fit: user_vectors must have one row per user ({dataset.n_users}); "
-                f"got shape {user_vectors.shape}."
-            )
+    user_vectors = _rows_per(owner, "user_vectors", user_vectors, dataset.n_users, "user")
     if centroids is not None:
         centroids = np.asarray(centroids, dtype=np.float64)
         if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
             raise DataError(f"{owner}.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}.")
-    if item_vectors is not None:
-        item_vectors = np.asarray(item_vectors, dtype=np.float64)
-        if item_vectors.ndim != 2 or item_vectors.shape[0] != dataset.n_items:
-            raise DataError(
-                f"{owner}.fit: item_vectors must have one row per item ({dataset.n_items}); "
-                f"got shape {item_vectors.shape}."
-            )
+    item_vectors = _rows_per(owner, "item_vectors", item_vectors, dataset.n_items, "item")
     return FitInputs(dataset, groups, user_vectors, centroids, item_vectors)
 
 

@@ -281,3 +281,15 @@ def test_a_model_saved_in_an_older_format_is_refused_with_what_to_do(hand: Datas
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match=r"saved in model format 1.*Fit and save the model again"):
         Recommender.load(folder)
+
+
+def test_fit_inputs_of_the_wrong_shape_are_refused_naming_them(hand: Dataset) -> None:
+    from personas.errors import DataError
+    from personas.recommend import ColdStartRouter, ContentBased
+
+    with pytest.raises(DataError, match=r"item_vectors must have one row per item \(4\); got shape \(3, 2\)"):
+        ContentBased().fit(hand, item_vectors=np.ones((3, 2)))
+    with pytest.raises(DataError, match=r"user_vectors must have one row per user \(4\); got shape \(4,\)"):
+        ColdStartRouter().fit(hand, user_vectors=np.ones(4))
+    with pytest.raises(DataError, match=r"centroids must be \(groups x d\) like user_vectors"):
+        ColdStartRouter().fit(hand, user_vectors=np.ones((4, 2)), centroids=np.ones((2, 3)))
