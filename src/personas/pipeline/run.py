@@ -35,7 +35,6 @@ from personas.pipeline.artefact import write_run
 from personas.pipeline.config import PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
-from personas.recommend.router import ColdStartRouter
 
 __all__ = ["Pipeline", "PipelineResult"]
 
@@ -147,14 +146,11 @@ class Pipeline:
         groups = np.where(labels >= 0, labels, -1)
         models: dict[str, Recommender] = {}
         for name, config in self.config.recommend.model_configs().items():
-            model = registry.build(config, Recommender)
-            if isinstance(model, ColdStartRouter):
-                # New users are routed by their text vector to the nearest persona's text centroid.
-                models[name] = model.fit(
-                    dataset, groups=groups, user_vectors=self.text_vectors_, centroids=self.text_centroids_
-                )
-            else:
-                models[name] = model.fit(dataset, groups=groups)
+            # Every model gets the same inputs and reads what it uses: the router places new users by their
+            # text vector at the nearest persona's text centroid.
+            models[name] = registry.build(config, Recommender).fit(
+                dataset, groups=groups, user_vectors=self.text_vectors_, centroids=self.text_centroids_
+            )
         return models
 
     # ------------------------------------------------------------------------------------------ run
