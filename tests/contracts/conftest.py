@@ -25,6 +25,7 @@ from personas.recommend import (
     MostPopular,
     Random,
     Recommender,
+    TextMatch,
 )
 
 BLOCK = 4
@@ -78,6 +79,7 @@ FACTORIES: dict[str, Factory] = {
     "FeatureCF": lambda: FeatureCF(l2=0.1),
     "Hybrid": lambda: Hybrid(),
     "ColdStartRouter": lambda: ColdStartRouter(min_history=2),
+    "TextMatch": lambda: TextMatch(priors=(0.0,)),
 }
 
 # Models that cannot know the answer: everyone took as many items of each block.
@@ -94,10 +96,21 @@ def model_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def item_text_vectors(dataset: Dataset) -> np.ndarray:
+    """The board's items in a two-word text space: space films along one axis, romances along the other."""
+    space = np.array([item.startswith("s") for item in dataset.item_vocab.ids], dtype=np.float64)
+    return np.column_stack([space, 1.0 - space]) + 0.01 * np.arange(dataset.n_items)[:, None]
+
+
+def fit(model: Recommender, board: tuple[Dataset, np.ndarray, dict[str, str]]) -> Recommender:
+    """Every model gets the same fit inputs and reads what it uses."""
+    dataset, groups, _ = board
+    return model.fit(dataset, groups=groups, item_text_vectors=item_text_vectors(dataset))
+
+
 @pytest.fixture
 def fitted(model_name: str, board: tuple[Dataset, np.ndarray, dict[str, str]]) -> Recommender:
-    dataset, groups, _ = board
-    return FACTORIES[model_name]().fit(dataset, groups=groups)
+    return fit(FACTORIES[model_name](), board)
 
 
 @pytest.fixture

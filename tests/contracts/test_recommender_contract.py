@@ -13,6 +13,8 @@ from personas.data import Dataset
 from personas.errors import ConfigError, DataError, NotFittedError
 from personas.recommend import Recommender
 
+from .conftest import fit
+
 Board = tuple[Dataset, np.ndarray, dict[str, str]]
 
 
@@ -59,10 +61,10 @@ def test_scores_sorted_and_ids_unique(fitted: Recommender, board: Board) -> None
 
 
 def test_deterministic_and_batch_independent(factory, board: Board, fitted: Recommender) -> None:  # type: ignore[no-untyped-def]
-    dataset, groups, _ = board
+    dataset, _, _ = board
     users = list(dataset.user_vocab.ids)
     first = fitted.recommend(users, n=3)
-    again = factory().fit(dataset, groups=groups).recommend(users, n=3)
+    again = fit(factory(), board).recommend(users, n=3)
     assert np.array_equal(first.ids, again.ids) and np.array_equal(first.scores, again.scores)
     alone = fitted.recommend([users[5]], n=3)
     assert np.array_equal(alone.ids[0], first.ids[5])

@@ -3,7 +3,15 @@ texts."""
 
 from personas.data.builtin import BUILTIN, fetch, load_builtin
 from personas.data.dataset import Dataset, Vocabulary
-from personas.data.items import ITEM_TEXT_FIELDS, ItemTextStyle, genre_tokens, item_texts, kg_facts, split_genres
+from personas.data.items import (
+    ITEM_TEXT_FIELDS,
+    ItemTextStyle,
+    genre_tokens,
+    item_documents,
+    item_texts,
+    kg_facts,
+    split_genres,
+)
 from personas.data.loaders import LoadReport, load_dataset, load_recbole, read_table
 from personas.data.profiles import ProfileConfig, build_profiles
 from personas.data.summary import DatasetSummary, summarize
@@ -20,6 +28,7 @@ __all__ = [
     "build_profiles",
     "fetch",
     "genre_tokens",
+    "item_documents",
     "item_texts",
     "kg_facts",
     "load_builtin",

@@ -18,7 +18,15 @@ from personas.data._template import fill_template
 from personas.data.dataset import Dataset
 from personas.errors import ConfigError
 
-__all__ = ["ITEM_TEXT_FIELDS", "ItemTextStyle", "genre_tokens", "item_texts", "kg_facts", "split_genres"]
+__all__ = [
+    "ITEM_TEXT_FIELDS",
+    "ItemTextStyle",
+    "genre_tokens",
+    "item_documents",
+    "item_texts",
+    "kg_facts",
+    "split_genres",
+]
 
 ItemTextStyle = Literal["fields", "label", "template"]
 ITEM_TEXT_FIELDS: tuple[str, ...] = ("title", "genres", "text")
@@ -98,6 +106,44 @@ def item_texts(
         maps = value_maps or {}
         return [fill_template(template, record, maps) for record in items.to_dict("records")]
     raise ConfigError(f"item_texts: style must be one of 'fields', 'label', 'template'. Got {style!r} instead.")
+
+
+def item_documents(dataset: Dataset, *, max_tags: int = 8) -> list[str]:
+    """One sentence-like text per item row for a language model: what a user might write about it.
+
+    ``"Toy Story (1995). Animation, Children's, Comedy. <the item's text> Tags: pixar, toys."``: title and year
+    where known, genres separated by commas, the item's own text, and up to ``max_tags`` of its most frequent
+    tags (users' words for it). Missing parts leave nothing behind; an item with nothing gets its id.
+    """
+    items = dataset.items
+    tags: dict[int, list[str]] = {}
+    table = dataset.tags
+    if table is not None and len(table) and max_tags > 0:
+        words = table["tag"].astype(str).str.strip().str.lower()
+        counted = pd.DataFrame({"item": table["item"], "tag": words}).groupby(["item", "tag"]).size()
+        for (item, tag), _ in counted.sort_values(ascending=False, kind="stable").items():
+            have = tags.setdefault(int(item), [])
+            if len(have) < max_tags:
+                have.append(str(tag))
+    genres = genre_tokens(dataset)
+    documents = []
+    for row, record in enumerate(items.to_dict("records")):
+        title = record.get("title")
+        year = record.get("release_year")
+        head = str(title) if _present(title) and str(title) else ""
+        if _present(year) and str(year):
+            head = f"{head} ({year})" if head else str(year)
+        parts = [head] if head else []
+        if genres[row]:
+            parts.append(", ".join(genres[row]))
+        text = record.get("text")
+        if _present(text) and str(text).strip():
+            parts.append(str(text).strip())
+        document = ". ".join(parts) + ("." if parts else "")
+        if row in tags:
+            document = f"{document} Tags: {', '.join(tags[row])}.".strip()
+        documents.append(document or str(record["item_id"]))
+    return documents
 
 
 def kg_facts(dataset: Dataset) -> dict[str, list[str]]:

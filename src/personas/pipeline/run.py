@@ -19,7 +19,7 @@ from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
-from personas.data import Dataset, build_profiles, load_builtin, load_dataset
+from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
 from personas.describe import Persona, describe_groups, personas_to_json
 from personas.discover import (
     KChoice,
@@ -71,6 +71,8 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         self.text_vectors_: np.ndarray | None = None
         self.text_centroids_: np.ndarray | None = None
+        self.item_text_vectors_: np.ndarray | None = None
+        self._text_encoder: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -108,12 +110,14 @@ class Pipeline:
         section = self.config.encode
         encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
         text_vectors = None
+        self._text_encoder = None
         if isinstance(encoder, BehaviourEncoder):
             vectors: np.ndarray = encoder.fit(dataset).vectors_
             names = [f"behaviour=svd{encoder.dim_}"]
         elif isinstance(encoder, FusionEncoder):
             encoder.fit(dataset, texts=texts, show_progress=True, batch_size=section.batch_size)
             vectors, text_vectors = encoder.vectors_, encoder.text_vectors_
+            self._text_encoder = encoder.text_encoder
             names = [
                 f"text={encoder.text_encoder.name}",
                 f"behaviour=svd{encoder.behaviour_encoder_.dim_}",
@@ -122,9 +126,20 @@ class Pipeline:
         else:
             text_encoder = fitted_text_encoder(encoder, texts)
             vectors = text_vectors = text_encoder.encode(texts, batch_size=section.batch_size, show_progress=True)
+            self._text_encoder = text_encoder
             names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
+
+    def encode_items(self, dataset: Dataset) -> np.ndarray | None:
+        """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
+        that made the users' text vectors: a new user's words are then compared with every item. None when the
+        run has no text."""
+        if self._text_encoder is None:
+            return None
+        documents = item_documents(dataset)
+        vectors = self._text_encoder.encode(documents, batch_size=self.config.encode.batch_size, show_progress=True)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _finder_config(self, k: int) -> Any:
         return self.config.discover.finder_config(k)
@@ -149,7 +164,11 @@ class Pipeline:
             # Every model gets the same inputs and reads what it uses: the router places new users by their
             # text vector at the nearest persona's text centroid.
             models[name] = registry.build(config, Recommender).fit(
-                dataset, groups=groups, user_vectors=self.text_vectors_, centroids=self.text_centroids_
+                dataset,
+                groups=groups,
+                user_vectors=self.text_vectors_,
+                centroids=self.text_centroids_,
+                item_text_vectors=self.item_text_vectors_,
             )
         return models
 
@@ -173,6 +192,7 @@ class Pipeline:
             texts = build_profiles(dataset, self.config.profiles)
         with self.stage("encode"):
             vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
+            self.item_text_vectors_ = self.encode_items(dataset)
         with self.stage("discover groups"):
             labels, choice = self.discover(vectors)
             # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
@@ -257,6 +277,8 @@ class Pipeline:
         if self.text_vectors_ is not None and self.text_centroids_ is not None:
             arrays["text_vectors.npy"] = self.text_vectors_
             arrays["text_centroids.npy"] = self.text_centroids_
+        if self.item_text_vectors_ is not None:
+            arrays["item_text_vectors.npy"] = self.item_text_vectors_
         manifest = {
             "config": self.config.model_dump(mode="json"),
             "dataset": {

@@ -25,6 +25,7 @@ from personas.recommend.neighbours import ItemKNN, ItemKNNConfig
 from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular, GroupPopularConfig
 from personas.recommend.router import ColdStartRouter, ColdStartRouterConfig
+from personas.recommend.text_match import TextMatch, TextMatchConfig
 
 # Their configs do not declare a kind yet (those modules are being reworked); registered here until they do.
 
@@ -53,6 +54,8 @@ __all__ = [
     "Reason",
     "Recommendations",
     "Recommender",
+    "TextMatch",
+    "TextMatchConfig",
     "fill_cold_items",
     "item_feature_blocks",
     "item_texts",

@@ -58,7 +58,9 @@ class FitInputs:
     groups: np.ndarray | None = None  # (n_users,) int, -1 = no group
     user_vectors: np.ndarray | None = None  # (n_users, d)
     centroids: np.ndarray | None = None  # (n_groups, d), in the space of user_vectors
-    item_vectors: np.ndarray | None = None  # (n_items, d')
+    item_vectors: np.ndarray | None = None  # (n_items, d'): item features for content models
+    # (n_items, d): the items' own texts encoded like the users' texts (the language-model space of user_vectors)
+    item_text_vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def _checked_inputs(
     user_vectors: np.ndarray | None,
     centroids: np.ndarray | None,
     item_vectors: np.ndarray | None,
+    item_text_vectors: np.ndarray | None = None,
 ) -> FitInputs:
     """The fit inputs as arrays of the right type, or a DataError naming what is wrong."""
     if dataset.n_interactions == 0 or dataset.n_items == 0:
@@ -161,7 +164,8 @@ def _checked_inputs(
         if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
             raise DataError(f"{owner}.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}.")
     item_vectors = _rows_per(owner, "item_vectors", item_vectors, dataset.n_items, "item")
-    return FitInputs(dataset, groups, user_vectors, centroids, item_vectors)
+    item_text_vectors = _rows_per(owner, "item_text_vectors", item_text_vectors, dataset.n_items, "item")
+    return FitInputs(dataset, groups, user_vectors, centroids, item_vectors, item_text_vectors)
 
 
 class Recommender(Component[ComponentConfig], ABC):
@@ -217,11 +221,15 @@ class Recommender(Component[ComponentConfig], ABC):
         user_vectors: np.ndarray | None = None,
         centroids: np.ndarray | None = None,
         item_vectors: np.ndarray | None = None,
+        item_text_vectors: np.ndarray | None = None,
     ) -> Self:
         """Learn from ``dataset``; ``groups`` (one int label per user, -1 = none), ``user_vectors`` (one row
-        per user), their groups' ``centroids`` and ``item_vectors`` (one row per item) are optional inputs
-        that the models which read them use."""
-        inputs = _checked_inputs(type(self).__name__, dataset, groups, user_vectors, centroids, item_vectors)
+        per user), their groups' ``centroids``, ``item_vectors`` (item features, one row per item) and
+        ``item_text_vectors`` (the items' texts in the space of ``user_vectors``) are optional inputs that the
+        models which read them use."""
+        inputs = _checked_inputs(
+            type(self).__name__, dataset, groups, user_vectors, centroids, item_vectors, item_text_vectors
+        )
         self._fit_shared(dataset)
         self._fit(inputs)
         return self

@@ -36,10 +36,12 @@ from personas.recommend.router_tuning import (
     choose_cold_item_scale,
     choose_cold_weights,
     choose_few_weights,
+    choose_text_weight,
     known_user_split,
     weights_for,
 )
 from personas.recommend.side import SideRidge, SideText
+from personas.recommend.text_match import TextMatch
 
 __all__ = ["FEW_PARTS", "ColdStartRouter", "ColdStartRouterConfig", "Route"]
 
@@ -93,6 +95,16 @@ class ColdStartRouter(Recommender):
         )
         cold = choose_cold_weights(cfg, dataset, groups, self.placer_, side_binary, self._cold_content_rows)
         self.cold_weights_ = np.array(cold, dtype=np.float64)
+        # the items' texts in the users' text space: a cold user's words count through TextMatch
+        self.text_match_: TextMatch | None = None
+        self.text_weight_, self.text_weight_trials_ = 0.0, np.zeros((2, 0))
+        if inputs.item_text_vectors is not None:
+            self.text_match_ = TextMatch(cfg.text_match).fit(
+                dataset, user_vectors=inputs.user_vectors, item_text_vectors=inputs.item_text_vectors
+            )
+            self.text_weight_, self.text_weight_trials_ = choose_text_weight(
+                cfg, dataset, groups, self.placer_, side_binary, self._cold_content_rows, cold, self.text_match_
+            )
         active = np.flatnonzero(np.diff(self.seen_.indptr) > 0)
         self.side_ridge_ = SideRidge().fit(side_binary[active], self.seen_[active], float(self.cold_weights_[0]))
         # the known-user split serves the switch point (tuned when not fixed) and the new-item fill's scale
@@ -145,8 +157,15 @@ class ColdStartRouter(Recommender):
         return self.route_of(int(np.diff(self.seen_.indptr)[user_row]))
 
     # -- scoring -------------------------------------------------------------------------------------
-    def _cold(self, side_binary: sp.csr_matrix, weights: np.ndarray, content: np.ndarray | None) -> np.ndarray:
-        """Side ridge (attribute-conditioned popularity) + group-popular on the likely groups + content."""
+    def _cold(
+        self,
+        side_binary: sp.csr_matrix,
+        weights: np.ndarray,
+        content: np.ndarray | None,
+        vector: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Side ridge (attribute-conditioned popularity) + group-popular on the likely groups + content + what
+        the user's words (``vector``, their text in the language-model space) mean."""
         gp = self.group_popular_
         _, group_weight, content_weight = self.cold_weights_
         if side_binary.nnz == 0 and weights.any():
@@ -160,6 +179,10 @@ class ColdStartRouter(Recommender):
                 scores = scores + group_weight * normalise_rows(group.reshape(1, -1))[0]
         if content is not None and content_weight:
             scores = scores + content_weight * normalise_rows(content.reshape(1, -1))[0]
+        if self.text_match_ is not None and self.text_weight_ and self.text_match_.fits(vector):
+            assert vector is not None
+            words = self.text_match_.vector_scores(vector.reshape(1, -1))
+            scores = scores + self.text_weight_ * normalise_rows(words)[0]
         return scores
 
     @staticmethod
@@ -228,7 +251,8 @@ class ColdStartRouter(Recommender):
         content = self._cold_content(row)
         binary = self.side_.binary_of([str(self.side_.texts_[row])])
         weights = placer.known_user_weight(row, placer.labels, placer.default_voters())
-        return self._cold(binary, weights, content if content.any() else None)
+        vector = placer.user_vectors[row] if placer.user_vectors.size else None
+        return self._cold(binary, weights, content if content.any() else None, vector)
 
     def _score_new(self, query: NewUser) -> np.ndarray:
         scores = self._route_new(query).reshape(1, -1)
@@ -269,8 +293,9 @@ class ColdStartRouter(Recommender):
         counts = self.side_.counts([query.text]) if query.text else sp.csr_matrix((1, len(self.side_.terms_)))
         binary = sp.csr_matrix(counts > 0, dtype=np.float64)
         if query.group is not None:
-            return self._cold(binary, self.placer_.one_hot(query.group), content)
-        return self._cold(binary, self.group_weights(side=self.side_.tfidf(counts), vector=query.vector), content)
+            return self._cold(binary, self.placer_.one_hot(query.group), content, query.vector)
+        weights = self.group_weights(side=self.side_.tfidf(counts), vector=query.vector)
+        return self._cold(binary, weights, content, query.vector)
 
     # -- persistence ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
@@ -284,6 +309,8 @@ class ColdStartRouter(Recommender):
             "switch_gains": self.switch_gains_,
             "cold_item_scale": np.array(self.cold_item_scale_, dtype=np.float64),
             "cold_item_scale_trials": self.cold_item_scale_trials_,
+            "text_weight": np.array(self.text_weight_),
+            "text_weight_trials": self.text_weight_trials_,
         }
         out.update({f"side.{key}": value for key, value in self.side_.state().items()})
         out.update({f"side_ridge.{key}": value for key, value in self.side_ridge_.state().items()})
@@ -300,6 +327,8 @@ class ColdStartRouter(Recommender):
         self.switch_gains_ = arrays["switch_gains"]
         self.cold_item_scale_ = float(arrays["cold_item_scale"])
         self.cold_item_scale_trials_ = arrays["cold_item_scale_trials"]
+        self.text_weight_ = float(arrays["text_weight"])
+        self.text_weight_trials_ = arrays["text_weight_trials"]
         self.side_ = SideText.from_state(prefixed("side"), self.config.max_side_terms)
         self.side_ridge_ = SideRidge.from_state(prefixed("side_ridge"))
         self._saved = arrays  # the placer is rebuilt with the restored parts (_set_parts)
@@ -313,6 +342,8 @@ class ColdStartRouter(Recommender):
         }
         if self.cold_items_ is not None:
             parts["cold_items"] = self.cold_items_
+        if self.text_match_ is not None:
+            parts["text_match"] = self.text_match_
         return parts
 
     def _new_parts(self) -> dict[str, Recommender]:
@@ -325,6 +356,8 @@ class ColdStartRouter(Recommender):
         }
         if cfg.cold_items is not None and any(k.startswith("cold_items.") for k in self._saved):
             parts["cold_items"] = FeatureCF(cfg.cold_items)
+        if any(k.startswith("text_match.") for k in self._saved):
+            parts["text_match"] = TextMatch(cfg.text_match)
         return parts
 
     def _set_parts(self, parts: dict[str, Recommender]) -> None:
@@ -333,6 +366,7 @@ class ColdStartRouter(Recommender):
         self.group_popular_ = parts["group_popular"]  # type: ignore[assignment]
         self.content_ = parts["content"]  # type: ignore[assignment]
         self.cold_items_ = parts.get("cold_items")  # type: ignore[assignment]
+        self.text_match_ = parts.get("text_match")  # type: ignore[assignment]
         saved = self.__dict__.pop("_saved")
         self.placer_ = self.group_popular_.group_placer().with_side(
             centroids=saved["centroids"],

@@ -13,6 +13,7 @@ from personas.recommend.feature_cf import COLD_ITEM_SCALES, FeatureCFConfig
 from personas.recommend.hybrid import HybridConfig
 from personas.recommend.neighbours import ItemKNNConfig
 from personas.recommend.popular import GroupPopularConfig
+from personas.recommend.text_match import TextMatchConfig
 
 __all__ = ["ColdStartRouterConfig"]
 
@@ -79,6 +80,13 @@ class ColdStartRouterConfig(ComponentConfig):
     cold_content_weights: tuple[float, ...] = (0.0, 0.1, 0.3)
     cold_folds: int = 5
     cold_validation_users: int = 2000
+    # Typed words on the cold route: TextMatch scores items by the meaning of the user's text vector against
+    # the items' texts (when fit is given item_text_vectors); its weight beside the other cold parts is chosen
+    # on the cold folds, where held users' first items' texts stand in for their words (first candidate wins
+    # ties; the only candidate without tuning).
+    text_match: TextMatchConfig = TextMatchConfig()
+    text_weights: tuple[float, ...] = (1.0, 0.0, 0.5, 2.0, 4.0, 8.0)
+    tune_text: bool = True
     max_side_terms: int = 2000
     seed: int = 0
     text_neighbours: int = 100
@@ -139,5 +147,12 @@ class ColdStartRouterConfig(ComponentConfig):
             self.cold_validation_users >= 20, owner, "cold_validation_users", "an int >= 20", self.cold_validation_users
         )
         require(self.cold_folds >= 2, owner, "cold_folds", "an int >= 2", self.cold_folds)
+        require(
+            bool(self.text_weights) and all(w >= 0 for w in self.text_weights),
+            owner,
+            "text_weights",
+            "a non-empty tuple of floats >= 0",
+            self.text_weights,
+        )
         require(self.max_side_terms >= 1, owner, "max_side_terms", "an int >= 1", self.max_side_terms)
         require(self.text_neighbours >= 1, owner, "text_neighbours", "an int >= 1", self.text_neighbours)

@@ -11,7 +11,7 @@ never on anyone's test data. Each function returns its choice and the evidence b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +25,7 @@ from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular
 from personas.recommend.router_config import ColdStartRouterConfig
 from personas.recommend.side import SideRidge
+from personas.recommend.text_match import TextMatch, mean_item_vectors
 
 __all__ = [
     "FEW_PARTS",
@@ -33,6 +34,8 @@ __all__ = [
     "choose_cold_item_scale",
     "choose_cold_weights",
     "choose_few_weights",
+    "choose_text_weight",
+    "cold_folds",
     "few_part_scores",
     "known_user_split",
 ]
@@ -56,6 +59,49 @@ def _hide_groups(groups: np.ndarray | None, users: np.ndarray, n_users: int) -> 
 
 
 # -- the cold route ---------------------------------------------------------------------------------------
+class ColdFold(NamedTuple):
+    """One fold of the cold route's cross-validation: known users made cold and what the router knows of them."""
+
+    held: np.ndarray  # the fold's users (rows), sorted
+    rest: np.ndarray  # the other users with history
+    group_part: np.ndarray  # z(group-popular of their placement), held x items
+    content: np.ndarray  # z(content from what is known besides behaviour), held x items
+    truth: sp.csr_matrix  # all their items, held x items
+
+
+def cold_folds(
+    cfg: ColdStartRouterConfig,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    placer: GroupPlacer,
+    cold_content: Callable[[np.ndarray], np.ndarray],
+) -> Iterator[ColdFold]:
+    """The users with history split into ``cold_folds`` seeded folds (up to ``cold_validation_users``); each
+    fold in turn becomes cold: its interactions are hidden from a GroupPopular fitted on the other folds, its
+    users are placed by side text (or vector) with ``placer``, and their items are the truth. Nothing when
+    fewer than 20 users have history."""
+    seen = dataset.matrix("binary")
+    active = np.flatnonzero(np.diff(seen.indptr) > 0)
+    if len(active) < 20:
+        return
+    rng = np.random.default_rng(cfg.seed)
+    if len(active) > cfg.cold_validation_users:  # enough for the choice; full ranking of each is the cost
+        active = rng.choice(active, cfg.cold_validation_users, replace=False)
+    labels_all = groups if groups is not None else np.full(dataset.n_users, -1, dtype=np.int64)
+    for held in np.array_split(rng.permutation(active), cfg.cold_folds):
+        held = np.sort(held)
+        labels = labels_all.copy()
+        labels[held] = -1
+        gp = GroupPopular(cfg.group_popular).fit(
+            dataset.subset_interactions(~np.isin(dataset.user_rows, held)), groups=labels
+        )
+        voters = (np.diff(gp.seen_.indptr) > 0) & (labels >= 0)
+        weights = placer.known_user_weights(held, labels, voters)
+        placed = np.asarray(weights.any(axis=1), dtype=bool)
+        group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
+        yield ColdFold(held, np.setdiff1d(active, held), group_part, normalise_rows(cold_content(held)), seen[held])
+
+
 def choose_cold_weights(
     cfg: ColdStartRouterConfig,
     dataset: Dataset,
@@ -64,12 +110,9 @@ def choose_cold_weights(
     side_binary: sp.csr_matrix,
     cold_content: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[float, float, float]:
-    """(side ridge l2 (0 = popularity), group weight, content weight) with the best cross-validated NDCG@10.
-
-    The users with history are split into ``cold_folds`` seeded folds; each fold in turn becomes cold: its
-    interactions are hidden from a ridge and a GroupPopular fitted on the other folds, its users are placed
-    by side text (or vector) with ``placer``, and their hidden items are the truth. Several folds because one
-    fold of ml-100k (~150 users) moved the choice with the seed. With fewer than 20 users with history the
+    """(side ridge l2 (0 = popularity), group weight, content weight) with the best cross-validated NDCG@10 on
+    the :func:`cold_folds` (a ridge fitted on the other folds scores each fold). Several folds because one fold
+    of ml-100k (~150 users) moved the choice with the seed. With fewer than 20 users with history the
     configured values are kept; they are also the first candidates, so they win ties. ``cold_content(rows)``
     gives known users' content scores from what is known besides behaviour.
     """
@@ -80,38 +123,64 @@ def choose_cold_weights(
             [(first[1], first[2])] + [(g, c) for g in cfg.cold_group_weights for c in cfg.cold_content_weights]
         )
     )
-    seen = dataset.matrix("binary")
-    active = np.flatnonzero(np.diff(seen.indptr) > 0)
-    if not cfg.tune_cold or len(active) < 20:
+    if not cfg.tune_cold:
         return first
-    rng = np.random.default_rng(cfg.seed)
-    if len(active) > cfg.cold_validation_users:  # enough for the choice; full ranking of each is the cost
-        active = rng.choice(active, cfg.cold_validation_users, replace=False)
-    folds = np.array_split(rng.permutation(active), cfg.cold_folds)
-    labels_all = groups if groups is not None else np.full(dataset.n_users, -1, dtype=np.int64)
+    seen = dataset.matrix("binary")
     totals: dict[tuple[float, float, float], float] = {}
-    for held in folds:
-        held = np.sort(held)
-        rest = np.setdiff1d(active, held)
-        labels = labels_all.copy()
-        labels[held] = -1
-        gp = GroupPopular(cfg.group_popular).fit(
-            dataset.subset_interactions(~np.isin(dataset.user_rows, held)), groups=labels
-        )
-        voters = (np.diff(gp.seen_.indptr) > 0) & (labels >= 0)
-        weights = placer.known_user_weights(held, labels, voters)
-        placed = np.asarray(weights.any(axis=1), dtype=bool)
-        group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
-        content = normalise_rows(cold_content(held))
-        truth = seen[held]
+    for fold in cold_folds(cfg, dataset, groups, placer, cold_content):
         for l2 in l2s:
-            ridge = SideRidge().fit(side_binary[rest], seen[rest], l2)
-            base = normalise_rows(ridge.scores(side_binary[held]))
+            ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
+            base = normalise_rows(ridge.scores(side_binary[fold.held]))
             for g, c in mixes:
-                score = ndcg_of_scores(base + g * group_part + c * content, truth, 10)
-                totals[(l2, g, c)] = totals.get((l2, g, c), 0.0) + len(held) * score
+                score = ndcg_of_scores(base + g * fold.group_part + c * fold.content, fold.truth, 10)
+                totals[(l2, g, c)] = totals.get((l2, g, c), 0.0) + len(fold.held) * score
+    if not totals:
+        return first
     keys = list(totals)
     return keys[first_best([totals[key] for key in keys])]
+
+
+def choose_text_weight(
+    cfg: ColdStartRouterConfig,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    placer: GroupPlacer,
+    side_binary: sp.csr_matrix,
+    cold_content: Callable[[np.ndarray], np.ndarray],
+    cold_weights: tuple[float, float, float],
+    text: TextMatch,
+) -> tuple[float, np.ndarray]:
+    """How much a cold user's words count beside the cold route's other parts (weighted as ``cold_weights``):
+    the candidate of ``text_weights`` with the best NDCG@10 on the :func:`cold_folds`, where each held user's
+    first ``text_match.shown`` items' texts stand in for their words (their mean item text vector) and their
+    later items are the truth; with the (2, candidates) trials. The first candidate when not tuned."""
+    untuned = (cfg.text_weights[0], np.zeros((2, 0)))
+    if not cfg.tune_text:
+        return untuned
+    l2, g, c = cold_weights
+    shown_n = text.config.shown
+    seen = dataset.matrix("binary")
+    counts = np.diff(seen.indptr)
+    totals = np.zeros(len(cfg.text_weights))
+    n_users = 0
+    for fold in cold_folds(cfg, dataset, groups, placer, cold_content):
+        keep = counts[fold.held] > shown_n
+        users = fold.held[keep]
+        if not len(users):
+            continue
+        ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
+        base = normalise_rows(ridge.scores(side_binary[users])) + g * fold.group_part[keep] + c * fold.content[keep]
+        shown, truth = first_n_split(dataset, users, shown_n)
+        words = normalise_rows(text.vector_scores(mean_item_vectors(text.item_vectors_, shown)))
+        masked = shown.nonzero()
+        for i, weight in enumerate(cfg.text_weights):
+            scores = base + weight * words
+            scores[masked] = -np.inf
+            totals[i] += len(users) * ndcg_of_scores(scores, truth, 10)
+        n_users += len(users)
+    if n_users == 0:
+        return untuned
+    return float(cfg.text_weights[first_best(totals)]), np.array([list(cfg.text_weights), totals / n_users])
 
 
 # -- the few route and the switch point -----------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""TextMatch: items by what a user's words mean, in the language-model space where the items' own texts live.
+
+The pipeline encodes each item's text (title, year, genres, tags, description) with the same encoder as the
+users' texts, and passes those vectors as ``item_text_vectors``; a user's text vector (typed words, a profile)
+then scores every item by cosine. Cosine alone ranks obscure items that happen to share a word as high as
+well-loved ones, so a popularity prior is added: ``z(cosine) + prior_ * z(log(1 + popularity))``, with
+``prior_`` chosen inside ``fit`` on training users whose first items' texts stand in for their words and whose
+later items are the truth (NDCG@10; the first candidate wins ties).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from personas.config import ComponentConfig
+from personas.errors import DataError
+from personas.holdout import first_best, first_n_split, ndcg_of_scores
+from personas.recommend._checks import require
+from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
+
+__all__ = ["TextMatch", "TextMatchConfig"]
+
+
+class TextMatchConfig(ComponentConfig):
+    """``priors``: candidate weights of the popularity prior (the first is kept when there are too few users
+    to choose); ``shown``: how many of a validation user's first items stand in for their words;
+    ``validation_users``: at most this many users choose the prior."""
+
+    kind: ClassVar[str] = "text_match"
+    priors: tuple[float, ...] = (0.5, 0.0, 0.25, 1.0, 2.0)
+    shown: int = 3
+    validation_users: int = 1000
+    seed: int = 0
+
+    def model_post_init(self, _context: object) -> None:
+        require(
+            bool(self.priors) and all(p >= 0 for p in self.priors),
+            "TextMatch",
+            "priors",
+            "a non-empty tuple of floats >= 0",
+            self.priors,
+        )
+        require(self.shown >= 1, "TextMatch", "shown", "an int >= 1", self.shown)
+        require(self.validation_users >= 10, "TextMatch", "validation_users", "an int >= 10", self.validation_users)
+
+
+def mean_item_vectors(item_vectors: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    """Unit mean of the item vectors of each history row (zero rows for empty histories)."""
+    return normalize(np.asarray(sp.csr_matrix(history) @ item_vectors))
+
+
+class TextMatch(Recommender):
+    """Cosine of a user's text vector to every item's text vector plus a popularity prior (see the module
+    docstring). Needs ``item_text_vectors`` at fit; ``user_vectors`` (the known users' text vectors, same
+    space) score known users. New users come as ``vector=`` (their words, encoded by the run's encoder) or as
+    a history (the mean of their items' text vectors)."""
+
+    Config = TextMatchConfig
+    config: TextMatchConfig
+
+    def _fit(self, inputs: FitInputs) -> None:
+        if inputs.item_text_vectors is None:
+            raise DataError(
+                "TextMatch.fit: needs item_text_vectors (one vector per item, from the same text encoder as the "
+                "users' texts); the pipeline makes them, or pass them to fit(item_text_vectors=...)."
+            )
+        self.item_vectors_ = normalize(inputs.item_text_vectors)
+        dim = self.item_vectors_.shape[1]
+        vectors = inputs.user_vectors
+        self.user_vectors_ = (
+            normalize(vectors) if vectors is not None and vectors.shape[1] == dim else np.zeros((0, dim))
+        )
+        self.log_popularity_ = normalise_rows(np.log1p(self.popularity_).reshape(1, -1))[0]
+        self.prior_, self.prior_trials_ = self._choose_prior(inputs)
+
+    def _choose_prior(self, inputs: FitInputs) -> tuple[float, np.ndarray]:
+        """The prior with the best NDCG@10 on users whose first ``shown`` items' texts are their words."""
+        cfg = self.config
+        counts = np.diff(self.seen_.indptr)
+        users = np.flatnonzero(counts >= cfg.shown + 5)
+        if len(users) < 10:
+            return cfg.priors[0], np.zeros((2, 0))
+        if len(users) > cfg.validation_users:
+            rng = np.random.default_rng(cfg.seed)
+            users = np.sort(rng.choice(users, cfg.validation_users, replace=False))
+        shown, truth = first_n_split(inputs.dataset, users, cfg.shown)
+        cosine = normalise_rows(mean_item_vectors(self.item_vectors_, shown) @ self.item_vectors_.T)
+        masked = shown.nonzero()
+        results = []
+        for prior in cfg.priors:
+            scores = cosine + prior * self.log_popularity_
+            scores[masked] = -np.inf
+            results.append(ndcg_of_scores(scores, truth, 10))
+        best = first_best(results)
+        return float(cfg.priors[best]), np.array([list(cfg.priors), results], dtype=np.float64)
+
+    def fits(self, vector: np.ndarray | None) -> bool:
+        """Whether ``vector`` lives in this model's text space."""
+        return vector is not None and vector.shape == (self.item_vectors_.shape[1],) and bool(np.any(vector))
+
+    def vector_scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Scores (rows of ``vectors`` x items) of text vectors."""
+        cosine = normalize(np.asarray(vectors, dtype=np.float64)) @ self.item_vectors_.T
+        return normalise_rows(cosine) + self.prior_ * self.log_popularity_
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        if not len(self.user_vectors_):
+            return self._score_histories(self.seen_[user_rows])
+        return self.vector_scores(self.user_vectors_[user_rows])
+
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return self.vector_scores(mean_item_vectors(self.item_vectors_, history))
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        if self.fits(query.vector):
+            assert query.vector is not None
+            return self.vector_scores(query.vector.reshape(1, -1))[0]
+        if query.n_history:
+            return self._score_histories(query.history)[0]
+        return self.fallback_scores(1)[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {
+            "item_vectors": self.item_vectors_,
+            "user_vectors": self.user_vectors_,
+            "log_popularity": self.log_popularity_,
+            "prior": np.array(self.prior_),
+            "prior_trials": self.prior_trials_,
+        }
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_vectors_ = arrays["item_vectors"]
+        self.user_vectors_ = arrays["user_vectors"]
+        self.log_popularity_ = arrays["log_popularity"]
+        self.prior_ = float(arrays["prior"])
+        self.prior_trials_ = arrays["prior_trials"]

@@ -1,0 +1,91 @@
+"""TextMatch and the router's text part: a user's words, in the space of the items' own texts, pick the items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personas.data import Dataset, item_documents
+from personas.errors import DataError
+from personas.recommend import ColdStartRouter, TextMatch
+
+TASTES = 3
+
+
+@pytest.fixture(scope="module")
+def shelf() -> tuple[Dataset, np.ndarray]:
+    """60 users in three tastes over 30 items (10 per taste); within a taste the first items are the popular
+    ones. Item text vectors: one axis per taste (what an encoder of "space film", "romance"... would give)."""
+    rng = np.random.default_rng(5)
+    pairs = []
+    for u in range(60):
+        taste = u % TASTES
+        weights = np.linspace(2.0, 0.2, 10)
+        for i in rng.choice(np.arange(10), size=9, replace=False, p=weights / weights.sum()):
+            pairs.append((f"u{u:02d}", f"i{10 * taste + int(i):02d}"))
+    inter = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    inter["timestamp"] = np.arange(len(inter))
+    items = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(30)], "title": [f"film {i}" for i in range(30)]})
+    dataset = Dataset.from_frames(inter, items=items, name="shelf")
+    taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
+    vectors = np.eye(TASTES)[taste_of_item] + 0.05 * np.random.default_rng(0).random((dataset.n_items, TASTES))
+    return dataset, vectors
+
+
+def test_words_pick_their_items_and_the_prior_is_chosen_on_held_users(shelf: tuple[Dataset, np.ndarray]) -> None:
+    dataset, vectors = shelf
+    model = TextMatch().fit(dataset, item_text_vectors=vectors)
+    assert model.prior_ in model.config.priors and model.prior_trials_.shape == (2, len(model.config.priors))
+    taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
+    for taste in range(TASTES):
+        rec = model.recommend_new(vector=np.eye(TASTES)[taste], n=5)
+        assert set(taste_of_item[rec.ids[0]].tolist()) == {taste}  # different words, different lists
+
+
+def test_text_match_needs_item_text_vectors(shelf: tuple[Dataset, np.ndarray]) -> None:
+    with pytest.raises(DataError, match="needs item_text_vectors"):
+        TextMatch().fit(shelf[0])
+
+
+def test_the_router_reads_a_cold_users_words_with_the_weight_chosen_on_held_users(
+    shelf: tuple[Dataset, np.ndarray],
+) -> None:
+    dataset, vectors = shelf
+    taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
+    router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
+    assert router.text_match_ is not None and router.text_weight_trials_.shape == (2, 6)
+    # On this shelf a user's first items say their taste, so the words must count.
+    assert router.text_weight_ > 0
+    lists = [router.recommend_new(vector=np.eye(TASTES)[t], n=5).ids[0] for t in range(TASTES)]
+    for taste, ids in enumerate(lists):
+        assert (taste_of_item[ids] == taste).mean() >= 0.8
+    without = ColdStartRouter(min_history=3).fit(dataset)  # no item texts: the words cannot count
+    assert without.text_match_ is None
+    assert np.array_equal(
+        without.recommend_new(vector=np.eye(TASTES)[0], n=5).ids,
+        without.recommend_new(vector=np.eye(TASTES)[1], n=5).ids,
+    )
+
+
+def test_saved_router_keeps_its_text_part(shelf: tuple[Dataset, np.ndarray], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dataset, vectors = shelf
+    router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
+    loaded = ColdStartRouter.load(router.save(tmp_path / "router"))
+    query = np.array([0.1, 0.9, 0.0])
+    assert np.array_equal(router.recommend_new(vector=query, n=6).ids, loaded.recommend_new(vector=query, n=6).ids)
+
+
+def test_item_documents_read_like_sentences() -> None:
+    inter = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"]})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "title": ["Alien", None],
+            "release_year": ["1979", None],
+            "genres": ["Horror|Sci-Fi", None],
+        }
+    )
+    tags = pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["a", "a", "a"], "tag": ["Space", "space", "ripley"]})
+    dataset = Dataset.from_frames(inter, items=items, tags=tags)
+    assert item_documents(dataset) == ["Alien (1979). Horror, Sci-Fi. Tags: space, ripley.", "b"]
