@@ -72,7 +72,7 @@ class Pipeline:
         self.text_vectors_: np.ndarray | None = None
         self.text_centroids_: np.ndarray | None = None
         self.item_text_vectors_: np.ndarray | None = None
-        self._text_encoder: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
+        self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -110,14 +110,14 @@ class Pipeline:
         section = self.config.encode
         encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
         text_vectors = None
-        self._text_encoder = None
+        self.text_encoder_ = None
         if isinstance(encoder, BehaviourEncoder):
             vectors: np.ndarray = encoder.fit(dataset).vectors_
             names = [f"behaviour=svd{encoder.dim_}"]
         elif isinstance(encoder, FusionEncoder):
             encoder.fit(dataset, texts=texts, show_progress=True, batch_size=section.batch_size)
             vectors, text_vectors = encoder.vectors_, encoder.text_vectors_
-            self._text_encoder = encoder.text_encoder
+            self.text_encoder_ = encoder.text_encoder
             names = [
                 f"text={encoder.text_encoder.name}",
                 f"behaviour=svd{encoder.behaviour_encoder_.dim_}",
@@ -126,7 +126,7 @@ class Pipeline:
         else:
             text_encoder = fitted_text_encoder(encoder, texts)
             vectors = text_vectors = text_encoder.encode(texts, batch_size=section.batch_size, show_progress=True)
-            self._text_encoder = text_encoder
+            self.text_encoder_ = text_encoder
             names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
@@ -135,10 +135,10 @@ class Pipeline:
         """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
         that made the users' text vectors: a new user's words are then compared with every item. None when the
         run has no text."""
-        if self._text_encoder is None:
+        if self.text_encoder_ is None:
             return None
         documents = item_documents(dataset)
-        vectors = self._text_encoder.encode(documents, batch_size=self.config.encode.batch_size, show_progress=True)
+        vectors = self.text_encoder_.encode(documents, batch_size=self.config.encode.batch_size, show_progress=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _finder_config(self, k: int) -> Any:

@@ -67,6 +67,8 @@ class ColdFold(NamedTuple):
     group_part: np.ndarray  # z(group-popular of their placement), held x items
     content: np.ndarray  # z(content from what is known besides behaviour), held x items
     truth: sp.csr_matrix  # all their items, held x items
+    group_scores: np.ndarray  # the fold's group item rates (groups x items)
+    global_rate: np.ndarray  # the fold's item rates over everyone
 
 
 def cold_folds(
@@ -99,7 +101,15 @@ def cold_folds(
         weights = placer.known_user_weights(held, labels, voters)
         placed = np.asarray(weights.any(axis=1), dtype=bool)
         group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
-        yield ColdFold(held, np.setdiff1d(active, held), group_part, normalise_rows(cold_content(held)), seen[held])
+        yield ColdFold(
+            held,
+            np.setdiff1d(active, held),
+            group_part,
+            normalise_rows(cold_content(held)),
+            seen[held],
+            gp.group_scores_,
+            gp.global_rate_,
+        )
 
 
 def choose_cold_weights(
@@ -168,10 +178,18 @@ def choose_text_weight(
         users = fold.held[keep]
         if not len(users):
             continue
-        ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
-        base = normalise_rows(ridge.scores(side_binary[users])) + g * fold.group_part[keep] + c * fold.content[keep]
         shown, truth = first_n_split(dataset, users, shown_n)
-        words = normalise_rows(text.vector_scores(mean_item_vectors(text.item_vectors_, shown)))
+        proxy = mean_item_vectors(text.item_vectors_, shown)
+        group_part = fold.group_part[keep]
+        if placer.centroids.size and placer.centroids.shape[1] == proxy.shape[1]:
+            # placed as a new user with these words is: by the words' vector, not by a profile that holds
+            # their whole history
+            placed = np.vstack([placer.weights(vector=v) for v in proxy])
+            by_words = np.asarray(placed.any(axis=1), dtype=bool)[:, None]
+            group_part = normalise_rows(np.where(by_words, placed @ fold.group_scores, fold.global_rate))
+        ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
+        base = normalise_rows(ridge.scores(side_binary[users])) + g * group_part + c * fold.content[keep]
+        words = normalise_rows(text.vector_scores(proxy))
         masked = shown.nonzero()
         for i, weight in enumerate(cfg.text_weights):
             scores = base + weight * words
