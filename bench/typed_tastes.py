@@ -110,6 +110,16 @@ MIXED = [
     ),
     Probe("mixed", "thrilling action with spies", ("Action", "Thriller")),
     Probe("mixed", "children's adventure stories", ("Children's", "Children", "Adventure")),
+    Probe("mixed", "space adventures with laser battles", ("Sci-Fi", "Adventure", "Action")),
+    Probe("mixed", "murder mysteries with a twist", ("Mystery", "Thriller", "Crime")),
+    Probe("mixed", "musicals and romance", ("Musical", "Romance")),
+    Probe("mixed", "monster movies that are also funny", ("Horror", "Comedy")),
+]
+MORE_DESCRIBED = [
+    Probe("described", "outlaws and sheriffs in dusty towns", ("Western",)),
+    Probe("described", "ghosts, vampires and things that go bump in the night", ("Horror",)),
+    Probe("described", "time travel and other planets", ("Sci-Fi",)),
+    Probe("described", "a detective unravels a murder", ("Mystery", "Crime")),
 ]
 NOT = [
     Probe("not", "anything but horror", ("Horror",)),
@@ -118,7 +128,7 @@ NOT = [
     Probe("not", "anything except war movies", ("War",)),
     Probe("not", "nothing for children", ("Children's", "Children")),
 ]
-PROBES = NAMED + DESCRIBED + MIXED + NOT
+PROBES = NAMED + DESCRIBED + MORE_DESCRIBED + MIXED + NOT
 # Word forms the keyword peer recognises for each genre (lower case).
 KEYWORDS = {
     "Horror": ("horror", "scary", "scare"),

@@ -6,6 +6,7 @@ as TF-IDF over each item's title, genres, text and, where the dataset folder has
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -126,6 +127,22 @@ class ContentBased(ItemVectorModel):
         if not texts:
             return np.zeros((0, self.n_items_))
         return self._profile_scores(self.text_vectors(texts))
+
+    def known_only_by(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """Scores (len(texts) x items) of users known only by what they say about themselves: their text (when
+        the item vectors are TF-IDF) or their vector (when it lives in the given item vectors' space); zero
+        rows for users with neither."""
+        out = np.zeros((len(texts), self.n_items_))
+        if self.uses_text:
+            has = np.array([bool(t) for t in texts], dtype=bool)
+            if has.any():
+                out[has] = self.text_scores([t for t in texts if t])
+            return out
+        if vectors is not None and vectors.shape[1:] == (self.item_vectors_.shape[1],):
+            empty = sp.csr_matrix((1, self.n_items_))
+            for i, vector in enumerate(vectors):
+                out[i] = self.score_new(NewUser(None, vector, empty, None))
+        return out
 
     def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
         profiles = normalize(profiles)

@@ -220,35 +220,13 @@ class ColdStartRouter(Recommender):
         return fill_cold_items(out, self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
 
     def _cold_content_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Content scores of known users from what is known besides behaviour, text ones in one batch."""
-        out = np.zeros((len(rows), self.n_items_))
-        if self.content_.uses_text:
-            texts = [str(self.side_.texts_[r]) for r in rows]
-            has = np.array([bool(t) for t in texts], dtype=bool)
-            if has.any():
-                out[has] = self.content_.text_scores([t for t in texts if t])
-            return out
-        for i, row in enumerate(rows.tolist()):
-            out[i] = self._cold_content(row)
-        return out
-
-    def _cold_content(self, row: int) -> np.ndarray:
-        """Content scores from what is known about a user besides behaviour (zeros if nothing)."""
-        empty = sp.csr_matrix((1, self.n_items_))
-        vector = self.placer_.user_vectors[row] if self.placer_.user_vectors.size else None
-        if self.content_.uses_text and self.side_.texts_[row]:
-            return self.content_.text_scores([str(self.side_.texts_[row])])[0]
-        if (
-            vector is not None
-            and not self.content_.uses_text
-            and vector.shape == (self.content_.item_vectors_.shape[1],)
-        ):
-            return self.content_.score_new(NewUser(None, vector, empty, None))
-        return np.zeros(self.n_items_)
+        """Content scores of known users from what is known besides behaviour (their side text or vector)."""
+        vectors = self.placer_.user_vectors[rows] if self.placer_.user_vectors.size else None
+        return self.content_.known_only_by([str(self.side_.texts_[r]) for r in rows], vectors)
 
     def _score_cold_row(self, row: int) -> np.ndarray:
         placer = self.placer_
-        content = self._cold_content(row)
+        content = self._cold_content_rows(np.array([row]))[0]
         binary = self.side_.binary_of([str(self.side_.texts_[row])])
         weights = placer.known_user_weight(row, placer.labels, placer.default_voters())
         vector = placer.user_vectors[row] if placer.user_vectors.size else None
