@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from personas.data import Dataset
 from personas.errors import ConfigError
@@ -83,13 +84,19 @@ def side_text_note(split: Split, side: SideInfo) -> str | None:
     )
 
 
-def _cold_scores(model: Recommender, rows: np.ndarray, side: SideInfo, n_items: int) -> np.ndarray:
-    """Scores for users with no train history, through the model's new-user path (text and group only)."""
+def _cold_scores(
+    model: Recommender, rows: np.ndarray, side: SideInfo, split: Split, revealed: sp.csr_matrix | None
+) -> np.ndarray:
+    """Scores for users with no train history, through the model's new-user path: their text and group, and
+    (strict few-shot) the items revealed at prediction time."""
+    n_items = split.train.n_items
+    item_ids = split.train.item_vocab.ids
     out = np.full((len(rows), n_items), -np.inf)
     for j, row in enumerate(rows):
         text = side.texts[row] if side.texts is not None else None
         group = int(side.groups[row]) if side.groups is not None and side.groups[row] >= 0 else None
-        recs = model.recommend_new(text=text or None, group=group, n=n_items, exclude_seen=False)
+        history = [str(item_ids[i]) for i in revealed[row].indices] if revealed is not None else None
+        recs = model.recommend_new(text=text or None, group=group, history=history, n=n_items, exclude_seen=False)
         ok = recs.ids[0] >= 0
         out[j, recs.ids[0][ok]] = recs.scores[0][ok]
     return out
@@ -113,6 +120,7 @@ def rank_users(
     """
     train = split.train
     seen = train.matrix("binary")
+    revealed = split.revealed.matrix("binary") if split.revealed is not None else None
     # Models that read side information from the dataset tables score every row themselves, and so do models
     # without a new-user path of their own (Random stays random, MostPopular stays popular).
     own_rows = bool(getattr(model, "uses_side_information", False)) or (
@@ -139,11 +147,12 @@ def rank_users(
                 )
             scores[warm] = block
         if (~warm).any():
-            scores[~warm] = _cold_scores(model, rows[~warm], side, train.n_items)
+            scores[~warm] = _cold_scores(model, rows[~warm], side, split, revealed)
         scores[np.isnan(scores)] = -np.inf
         scores += noise
         scores[:, blocked] = -np.inf
-        ids, _ = top_n(scores, k, exclude=seen[rows])
+        exclude = seen[rows] if revealed is None else seen[rows] + revealed[rows]
+        ids, _ = top_n(scores, k, exclude=exclude)
         out[start : start + len(rows)] = ids
     return out
 

@@ -28,12 +28,20 @@ from personas.evaluate.groups import (
     side_groups,
 )
 from personas.evaluate.report import ExperimentResult
-from personas.evaluate.splits import ColdItems, ColdUsers, FewShotUsers, Split, Splitter, TemporalSplit
+from personas.evaluate.splits import (
+    ColdItems,
+    ColdUsers,
+    FewShotNewUsers,
+    FewShotUsers,
+    Split,
+    Splitter,
+    TemporalSplit,
+)
 from personas.recommend import Recommender
 
 __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"]
 
-PROTOCOLS = ("warm", "cold-users", "few-shot", "cold-items")
+PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items")
 
 # personas' own models (they use groups or text); the others are the peers they must beat.
 OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter")
@@ -84,6 +92,8 @@ def protocol_splits(protocol: str, *, seed: int = 0) -> list[tuple[str, Splitter
         return [("cold-users", ColdUsers(seed=seed))]
     if protocol == "few-shot":
         return [(f"few-shot-{n}", FewShotUsers(n_shots=n, seed=seed)) for n in (1, 3, 5)]
+    if protocol == "few-shot-new":
+        return [(f"few-shot-new-{n}", FewShotNewUsers(n_shots=n, seed=seed)) for n in (1, 3, 5)]
     if protocol == "cold-items":
         return [("cold-items", ColdItems(seed=seed))]
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")

@@ -12,7 +12,11 @@ rules (and the next seed): tune on it, never on test.
 ``RandomHoldout``   per user, a random ``test_fraction`` of interactions are test
 ``LeaveOneOut``     per user, the last interaction in time is test
 ``ColdUsers``       ``fraction`` of users held out whole: no interaction of theirs in train
-``FewShotUsers``    ``fraction`` of users held out; each reveals only the first ``n_shots`` in time
+``FewShotUsers``    ``fraction`` of users held out; each reveals only the first ``n_shots`` in time (kept in
+                    train: models are refitted with them, an easier question than a live service's)
+``FewShotNewUsers`` the same users and items, strictly: held-out users are never in train; their first
+                    ``n_shots`` are revealed at prediction time only (``Split.revealed``), through the models'
+                    new-user path, as a new user arrives at a live service
 ``ColdItems``       ``fraction`` of items held out whole; ranking is over the held-out items only
 ==================  =======================================================================================
 """
@@ -35,6 +39,7 @@ from personas.holdout import held_counts, time_rank
 __all__ = [
     "ColdItems",
     "ColdUsers",
+    "FewShotNewUsers",
     "FewShotUsers",
     "LeaveOneOut",
     "RandomHoldout",
@@ -60,6 +65,8 @@ class Split:
     candidates: np.ndarray | None
     splitter: Splitter = field(repr=False)
     dropped_repeats: int = 0
+    # Interactions revealed at prediction time only (strict few-shot): not in train, never test.
+    revealed: Dataset | None = None
     dataset: str = ""
     fingerprint: str = ""
 
@@ -89,6 +96,11 @@ class Split:
             f"{self.test.n_interactions} test interactions",
             f"{self.train.n_interactions} train interactions",
         ]
+        if self.revealed is not None:
+            parts.append(
+                f"{self.revealed.n_interactions} interactions of the held-out users revealed at prediction time "
+                "only (never in train; scored through the models' new-user path)"
+            )
         if self.dropped_repeats:
             parts.append(f"{self.dropped_repeats} test interactions dropped: pair already in train")
         parts.append("relevance: any interaction (ratings ignored)")
@@ -113,13 +125,24 @@ class Splitter(Component[SplitConfig], ABC):
     def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """(test mask over interactions, candidate item rows or None)."""
 
+    def _revealed_mask(self, dataset: Dataset, test_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """Interactions kept out of train and shown only at prediction time (None: everything else is train)."""
+        return None
+
     def split(self, dataset: Dataset, *, name: str | None = None) -> Split:
         if dataset.n_interactions == 0:
             raise DataError(f"{type(self).__name__}: dataset {dataset.name!r} has no interactions to split.")
         rng = np.random.default_rng(self.config.seed)
         test_mask, candidates = self._test_mask(dataset, rng)
-        train = dataset.subset_interactions(~test_mask, name=f"{name or dataset.name}:train")
-        seen = train.matrix("binary")
+        revealed_mask = self._revealed_mask(dataset, test_mask, rng)
+        in_train = ~test_mask if revealed_mask is None else ~test_mask & ~revealed_mask
+        train = dataset.subset_interactions(in_train, name=f"{name or dataset.name}:train")
+        revealed = (
+            None
+            if revealed_mask is None
+            else dataset.subset_interactions(revealed_mask, name=f"{name or dataset.name}:revealed")
+        )
+        seen = train.matrix("binary") if revealed is None else train.matrix("binary") + revealed.matrix("binary")
         repeat = np.zeros(dataset.n_interactions, dtype=bool)
         idx = np.flatnonzero(test_mask)
         if len(idx):
@@ -146,6 +169,7 @@ class Splitter(Component[SplitConfig], ABC):
             dropped_repeats=int(repeat.sum()),
             dataset=dataset.name,
             fingerprint=dataset.fingerprint(),
+            revealed=revealed,
         )
 
     def __repr__(self) -> str:
@@ -298,6 +322,24 @@ class FewShotUsers(Splitter):
         held = _pick(np.flatnonzero(counts >= self.config.min_interactions), self.config.fraction, rng)
         rank, _ = _time_rank(dataset, rng)
         return np.isin(dataset.user_rows, held) & (rank >= self.config.n_shots), None
+
+
+class FewShotNewConfig(FewShotConfig):
+    kind: ClassVar[str] = "few_shot_new"
+
+
+class FewShotNewUsers(FewShotUsers):
+    """:class:`FewShotUsers` made strict: the same held-out users and items, but none of a held-out user's
+    interactions is in train; their first ``n_shots`` in time are ``Split.revealed``, given to the models at
+    prediction time only (``recommend_new``), and the rest is test."""
+
+    Config = FewShotNewConfig
+    protocol = "few-shot-new"
+    config: FewShotNewConfig
+
+    def _revealed_mask(self, dataset: Dataset, test_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        held = np.unique(dataset.user_rows[test_mask])
+        return np.isin(dataset.user_rows, held) & ~test_mask
 
 
 class ColdItemsConfig(SplitConfig):

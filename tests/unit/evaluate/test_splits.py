@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from personas.data import Dataset
@@ -135,3 +136,23 @@ def test_split_describes_its_protocol(synthetic: Dataset) -> None:
     split: Split = ColdUsers(seed=3).split(synthetic)
     assert split.describe().startswith("cold-users (ColdUsers: seed=3, fraction=0.2)")
     assert "test users" in split.filtering()
+
+
+def test_strict_few_shot_keeps_held_out_users_out_of_train_and_reveals_their_first_items() -> None:
+    from personas.evaluate.splits import FewShotNewUsers, FewShotUsers
+
+    rows = [(f"u{u}", f"i{(u + t) % 12}", float(t)) for u in range(20) for t in range(8)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    dataset = Dataset.from_frames(inter)
+    loose = FewShotUsers(n_shots=2, fraction=0.25, seed=1).split(dataset)
+    strict = FewShotNewUsers(n_shots=2, fraction=0.25, seed=1).split(dataset)
+    assert strict.revealed is not None and loose.revealed is None
+    assert np.array_equal(strict.users, loose.users)  # the same held-out users, the same test items
+    assert (strict.truth() != loose.truth()).nnz == 0
+    held = strict.users
+    assert not np.isin(strict.train.user_rows, held).any()  # never in train
+    revealed = strict.revealed.matrix("binary")[held]
+    assert (np.diff(revealed.indptr) == 2).all()  # their first two items, in time
+    first_two = loose.train.matrix("binary")[held]
+    assert (revealed != first_two).nnz == 0
+    assert "revealed at prediction time only" in strict.filtering()
