@@ -54,6 +54,13 @@ def evaluate(
     n_groups: Annotated[int | None, typer.Option(help="Number of groups (default: 16, or chosen by auto).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and tie-breaking.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for <dataset>-<protocol>.md/.json tables.")] = None,
+    text_encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Encode the items' texts (and cold users' side texts) with this pretrained encoder (minilm) and "
+            "add the text models (TextMatch, TextItemKNN)."
+        ),
+    ] = None,
 ) -> None:
     """Run a protocol: every model tuned on validation, ranked over all items, with the protocol printed."""
     from personas.evaluate.protocols import run_protocol
@@ -70,6 +77,8 @@ def evaluate(
         parts += ["--n-groups", str(n_groups)]
     if seed:
         parts += ["--seed", str(seed)]
+    if text_encoder is not None:
+        parts += ["--text-encoder", text_encoder]
     if out is not None:
         parts += ["--out", str(out)]
     command = " ".join(shlex.quote(p) for p in parts)
@@ -84,7 +93,15 @@ def evaluate(
         _groups(data, seed, command, out)
         return
     run_protocol(
-        data, protocol, models=names, groups=groups, n_groups=n_groups, seed=seed, progress=True, on_result=done
+        data,
+        protocol,
+        models=names,
+        groups=groups,
+        n_groups=n_groups,
+        seed=seed,
+        progress=True,
+        on_result=done,
+        text_encoder=text_encoder,
     )
 
 

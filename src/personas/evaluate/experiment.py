@@ -59,6 +59,7 @@ class SideInfo:
 
     texts: Sequence[str | None] | None = None
     groups: np.ndarray | None = None
+    vectors: np.ndarray | None = None  # their texts encoded like the item texts (rows = user rows; 0 = no text)
 
 
 def _build_profiles(train: Dataset) -> list[str | None]:
@@ -96,7 +97,12 @@ def _cold_scores(
         text = side.texts[row] if side.texts is not None else None
         group = int(side.groups[row]) if side.groups is not None and side.groups[row] >= 0 else None
         history = [str(item_ids[i]) for i in revealed[row].indices] if revealed is not None else None
-        recs = model.recommend_new(text=text or None, group=group, history=history, n=n_items, exclude_seen=False)
+        vector = None
+        if side.vectors is not None and side.vectors.shape[1] and text and model.reads_text_vectors():
+            vector = side.vectors[row]
+        recs = model.recommend_new(
+            text=text or None, vector=vector, group=group, history=history, n=n_items, exclude_seen=False
+        )
         ok = recs.ids[0] >= 0
         out[j, recs.ids[0][ok]] = recs.scores[0][ok]
     return out
@@ -198,6 +204,8 @@ class Experiment:
     ``profiles``: a function from a train dataset to one profile text per user row (default
     :func:`personas.data.build_profiles`); used only for users without train history, whose text then holds
     only side information (demographics, own text, tags), never their held-out interactions.
+    ``text_encoder``: encodes those texts into the space of ``item_text_vectors`` (the items' own texts, one row
+    per item, given to every model's ``fit``), so that models reading text vectors can use them.
     """
 
     def __init__(
@@ -214,6 +222,8 @@ class Experiment:
         seed: int = 0,
         progress: bool = False,
         notes: Sequence[str] = (),
+        item_text_vectors: np.ndarray | None = None,
+        text_encoder: Any | None = None,
     ) -> None:
         self.split = split
         self.models = models
@@ -226,6 +236,8 @@ class Experiment:
         self.seed = seed
         self.progress = progress
         self.notes = notes
+        self.item_text_vectors = item_text_vectors
+        self.text_encoder = text_encoder
 
     def _metrics(self) -> list[Metric]:
         if self.metrics is None:
@@ -257,12 +269,20 @@ class Experiment:
         if has_history[split.users].all():
             return SideInfo()
         texts = list(self.profiles(split.train)) if self.profiles is not None else _default_profiles(split.train)
-        return SideInfo(texts=texts, groups=self._labels(split.train))
+        vectors = None
+        if self.text_encoder is not None:
+            rows = [int(r) for r in split.users if not has_history[r] and texts[r]]
+            vectors = np.zeros((split.train.n_users, 0))
+            if rows:
+                encoded = np.asarray(self.text_encoder.encode([texts[r] for r in rows], show_progress=False))
+                vectors = np.zeros((split.train.n_users, encoded.shape[1]))
+                vectors[rows] = encoded
+        return SideInfo(texts=texts, groups=self._labels(split.train), vectors=vectors)
 
     def _fit(self, model: Recommender, train: Dataset) -> float:
         labels = self._labels(train)  # computed once per train set; not part of any model's fit time
         t0 = time.perf_counter()
-        model.fit(train, groups=labels)
+        model.fit(train, groups=labels, item_text_vectors=self.item_text_vectors)
         return time.perf_counter() - t0
 
     def _tune(self, spec: Tuned, validation: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -17,8 +17,8 @@ from pydantic import Field
 
 from personas.config import ComponentConfig
 from personas.data import Dataset, genre_tokens
-from personas.errors import ConfigError
-from personas.recommend.base import FitInputs, Recommender
+from personas.errors import ConfigError, DataError
+from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["LightFMConfig", "LightFMPeer", "item_feature_tokens", "user_feature_tokens"]
 
@@ -154,3 +154,56 @@ class LightFMPeer(Recommender):
         self.user_biases_ = arrays["user_biases"]
         self.item_embeddings_ = arrays["item_embeddings"]
         self.item_biases_ = arrays["item_biases"]
+
+
+class TextItemKNNConfig(ComponentConfig):
+    kind: ClassVar[str] = "text_item_knn"
+    k: int = 100
+
+    def model_post_init(self, _context: object) -> None:
+        if self.k < 1:
+            raise ConfigError(f"The 'k' parameter of TextItemKNN must be an int >= 1. Got {self.k!r} instead.")
+
+
+class TextItemKNN(Recommender):
+    """Sentence-embedding item-kNN (a peer): each item's ``k`` nearest items by the cosine of their texts in
+    the language-model space (``item_text_vectors``); a user's score for an item is the summed similarity of
+    the items they took. It needs no interaction to relate items, so it ranks new items too."""
+
+    Config = TextItemKNNConfig
+    config: TextItemKNNConfig
+
+    def _fit(self, inputs: FitInputs) -> None:
+        if inputs.item_text_vectors is None:
+            raise DataError("TextItemKNN.fit: needs item_text_vectors (the items' texts, encoded).")
+        from sklearn.preprocessing import normalize
+
+        from personas.recommend.neighbours import top_k_per_row
+
+        vectors = normalize(inputs.item_text_vectors).astype(np.float32)
+        blocks = []
+        for start in range(0, len(vectors), 1024):  # one block of rows at a time: n x n never in memory
+            sims = vectors[start : start + 1024] @ vectors.T
+            rows = np.arange(start, start + len(sims))
+            sims[rows - start, rows] = 0.0  # an item is not its own neighbour
+            blocks.append(top_k_per_row(sp.csr_matrix(np.where(sims > 0, sims, 0.0)), self.config.k))
+        self.similarity_ = sp.vstack(blocks).tocsr().astype(np.float64)
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return self._score_histories(self.seen_[user_rows])
+
+    def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((history @ self.similarity_).todense())
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        if query.n_history == 0:
+            return self.fallback_scores(1)[0]
+        return self._score_histories(query.history)[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        s = self.similarity_
+        return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        n = len(arrays["indptr"]) - 1
+        self.similarity_ = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, n))

@@ -44,7 +44,7 @@ __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"
 PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items")
 
 # personas' own models (they use groups or text); the others are the peers they must beat.
-OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter")
+OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter", "TextMatch")
 
 # label (as tables print it) -> (the model's kind in the component registry, grid, fixed params). Grids stay
 # small: every point is one fit on the validation split, and a protocol on ml-100k must run in minutes on 2 cores.
@@ -60,14 +60,17 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     "FeatureCF": ("feature_cf", {"l2": [3.0, 10.0, 30.0, 100.0]}, {}),
     "Hybrid": ("hybrid", {}, {}),
     "ColdStartRouter": ("router", {}, {}),
+    # They read the items' texts in the language-model space: run with a text encoder (--text-encoder).
+    "TextMatch": ("text_match", {}, {}),
+    "TextItemKNN": ("text_item_knn", {"k": [20, 100]}, {}),
 }
-
-DEFAULT_MODELS = tuple(_GRIDS)
+TEXT_MODELS = ("TextMatch", "TextItemKNN")
+DEFAULT_MODELS = tuple(name for name in _GRIDS if name not in TEXT_MODELS)
 
 
 def _factory(kind: str) -> Callable[..., Any]:
-    if kind == "lightfm":
-        import personas.evaluate.peers  # noqa: F401  (registers the LightFM peer)
+    if kind in ("lightfm", "text_item_knn"):
+        import personas.evaluate.peers  # noqa: F401  (registers the peers defined there)
     return registry.get(kind, Recommender)
 
 
@@ -173,12 +176,19 @@ def run_protocol(
     seed: int = 0,
     progress: bool = False,
     on_result: Callable[[str, ExperimentResult], None] | None = None,
+    text_encoder: str | None = None,
 ) -> list[tuple[str, ExperimentResult]]:
     """Run one protocol; returns (label, result) per split and calls ``on_result`` as each one finishes.
 
     ``groups="auto"`` picks the group source and k on validation (:func:`choose_groups`); otherwise
-    ``groups`` names the source and ``n_groups`` its k (16 when not given)."""
+    ``groups`` names the source and ``n_groups`` its k (16 when not given). ``text_encoder`` (a pretrained
+    kind such as "minilm"): the items' texts (:func:`~personas.data.item_documents`) are encoded with it and
+    given to every model, users without train history have their side text encoded the same way, and the
+    text models (TextMatch, the TextItemKNN peer) join the default models."""
+    if text_encoder is not None and models is None:
+        models = [*DEFAULT_MODELS, *TEXT_MODELS]
     specs = model_specs(models)
+    encoder, item_text_vectors = _text_space(dataset, text_encoder) if text_encoder else (None, None)
     out = []
     for label, splitter in protocol_splits(protocol, seed=seed):
         split = splitter.split(dataset)
@@ -199,6 +209,18 @@ def run_protocol(
             "LightFM scores its rows from user/item features",
             "personas' own models are marked (personas); the others are peers",
         ]
+        if encoder is not None:
+            notes.append(
+                f"text space: every item's text (title, year, genres, tags, description) encoded by {encoder.name}, "
+                "given to every model (TextMatch, TextItemKNN and the router read it); users without train history "
+                "have their train-only profile text encoded the same way"
+            )
+        if split.revealed is not None:
+            notes.append(
+                "strict: held-out users are never in train; their first N items reach every model at prediction "
+                "time only, through its new-user path (recommend_new with the revealed items, side text and group); "
+                "LightFM scores held-out users from their user features alone (it has no new-user path here)"
+            )
         experiment = Experiment(
             split,
             specs,
@@ -207,12 +229,31 @@ def run_protocol(
             seed=seed,
             progress=progress,
             notes=notes,
+            item_text_vectors=item_text_vectors,
+            text_encoder=encoder,
         )
         result = experiment.run()
         out.append((label, result))
         if on_result is not None:
             on_result(label, result)
     return out
+
+
+def _text_space(dataset: Dataset, kind: str) -> tuple[Any, np.ndarray]:
+    """A pretrained text encoder (its vectors cached under PERSONAS_HOME/embeddings) and the dataset's item
+    texts encoded with it."""
+    from personas.config import get_settings
+    from personas.data import item_documents
+    from personas.encode import CachedEncoder, EmbeddingCache, make_encoder
+
+    if kind not in ("minilm", "sentence-transformers", "multilingual"):
+        raise ConfigError(
+            f"The 'text_encoder' parameter of run_protocol must be a pretrained encoder (minilm, "
+            f"sentence-transformers, multilingual). Got {kind!r} instead."
+        )
+    encoder = CachedEncoder(make_encoder(kind), EmbeddingCache(get_settings().home / "embeddings"))
+    vectors = np.asarray(encoder.encode(item_documents(dataset), show_progress=False), dtype=np.float64)
+    return encoder, vectors
 
 
 def _source_vectors(kind: str, train: Dataset, seed: int) -> np.ndarray:

@@ -359,6 +359,11 @@ class Recommender(Component[ComponentConfig], ABC):
         """Whether the group shapes this model's list for a user with this much history."""
         return False
 
+    def reads_text_vectors(self) -> bool:
+        """Whether ``recommend_new(vector=...)`` reads a text vector in the space of the ``item_text_vectors``
+        the model was fitted with (a new user's words, encoded like the items' texts)."""
+        return False
+
     def route_of(self, n_history: int) -> str | None:
         """Which route a user with this much history takes, for models that route (None otherwise)."""
         return None

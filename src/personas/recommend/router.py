@@ -66,12 +66,15 @@ class ColdStartRouter(Recommender):
         """The few route's collaborative parts fitted on ``data`` (content reads item vectors only: no
         interaction of anyone is in them)."""
         cfg = self.config
-        return {
+        parts = {
             "warm": self._make_warm().fit(data, groups=labels),
             "item_knn": ItemKNN(cfg.item_knn).fit(data, groups=labels),
             "content": self.content_,
             "group": GroupPopular(cfg.group_popular).fit(data, groups=labels),
         }
+        if self.text_match_ is not None:
+            parts["text"] = self.text_match_  # item texts only, like content
+        return parts
 
     def _fit(self, inputs: FitInputs) -> None:
         dataset, groups, item_vectors, centroids = inputs.dataset, inputs.groups, inputs.item_vectors, inputs.centroids
@@ -112,7 +115,7 @@ class ColdStartRouter(Recommender):
         switch = cfg.tune_few and cfg.min_history is None
         fill = cfg.tune_cold_item_scale and self.cold_items_ is not None
         known = known_user_split(cfg, dataset, groups, self._refit_parts) if switch or fill else None
-        few = choose_few_weights(cfg, dataset, groups, self._refit_parts, known)
+        few = choose_few_weights(cfg, dataset, groups, self._refit_parts, known, with_text=self.text_match_ is not None)
         self.few_shots_, self.few_table_, self.min_history_, self.switch_gains_ = few
         scale: tuple[float, np.ndarray] = (cfg.cold_item_scales[0], np.zeros((2, 0)))  # (scale, trials)
         if self.cold_items_ is not None:
@@ -145,6 +148,9 @@ class ColdStartRouter(Recommender):
 
     def group_placer(self) -> GroupPlacer:
         return self.placer_
+
+    def reads_text_vectors(self) -> bool:
+        return self.text_match_ is not None
 
     def uses_group(self, n_history: int) -> bool:
         return self.route_of(n_history) != "warm"  # the warm model alone reads no group
@@ -214,6 +220,8 @@ class ColdStartRouter(Recommender):
                 "content": self.content_.score_rows(rows),
                 "group": self.group_popular_.group_score_block(labels),
             }
+            if self.text_match_ is not None:
+                parts["text"] = self.text_match_.score_histories(self.seen_[rows])
             out[few] = self._few(parts, weights)
         for i in np.flatnonzero(counts == 0).tolist():
             out[i] = self._score_cold_row(int(user_rows[i]))
@@ -267,6 +275,8 @@ class ColdStartRouter(Recommender):
                 "content": content.reshape(1, -1),
                 "group": self.group_popular_.group_score_block(np.array([group])),
             }
+            if self.text_match_ is not None:  # their words when they typed some, else what their items mean
+                parts["text"] = self.text_match_.score_new(query).reshape(1, -1)
             return self._few(parts, self.few_weights_for(query.n_history))[0]
         counts = self.side_.counts([query.text]) if query.text else sp.csr_matrix((1, len(self.side_.terms_)))
         binary = sp.csr_matrix(counts > 0, dtype=np.float64)

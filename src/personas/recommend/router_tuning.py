@@ -41,6 +41,14 @@ __all__ = [
 ]
 
 FEW_PARTS = ("warm", "item_knn", "popular", "content", "group")
+# With item texts in the users' text space (TextMatch), the few route also blends what the items taken mean.
+TEXT_PART = "text"
+
+
+def few_names(width: int) -> tuple[str, ...]:
+    """The few route's part names for a weight table this wide (the text part last, when there is one)."""
+    return (*FEW_PARTS, TEXT_PART)[:width]
+
 
 #: Fits the few route's collaborative parts on a dataset with the given group labels (None: no groups).
 Refit = Callable[[Dataset, np.ndarray | None], dict[str, Recommender]]
@@ -48,7 +56,8 @@ Refit = Callable[[Dataset, np.ndarray | None], dict[str, Recommender]]
 
 def few_part_scores(parts: Mapping[str, Recommender], shown: sp.csr_matrix) -> dict[str, np.ndarray]:
     """Each few-route part's z-normalised scores for the rows of ``shown`` (popularity from the group part)."""
-    scores = {name: normalise_rows(parts[name].score_histories(shown)) for name in FEW_PARTS if name != "popular"}
+    names = [name for name in (*FEW_PARTS, TEXT_PART) if name != "popular" and name in parts]
+    scores = {name: normalise_rows(parts[name].score_histories(shown)) for name in names}
     popular = normalise_rows(parts["group"].popularity_.reshape(1, -1))[0]
     scores["popular"] = np.tile(popular, (shown.shape[0], 1))
     return scores
@@ -253,6 +262,8 @@ def choose_few_weights(
     groups: np.ndarray | None,
     refit: Refit,
     known: KnownUsers | None,
+    *,
+    with_text: bool = False,
 ) -> FewChoice:
     """Weights of the few route per history size and the history size from which the warm model alone takes
     over.
@@ -260,10 +271,12 @@ def choose_few_weights(
     Up to ``few_validation_users`` users with at least N + 5 items are hidden from refitted parts; for each
     N of ``few_shots`` (below a fixed ``min_history``) their first N items in time are shown and the rest
     is the truth; the weight vector with the best NDCG@10 is kept (the configured one is tried first and
-    wins ties). The switch point: see :func:`switch_point`, with the known users of ``known``.
+    wins ties). The switch point: see :func:`switch_point`, with the known users of ``known``. ``with_text``:
+    the refitted parts include TextMatch ("text"), blended as a sixth part (0 in the configured weights).
     """
+    names = few_names(len(FEW_PARTS) + int(with_text))
     shots = [n for n in cfg.few_shots if cfg.min_history is None or n < cfg.min_history]
-    default = np.array(cfg.few_weights, dtype=np.float64)
+    default = np.array([*cfg.few_weights, *[0.0] * (len(names) - len(FEW_PARTS))], dtype=np.float64)
     fixed_min = cfg.min_history if cfg.min_history is not None else 5
     untuned = FewChoice(np.array([1], dtype=np.int64), default.reshape(1, -1), fixed_min, np.zeros((3, 0)))
     counts = np.diff(dataset.matrix("binary").indptr)
@@ -274,7 +287,7 @@ def choose_few_weights(
     held = np.sort(rng.choice(candidates, min(cfg.few_validation_users, max(10, len(candidates) // 5)), replace=False))
     rest = dataset.subset_interactions(~np.isin(dataset.user_rows, held))
     parts = refit(rest, _hide_groups(groups, held, dataset.n_users))
-    grid = np.vstack([default / default.sum(), simplex_grid(len(FEW_PARTS), cfg.few_grid_step)])
+    grid = np.vstack([default / default.sum(), simplex_grid(len(names), cfg.few_grid_step)])
     table, used, gains = [], [], []
     warm_alone = int(np.flatnonzero(grid[:, 0] == 1.0)[0])
     for n in shots:
@@ -283,7 +296,7 @@ def choose_few_weights(
             break
         shown, truth = first_n_split(dataset, users, n)
         part_scores = few_part_scores(parts, shown)
-        stacked = np.stack([part_scores[name] for name in FEW_PARTS]).astype(np.float32)
+        stacked = np.stack([part_scores[name] for name in names]).astype(np.float32)
         masked = shown.nonzero()
         scores = []
         for w in grid:
@@ -312,7 +325,7 @@ def choose_few_weights(
 def weights_for(shots: np.ndarray, table: np.ndarray, n_history: int) -> dict[str, float]:
     """The few route's weights for a history of this size (those of the largest tuned N <= it)."""
     row = max(int(np.searchsorted(shots, n_history, side="right")) - 1, 0)
-    return dict(zip(FEW_PARTS, table[row].tolist(), strict=True))
+    return dict(zip(few_names(table.shape[1]), table[row].tolist(), strict=True))
 
 
 def known_user_gains(known: KnownUsers | None, shots: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +343,7 @@ def known_user_gains(known: KnownUsers | None, shots: np.ndarray, table: np.ndar
     for row in np.unique(rows).tolist():
         members = users[rows == row]
         scores = few_part_scores(known.parts, known.history[members])
-        blend = sum(w * scores[name] for name, w in zip(FEW_PARTS, table[row], strict=True))
+        blend = sum(w * scores[name] for name, w in zip(few_names(table.shape[1]), table[row], strict=True))
         warm = scores["warm"]
         masked = known.history[members].nonzero()
         blend[masked] = warm[masked] = -np.inf

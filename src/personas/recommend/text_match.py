@@ -98,6 +98,9 @@ class TextMatch(Recommender):
         best = first_best(results)
         return float(cfg.priors[best]), np.array([list(cfg.priors), results], dtype=np.float64)
 
+    def reads_text_vectors(self) -> bool:
+        return True
+
     def fits(self, vector: np.ndarray | None) -> bool:
         """Whether ``vector`` lives in this model's text space."""
         return vector is not None and vector.shape == (self.item_vectors_.shape[1],) and bool(np.any(vector))

@@ -109,3 +109,22 @@ def test_group_quality_table_rows_and_markdown(synthetic: Dataset) -> None:
     md = group_quality_markdown(rows, result, command="personas evaluate --protocol groups")
     assert "| behaviour k=2 |" in md
     assert "| split | warm (TemporalSplit" in md
+
+
+def test_text_item_knn_relates_items_by_their_texts_alone() -> None:
+    import pandas as pd
+
+    from personas.data import Dataset
+    from personas.errors import DataError
+    from personas.evaluate.peers import TextItemKNN
+
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["s1", "r1", "s2"]})
+    items = pd.DataFrame({"item_id": ["s1", "s2", "s3", "r1", "r2"]})
+    dataset = Dataset.from_frames(inter, items=items)
+    space = np.array([i.startswith("s") for i in dataset.item_vocab.ids], dtype=np.float64)
+    vectors = np.column_stack([space, 1 - space]) + 0.01 * np.arange(5)[:, None]
+    model = TextItemKNN(k=2).fit(dataset, item_text_vectors=vectors)
+    rec = model.recommend_new(history=["s1"], n=2)
+    assert {dataset.item_vocab.id(int(i)) for i in rec.ids[0]} == {"s2", "s3"}  # s3: nobody took it yet
+    with pytest.raises(DataError, match="needs item_text_vectors"):
+        TextItemKNN().fit(dataset)
