@@ -37,7 +37,7 @@ from personas.api.storage import Storage, storable
 from personas.describe import Persona
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
-from personas.recommend import Recommendations, Recommender
+from personas.recommend import Recommendations, Recommender, reason_phrases
 
 __all__ = ["PersonaService"]
 
@@ -127,24 +127,28 @@ class PersonaService:
         return self.model.route_of(n_history)
 
     def _explain(
-        self, user_id: str, rec: Recommendations, history: np.ndarray, persona: int | None, n: int
+        self,
+        user_id: str,
+        rec: Recommendations,
+        history: np.ndarray,
+        persona: int | None,
+        n: int,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> RecommendationsOut:
         ids = [int(i) for i in rec.ids[0] if i >= 0][:n]
         scores = rec.scores[0][: len(ids)]
         route = self._route(len(history))
+        reasons = self.model.explain(ids, history=history, group=persona, text=text, vector=vector)
         items = []
-        for item, score, why in zip(ids, scores, self.model.explain(ids, history=history, group=persona), strict=True):
-            words = []
+        for item, score, why in zip(ids, scores, reasons, strict=True):
             ref = None
-            group = why.group
             if why.because_of >= 0:
                 source = why.because_of
                 ref = ItemRef.model_construct(item_id=self.item_ids[source], title=self.item_titles[source])
-                words.append(f"like {ref.title}")
-            if group is not None:
-                words.append(f"popular with persona {group} ({self.personas[group].display_name})")
+            phrases = reason_phrases(why, self.item_titles.__getitem__, lambda g: self.personas[g].display_name)
             # model_construct: the values come from the run and the model, typed already (hot path).
-            reason = Reason.model_construct(persona=group, because_of=ref, text="; ".join(words) or "popular overall")
+            reason = Reason.model_construct(persona=why.group, because_of=ref, text="; ".join(phrases))
             items.append(
                 Recommendation.model_construct(
                     item_id=self.item_ids[item], title=self.item_titles[item], score=float(score), reason=reason
@@ -173,7 +177,7 @@ class PersonaService:
             group=persona if persona >= 0 else None,
             n=n,
         )
-        return self._explain(user_id, rec, history, persona, n)
+        return self._explain(user_id, rec, history, persona, n, text, vector)
 
     # -- personas ------------------------------------------------------------------------------------
     def list_personas(self, offset: int, limit: int) -> PersonaPage:

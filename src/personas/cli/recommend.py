@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from personas.errors import ConfigError
 from personas.recommend import (
     Recommendations,
     Recommender,
+    reason_phrases,
 )
 
 #: The recommenders --model can fit now, by kind (the CLI spells them kebab-case: item-knn).
@@ -57,20 +59,25 @@ def _place_new(model: Recommender, text: str | None, history: np.ndarray, **side
     return placer.place(text=text, vector=side.get("vector"), history=_history_row(model, history))
 
 
-def _show(model: Recommender, titles: list[str], rec: Recommendations, history: np.ndarray, group: int | None) -> None:
+def _show(
+    model: Recommender,
+    titles: list[str],
+    rec: Recommendations,
+    history: np.ndarray,
+    group: int | None,
+    text: str | None = None,
+    vector: np.ndarray | None = None,
+    group_name: Callable[[int], str] = lambda group: "k-means on behaviour",
+) -> None:
     table = Table(title_justify="left")
     for col in ("#", "item", "title", "score", "why"):
         table.add_column(col, justify="right" if col in ("#", "score") else "left")
     item_ids = model.item_vocab_.ids
     shown = [int(i) for i in rec.ids[0] if i >= 0]
-    reasons = model.explain(shown, history=history, group=group)
+    reasons = model.explain(shown, history=history, group=group, text=text, vector=vector)
     for rank, (item, score, why) in enumerate(zip(shown, rec.scores[0], reasons, strict=False), start=1):
-        words = []
-        if why.because_of >= 0:
-            words.append(f"like {titles[why.because_of]}")
-        if why.group is not None:
-            words.append(f"popular in group {why.group}")
-        table.add_row(str(rank), str(item_ids[item]), titles[item], f"{score:.3f}", "; ".join(words))
+        phrases = "; ".join(reason_phrases(why, titles.__getitem__, group_name))
+        table.add_row(str(rank), str(item_ids[item]), titles[item], f"{score:.3f}", phrases)
     console.print(table)
 
 
@@ -145,7 +152,7 @@ def recommend(
         history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
         group = _place_new(fitted, text, history)
         console.print(f"[bold]New user[/]: {len(history)} items given, group {group}", highlight=False)
-        _show(fitted, titles, rec, history, group)
+        _show(fitted, titles, rec, history, group, text)
 
 
 def _known_user(
@@ -175,6 +182,9 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
     def describe(group: int | None) -> str:
         return "none" if group is None or group < 0 else f"{group} ({persona_names.get(group, '?')})"
 
+    def name_of(group: int) -> str:
+        return persona_names.get(group, "?")
+
     for uid in users:
         found = _known_user(fitted, titles, uid, n)
         if found is None:
@@ -182,7 +192,7 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
         rec, row, history = found
         group = int(labels[row])
         console.print(f"[bold]User {uid}[/]: {len(history)} items taken, persona {describe(group)}", highlight=False)
-        _show(fitted, titles, rec, history, group)
+        _show(fitted, titles, rec, history, group, group_name=name_of)
     if text is not None or items is not None:
         history_ids = [i.strip() for i in (items or "").split(",") if i.strip()]
         vector = None
@@ -197,4 +207,4 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
         # the service's rule: the text's nearest persona centroid, else the items' group, else the text's words
         new_group = _place_new(fitted, text, history, centroids=run.text_centroids(), vector=vector)
         console.print(f"[bold]New user[/]: {len(history)} items given, persona {describe(new_group)}", highlight=False)
-        _show(fitted, titles, rec, history, new_group)
+        _show(fitted, titles, rec, history, new_group, text, vector, name_of)

@@ -7,6 +7,7 @@ Every model: ``fit(dataset, groups=None)``, ``recommend(user_ids, n)`` -> ``(ids
 
 from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import (
+    ITEM_PARTS,
     FitInputs,
     MostPopular,
     NewUser,
@@ -15,6 +16,7 @@ from personas.recommend.base import (
     Recommendations,
     Recommender,
     normalise_rows,
+    reason_phrases,
     top_n,
 )
 from personas.recommend.content import ContentBased, ContentConfig, item_texts
@@ -32,6 +34,7 @@ from personas.recommend.text_match import TextMatch, TextMatchConfig
 __all__ = [
     "ALS",
     "EASE",
+    "ITEM_PARTS",
     "ALSConfig",
     "ColdStartRouter",
     "ColdStartRouterConfig",
@@ -60,5 +63,6 @@ __all__ = [
     "item_feature_blocks",
     "item_texts",
     "normalise_rows",
+    "reason_phrases",
     "top_n",
 ]

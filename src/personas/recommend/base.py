@@ -16,7 +16,7 @@ the base class does validation, seen-item exclusion, deterministic tie-breaking 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -31,6 +31,7 @@ from personas.errors import ConfigError, DataError, NotFittedError
 from personas.recommend.placement import GroupPlacer
 
 __all__ = [
+    "ITEM_PARTS",
     "SAVED_FORMAT",
     "FitInputs",
     "MostPopular",
@@ -40,6 +41,7 @@ __all__ = [
     "Recommendations",
     "Recommender",
     "normalise_rows",
+    "reason_phrases",
     "top_n",
 ]
 
@@ -343,17 +345,52 @@ class Recommender(Component[ComponentConfig], ABC):
 
     # -- explanations --------------------------------------------------------------------------------
     def explain(
-        self, items: Sequence[int] | np.ndarray, *, history: np.ndarray, group: int | None = None
+        self,
+        items: Sequence[int] | np.ndarray,
+        *,
+        history: np.ndarray,
+        group: int | None = None,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> list[Reason]:
-        """Why each of ``items`` (item rows) was recommended to a user who took ``history`` (item rows) and is
-        in ``group``: the history item the model's item-item part links to it most, and the group when the
-        model's list for a history this long reads groups."""
+        """Why each of ``items`` (item rows) was recommended to a user who took ``history`` (item rows), is in
+        ``group`` and wrote ``text`` (encoded as ``vector``): the part of the model that contributed most to
+        each item's score, and its evidence (the history item the model links to it, the group, the words)."""
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
         history = np.asarray(history, dtype=np.int64)
         because = self._because(history, items) if history.size and items.size else np.full(len(items), -1)
-        shaped = group if group is not None and group >= 0 and self.uses_group(len(history)) else None
-        return [Reason(int(b), shaped) for b in because]
+        taken = sp.csr_matrix(
+            (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, self.n_items_)
+        )
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float64).ravel()
+        contributions = self._contributions(NewUser(text, vector, taken, group))
+        if not contributions:  # one part: the item link and the group, as the model reads them
+            shaped = group if group is not None and group >= 0 and self.uses_group(len(history)) else None
+            return [Reason(int(b), shaped) for b in because]
+        names = list(contributions)
+        stacked = np.vstack([contributions[name][items] for name in names])
+        leading = [names[i] for i in np.argmax(stacked, axis=0)] if len(items) else []
+        words = self._matched_words(text, items) if text else [() for _ in items]
+        return [
+            Reason(
+                int(b) if part in ITEM_PARTS else -1,
+                group if part == "group" and group is not None and group >= 0 else None,
+                part,
+                w if part == "text" else (),
+            )
+            for b, part, w in zip(because, leading, words, strict=True)
+        ]
+
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        """A composite model's weighted parts for this user (name -> item scores; they add up to the score);
+        empty for single-part models."""
+        return {}
+
+    def _matched_words(self, text: str, items: np.ndarray) -> list[tuple[str, ...]]:
+        """The user's words found in each item's text (models that read item texts override it)."""
+        return [() for _ in items]
 
     def uses_group(self, n_history: int) -> bool:
         """Whether the group shapes this model's list for a user with this much history."""
@@ -463,13 +500,51 @@ class Recommender(Component[ComponentConfig], ABC):
         return f"{type(self).__name__}({self.config!r})"
 
 
+#: The parts that link a recommended item to items the user took (their ``because_of`` is the evidence).
+ITEM_PARTS = ("warm", "item_knn")
+
+
 @dataclass(frozen=True)
 class Reason:
-    """Why an item was recommended: the history item that supports it most (``because_of``, an item row; -1
-    when no history item does) and the group whose taste shaped the list (None when it did not)."""
+    """Why an item was recommended.
+
+    ``part``: the part of the model that contributed most to the item's score (None for single-part models):
+    "warm"/"item_knn" (items like ones the user took), "group" (popular in the user's group), "side" (popular
+    with users who share their details), "popular", "content", "text" (what the user wrote means), "new_item"
+    (an item nobody took yet, scored from its features). ``because_of``: the history item that supports it
+    most (an item row; -1 when none or when another part led). ``group``: the group whose taste shaped it
+    (None when it did not). ``words``: the user's words found in the item's text (for the "text" part).
+    """
 
     because_of: int = -1
     group: int | None = None
+    part: str | None = None
+    words: tuple[str, ...] = ()
+
+
+_PART_PHRASES = {
+    "side": "popular with people who share your details",
+    "popular": "popular overall",
+    "content": "close in title and genres to what you took",
+    "new_item": "new here: close to what you took, by its features",
+    "text": "close in meaning to what you wrote",
+}
+
+
+def reason_phrases(reason: Reason, title_of: Callable[[int], str], group_name: Callable[[int], str]) -> list[str]:
+    """The words a person reads for a reason: "like <title>", "popular with persona 3 (<name>)",
+    "matches 'space', 'aliens'"... (the leading part first); one place for the service, the CLI and the
+    dashboard."""
+    phrases = []
+    if reason.words:
+        phrases.append("matches " + ", ".join(f"'{w}'" for w in reason.words))
+    elif reason.part in _PART_PHRASES and reason.because_of < 0 and reason.group is None:
+        phrases.append(_PART_PHRASES[reason.part])
+    if reason.because_of >= 0:
+        phrases.append(f"like {title_of(reason.because_of)}")
+    if reason.group is not None:
+        phrases.append(f"popular with persona {reason.group} ({group_name(reason.group)})")
+    return phrases or ["popular overall"]
 
 
 @dataclass(frozen=True)

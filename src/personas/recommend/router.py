@@ -48,6 +48,15 @@ __all__ = ["FEW_PARTS", "ColdStartRouter", "ColdStartRouterConfig", "Route"]
 Route = Literal["cold", "few", "warm"]
 
 
+def _total(parts: dict[str, np.ndarray]) -> np.ndarray:
+    """The sum of a route's parts, in their order (the first as it is)."""
+    values = list(parts.values())
+    total = values[0]
+    for part in values[1:]:
+        total = total + part
+    return total
+
+
 class ColdStartRouter(Recommender):
     """Routes each user by the size of their history; see the module docstring.
 
@@ -156,13 +165,52 @@ class ColdStartRouter(Recommender):
         return self.route_of(n_history) != "warm"  # the warm model alone reads no group
 
     def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.item_knn_._because(history, items)
+        # the part that links items on the user's route: the warm model on the warm route
+        part = self.warm_ if self.route_of(len(history)) == "warm" else self.item_knn_
+        return part._because(history, items)
+
+    def _matched_words(self, text: str, items: np.ndarray) -> list[tuple[str, ...]]:
+        return (
+            self.text_match_.matched_words(text, items)
+            if self.text_match_ is not None
+            else super()._matched_words(text, items)
+        )
 
     def why(self, user_row: int) -> Route:
         """Which route a known user takes."""
         return self.route_of(int(np.diff(self.seen_.indptr)[user_row]))
 
     # -- scoring -------------------------------------------------------------------------------------
+    def _cold_parts(
+        self,
+        side_binary: sp.csr_matrix,
+        weights: np.ndarray,
+        content: np.ndarray | None,
+        vector: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The cold route's weighted parts: side ridge (attribute-conditioned popularity), group-popular on the
+        likely groups, content, and what the user's words (``vector``, their text in the language-model
+        space) mean; their sum is the score."""
+        gp = self.group_popular_
+        _, group_weight, content_weight = self.cold_weights_
+        parts: dict[str, np.ndarray] = {}
+        if side_binary.nnz == 0 and weights.any():
+            # No side words: the ridge would only repeat global popularity, which group-popular already
+            # shrinks toward; the group (given, or from a vector) is all there is.
+            parts["group"] = normalise_rows((weights @ gp.group_scores_).reshape(1, -1))[0]
+        else:
+            parts["side"] = normalise_rows(self.side_ridge_.scores(side_binary).reshape(1, -1))[0]
+            if group_weight:
+                group = weights @ gp.group_scores_ if weights.any() else gp.global_rate_
+                parts["group"] = group_weight * normalise_rows(group.reshape(1, -1))[0]
+        if content is not None and content_weight:
+            parts["content"] = content_weight * normalise_rows(content.reshape(1, -1))[0]
+        if self.text_match_ is not None and self.text_weight_ and self.text_match_.fits(vector):
+            assert vector is not None
+            words = self.text_match_.vector_scores(vector.reshape(1, -1))
+            parts["text"] = self.text_weight_ * normalise_rows(words)[0]
+        return parts
+
     def _cold(
         self,
         side_binary: sp.csr_matrix,
@@ -170,33 +218,18 @@ class ColdStartRouter(Recommender):
         content: np.ndarray | None,
         vector: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Side ridge (attribute-conditioned popularity) + group-popular on the likely groups + content + what
-        the user's words (``vector``, their text in the language-model space) mean."""
-        gp = self.group_popular_
-        _, group_weight, content_weight = self.cold_weights_
-        if side_binary.nnz == 0 and weights.any():
-            # No side words: the ridge would only repeat global popularity, which group-popular already
-            # shrinks toward; the group (given, or from a vector) is all there is.
-            scores = normalise_rows((weights @ gp.group_scores_).reshape(1, -1))[0]
-        else:
-            scores = normalise_rows(self.side_ridge_.scores(side_binary).reshape(1, -1))[0]
-            if group_weight:
-                group = weights @ gp.group_scores_ if weights.any() else gp.global_rate_
-                scores = scores + group_weight * normalise_rows(group.reshape(1, -1))[0]
-        if content is not None and content_weight:
-            scores = scores + content_weight * normalise_rows(content.reshape(1, -1))[0]
-        if self.text_match_ is not None and self.text_weight_ and self.text_match_.fits(vector):
-            assert vector is not None
-            words = self.text_match_.vector_scores(vector.reshape(1, -1))
-            scores = scores + self.text_weight_ * normalise_rows(words)[0]
-        return scores
+        return _total(self._cold_parts(side_binary, weights, content, vector))
 
     @staticmethod
-    def _few(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    def _few_parts(parts: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
+        """The few route's weighted parts (z-normalised per user); their sum is the score."""
+        return {name: weight * normalise_rows(parts[name]) for name, weight in weights.items() if weight}
+
+    @classmethod
+    def _few(cls, parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
         total = np.zeros_like(parts["item_knn"])
-        for name, weight in weights.items():
-            if weight:
-                total += weight * normalise_rows(parts[name])
+        for part in cls._few_parts(parts, weights).values():
+            total += part
         return total
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
@@ -241,13 +274,37 @@ class ColdStartRouter(Recommender):
         return self._cold(binary, weights, content if content.any() else None, vector)
 
     def _score_new(self, query: NewUser) -> np.ndarray:
-        scores = self._route_new(query).reshape(1, -1)
+        route = self.route_of(query.n_history)
+        parts = self._route_parts(query)
+        if route == "few":
+            scores = np.zeros((1, self.n_items_))
+            for part in parts.values():
+                scores += part
+        else:
+            scores = _total(parts).reshape(1, -1)
         return fill_cold_items(scores, self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
 
-    def _route_new(self, query: NewUser) -> np.ndarray:
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        parts = {name: np.asarray(part).ravel() for name, part in self._route_parts(query).items()}
+        vector = self.text_match_.query_vector(query) if self.text_match_ is not None else None
+        if "text" in parts and vector is not None:
+            # the text part is weight * z(meaning + prior): split it, so that popularity is not read as meaning
+            assert self.text_match_ is not None
+            meaning, prior = (term.ravel() for term in self.text_match_.vector_parts(vector))
+            spread = np.std(meaning + prior)
+            share = parts["text"] / np.where(np.abs(meaning + prior) > 0, meaning + prior, np.inf)
+            if spread > 0:
+                parts["text"], popular = share * meaning, share * prior
+                parts["popular"] = parts.get("popular", 0.0) + popular
+        if self.cold_items_ is not None and query.n_history:  # items nobody took: FeatureCF speaks for them
+            parts["new_item"] = np.where(self.popularity_ == 0, np.inf, -np.inf)
+        return parts
+
+    def _route_parts(self, query: NewUser) -> dict[str, np.ndarray]:
+        """The weighted parts of a new user's route (few route: 1 x items each); their sum is the score."""
         route = self.route_of(query.n_history)
         if route == "warm":
-            return self.warm_.score_new(query)
+            return {"warm": self.warm_.score_new(query)}
         # Content reads text only in its TF-IDF space and vectors only in the space of its item vectors.
         vector_fits = (
             query.vector is not None
@@ -277,13 +334,13 @@ class ColdStartRouter(Recommender):
             }
             if self.text_match_ is not None:  # their words when they typed some, else what their items mean
                 parts["text"] = self.text_match_.score_new(query).reshape(1, -1)
-            return self._few(parts, self.few_weights_for(query.n_history))[0]
+            return self._few_parts(parts, self.few_weights_for(query.n_history))
         counts = self.side_.counts([query.text]) if query.text else sp.csr_matrix((1, len(self.side_.terms_)))
         binary = sp.csr_matrix(counts > 0, dtype=np.float64)
         if query.group is not None:
-            return self._cold(binary, self.placer_.one_hot(query.group), content, query.vector)
+            return self._cold_parts(binary, self.placer_.one_hot(query.group), content, query.vector)
         weights = self.group_weights(side=self.side_.tfidf(counts), vector=query.vector)
-        return self._cold(binary, weights, content, query.vector)
+        return self._cold_parts(binary, weights, content, query.vector)
 
     # -- persistence ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

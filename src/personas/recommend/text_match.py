@@ -10,19 +10,24 @@ later items are the truth (NDCG@10; the first candidate wins ties).
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
+from personas.data import item_documents
 from personas.errors import DataError
 from personas.holdout import first_best, first_n_split, ndcg_of_scores
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 
 __all__ = ["TextMatch", "TextMatchConfig"]
+
+_WORD = re.compile(r"[a-z][a-z'-]{2,}")
 
 
 class TextMatchConfig(ComponentConfig):
@@ -76,6 +81,7 @@ class TextMatch(Recommender):
         )
         self.log_popularity_ = normalise_rows(np.log1p(self.popularity_).reshape(1, -1))[0]
         self.prior_, self.prior_trials_ = self._choose_prior(inputs)
+        self.documents_ = np.asarray(item_documents(inputs.dataset), dtype=str)  # for the words of a reason
 
     def _choose_prior(self, inputs: FitInputs) -> tuple[float, np.ndarray]:
         """The prior with the best NDCG@10 on users whose first ``shown`` items' texts are their words."""
@@ -101,14 +107,39 @@ class TextMatch(Recommender):
     def reads_text_vectors(self) -> bool:
         return True
 
+    def matched_words(self, text: str, items: np.ndarray) -> list[tuple[str, ...]]:
+        """The words of ``text`` (not stop words, 3+ letters, in order) found in each item's text."""
+        words = list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS))
+        out = []
+        for item in np.asarray(items, dtype=np.int64):
+            found = set(_WORD.findall(str(self.documents_[item]).lower()))
+            out.append(tuple(w for w in words if w in found or w.rstrip("s") in found))
+        return out
+
     def fits(self, vector: np.ndarray | None) -> bool:
         """Whether ``vector`` lives in this model's text space."""
         return vector is not None and vector.shape == (self.item_vectors_.shape[1],) and bool(np.any(vector))
 
     def vector_scores(self, vectors: np.ndarray) -> np.ndarray:
         """Scores (rows of ``vectors`` x items) of text vectors."""
+        meaning, prior = self.vector_parts(vectors)
+        return meaning + prior
+
+    def vector_parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two terms of :meth:`vector_scores`: what the words mean (z-normalised cosine) and the popularity
+        prior (an explanation must not credit the words with what popularity did)."""
         cosine = normalize(np.asarray(vectors, dtype=np.float64)) @ self.item_vectors_.T
-        return normalise_rows(cosine) + self.prior_ * self.log_popularity_
+        return normalise_rows(cosine), np.tile(self.prior_ * self.log_popularity_, (len(cosine), 1))
+
+    def query_vector(self, query: NewUser) -> np.ndarray | None:
+        """The text vector that :meth:`score_new` reads for ``query``: its words, else the mean of its items'
+        texts (None when it has neither)."""
+        if self.fits(query.vector):
+            assert query.vector is not None
+            return query.vector.reshape(1, -1)
+        if query.n_history:
+            return mean_item_vectors(self.item_vectors_, query.history)
+        return None
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
         if not len(self.user_vectors_):
@@ -133,6 +164,7 @@ class TextMatch(Recommender):
             "log_popularity": self.log_popularity_,
             "prior": np.array(self.prior_),
             "prior_trials": self.prior_trials_,
+            "documents": self.documents_,
         }
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
@@ -141,3 +173,4 @@ class TextMatch(Recommender):
         self.log_popularity_ = arrays["log_popularity"]
         self.prior_ = float(arrays["prior"])
         self.prior_trials_ = arrays["prior_trials"]
+        self.documents_ = arrays["documents"]

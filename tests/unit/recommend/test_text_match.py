@@ -89,3 +89,25 @@ def test_item_documents_read_like_sentences() -> None:
     tags = pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["a", "a", "a"], "tag": ["Space", "space", "ripley"]})
     dataset = Dataset.from_frames(inter, items=items, tags=tags)
     assert item_documents(dataset) == ["Alien (1979). Horror, Sci-Fi. Tags: space, ripley.", "b"]
+
+
+def test_reasons_name_the_part_that_contributed_most(shelf: tuple[Dataset, np.ndarray]) -> None:
+    from personas.recommend import ITEM_PARTS, NewUser
+
+    dataset, vectors = shelf
+    router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
+    for history, vector in ((np.array([], dtype=np.int64), np.eye(TASTES)[1]), (np.array([0, 1]), None)):
+        rec = router.recommend_new(vector=vector, history=[dataset.item_vocab.id(int(h)) for h in history], n=6)
+        items = rec.ids[0]
+        taken = np.zeros((1, dataset.n_items))
+        taken[0, history] = 1
+        import scipy.sparse as sp
+
+        parts = router._contributions(NewUser(None, vector, sp.csr_matrix(taken), None))
+        reasons = router.explain(items, history=history, vector=vector)
+        for item, reason in zip(items, reasons, strict=True):
+            assert reason.part == max(parts, key=lambda name: parts[name][item])
+            assert (reason.because_of >= 0) <= (reason.part in ITEM_PARTS)
+    # A typed text's items are credited to the words only for what the words mean, never for popularity.
+    text_reasons = router.explain(np.arange(dataset.n_items), history=np.array([], dtype=np.int64), vector=np.eye(3)[2])
+    assert {r.part for r in text_reasons} <= {"side", "group", "content", "text", "popular"}
