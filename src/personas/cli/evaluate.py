@@ -86,7 +86,8 @@ def evaluate(
     def done(label: str, result: ExperimentResult) -> None:
         _print(label, result)
         if out is not None:
-            md, js = result.save(out, f"{data.name}-{label}", command=command)
+            suffix = f"-{text_encoder}" if text_encoder else ""  # beside the table without the text space
+            md, js = result.save(out, f"{data.name}-{label}{suffix}", command=command)
             err_console.print(f"wrote {md} and {js}", highlight=False)
 
     if protocol == "groups":
