@@ -10,8 +10,9 @@ evaluation off, and every probe is encoded with the run's text encoder and answe
   genres by popularity (popularity when none is found);
 - plain retrieval: MiniLM cosine of the probe to every item's text (``item_documents``), no prior;
 - TextMatch: the same cosine plus the popularity prior it chose on held users (personas' text part);
-- the router (personas' default new-user model) through ``recommend_new(text=, vector=)``, as the CLI and the
-  API call it.
+- the router (personas' default new-user model) through ``recommend_new(text=, vector=)`` in the library,
+  through ``personas recommend --model RUN --text`` (the CLI, in process) and through ``POST /users`` (the
+  HTTP service, in process, on the run folder the pipeline wrote).
 
 Probes: genres named, genres only described, two tastes mixed (each with the genres it expects, fixed here in
 advance), and "anything but X" (reported apart: only the share of items without X counts). Metrics: genre
@@ -153,6 +154,32 @@ KEYWORDS = {
 }
 
 
+def through_cli(run_dir: Path, text: str) -> np.ndarray:
+    """The item rows ``personas recommend --model RUN --text`` lists (read off its table)."""
+    from typer.testing import CliRunner
+
+    from personas.cli.main import app
+    from personas.pipeline import load_run
+
+    result = CliRunner().invoke(app, ["recommend", "--model", str(run_dir), "--text", text, "--n", "10"])
+    if result.exit_code != 0:
+        raise RuntimeError(f"personas recommend failed: {result.output}")
+    ids = [
+        line.split("│")[2].strip()
+        for line in result.output.splitlines()
+        if line.startswith("│ ") and line.split("│")[1].strip().isdigit()
+    ]
+    row = {str(i): r for r, i in enumerate(load_run(run_dir).items["item_id"].astype(str))}
+    return np.array([row[i] for i in ids], dtype=np.int64)
+
+
+def through_api(client: object, rows: dict[str, int], text: str) -> np.ndarray:
+    """The item rows ``POST /users {"text": ...}`` recommends."""
+    response = client.post("/users", json={"text": text, "n": 10})  # type: ignore[attr-defined]
+    response.raise_for_status()
+    return np.array([rows[r["item_id"]] for r in response.json()["recommendations"]["items"]], dtype=np.int64)
+
+
 def run_pipeline(dataset: str) -> tuple[PipelineResult, Pipeline]:
     config = load_config(Path(__file__).parent.parent / "src" / "personas" / "pipeline" / "demo.toml")
     config = config.model_copy(
@@ -194,7 +221,17 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
     tuned = TextMatch().fit(data, item_text_vectors=pipeline.item_text_vectors_)
     vectors = encoder.encode([p.text for p in PROBES], show_progress=False)
     lists: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
+    from fastapi.testclient import TestClient
+
+    from personas.api import ServeSettings, create_app
+
+    run_dir = Path(pipeline.config.output.dir)
+    settings = ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{run_dir.parent / 'serve.sqlite'}")
+    rows = {str(i): r for r, i in enumerate(data.item_vocab.ids)}
+    client = TestClient(create_app(settings)).__enter__()
     for probe, vector in zip(PROBES, vectors, strict=True):
+        lists["router via CLI"].append(through_cli(run_dir, probe.text))
+        lists["router via API"].append(through_api(client, rows, probe.text))
         lists["most-popular"].append(top10(popularity, tie_break))
         lists["keyword-to-genre"].append(top10(keyword_scores(probe, genres, popularity), tie_break))
         lists["plain retrieval"].append(top10(plain.vector_scores(vector.reshape(1, -1))[0], tie_break))
@@ -237,7 +274,15 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
     return rows
 
 
-MODELS = ("most-popular", "keyword-to-genre", "plain retrieval", "TextMatch (personas)", "router (personas)")
+MODELS = (
+    "most-popular",
+    "keyword-to-genre",
+    "plain retrieval",
+    "TextMatch (personas)",
+    "router (personas)",
+    "router via CLI",
+    "router via API",
+)
 
 
 def main() -> None:

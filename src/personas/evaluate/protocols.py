@@ -74,8 +74,9 @@ def _factory(kind: str) -> Callable[..., Any]:
     return registry.get(kind, Recommender)
 
 
-def model_specs(names: Sequence[str] | None = None) -> dict[str, Tuned]:
-    """Tuned specs for the named models (default: all of :data:`DEFAULT_MODELS`)."""
+def model_specs(names: Sequence[str] | None = None, *, text: bool = False) -> dict[str, Tuned]:
+    """Tuned specs for the named models (default: all of :data:`DEFAULT_MODELS`); with ``text`` (item texts
+    in the language-model space are given), FeatureCF also tries them as a feature block."""
     names = list(names or DEFAULT_MODELS)
     unknown = [n for n in names if n not in _GRIDS]
     if unknown:
@@ -83,6 +84,8 @@ def model_specs(names: Sequence[str] | None = None) -> dict[str, Tuned]:
     specs = {}
     for name in names:
         kind, grid, fixed = _GRIDS[name]
+        if text and name == "FeatureCF":
+            grid = {**grid, "text_vectors": [0.0, 1.0]}
         specs[name] = Tuned(_factory(kind), grid, fixed)
     return specs
 
@@ -187,7 +190,7 @@ def run_protocol(
     text models (TextMatch, the TextItemKNN peer) join the default models."""
     if text_encoder is not None and models is None:
         models = [*DEFAULT_MODELS, *TEXT_MODELS]
-    specs = model_specs(models)
+    specs = model_specs(models, text=text_encoder is not None)
     encoder, item_text_vectors = _text_space(dataset, text_encoder) if text_encoder else (None, None)
     out = []
     for label, splitter in protocol_splits(protocol, seed=seed):

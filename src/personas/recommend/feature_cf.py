@@ -66,11 +66,13 @@ class FeatureCFConfig(ComponentConfig):
     words: float = 0.0  # TF-IDF of title and item text
     kg: float = 0.0  # knowledge-graph facts (RecBole .kg/.link files beside the dataset)
     vectors: float = 1.0  # item vectors given to fit, if any
+    # the items' texts in the language-model space (item_text_vectors given to fit, if any); 0 leaves them out
+    text_vectors: float = 0.0
     max_terms: int = 2000  # per text block: the solve is cubic in the number of features
 
     def model_post_init(self, _context: object) -> None:
         require(self.l2 > 0, "FeatureCF", "l2", "a float > 0", self.l2)
-        for name in ("genres", "year", "decade", "constant", "words", "kg", "vectors"):
+        for name in ("genres", "year", "decade", "constant", "words", "kg", "vectors", "text_vectors"):
             require(getattr(self, name) >= 0, "FeatureCF", name, "a float >= 0", getattr(self, name))
         require(self.max_terms >= 1, "FeatureCF", "max_terms", "an int >= 1", self.max_terms)
 
@@ -97,7 +99,10 @@ def _tfidf(texts: list[str], max_terms: int, pattern: str) -> sp.csr_matrix | No
 
 
 def item_feature_blocks(
-    dataset: Dataset, config: FeatureCFConfig, item_vectors: np.ndarray | None = None
+    dataset: Dataset,
+    config: FeatureCFConfig,
+    item_vectors: np.ndarray | None = None,
+    item_text_vectors: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """The weighted feature matrix (items x features) that FeatureCF regresses on."""
     items = dataset.items
@@ -128,6 +133,8 @@ def item_feature_blocks(
                 blocks.append(config.kg * kg)
     if item_vectors is not None and config.vectors:
         blocks.append(sp.csr_matrix(config.vectors * normalize(item_vectors)))
+    if item_text_vectors is not None and config.text_vectors:
+        blocks.append(sp.csr_matrix(config.text_vectors * normalize(item_text_vectors)))
     if config.constant or not blocks:
         blocks.append(sp.csr_matrix(np.full((dataset.n_items, 1), config.constant or 1.0)))
     return sp.hstack(blocks, format="csr", dtype=np.float64)
@@ -143,7 +150,7 @@ class FeatureCF(ItemVectorModel):
     config: FeatureCFConfig
 
     def _fit(self, inputs: FitInputs) -> None:
-        features = item_feature_blocks(inputs.dataset, self.config, inputs.item_vectors)
+        features = item_feature_blocks(inputs.dataset, self.config, inputs.item_vectors, inputs.item_text_vectors)
         # Only items someone took are samples of the regression: an item nobody took yet is unknown, not
         # disliked (held-out new releases would otherwise pull their year's weight down).
         taken = sp.diags((self.popularity_ > 0).astype(np.float64)) @ features

@@ -162,3 +162,17 @@ def test_hybrid_chooses_the_fill_scale_with_its_weights(releases: Dataset, tmp_p
     assert loaded.cold_item_scale_ == hybrid.cold_item_scale_  # type: ignore[attr-defined]
     fixed = Hybrid(grid_step=0.5, cold_item_scales=(0.25, 1.0), tune_cold_item_scale=False).fit(releases)
     assert fixed.cold_item_scale_ == 0.25 and fixed.cold_item_scale_trials_.shape == (2, 0)
+
+
+def test_item_texts_are_a_feature_block_only_when_weighted(catalogue: Dataset) -> None:
+    """Without genres, a new item's text vector (its genre's axis) is what places it."""
+    taste = np.array([i[0] for i in catalogue.item_vocab.ids])
+    texts = np.column_stack([taste == "h", taste == "r", taste == "w"]).astype(np.float64)
+    base = item_feature_blocks(catalogue, FeatureCF.Config())
+    assert item_feature_blocks(catalogue, FeatureCF.Config(), None, texts).shape == base.shape  # weight 0
+    blind = FeatureCF.Config(genres=0.0, year=0.0, decade=0.0, l2=1.0)
+    assert item_feature_blocks(catalogue, blind.model_copy(update={"text_vectors": 1.0}), None, texts).shape[1] == 4
+    model = FeatureCF(blind.model_copy(update={"text_vectors": 1.0})).fit(catalogue, item_text_vectors=texts)
+    new = catalogue.item_vocab.rows(["h7", "r7", "w7"])
+    scores = model.score_rows(catalogue.user_vocab.rows(["u00", "u01", "u02"]))[:, new]
+    np.testing.assert_array_equal(scores.argmax(axis=1), [0, 1, 2])
