@@ -66,8 +66,10 @@ class FeatureCFConfig(ComponentConfig):
     words: float = 0.0  # TF-IDF of title and item text
     kg: float = 0.0  # knowledge-graph facts (RecBole .kg/.link files beside the dataset)
     vectors: float = 1.0  # item vectors given to fit, if any
-    # the items' texts in the language-model space (item_text_vectors given to fit, if any); 0 leaves them out
-    text_vectors: float = 0.0
+    # the items' texts in the language-model space (item_text_vectors given to fit, if any); 0 leaves them out.
+    # On the cold-item validation split of ml-100k (MiniLM item texts) 1 beat 0 at every l2 (3-100: +0.3 to
+    # +0.9 NDCG@10 points); test NDCG@10 0.3295 -> 0.3516.
+    text_vectors: float = 1.0
     max_terms: int = 2000  # per text block: the solve is cubic in the number of features
 
     def model_post_init(self, _context: object) -> None:

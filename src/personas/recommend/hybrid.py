@@ -116,14 +116,20 @@ class Hybrid(Recommender):
             weights = np.array([self.config.weights[name] for name in names])
             self.validation_recall_ = float("nan")
         else:
-            weights, self.validation_recall_ = self._tune(dataset, groups, names)
+            weights, self.validation_recall_ = self._tune(dataset, groups, names, inputs.item_text_vectors)
         self.names_ = names
         self.weights_ = weights
         self.components_ = {name: self._make(name).fit(dataset, groups=groups) for name in names}
         cold = self.config.cold_items
-        self.cold_items_ = FeatureCF(cold).fit(dataset) if cold is not None and (self.popularity_ == 0).any() else None
+        self.cold_items_ = (
+            FeatureCF(cold).fit(dataset, item_text_vectors=inputs.item_text_vectors)
+            if cold is not None and (self.popularity_ == 0).any()
+            else None
+        )
 
-    def _tune(self, dataset: Dataset, groups: np.ndarray | None, names: list[str]) -> tuple[np.ndarray, float]:
+    def _tune(
+        self, dataset: Dataset, groups: np.ndarray | None, names: list[str], item_text_vectors: np.ndarray | None
+    ) -> tuple[np.ndarray, float]:
         keep = temporal_holdout(dataset, self.config.validation_fraction)
         equal = np.full(len(names), 1.0 / len(names))
         if keep.all() or not keep.any() or len(names) == 1:
@@ -152,7 +158,7 @@ class Hybrid(Recommender):
         best = first_best(recalls, tolerance=1e-12)
         best_w, best_r = grid[best], recalls[best]
         new_items = np.asarray(taken.sum(axis=0)).ravel() == 0
-        self._tune_cold_item_scale(train, new_items, stacked, best_w, seen, held[rows])
+        self._tune_cold_item_scale(train, new_items, stacked, best_w, seen, held[rows], item_text_vectors)
         return best_w, best_r
 
     def _tune_cold_item_scale(
@@ -163,13 +169,14 @@ class Hybrid(Recommender):
         weights: np.ndarray,
         seen: sp.csr_matrix,
         truth: sp.csr_matrix,
+        item_text_vectors: np.ndarray | None,
     ) -> None:
         """The new-item fill's scale on the validation split, for the chosen weights (when ``new_items``, those
         nobody took in its training part, are in someone's truth)."""
         cfg = self.config
         if cfg.cold_items is None or not cfg.tune_cold_item_scale or truth[:, new_items].nnz == 0:
             return
-        model = FeatureCF(cfg.cold_items).fit(train)
+        model = FeatureCF(cfg.cold_items).fit(train, item_text_vectors=item_text_vectors)
         blend = np.tensordot(weights.astype(np.float32), stacked, axes=1).astype(np.float64)
         self.cold_item_scale_, self.cold_item_scale_trials_ = choose_fill_scale(
             blend, model, seen, truth, cfg.cold_item_scales, recall_of_scores, cfg.k

@@ -93,7 +93,9 @@ class ColdStartRouter(Recommender):
         self.group_popular_ = GroupPopular(cfg.group_popular).fit(dataset, groups=groups)
         self.content_ = ContentBased(cfg.content).fit(dataset, groups=groups, item_vectors=item_vectors)
         self.cold_items_ = (
-            FeatureCF(cfg.cold_items).fit(dataset, item_vectors=item_vectors)
+            FeatureCF(cfg.cold_items).fit(
+                dataset, item_vectors=item_vectors, item_text_vectors=inputs.item_text_vectors
+            )
             if cfg.cold_items is not None and (self.popularity_ == 0).any()
             else None
         )
@@ -128,7 +130,7 @@ class ColdStartRouter(Recommender):
         self.few_shots_, self.few_table_, self.min_history_, self.switch_gains_ = few
         scale: tuple[float, np.ndarray] = (cfg.cold_item_scales[0], np.zeros((2, 0)))  # (scale, trials)
         if self.cold_items_ is not None:
-            scale = choose_cold_item_scale(cfg, known, few, item_vectors)
+            scale = choose_cold_item_scale(cfg, known, few, item_vectors, inputs.item_text_vectors)
         self.cold_item_scale_, self.cold_item_scale_trials_ = scale
 
     # -- routing -------------------------------------------------------------------------------------

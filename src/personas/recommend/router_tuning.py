@@ -368,6 +368,7 @@ def choose_cold_item_scale(
     known: KnownUsers | None,
     few: FewChoice,
     item_vectors: np.ndarray | None,
+    item_text_vectors: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """How strongly items nobody took in training enter known users' rankings (see ``fill_cold_items``):
     the candidate of ``cold_item_scales`` with the best NDCG@10 on ``known``'s users, routed as the router
@@ -381,7 +382,7 @@ def choose_cold_item_scale(
     truth = known.later[known.users]
     if not new_items.any() or truth[:, new_items].nnz == 0:
         return default
-    model = FeatureCF(cfg.cold_items).fit(known.before, item_vectors=item_vectors)
+    model = FeatureCF(cfg.cold_items).fit(known.before, item_vectors=item_vectors, item_text_vectors=item_text_vectors)
     counts = np.diff(known.history.indptr)[known.users]
     history = known.history[known.users]
     scores = np.empty((len(known.users), known.history.shape[1]))

@@ -169,7 +169,8 @@ def test_item_texts_are_a_feature_block_only_when_weighted(catalogue: Dataset) -
     taste = np.array([i[0] for i in catalogue.item_vocab.ids])
     texts = np.column_stack([taste == "h", taste == "r", taste == "w"]).astype(np.float64)
     base = item_feature_blocks(catalogue, FeatureCF.Config())
-    assert item_feature_blocks(catalogue, FeatureCF.Config(), None, texts).shape == base.shape  # weight 0
+    assert item_feature_blocks(catalogue, FeatureCF.Config(), None, texts).shape[1] == base.shape[1] + 3
+    assert item_feature_blocks(catalogue, FeatureCF.Config(text_vectors=0.0), None, texts).shape == base.shape
     blind = FeatureCF.Config(genres=0.0, year=0.0, decade=0.0, l2=1.0)
     assert item_feature_blocks(catalogue, blind.model_copy(update={"text_vectors": 1.0}), None, texts).shape[1] == 4
     model = FeatureCF(blind.model_copy(update={"text_vectors": 1.0})).fit(catalogue, item_text_vectors=texts)
