@@ -207,3 +207,95 @@ class TextItemKNN(Recommender):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         n = len(arrays["indptr"]) - 1
         self.similarity_ = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, n))
+
+
+class ItemDemoKNNConfig(ComponentConfig):
+    kind: ClassVar[str] = "item_demo_knn"
+    k: int = 100  # item neighbours
+    shrink: float = 10.0
+    users: int = 50  # users with the most similar side text that vote
+    weight: float = 1.0  # of the users' vote beside the item neighbours (both z-normalised per user)
+
+    def model_post_init(self, _context: object) -> None:
+        for name in ("k", "users"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"The {name!r} parameter of ItemDemoKNN must be an int >= 1. Got {getattr(self, name)!r} instead."
+                )
+        if self.weight < 0 or self.shrink < 0:
+            raise ConfigError("The 'weight' and 'shrink' parameters of ItemDemoKNN must be floats >= 0.")
+
+
+class ItemDemoKNN(Recommender):
+    """Item-kNN + demographic-kNN popularity (a peer): the items like the ones a user took, blended with what
+    the known users whose side text (demographics, own words) is most like theirs took. A new user with
+    words and no items gets the users' vote alone; with items and no words, the item neighbours alone."""
+
+    Config = ItemDemoKNNConfig
+    config: ItemDemoKNNConfig
+
+    def _fit(self, inputs: FitInputs) -> None:
+        from personas.data import ProfileConfig, build_profiles
+        from personas.recommend import ItemKNN
+        from personas.recommend.side import SideText
+
+        cfg = self.config
+        self.items_ = ItemKNN(k=cfg.k, shrink=cfg.shrink).fit(inputs.dataset)
+        self.side_ = SideText()
+        self.side_.fit(build_profiles(inputs.dataset, ProfileConfig(parts=("text", "demographics"))))
+        self.voters_ = np.diff(self.seen_.indptr) > 0
+
+    def _vote(self, sides: sp.csr_matrix) -> np.ndarray:
+        """What the ``users`` known users nearest to each side-text row took, weighted by similarity."""
+        out = np.zeros((sides.shape[0], self.n_items_))
+        if sides.shape[1] != self.side_.vectors_.shape[1] or not self.voters_.any():
+            return out
+        sims = np.asarray((sides @ self.side_.vectors_.T).todense())
+        sims[:, ~self.voters_] = 0.0
+        k = min(self.config.users, int(self.voters_.sum()))
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for i in range(len(top)):
+            weights = np.clip(sims[i, top[i]], 0.0, None)
+            if weights.any():
+                out[i] = np.asarray(weights @ self.seen_[top[i]]).ravel()
+        return out
+
+    def _blend(self, history: sp.csr_matrix, sides: sp.csr_matrix) -> np.ndarray:
+        from personas.recommend import normalise_rows
+
+        items = normalise_rows(np.asarray((history @ self.items_.similarity_).todense()))
+        return items + self.config.weight * normalise_rows(self._vote(sides))
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        return self._blend(self.seen_[user_rows], self.side_.vectors_[user_rows])
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        side = self.side_.vector(query.text) if query.text else sp.csr_matrix((1, self.side_.vectors_.shape[1]))
+        if query.n_history == 0 and side.nnz == 0:
+            return self.fallback_scores(1)[0]
+        return self._blend(query.history, side)[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {f"side.{key}": value for key, value in self.side_.state().items()}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        from personas.recommend.side import SideText
+
+        side = {k.removeprefix("side."): v for k, v in arrays.items() if k.startswith("side.")}
+        self.side_ = SideText.from_state(side, 2000)
+        self.voters_ = np.diff(self.seen_.indptr) > 0
+
+    def _parts(self) -> dict[str, Recommender]:
+        return {"items": self.items_}
+
+    def _new_parts(self) -> dict[str, Recommender]:
+        from personas.recommend import ItemKNN
+
+        return {"items": ItemKNN(k=self.config.k, shrink=self.config.shrink)}
+
+    def _set_parts(self, parts: dict[str, Recommender]) -> None:
+        from personas.recommend import ItemKNN
+
+        items = parts["items"]
+        assert isinstance(items, ItemKNN)
+        self.items_ = items

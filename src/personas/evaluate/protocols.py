@@ -63,13 +63,15 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     # They read the items' texts in the language-model space: run with a text encoder (--text-encoder).
     "TextMatch": ("text_match", {}, {}),
     "TextItemKNN": ("text_item_knn", {"k": [20, 100]}, {}),
+    # The peer that led the independent strict few-shot check: item neighbours + the vote of similar users.
+    "ItemDemoKNN": ("item_demo_knn", {"weight": [0.5, 1.0, 2.0]}, {}),
 }
 TEXT_MODELS = ("TextMatch", "TextItemKNN")
 DEFAULT_MODELS = tuple(name for name in _GRIDS if name not in TEXT_MODELS)
 
 
 def _factory(kind: str) -> Callable[..., Any]:
-    if kind in ("lightfm", "text_item_knn"):
+    if kind in ("lightfm", "text_item_knn", "item_demo_knn"):
         import personas.evaluate.peers  # noqa: F401  (registers the peers defined there)
     return registry.get(kind, Recommender)
 

@@ -128,3 +128,29 @@ def test_text_item_knn_relates_items_by_their_texts_alone() -> None:
     assert {dataset.item_vocab.id(int(i)) for i in rec.ids[0]} == {"s2", "s3"}  # s3: nobody took it yet
     with pytest.raises(DataError, match="needs item_text_vectors"):
         TextItemKNN().fit(dataset)
+
+
+def test_item_demo_knn_blends_item_neighbours_with_the_vote_of_similar_users(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from personas.data import Dataset
+    from personas.evaluate.peers import ItemDemoKNN
+    from personas.recommend import Recommender
+
+    pairs, texts = [], {}
+    for u in range(12):
+        taste = "space" if u % 2 else "romance"
+        texts[f"u{u}"] = f"I like {taste} films"
+        for i in range(4):
+            pairs.append((f"u{u}", f"{taste[0]}{(u + i) % 6}"))
+    inter = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    users = pd.DataFrame({"user_id": list(texts), "text": list(texts.values())})
+    dataset = Dataset.from_frames(inter, users=users)
+    model = ItemDemoKNN(k=5, users=3).fit(dataset)
+    words = model.recommend_new(text="I like space films", n=4)
+    assert all(dataset.item_vocab.id(int(i)).startswith("s") for i in words.ids[0])  # similar users' items
+    items = model.recommend_new(history=["r0", "r1"], n=3)
+    assert all(dataset.item_vocab.id(int(i)).startswith("r") for i in items.ids[0])
+    loaded = Recommender.load(model.save(tmp_path / "peer"))
+    again = loaded.recommend_new(text="I like space films", history=["s0"], n=4)
+    assert np.array_equal(again.ids, model.recommend_new(text="I like space films", history=["s0"], n=4).ids)
