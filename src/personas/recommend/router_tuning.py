@@ -107,7 +107,9 @@ def cold_folds(
             dataset.subset_interactions(~np.isin(dataset.user_rows, held)), groups=labels
         )
         voters = (np.diff(gp.seen_.indptr) > 0) & (labels >= 0)
-        weights = placer.known_user_weights(held, labels, voters)
+        # placed as a cold user is: by side text. Their own vectors are profiles that hold their whole history
+        # (behaviour as text), which a user without history never has.
+        weights = placer.with_side(user_vectors=np.zeros((0, 0))).known_user_weights(held, labels, voters)
         placed = np.asarray(weights.any(axis=1), dtype=bool)
         group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
         yield ColdFold(
@@ -171,12 +173,13 @@ def choose_text_weight(
 ) -> tuple[float, np.ndarray]:
     """How much a cold user's words count beside the cold route's other parts (weighted as ``cold_weights``):
     the candidate of ``text_weights`` with the best NDCG@10 on the :func:`cold_folds`, where each held user's
-    first ``text_match.shown`` items' texts stand in for their words (their mean item text vector) and their
-    later items are the truth; with the (2, candidates) trials. The first candidate when not tuned."""
+    first ``text_match.shown`` items' texts stand in for their words (their mean item text vector), their later
+    items are the truth, and they are scored as someone who typed only words is served (placed by the words;
+    no side words, no content); with the (2, candidates) trials. The first candidate when not tuned."""
     untuned = (cfg.text_weights[0], np.zeros((2, 0)))
     if not cfg.tune_text:
         return untuned
-    l2, g, c = cold_weights
+    l2, g, _ = cold_weights  # content reads text, not a vector: a typed text reaches it only at serving
     shown_n = text.config.shown
     seen = dataset.matrix("binary")
     counts = np.diff(seen.indptr)
@@ -189,15 +192,17 @@ def choose_text_weight(
             continue
         shown, truth = first_n_split(dataset, users, shown_n)
         proxy = mean_item_vectors(text.item_vectors_, shown)
-        group_part = fold.group_part[keep]
+        # Scored as the router serves someone who typed words and nothing else (no side words): placed in a
+        # group by the words' vector (then the group is the base), else side ridge on no words + the global rate.
+        placed = np.zeros((len(users), len(fold.group_scores)))
         if placer.centroids.size and placer.centroids.shape[1] == proxy.shape[1]:
-            # placed as a new user with these words is: by the words' vector, not by a profile that holds
-            # their whole history
             placed = np.vstack([placer.weights(vector=v) for v in proxy])
-            by_words = np.asarray(placed.any(axis=1), dtype=bool)[:, None]
-            group_part = normalise_rows(np.where(by_words, placed @ fold.group_scores, fold.global_rate))
+        by_words = np.asarray(placed.any(axis=1), dtype=bool)
         ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
-        base = normalise_rows(ridge.scores(side_binary[users])) + g * group_part + c * fold.content[keep]
+        no_words = normalise_rows(ridge.scores(sp.csr_matrix((1, side_binary.shape[1])))) + g * normalise_rows(
+            fold.global_rate.reshape(1, -1)
+        )
+        base = np.where(by_words[:, None], normalise_rows(placed @ fold.group_scores), no_words)
         words = normalise_rows(text.vector_scores(proxy))
         masked = shown.nonzero()
         for i, weight in enumerate(cfg.text_weights):
