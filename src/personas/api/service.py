@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from personas.api.errors import FieldError, NotFoundError
 from personas.api.schemas import (
@@ -37,7 +36,7 @@ from personas.api.storage import Storage, storable
 from personas.describe import Persona
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
-from personas.recommend import Recommendations, Recommender, reason_phrases
+from personas.recommend import Recommendations, Recommender, history_row, reason_phrases
 
 __all__ = ["PersonaService"]
 
@@ -162,10 +161,7 @@ class PersonaService:
         text's most similar run users (side text), else -1 (see GroupPlacer)."""
         if self.placer is None:
             return -1
-        hist = sp.csr_matrix(
-            (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, len(self.item_ids))
-        )
-        return self.placer.place(text=text, vector=vector, history=hist)
+        return self.placer.place(text=text, vector=vector, history=history_row(history, len(self.item_ids)))
 
     def _recommend_new(
         self, user_id: str, text: str | None, vector: np.ndarray | None, history: np.ndarray, persona: int, n: int

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import scipy.sparse as sp
 import typer
 from rich.table import Table
 
@@ -18,6 +17,7 @@ from personas.errors import ConfigError
 from personas.recommend import (
     Recommendations,
     Recommender,
+    history_row,
     reason_phrases,
 )
 
@@ -43,12 +43,6 @@ def behaviour_groups(dataset: Dataset, k: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def _history_row(model: Recommender, history: np.ndarray) -> sp.csr_matrix:
-    return sp.csr_matrix(
-        (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, model.n_items_)
-    )
-
-
 def _place_new(model: Recommender, text: str | None, history: np.ndarray, **side: np.ndarray | None) -> int | None:
     """A new user's group by the model's placer (text vector or centroids in ``side``), None without groups."""
     placer = model.group_placer()
@@ -56,7 +50,7 @@ def _place_new(model: Recommender, text: str | None, history: np.ndarray, **side
         return None
     if side:
         placer = placer.with_side(centroids=side.get("centroids"))
-    return placer.place(text=text, vector=side.get("vector"), history=_history_row(model, history))
+    return placer.place(text=text, vector=side.get("vector"), history=history_row(history, model.n_items_))
 
 
 def _show(

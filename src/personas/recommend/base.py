@@ -40,6 +40,7 @@ __all__ = [
     "Reason",
     "Recommendations",
     "Recommender",
+    "history_row",
     "normalise_rows",
     "reason_phrases",
     "top_n",
@@ -114,6 +115,14 @@ def top_n(scores: np.ndarray, n: int, *, exclude: sp.csr_matrix | None = None) -
         ids = np.hstack([ids, np.full((len(ids), n - k), -1, dtype=np.int64)])
         best = np.hstack([best, np.full((len(best), n - k), -np.inf)])
     return ids, best
+
+
+def history_row(item_rows: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """One user's taken items (distinct item rows) as a binary 1 x items row, the form ``NewUser`` holds."""
+    item_rows = np.asarray(item_rows, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(len(item_rows)), (np.zeros(len(item_rows), dtype=np.int64), item_rows)), shape=(1, n_items)
+    )
 
 
 def normalise_rows(scores: np.ndarray) -> np.ndarray:
@@ -303,11 +312,7 @@ class Recommender(Component[ComponentConfig], ABC):
         history = [str(i) for i in (history or [])]
         item_rows = self.item_vocab_.rows(history, missing="mask")
         unknown = [i for i, r in zip(history, item_rows, strict=True) if r < 0]
-        item_rows = np.unique(item_rows[item_rows >= 0])
-        hist = sp.csr_matrix(
-            (np.ones(len(item_rows)), (np.zeros(len(item_rows), dtype=np.int64), item_rows)),
-            shape=(1, self.n_items_),
-        )
+        hist = history_row(np.unique(item_rows[item_rows >= 0]), self.n_items_)
         if vector is not None:
             vector = np.asarray(vector, dtype=np.float64).ravel()
         query = NewUser(text=text, vector=vector, history=hist, group=group)
@@ -360,9 +365,7 @@ class Recommender(Component[ComponentConfig], ABC):
         items = np.asarray(items, dtype=np.int64)
         history = np.asarray(history, dtype=np.int64)
         because = self._because(history, items) if history.size and items.size else np.full(len(items), -1)
-        taken = sp.csr_matrix(
-            (np.ones(len(history)), (np.zeros(len(history), dtype=np.int64), history)), shape=(1, self.n_items_)
-        )
+        taken = history_row(history, self.n_items_)
         if vector is not None:
             vector = np.asarray(vector, dtype=np.float64).ravel()
         contributions = self._contributions(NewUser(text, vector, taken, group))
