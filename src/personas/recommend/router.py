@@ -49,7 +49,7 @@ Route = Literal["cold", "few", "warm"]
 
 
 def _total(parts: dict[str, np.ndarray]) -> np.ndarray:
-    """The sum of a route's parts, in their order (the first as it is)."""
+    """The sum of a route's weighted parts, in their order (the first as it is); the score of every route."""
     values = list(parts.values())
     total = values[0]
     for part in values[1:]:
@@ -213,26 +213,10 @@ class ColdStartRouter(Recommender):
             parts["text"] = self.text_weight_ * normalise_rows(words)[0]
         return parts
 
-    def _cold(
-        self,
-        side_binary: sp.csr_matrix,
-        weights: np.ndarray,
-        content: np.ndarray | None,
-        vector: np.ndarray | None = None,
-    ) -> np.ndarray:
-        return _total(self._cold_parts(side_binary, weights, content, vector))
-
     @staticmethod
     def _few_parts(parts: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
         """The few route's weighted parts (z-normalised per user); their sum is the score."""
         return {name: weight * normalise_rows(parts[name]) for name, weight in weights.items() if weight}
-
-    @classmethod
-    def _few(cls, parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-        total = np.zeros_like(parts["item_knn"])
-        for part in cls._few_parts(parts, weights).values():
-            total += part
-        return total
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
         counts = np.diff(self.seen_.indptr)[user_rows]
@@ -257,7 +241,7 @@ class ColdStartRouter(Recommender):
             }
             if self.text_match_ is not None:
                 parts["text"] = self.text_match_.score_histories(self.seen_[rows])
-            out[few] = self._few(parts, weights)
+            out[few] = _total(self._few_parts(parts, weights))
         for i in np.flatnonzero(counts == 0).tolist():
             out[i] = self._score_cold_row(int(user_rows[i]))
         return fill_cold_items(out, self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
@@ -273,31 +257,26 @@ class ColdStartRouter(Recommender):
         binary = self.side_.binary_of([str(self.side_.texts_[row])])
         weights = placer.known_user_weight(row, placer.labels, placer.default_voters())
         vector = placer.user_vectors[row] if placer.user_vectors.size else None
-        return self._cold(binary, weights, content if content.any() else None, vector)
+        return _total(self._cold_parts(binary, weights, content if content.any() else None, vector))
 
     def _score_new(self, query: NewUser) -> np.ndarray:
-        route = self.route_of(query.n_history)
-        parts = self._route_parts(query)
-        if route == "few":
-            scores = np.zeros((1, self.n_items_))
-            for part in parts.values():
-                scores += part
-        else:
-            scores = _total(parts).reshape(1, -1)
+        scores = _total(self._route_parts(query)).reshape(1, -1)
         return fill_cold_items(scores, self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
 
     def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
         parts = {name: np.asarray(part).ravel() for name, part in self._route_parts(query).items()}
         vector = self.text_match_.query_vector(query) if self.text_match_ is not None else None
         if "text" in parts and vector is not None:
-            # the text part is weight * z(meaning + prior): split it, so that popularity is not read as meaning
+            # The text part is weight * z(meaning + prior), and z is linear once the row's mean and spread are
+            # fixed: split it into its two terms, so that popularity is not credited to the words.
             assert self.text_match_ is not None
             meaning, prior = (term.ravel() for term in self.text_match_.vector_parts(vector))
             spread = np.std(meaning + prior)
-            share = parts["text"] / np.where(np.abs(meaning + prior) > 0, meaning + prior, np.inf)
             if spread > 0:
-                parts["text"], popular = share * meaning, share * prior
-                parts["popular"] = parts.get("popular", 0.0) + popular
+                route = self.route_of(query.n_history)
+                weight = self.few_weights_for(query.n_history)["text"] if route == "few" else self.text_weight_
+                parts["text"] = weight * (meaning - meaning.mean()) / spread
+                parts["popular"] = parts.get("popular", 0.0) + weight * (prior - prior.mean()) / spread
         if self.cold_items_ is not None and query.n_history:  # items nobody took: FeatureCF speaks for them
             parts["new_item"] = np.where(self.popularity_ == 0, np.inf, -np.inf)
         return parts
