@@ -268,7 +268,7 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
             )
     console.print(
         f"{dataset}: router text weight {getattr(router, 'text_weight_', float('nan')):g} "
-        f"(trials {np.round(getattr(router, 'text_weight_trials_', np.zeros((2, 0))), 4).tolist()}), "
+        f"(trials {np.round(getattr(router, 'text_weight_trials_', np.zeros((3, 0))), 4).tolist()}), "
         f"TextMatch prior {tuned.prior_:g}; {time.perf_counter() - start:.0f} s"
     )
     return rows

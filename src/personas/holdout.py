@@ -23,9 +23,11 @@ import scipy.sparse as sp
 from personas.data import Dataset
 
 __all__ = [
+    "best_distinct",
     "first_best",
     "first_n_split",
     "held_counts",
+    "list_overlap",
     "ndcg_of_scores",
     "recall_of_scores",
     "simplex_grid",
@@ -136,3 +138,31 @@ def first_best(results: Sequence[float] | np.ndarray, tolerance: float = 1e-9) -
     configured (or simplest) one first, so it wins ties and near-ties that are only float noise."""
     values = np.asarray(results, dtype=np.float64)
     return int(np.argmax(values > values.max() - tolerance))
+
+
+def list_overlap(scores: np.ndarray, k: int, *, pairs: int = 2000, seed: int = 0) -> float:
+    """Mean Jaccard overlap of the top-``k`` lists of random pairs of different rows of ``scores`` (1: every
+    row gets the same list; 0: no two share an item). Up to ``pairs`` pairs, drawn with ``seed``."""
+    if len(scores) < 2:
+        return 0.0
+    top = np.sort(np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k], axis=1)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, len(top), pairs)
+    b = rng.integers(0, len(top) - 1, pairs)
+    b = b + (b >= a)  # a different row
+    shared = np.array([len(np.intersect1d(top[i], top[j], assume_unique=True)) for i, j in zip(a, b, strict=True)])
+    return float(np.mean(shared / (2 * top.shape[1] - shared)))
+
+
+def best_distinct(
+    results: Sequence[float] | np.ndarray, overlaps: Sequence[float] | np.ndarray, max_overlap: float
+) -> int:
+    """The :func:`first_best` of the candidates whose lists overlap by at most ``max_overlap`` (see
+    :func:`list_overlap`); when none is that distinct, the least overlapping one. Used where a user's own
+    words must decide the list: offline NDCG alone rewards popularity, which gives every user the same list."""
+    values = np.asarray(results, dtype=np.float64)
+    shares = np.asarray(overlaps, dtype=np.float64)
+    allowed = shares <= max_overlap
+    if not allowed.any():
+        return int(np.argmin(shares))
+    return first_best(np.where(allowed, values, -np.inf))

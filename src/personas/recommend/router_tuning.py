@@ -18,7 +18,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas.data import Dataset
-from personas.holdout import first_best, first_n_split, ndcg_of_scores, simplex_grid, temporal_holdout
+from personas.holdout import (
+    best_distinct,
+    first_best,
+    first_n_split,
+    list_overlap,
+    ndcg_of_scores,
+    simplex_grid,
+    temporal_holdout,
+)
 from personas.recommend.base import Recommender, normalise_rows
 from personas.recommend.feature_cf import FeatureCF, choose_fill_scale
 from personas.recommend.placement import GroupPlacer
@@ -175,8 +183,11 @@ def choose_text_weight(
     the candidate of ``text_weights`` with the best NDCG@10 on the :func:`cold_folds`, where each held user's
     first ``text_match.shown`` items' texts stand in for their words (their mean item text vector), their later
     items are the truth, and they are scored as someone who typed only words is served (placed by the words;
-    no side words, no content); with the (2, candidates) trials. The first candidate when not tuned."""
-    untuned = (cfg.text_weights[0], np.zeros((2, 0)))
+    no side words, no content). Only weights whose top-10 lists for different held users share at most
+    ``text_match.max_overlap`` (mean Jaccard) qualify: NDCG@10 alone prefers the group's popular items, the
+    same list whatever was typed. With the (3, candidates) trials: weight, NDCG@10, overlap. The first
+    candidate when not tuned."""
+    untuned = (cfg.text_weights[0], np.zeros((3, 0)))
     if not cfg.tune_text:
         return untuned
     l2, g, _ = cold_weights  # content reads text, not a vector: a typed text reaches it only at serving
@@ -184,6 +195,7 @@ def choose_text_weight(
     seen = dataset.matrix("binary")
     counts = np.diff(seen.indptr)
     totals = np.zeros(len(cfg.text_weights))
+    overlaps = np.zeros(len(cfg.text_weights))
     n_users = 0
     for fold in cold_folds(cfg, dataset, groups, placer, cold_content):
         keep = counts[fold.held] > shown_n
@@ -209,10 +221,13 @@ def choose_text_weight(
             scores = base + weight * words
             scores[masked] = -np.inf
             totals[i] += len(users) * ndcg_of_scores(scores, truth, 10)
+            overlaps[i] += len(users) * list_overlap(scores, 10, seed=cfg.seed)
         n_users += len(users)
     if n_users == 0:
         return untuned
-    return float(cfg.text_weights[first_best(totals)]), np.array([list(cfg.text_weights), totals / n_users])
+    results, shares = totals / n_users, overlaps / n_users
+    best = best_distinct(results, shares, text.config.max_overlap)
+    return float(cfg.text_weights[best]), np.array([list(cfg.text_weights), results, shares])
 
 
 # -- the few route and the switch point -----------------------------------------------------------------

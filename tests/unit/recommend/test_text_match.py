@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from personas.data import Dataset, item_documents
-from personas.errors import DataError
+from personas.errors import ConfigError, DataError
 from personas.recommend import ColdStartRouter, TextMatch
 
 TASTES = 3
@@ -36,11 +36,45 @@ def shelf() -> tuple[Dataset, np.ndarray]:
 def test_words_pick_their_items_and_the_prior_is_chosen_on_held_users(shelf: tuple[Dataset, np.ndarray]) -> None:
     dataset, vectors = shelf
     model = TextMatch().fit(dataset, item_text_vectors=vectors)
-    assert model.prior_ in model.config.priors and model.prior_trials_.shape == (2, len(model.config.priors))
+    assert model.prior_ in model.config.priors and model.prior_trials_.shape == (3, len(model.config.priors))
     taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
     for taste in range(TASTES):
         rec = model.recommend_new(vector=np.eye(TASTES)[taste], n=5)
         assert set(taste_of_item[rec.ids[0]].tolist()) == {taste}  # different words, different lists
+
+
+def test_the_prior_keeps_different_words_apart_when_popularity_wins_ndcg() -> None:
+    """Three tastes plus five blockbusters everyone takes late: NDCG@10 alone asks for a large prior (the
+    blockbusters are in every user's later items), which gives every user the same list; the overlap bound
+    keeps a prior under which the lists of different tastes stay apart."""
+    rng = np.random.default_rng(3)
+    pairs = []
+    for u in range(90):
+        taste = u % TASTES
+        for i in rng.choice(np.arange(10), size=6, replace=False):
+            pairs.append((f"u{u:02d}", f"i{10 * taste + int(i):02d}"))
+        pairs += [(f"u{u:02d}", f"i{30 + b:02d}") for b in range(5)]  # last in time: the held truth
+    inter = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    inter["timestamp"] = np.arange(len(inter))
+    dataset = Dataset.from_frames(inter, name="blockbusters")
+    rows = np.array([int(i[1:]) for i in dataset.item_vocab.ids])
+    vectors = np.zeros((dataset.n_items, TASTES)) + 0.05 * np.random.default_rng(0).random((dataset.n_items, TASTES))
+    vectors[rows < 30] += np.eye(TASTES)[rows[rows < 30] // 10]
+    vectors[rows >= 30] += 0.4  # a blockbuster's text says a little of everything
+
+    by_ndcg = TextMatch(max_overlap=1.0).fit(dataset, item_text_vectors=vectors)
+    bounded = TextMatch(max_overlap=0.4).fit(dataset, item_text_vectors=vectors)
+    priors, ndcg, overlap = bounded.prior_trials_
+    assert ndcg[list(priors).index(by_ndcg.prior_)] == ndcg.max() > ndcg[list(priors).index(0.0)]  # popularity wins
+    assert bounded.prior_ < by_ndcg.prior_
+    assert overlap[list(priors).index(bounded.prior_)] <= 0.4 < overlap[list(priors).index(by_ndcg.prior_)]
+    tops = [set(bounded.recommend_new(vector=np.eye(TASTES)[t], n=5).ids[0].tolist()) for t in range(TASTES)]
+    assert not tops[0] & tops[1] and not tops[1] & tops[2]
+
+
+def test_text_match_refuses_an_overlap_bound_outside_0_1() -> None:
+    with pytest.raises(ConfigError, match="'max_overlap' parameter of TextMatch must be a float in \\[0, 1\\]"):
+        TextMatch(max_overlap=1.5)
 
 
 def test_text_match_needs_item_text_vectors(shelf: tuple[Dataset, np.ndarray]) -> None:
@@ -54,7 +88,7 @@ def test_the_router_reads_a_cold_users_words_with_the_weight_chosen_on_held_user
     dataset, vectors = shelf
     taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
     router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
-    assert router.text_match_ is not None and router.text_weight_trials_.shape == (2, 6)
+    assert router.text_match_ is not None and router.text_weight_trials_.shape == (3, 6)
     # On this shelf a user's first items say their taste, so the words must count.
     assert router.text_weight_ > 0
     lists = [router.recommend_new(vector=np.eye(TASTES)[t], n=5).ids[0] for t in range(TASTES)]
