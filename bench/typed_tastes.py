@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personas.data import genre_tokens
+from personas.encode import encode_query
 from personas.pipeline import Pipeline, PipelineResult
 from personas.pipeline.config import load_config
 from personas.recommend import Recommender, TextMatch
@@ -219,7 +220,7 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
     popular = np.argsort(-popularity, kind="stable")[:200]
     plain = TextMatch(priors=(0.0,)).fit(data, item_text_vectors=pipeline.item_text_vectors_)
     tuned = TextMatch().fit(data, item_text_vectors=pipeline.item_text_vectors_)
-    vectors = encoder.encode([p.text for p in PROBES], show_progress=False)
+    vectors = np.vstack([encode_query(encoder, p.text) for p in PROBES])  # as the CLI and the service do
     lists: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
     from fastapi.testclient import TestClient
 
@@ -318,7 +319,8 @@ def main() -> None:
             "`python bench/typed_tastes.py --out docs/results/typed-tastes.md` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
             "The demo pipeline per dataset (MiniLM int8 + behaviour, k-means, router; evaluation off); each probe "
-            "encoded by the run's text encoder. Precision: share of the top-10 with an expected genre (for "
+            "encoded by the run's text encoder through encode_query (what a negation cue rules out is "
+            "subtracted, as the CLI and the service do). Precision: share of the top-10 with an expected genre (for "
             "'not' probes: without the named genre); base rate: the same share among the 200 most popular "
             "items; Jaccard: mean over pairs of probes of the same kind.",
             "",

@@ -34,6 +34,7 @@ from personas.api.schemas import (
 from personas.api.settings import ServeSettings
 from personas.api.storage import Storage, storable
 from personas.describe import Persona
+from personas.encode import encode_query
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
 from personas.recommend import Recommendations, Recommender, history_row, reason_phrases
@@ -259,7 +260,7 @@ class PersonaService:
         vector = None
         encoder = self._encoder_or_none() if text else None
         if encoder is not None:
-            vector = np.asarray(encoder.encode([text], show_progress=False), dtype=np.float32)[0]
+            vector = encode_query(encoder, text).astype(np.float32)  # "..., but no horror" points away
         persona = self._place(text, vector, history)
         user_id = f"new-{uuid.uuid4().hex[:16]}"
         # Everything is computed before the single write, so a failure leaves nothing behind.

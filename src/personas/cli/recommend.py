@@ -13,6 +13,7 @@ from rich.table import Table
 from personas.cli._common import console, err_console, open_dataset, user_errors
 from personas.config import as_kind, as_name, registry
 from personas.data import Dataset
+from personas.encode import encode_query
 from personas.errors import ConfigError
 from personas.recommend import (
     Recommendations,
@@ -192,7 +193,7 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
         vector = None
         encoder = run.text_encoder() if text else None
         if encoder is not None and text:
-            vector = encoder.encode([text])[0]
+            vector = encode_query(encoder, text)  # "..., but no horror" points away from horror
         rec = fitted.recommend_new(text=text, vector=vector, history=history_ids or None, n=n)
         if rec.unknown:
             err_console.print(f"[yellow]Unknown item ids ignored: {', '.join(rec.unknown)}[/]", highlight=False)

@@ -14,6 +14,7 @@ from personas.data.items import (
 )
 from personas.data.loaders import LoadReport, load_dataset, load_recbole, read_table
 from personas.data.profiles import ProfileConfig, build_profiles
+from personas.data.query import split_negation
 from personas.data.summary import DatasetSummary, summarize
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "load_recbole",
     "read_table",
     "split_genres",
+    "split_negation",
     "summarize",
 ]

@@ -46,6 +46,7 @@ from personas.encode._config import (
 from personas.encode._factory import ENCODER_KINDS, EncoderKind, encoder_config, make_encoder
 from personas.encode._multilingual import MultilingualEncoder
 from personas.encode._onnx import OnnxEncoder, export_onnx, quantize_onnx
+from personas.encode._query import encode_query
 from personas.encode._tfidf import TfidfEncoder
 from personas.encode._transformer import SentenceTransformerEncoder
 
@@ -74,6 +75,7 @@ __all__ = [
     "TfidfConfig",
     "TfidfEncoder",
     "as_vectors",
+    "encode_query",
     "encoder_config",
     "export_onnx",
     "fitted_text_encoder",

@@ -22,7 +22,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
-from personas.data import item_documents
+from personas.data import item_documents, split_negation
 from personas.errors import DataError
 from personas.holdout import best_distinct, first_n_split, list_overlap, ndcg_of_scores
 from personas.recommend._checks import require
@@ -118,8 +118,10 @@ class TextMatch(Recommender):
         return True
 
     def matched_words(self, text: str, items: np.ndarray) -> list[tuple[str, ...]]:
-        """The words of ``text`` (not stop words, 3+ letters, in order) found in each item's text."""
-        words = list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS))
+        """The words of ``text`` that ask for something (not the ones after "no", "anything but"...; not stop
+        words, 3+ letters, in order) found in each item's text."""
+        wanted = split_negation(text)[0]
+        words = list(dict.fromkeys(w for w in _WORD.findall(wanted.lower()) if w not in ENGLISH_STOP_WORDS))
         out = []
         for item in np.asarray(items, dtype=np.int64):
             found = set(_WORD.findall(str(self.documents_[item]).lower()))
