@@ -47,9 +47,9 @@ _CUES = (
 _EDGE = r"(?<![\w'-])"
 _END = r"(?![\w'-])"
 # "not too scary" and "not very long" soften a wish rather than rule something out.
+_SOFT_NOT = r"not(?!\s+(?:too|very|so|overly|that)\b)"
 _CUE = re.compile(
-    _EDGE + "(" + "|".join(re.escape(c) for c in _CUES) + ")" + _END + r"(?!\s+(?:too|very|so|overly|that)\b)",
-    re.IGNORECASE,
+    _EDGE + "(" + "|".join(_SOFT_NOT if c == "not" else re.escape(c) for c in _CUES) + ")" + _END, re.IGNORECASE
 )
 # Clause breaks: punctuation, and a contrastive "but" that is not part of "anything but" / "all but".
 _CLAUSE = re.compile(r"[,;.!?\n]+|" + _EDGE + r"(?<!anything )(?<!everything )(?<!all )but" + _END, re.IGNORECASE)

@@ -72,6 +72,17 @@ def _build_profiles(train: Dataset) -> list[str | None]:
 _default_profiles: DatasetMemo[list[str | None]] = DatasetMemo(_build_profiles)
 
 
+def _build_side_profiles(train: Dataset) -> list[str | None]:
+    from personas.data import ProfileConfig, build_profiles
+
+    parts = tuple(p for p in ProfileConfig().parts if p != "behaviour")
+    return list(build_profiles(train, ProfileConfig(parts=parts)))
+
+
+# Every user's side text alone (what a new user's text is when it is a profile), per train set.
+_side_profiles: DatasetMemo[list[str | None]] = DatasetMemo(_build_side_profiles)
+
+
 def side_text_note(split: Split, side: SideInfo) -> str | None:
     """How many evaluated users have no train history, and how many of those have any side text."""
     has_history = np.diff(split.train.matrix("binary").indptr) > 0
@@ -279,10 +290,27 @@ class Experiment:
                 vectors[rows] = encoded
         return SideInfo(texts=texts, groups=self._labels(split.train), vectors=vectors)
 
+    def _side_vectors(self, train: Dataset) -> np.ndarray | None:
+        """Every train user's side text (own words, tags, demographics; never their items) encoded like the
+        item texts, zero rows for users without one; once per train set. None without a text encoder."""
+        if self.text_encoder is None or self.item_text_vectors is None:
+            return None
+        cache: dict[int, tuple[Dataset, np.ndarray]] = self.__dict__.setdefault("_side_vector_cache", {})
+        if id(train) not in cache:
+            texts = _side_profiles(train)
+            rows = [r for r, text in enumerate(texts) if text]
+            vectors = np.zeros((train.n_users, self.item_text_vectors.shape[1]))
+            if rows:
+                encoded = self.text_encoder.encode([texts[r] for r in rows], show_progress=False)
+                vectors[rows] = np.asarray(encoded, dtype=np.float64)
+            cache[id(train)] = (train, vectors)
+        return cache[id(train)][1]
+
     def _fit(self, model: Recommender, train: Dataset) -> float:
         labels = self._labels(train)  # computed once per train set; not part of any model's fit time
+        sides = self._side_vectors(train)  # likewise
         t0 = time.perf_counter()
-        model.fit(train, groups=labels, item_text_vectors=self.item_text_vectors)
+        model.fit(train, groups=labels, item_text_vectors=self.item_text_vectors, side_vectors=sides)
         return time.perf_counter() - t0
 
     def _tune(self, spec: Tuned, validation: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:

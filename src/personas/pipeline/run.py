@@ -72,6 +72,7 @@ class Pipeline:
         self.text_vectors_: np.ndarray | None = None
         self.text_centroids_: np.ndarray | None = None
         self.item_text_vectors_: np.ndarray | None = None
+        self.side_vectors_: np.ndarray | None = None
         self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
 
     @contextmanager
@@ -141,6 +142,23 @@ class Pipeline:
         vectors = self.text_encoder_.encode(documents, batch_size=self.config.encode.batch_size, show_progress=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_sides(self, dataset: Dataset) -> np.ndarray | None:
+        """Each user's side text alone (own words, reviews, tags, demographics; not their items) in the items'
+        text space, zero rows for users without one: the router learns from them how much a new user's text
+        counts when it reads like a profile rather than a wish. None when the run has no text encoder."""
+        if self.text_encoder_ is None or self.item_text_vectors_ is None:
+            return None
+        parts = tuple(p for p in self.config.profiles.parts if p != "behaviour")
+        texts = build_profiles(dataset, self.config.profiles.model_copy(update={"parts": parts})) if parts else []
+        rows = [r for r, text in enumerate(texts) if text]
+        vectors = np.zeros((dataset.n_users, self.item_text_vectors_.shape[1]), dtype=np.float32)
+        if rows:
+            encoded = self.text_encoder_.encode(
+                [texts[r] for r in rows], batch_size=self.config.encode.batch_size, show_progress=True
+            )
+            vectors[rows] = np.asarray(encoded, dtype=np.float32)
+        return vectors
+
     def _finder_config(self, k: int) -> Any:
         return self.config.discover.finder_config(k)
 
@@ -169,6 +187,7 @@ class Pipeline:
                 user_vectors=self.text_vectors_,
                 centroids=self.text_centroids_,
                 item_text_vectors=self.item_text_vectors_,
+                side_vectors=self.side_vectors_,
             )
         return models
 
@@ -193,6 +212,7 @@ class Pipeline:
         with self.stage("encode"):
             vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
             self.item_text_vectors_ = self.encode_items(dataset)
+            self.side_vectors_ = self.encode_sides(dataset)
         with self.stage("discover groups"):
             labels, choice = self.discover(vectors)
             # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.

@@ -64,6 +64,9 @@ class FitInputs:
     item_vectors: np.ndarray | None = None  # (n_items, d'): item features for content models
     # (n_items, d): the items' own texts encoded like the users' texts (the language-model space of user_vectors)
     item_text_vectors: np.ndarray | None = None
+    # (n_users, d): each user's own words and demographics (not their items) encoded like item_text_vectors;
+    # zero rows for users with none. What a new user's text looks like when it is a profile, not a wish.
+    side_vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def _checked_inputs(
     centroids: np.ndarray | None,
     item_vectors: np.ndarray | None,
     item_text_vectors: np.ndarray | None = None,
+    side_vectors: np.ndarray | None = None,
 ) -> FitInputs:
     """The fit inputs as arrays of the right type, or a DataError naming what is wrong."""
     if dataset.n_interactions == 0 or dataset.n_items == 0:
@@ -176,7 +180,14 @@ def _checked_inputs(
             raise DataError(f"{owner}.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}.")
     item_vectors = _rows_per(owner, "item_vectors", item_vectors, dataset.n_items, "item")
     item_text_vectors = _rows_per(owner, "item_text_vectors", item_text_vectors, dataset.n_items, "item")
-    return FitInputs(dataset, groups, user_vectors, centroids, item_vectors, item_text_vectors)
+    side_vectors = _rows_per(owner, "side_vectors", side_vectors, dataset.n_users, "user")
+    if side_vectors is not None and (item_text_vectors is None or side_vectors.shape[1] != item_text_vectors.shape[1]):
+        raise DataError(
+            f"{owner}.fit: side_vectors must be in the space of item_text_vectors (the same encoder); got width "
+            f"{side_vectors.shape[1]} and "
+            f"{'no item_text_vectors' if item_text_vectors is None else item_text_vectors.shape[1]}."
+        )
+    return FitInputs(dataset, groups, user_vectors, centroids, item_vectors, item_text_vectors, side_vectors)
 
 
 class Recommender(Component[ComponentConfig], ABC):
@@ -233,13 +244,22 @@ class Recommender(Component[ComponentConfig], ABC):
         centroids: np.ndarray | None = None,
         item_vectors: np.ndarray | None = None,
         item_text_vectors: np.ndarray | None = None,
+        side_vectors: np.ndarray | None = None,
     ) -> Self:
         """Learn from ``dataset``; ``groups`` (one int label per user, -1 = none), ``user_vectors`` (one row
         per user), their groups' ``centroids``, ``item_vectors`` (item features, one row per item) and
-        ``item_text_vectors`` (the items' texts in the space of ``user_vectors``) are optional inputs that the
-        models which read them use."""
+        ``item_text_vectors`` (the items' texts in the space of ``user_vectors``) and ``side_vectors`` (each
+        user's own words and demographics, without their items, in the space of ``item_text_vectors``) are
+        optional inputs that the models which read them use."""
         inputs = _checked_inputs(
-            type(self).__name__, dataset, groups, user_vectors, centroids, item_vectors, item_text_vectors
+            type(self).__name__,
+            dataset,
+            groups,
+            user_vectors,
+            centroids,
+            item_vectors,
+            item_text_vectors,
+            side_vectors,
         )
         self._fit_shared(dataset)
         self._fit(inputs)

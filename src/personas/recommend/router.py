@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from personas.data import Dataset, ProfileConfig, build_profiles
+from personas.data import Dataset, ProfileConfig, build_profiles, split_negation
 from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 from personas.recommend.content import ContentBased
 from personas.recommend.ease import EASE
@@ -36,8 +36,10 @@ from personas.recommend.router_tuning import (
     choose_cold_item_scale,
     choose_cold_weights,
     choose_few_weights,
+    choose_profile_weight,
     choose_text_weight,
     known_user_split,
+    profile_sample,
     weights_for,
 )
 from personas.recommend.side import SideRidge, SideText
@@ -111,7 +113,11 @@ class ColdStartRouter(Recommender):
         self.cold_weights_ = np.array(cold, dtype=np.float64)
         # the items' texts in the users' text space: a cold user's words count through TextMatch
         self.text_match_: TextMatch | None = None
-        self.text_weight_, self.text_weight_trials_ = 0.0, np.zeros((2, 0))
+        self.text_weight_, self.text_weight_trials_ = 0.0, np.zeros((3, 0))
+        # A text can be a wish ("space operas") or a profile ("a 24-year-old technician"); what users of this
+        # dataset write about themselves (side_vectors) gets its own weight, chosen on their real items.
+        self.profile_weight_, self.profile_weight_trials_ = -1.0, np.zeros((2, 0))  # -1: no profiles seen
+        self.profiles_ = np.zeros((0, 0))
         if inputs.item_text_vectors is not None:
             self.text_match_ = TextMatch(cfg.text_match).fit(
                 dataset, user_vectors=inputs.user_vectors, item_text_vectors=inputs.item_text_vectors
@@ -119,6 +125,19 @@ class ColdStartRouter(Recommender):
             self.text_weight_, self.text_weight_trials_ = choose_text_weight(
                 cfg, dataset, groups, self.placer_, side_binary, self._cold_content_rows, cold, self.text_match_
             )
+            if inputs.side_vectors is not None:
+                self.profiles_ = profile_sample(inputs.side_vectors, cfg.cold_validation_users, cfg.seed)
+                self.profile_weight_, self.profile_weight_trials_ = choose_profile_weight(
+                    cfg,
+                    dataset,
+                    groups,
+                    self.placer_,
+                    side_binary,
+                    self._cold_content_rows,
+                    cold,
+                    self.text_match_,
+                    inputs.side_vectors,
+                )
         active = np.flatnonzero(np.diff(self.seen_.indptr) > 0)
         self.side_ridge_ = SideRidge().fit(side_binary[active], self.seen_[active], float(self.cold_weights_[0]))
         # the known-user split serves the switch point (tuned when not fixed) and the new-item fill's scale
@@ -189,6 +208,7 @@ class ColdStartRouter(Recommender):
         weights: np.ndarray,
         content: np.ndarray | None,
         vector: np.ndarray | None = None,
+        text: str | None = None,
     ) -> dict[str, np.ndarray]:
         """The cold route's weighted parts: side ridge (attribute-conditioned popularity), group-popular on the
         likely groups, content, and what the user's words (``vector``, their text in the language-model
@@ -207,11 +227,34 @@ class ColdStartRouter(Recommender):
                 parts["group"] = group_weight * normalise_rows(group.reshape(1, -1))[0]
         if content is not None and content_weight:
             parts["content"] = content_weight * normalise_rows(content.reshape(1, -1))[0]
-        if self.text_match_ is not None and self.text_weight_ and self.text_match_.fits(vector):
+        if self.text_match_ is not None and self.text_match_.fits(vector):
             assert vector is not None
-            words = self.text_match_.vector_scores(vector.reshape(1, -1))
-            parts["text"] = self.text_weight_ * normalise_rows(words)[0]
+            weight = self.text_weight_of(vector, text)
+            if weight:
+                words = self.text_match_.vector_scores(vector.reshape(1, -1))
+                parts["text"] = weight * normalise_rows(words)[0]
         return parts
+
+    def reads_as_profile(self, vector: np.ndarray, text: str | None = None) -> bool:
+        """Whether a text vector is nearer to what this dataset's users wrote about themselves (their side
+        texts, sampled at fit) than to the items' texts: then it is a profile, not a wish. A text that rules
+        something out ("anything but horror") is a wish: its vector points away from items on purpose."""
+        if not self.profiles_.size or self.text_match_ is None:
+            return False
+        if text is not None and split_negation(text)[1]:
+            return False
+        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        k = 10
+        to_items = np.sort(self.text_match_.item_vectors_ @ unit)[-k:].mean()
+        to_profiles = np.sort(self.profiles_ @ unit)[-k:].mean()
+        return bool(to_profiles > to_items)
+
+    def text_weight_of(self, vector: np.ndarray, text: str | None = None) -> float:
+        """The cold route's weight of a text vector (and its text, when known): the profile weight for a
+        profile-like text (when the dataset had side texts), else the weight of a typed wish."""
+        if self.profile_weight_ >= 0 and self.reads_as_profile(vector, text):
+            return self.profile_weight_
+        return self.text_weight_
 
     @staticmethod
     def _few_parts(parts: dict[str, np.ndarray], weights: dict[str, float]) -> dict[str, np.ndarray]:
@@ -274,7 +317,11 @@ class ColdStartRouter(Recommender):
             spread = np.std(meaning + prior)
             if spread > 0:
                 route = self.route_of(query.n_history)
-                weight = self.few_weights_for(query.n_history)["text"] if route == "few" else self.text_weight_
+                weight = (
+                    self.few_weights_for(query.n_history)["text"]
+                    if route == "few"
+                    else self.text_weight_of(vector[0], query.text)
+                )
                 parts["text"] = weight * (meaning - meaning.mean()) / spread
                 parts["popular"] = parts.get("popular", 0.0) + weight * (prior - prior.mean()) / spread
         if self.cold_items_ is not None and query.n_history:  # items nobody took: FeatureCF speaks for them
@@ -319,9 +366,9 @@ class ColdStartRouter(Recommender):
         counts = self.side_.counts([query.text]) if query.text else sp.csr_matrix((1, len(self.side_.terms_)))
         binary = sp.csr_matrix(counts > 0, dtype=np.float64)
         if query.group is not None:
-            return self._cold_parts(binary, self.placer_.one_hot(query.group), content, query.vector)
+            return self._cold_parts(binary, self.placer_.one_hot(query.group), content, query.vector, query.text)
         weights = self.group_weights(side=self.side_.tfidf(counts), vector=query.vector)
-        return self._cold_parts(binary, weights, content, query.vector)
+        return self._cold_parts(binary, weights, content, query.vector, query.text)
 
     # -- persistence ---------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
@@ -337,6 +384,9 @@ class ColdStartRouter(Recommender):
             "cold_item_scale_trials": self.cold_item_scale_trials_,
             "text_weight": np.array(self.text_weight_),
             "text_weight_trials": self.text_weight_trials_,
+            "profile_weight": np.array(self.profile_weight_),
+            "profile_weight_trials": self.profile_weight_trials_,
+            "profiles": self.profiles_,
         }
         out.update({f"side.{key}": value for key, value in self.side_.state().items()})
         out.update({f"side_ridge.{key}": value for key, value in self.side_ridge_.state().items()})
@@ -355,6 +405,9 @@ class ColdStartRouter(Recommender):
         self.cold_item_scale_trials_ = arrays["cold_item_scale_trials"]
         self.text_weight_ = float(arrays["text_weight"])
         self.text_weight_trials_ = arrays["text_weight_trials"]
+        self.profile_weight_ = float(arrays["profile_weight"])
+        self.profile_weight_trials_ = arrays["profile_weight_trials"]
+        self.profiles_ = arrays["profiles"]
         self.side_ = SideText.from_state(prefixed("side"), self.config.max_side_terms)
         self.side_ridge_ = SideRidge.from_state(prefixed("side_ridge"))
         self._saved = arrays  # the placer is rebuilt with the restored parts (_set_parts)

@@ -85,7 +85,7 @@ class ColdStartRouterConfig(ComponentConfig):
     # on the cold folds, where held users' first items' texts stand in for their words (first candidate wins
     # ties; the only candidate without tuning).
     text_match: TextMatchConfig = TextMatchConfig()
-    text_weights: tuple[float, ...] = (1.0, 0.0, 0.5, 2.0, 4.0, 8.0)
+    text_weights: tuple[float, ...] = (1.0, 0.0, 0.5, 2.0, 4.0, 8.0, 16.0)
     tune_text: bool = True
     max_side_terms: int = 2000
     seed: int = 0

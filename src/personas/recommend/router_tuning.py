@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from personas.data import Dataset
 from personas.holdout import (
@@ -42,10 +43,12 @@ __all__ = [
     "choose_cold_item_scale",
     "choose_cold_weights",
     "choose_few_weights",
+    "choose_profile_weight",
     "choose_text_weight",
     "cold_folds",
     "few_part_scores",
     "known_user_split",
+    "profile_sample",
 ]
 
 FEW_PARTS = ("warm", "item_knn", "popular", "content", "group")
@@ -228,6 +231,56 @@ def choose_text_weight(
     results, shares = totals / n_users, overlaps / n_users
     best = best_distinct(results, shares, text.config.max_overlap)
     return float(cfg.text_weights[best]), np.array([list(cfg.text_weights), results, shares])
+
+
+def profile_sample(side_vectors: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to ``n`` unit rows of ``side_vectors`` that hold a text (seeded): what this dataset's users wrote
+    about themselves, against which a new text is told to be a profile or a wish."""
+    rows = np.flatnonzero(np.abs(side_vectors).sum(axis=1) > 0)
+    if len(rows) > n:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
+    return normalize(side_vectors[rows]) if len(rows) else np.zeros((0, side_vectors.shape[1]))
+
+
+def choose_profile_weight(
+    cfg: ColdStartRouterConfig,
+    dataset: Dataset,
+    groups: np.ndarray | None,
+    placer: GroupPlacer,
+    side_binary: sp.csr_matrix,
+    cold_content: Callable[[np.ndarray], np.ndarray],
+    cold_weights: tuple[float, float, float],
+    text: TextMatch,
+    side_vectors: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """How much the text vector of what a cold user wrote about themselves counts on the cold route: the
+    candidate of ``text_weights`` with the best NDCG@10 on the :func:`cold_folds` users who have a side text,
+    with their own side-text vector as their words, their side words and placement as the cold route uses them
+    (weighted as ``cold_weights``), and all their items as the truth. No overlap bound: these are real texts
+    and real items. With the (2, candidates) trials; -1 when no held user has a side text."""
+    none = (-1.0, np.zeros((2, 0)))
+    if not cfg.tune_text:
+        return none
+    l2, g, c = cold_weights
+    seen = dataset.matrix("binary")
+    has_text = np.abs(side_vectors).sum(axis=1) > 0
+    totals = np.zeros(len(cfg.text_weights))
+    n_users = 0
+    for fold in cold_folds(cfg, dataset, groups, placer, cold_content):
+        keep = has_text[fold.held]
+        if not keep.any():
+            continue
+        ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
+        base = normalise_rows(ridge.scores(side_binary[fold.held[keep]]))
+        base = base + g * fold.group_part[keep] + c * fold.content[keep]
+        words = normalise_rows(text.vector_scores(side_vectors[fold.held[keep]]))
+        for i, weight in enumerate(cfg.text_weights):
+            totals[i] += int(keep.sum()) * ndcg_of_scores(base + weight * words, fold.truth[keep], 10)
+        n_users += int(keep.sum())
+    if n_users == 0:
+        return none
+    results = totals / n_users
+    return float(cfg.text_weights[first_best(results)]), np.array([list(cfg.text_weights), results])
 
 
 # -- the few route and the switch point -----------------------------------------------------------------

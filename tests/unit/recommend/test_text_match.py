@@ -88,7 +88,7 @@ def test_the_router_reads_a_cold_users_words_with_the_weight_chosen_on_held_user
     dataset, vectors = shelf
     taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
     router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
-    assert router.text_match_ is not None and router.text_weight_trials_.shape == (3, 6)
+    assert router.text_match_ is not None and router.text_weight_trials_.shape == (3, len(router.config.text_weights))
     # On this shelf a user's first items say their taste, so the words must count.
     assert router.text_weight_ > 0
     lists = [router.recommend_new(vector=np.eye(TASTES)[t], n=5).ids[0] for t in range(TASTES)]
@@ -100,6 +100,38 @@ def test_the_router_reads_a_cold_users_words_with_the_weight_chosen_on_held_user
         without.recommend_new(vector=np.eye(TASTES)[0], n=5).ids,
         without.recommend_new(vector=np.eye(TASTES)[1], n=5).ids,
     )
+
+
+def test_the_router_tells_a_profile_from_a_wish(shelf: tuple[Dataset, np.ndarray], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Users' side texts here point to the wrong taste (and mostly along a fourth axis no item text has): the
+    weight of such a text is chosen on their real items (0: it only hurts), while a wish still picks its
+    items with the weight chosen for wishes."""
+    dataset, vectors = shelf
+    items = np.hstack([vectors, np.zeros((dataset.n_items, 1))])
+    taste_of_user = np.array([int(u[1:]) % TASTES for u in dataset.user_vocab.ids])
+    sides = np.hstack([0.3 * np.eye(TASTES)[(taste_of_user + 1) % TASTES], np.ones((dataset.n_users, 1))])
+    router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=items, side_vectors=sides)
+    weights, ndcg = router.profile_weight_trials_
+    assert router.profile_weight_ == 0.0 and ndcg[list(weights).index(0.0)] == ndcg.max()
+    profile = np.array([0.3, 0.0, 0.0, 1.0])
+    wish = np.array([0.0, 1.0, 0.0, 0.0])
+    assert router.reads_as_profile(profile) and not router.reads_as_profile(wish)
+    assert not router.reads_as_profile(profile, "anything but that")  # what rules something out is a wish
+    assert router.text_weight_of(profile) == 0.0 and router.text_weight_of(wish) == router.text_weight_ > 0
+    assert np.array_equal(router.recommend_new(vector=profile, n=5).ids, router.recommend_new(n=5).ids)
+    taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
+    assert (taste_of_item[router.recommend_new(vector=wish, n=5).ids[0]] == 1).mean() >= 0.8
+    loaded = ColdStartRouter.load(router.save(tmp_path / "router"))
+    assert loaded.profile_weight_ == 0.0 and loaded.reads_as_profile(profile)
+    assert np.array_equal(loaded.recommend_new(vector=wish, n=5).ids, router.recommend_new(vector=wish, n=5).ids)
+
+
+def test_side_vectors_must_share_the_item_texts_space(shelf: tuple[Dataset, np.ndarray]) -> None:
+    dataset, vectors = shelf
+    with pytest.raises(DataError, match="side_vectors must be in the space of item_text_vectors"):
+        ColdStartRouter().fit(dataset, item_text_vectors=vectors, side_vectors=np.ones((dataset.n_users, 5)))
+    with pytest.raises(DataError, match="side_vectors must have one row per user"):
+        ColdStartRouter().fit(dataset, item_text_vectors=vectors, side_vectors=np.ones((3, TASTES)))
 
 
 def test_saved_router_keeps_its_text_part(shelf: tuple[Dataset, np.ndarray], tmp_path) -> None:  # type: ignore[no-untyped-def]
