@@ -259,7 +259,7 @@ class PersonaService:
         history = np.unique(np.asarray(rows, dtype=np.int64))
         vector = None
         encoder = self._encoder_or_none() if text else None
-        if encoder is not None:
+        if encoder is not None and text is not None:
             vector = encode_query(encoder, text).astype(np.float32)  # "..., but no horror" points away
         persona = self._place(text, vector, history)
         user_id = f"new-{uuid.uuid4().hex[:16]}"
