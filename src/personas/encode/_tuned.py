@@ -50,7 +50,7 @@ _VERSION = 1
 class TuneConfig(ComponentConfig):
     """How the projection head is trained (``[encode.tune_options]`` in a pipeline TOML)."""
 
-    temperature: float = Field(0.05, gt=0.0, le=1.0, description="Softmax temperature of the InfoNCE loss.")
+    temperature: float = Field(0.1, gt=0.0, le=1.0, description="Softmax temperature of the InfoNCE loss.")
     epochs: int = Field(30, ge=1, le=1000, description="Most passes over the training pairs.")
     patience: int = Field(3, ge=1, description="Stop after this many epochs without a better held-out loss.")
     batch_size: int = Field(512, ge=2, description="Pairs per step; the other pairs of a batch are the negatives.")
@@ -332,6 +332,11 @@ def _train(
     def loss_of(batch: torch.Tensor) -> torch.Tensor:
         a, b = project(batch[:, 0]), project(batch[:, 1])
         logits = a @ b.T / config.temperature
+        # A popular item (or an active user) appears more than once in a batch: such a copy is another positive,
+        # not a negative, so it is left out of the softmax rather than pushed away.
+        twins = (batch[:, :1] == batch[:, 0]) | (batch[:, 1:] == batch[:, 1])
+        twins.fill_diagonal_(False)
+        logits = logits.masked_fill(twins, float("-inf"))
         target = torch.arange(len(batch), device=device)
         return (
             torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)
