@@ -81,3 +81,10 @@ def test_bad_tuning_keys_are_refused_naming_the_section(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(make_config(shop, encode=encode))
+
+
+def test_tuning_on_the_spark_engine_is_refused_not_ignored(shop: Path, make_config: Any) -> None:
+    path = make_config(shop, encode="tune = true")
+    path.write_text('engine = "spark"\n' + path.read_text())
+    with pytest.raises(ConfigError, match=r"'encode\.tune' parameter needs engine = \"local\""):
+        load_config(path)
