@@ -361,7 +361,9 @@ def _train(
     best = (weight.detach().clone(), bias.detach().clone(), 0)
     stale = 0
     steps = (len(train_t) + config.batch_size - 1) // config.batch_size
-    with progress_bar(config.epochs, "tuning the text head (epochs)", want_progress(show_progress, 10**9)) as tick:
+    with progress_bar(
+        config.epochs, "tuning the text head", want_progress(show_progress, len(train)), unit="epochs (at most)"
+    ) as tick:
         for _ in range(config.epochs):
             order = torch.randperm(len(train_t), generator=generator).to(device)
             total = 0.0
