@@ -61,7 +61,8 @@ class TuneConfig(ComponentConfig):
     max_pairs: int = Field(400_000, ge=10, description="At most this many pairs (a seeded sample beyond it).")
     bias: bool = Field(True, description="Learn a bias vector as well as the matrix.")
     device: Device = "auto"
-    # The head's matrices are small: on 2 busy cores, 2 torch threads measured 5-30x slower than 1.
+    # 1 by default: with other processes on 2 cores, 2 threads measured 2-30x slower than 1 (bench/tune.py); on a
+    # quiet machine 2 threads tuned ml-100k 1.7x faster.
     threads: int | None = Field(1, ge=1, description="torch CPU threads while training; None: torch's default.")
 
 
