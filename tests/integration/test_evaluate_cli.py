@@ -49,6 +49,9 @@ def test_evaluate_bad_protocol_is_a_message_and_exit_code_1(tmp_path: Path) -> N
     result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--models", "Magic"])
     assert result.exit_code == 1
     assert "Unknown model(s) ['Magic']" in result.output
+    result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--tune"])
+    assert result.exit_code == 1
+    assert "needs a text encoder (text_encoder='minilm')" in result.output
 
 
 def test_evaluate_groups_writes_the_quality_table_with_p_values(tmp_path: Path) -> None:

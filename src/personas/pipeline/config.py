@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidatorFunctionWrapHandle
 from personas.config import ComponentConfig, registry
 from personas.data import ProfileConfig
 from personas.discover import BaseGroupFinder
-from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, encoder_config
+from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, TuneConfig, encoder_config
 from personas.errors import ConfigError
 from personas.recommend import Recommender
 
@@ -68,7 +68,9 @@ class DataSection(ComponentConfig):
 
 class EncodeSection(ComponentConfig):
     """How users become vectors. Keys other than these reach the text encoder's config (e.g. ``n_components``
-    for ``kind = "tfidf"``, ``threads`` for ``"minilm"``)."""
+    for ``kind = "tfidf"``, ``threads`` for ``"minilm"``). ``tune = true`` trains a projection head on the run's
+    interactions and puts the users' and items' text vectors (and new users' texts) through it; its training
+    is set in ``[encode.tune_options]`` (:class:`~personas.encode.TuneConfig`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -77,11 +79,18 @@ class EncodeSection(ComponentConfig):
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
     cache: bool = True
+    tune: bool = False
+    tune_options: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _check_extras(self) -> Self:
         if self.model_extra:
             self.text_config()
+        if self.tune and self.behaviour_weight >= 1.0:
+            raise ValueError(
+                "The 'encode.tune' parameter needs text: with behaviour_weight = 1 the run encodes no text to tune. "
+                "Lower behaviour_weight or set tune = false."
+            )
         return self
 
     def text_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
@@ -234,6 +243,12 @@ class PipelineConfig(ComponentConfig):
     def _check_models(self) -> Self:
         if isinstance(self.recommend.models, dict):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
+        if self.encode.tune and self.engine != "local":
+            # the Spark engine encodes on its workers and has no tuning stage: refuse rather than ignore the key
+            raise ValueError(
+                "The 'encode.tune' parameter needs engine = \"local\"; the Spark engine does not tune the text "
+                f"space. Got engine = {self.engine!r} instead."
+            )
         return self
 
     def encoder_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
