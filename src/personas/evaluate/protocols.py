@@ -65,13 +65,15 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     "TextItemKNN": ("text_item_knn", {"k": [20, 100]}, {}),
     # The peer that led the independent strict few-shot check: item neighbours + the vote of similar users.
     "ItemDemoKNN": ("item_demo_knn", {"weight": [0.5, 1.0, 2.0]}, {}),
+    # User-kNN over the users' side-text sentence vectors (demographics sentence, own words, tags): cold users.
+    "TextUserKNN": ("text_user_knn", {"k": [10, 50, 200]}, {}),
 }
-TEXT_MODELS = ("TextMatch", "TextItemKNN")
+TEXT_MODELS = ("TextMatch", "TextItemKNN", "TextUserKNN")
 DEFAULT_MODELS = tuple(name for name in _GRIDS if name not in TEXT_MODELS)
 
 
 def _factory(kind: str) -> Callable[..., Any]:
-    if kind in ("lightfm", "text_item_knn", "item_demo_knn"):
+    if kind in ("lightfm", "text_item_knn", "item_demo_knn", "text_user_knn"):
         import personas.evaluate.peers  # noqa: F401  (registers the peers defined there)
     return registry.get(kind, Recommender)
 
