@@ -335,7 +335,9 @@ class TextUserKNN(Recommender):
             from personas.config import get_settings
             from personas.encode import CachedEncoder, EmbeddingCache, make_encoder
 
-            holder.append(CachedEncoder(make_encoder(self.config.encoder), EmbeddingCache(get_settings().home / "embeddings")))
+            holder.append(
+                CachedEncoder(make_encoder(self.config.encoder), EmbeddingCache(get_settings().home / "embeddings"))
+            )
         return holder[0]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
