@@ -390,7 +390,7 @@ class ColdTaggersConfig(SplitConfig):
         _check_fraction("ColdTaggers", "fraction", self.fraction)
 
 
-def tag_text(tags: Sequence[str]) -> str:
+def _tag_text(tags: Sequence[str]) -> str:
     """A user's tags as one text, as profile texts write them: distinct tags in order ("tags: a, b")."""
     unique = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
     return "tags: " + ", ".join(unique) if unique else ""
@@ -432,7 +432,7 @@ class ColdTaggers(Splitter):
         on_test = of_held & (items >= 0)
         on_test[on_test] = np.asarray(truth[users[on_test], items[on_test]]).ravel() > 0
         given = of_held & ~on_test if self.config.held_tags == "drop" else of_held
-        texts = {int(u): tag_text(list(words[given & (users == u)])) for u in base.users}
+        texts = {int(u): _tag_text(list(words[given & (users == u)])) for u in base.users}
         texts = {u: t for u, t in texts.items() if t}
         wrote = {int(u) for u in users[of_held]}
         notes = (
