@@ -274,7 +274,8 @@ class Experiment:
         groups = self._labels(split.train)
         if split.revealed_text is not None:
             # Text given at prediction time only (it is in no train table) joins the train-side profile; the
-            # group that train gave these users was placed without it, so they get none: models place them.
+            # group that train gave these users was placed without it, so they get none (even those left with no
+            # text: train placed them by an empty profile, an arbitrary group): models place them.
             for row, extra in split.revealed_text.items():
                 texts[row] = ". ".join(t for t in (texts[row], extra) if t)
             if groups is not None:

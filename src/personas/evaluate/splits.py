@@ -74,7 +74,8 @@ class Split:
     revealed: Dataset | None = None
     dataset: str = ""
     fingerprint: str = ""
-    # Text of held-out users given at prediction time only (user row -> text; never in train): their side text.
+    # Text of held-out users given at prediction time only (user row -> text, "" where they have none; never in
+    # train): their side text.
     revealed_text: Mapping[int, str] | None = None
     # What the splitter measured about its split, printed beside the table.
     notes: tuple[str, ...] = ()
@@ -432,14 +433,13 @@ class ColdTaggers(Splitter):
         on_test = of_held & (items >= 0)
         on_test[on_test] = np.asarray(truth[users[on_test], items[on_test]]).ravel() > 0
         given = of_held & ~on_test if self.config.held_tags == "drop" else of_held
+        # Every held-out user is in it, with an empty text where nothing is left: their input is this, not train's.
         texts = {int(u): _tag_text(list(words[given & (users == u)])) for u in base.users}
-        texts = {u: t for u, t in texts.items() if t}
-        wrote = {int(u) for u in users[of_held]}
         notes = (
             f"{len(base.users)} held-out users, all of whom wrote tags ({int(of_held.sum())} tags); "
             f"{int(on_test.sum())} of these tags are on the user's own test items (every item a held-out user took "
             f"is test); held_tags={self.config.held_tags}: {int(given.sum())} tags given as text, and "
-            f"{len(texts)} of {len(wrote)} users keep any text",
+            f"{sum(1 for t in texts.values() if t)} of {len(texts)} users keep any text",
             f"strict: the held-out users' interactions and all {int(of_held.sum())} of their tags are out of train "
             "(no profile, item text or group fitted on train reads them); their tag text reaches the models only "
             "at prediction time, through the new-user path",

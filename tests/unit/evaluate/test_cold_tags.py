@@ -121,6 +121,42 @@ def test_cold_taggers_no_held_tags_drops_only_the_tags_on_their_own_test_items()
     assert train_tags is not None and len(train_tags) == 6  # train is the same in both variants
 
 
+def test_cold_taggers_left_without_text_are_still_given_no_group() -> None:
+    """A held-out user whose only tags are on their own test items keeps an empty text (and so no group from
+    train, which placed them by an empty profile)."""
+    from personas.evaluate import Experiment
+    from personas.evaluate.splits import ColdTaggers
+    from personas.recommend import MostPopular
+    from personas.recommend.base import NewUser
+
+    base = _tagged()
+    tags = base.tags
+    assert tags is not None
+    only_on = tags[tags["tag"].str.startswith("on")]  # every tag is on an item its writer took
+    dataset = Dataset.from_frames(
+        base.interactions()[["user_id", "item_id"]],
+        tags=pd.DataFrame(
+            {
+                "user_id": base.user_vocab.ids[only_on["user"]],
+                "item_id": base.item_vocab.ids[only_on["item"]],
+                "tag": only_on["tag"],
+            }
+        ),
+    )
+    split = ColdTaggers(fraction=0.5, held_tags="drop", seed=0).split(dataset)
+    assert split.revealed_text == {int(r): "" for r in split.users}
+    assert "0 tags given as text, and 0 of 2 users keep any text" in split.notes[0]
+    seen: list[tuple[str | None, int | None]] = []
+
+    class Spy(MostPopular):
+        def _score_new(self, query: NewUser) -> np.ndarray:
+            seen.append((query.text, query.group))
+            return self.fallback_scores(1)[0]
+
+    Experiment(split, {"spy": Spy()}, ["ndcg@10"], groups=lambda train: np.zeros(train.n_users, int)).run()
+    assert seen == [(None, None), (None, None)]
+
+
 def test_cold_taggers_validation_is_carved_from_the_taggers_left_in_train() -> None:
     from personas.evaluate.splits import ColdTaggers
 
