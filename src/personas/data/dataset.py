@@ -311,7 +311,10 @@ class Dataset:
         n_tags = 0 if self._tags is None else len(self._tags)
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (n_tags,):
-            raise DataError(f"Tag mask has shape {mask.shape}; expected ({n_tags},), one entry per tag row.")
+            raise DataError(
+                f"The 'mask' parameter of Dataset.subset_tags must be a boolean array of shape ({n_tags},), one "
+                f"entry per tag row. Got shape {mask.shape} instead."
+            )
         tags = None if self._tags is None else self._tags[mask].reset_index(drop=True)
         return replace(self, name=name or self.name, _tags=tags if tags is not None and len(tags) else None)
 

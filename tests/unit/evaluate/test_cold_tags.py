@@ -208,3 +208,15 @@ def test_cold_users_tags_protocol_reports_both_variants() -> None:
     assert [s.config.held_tags for _, s in splits] == ["keep", "drop"]  # type: ignore[attr-defined]
     assert all(s.config.seed == 2 for _, s in splits)
     assert model_specs(["TextUserKNN"])["TextUserKNN"].grid == {"k": [10, 50, 200]}
+
+
+def test_subset_tags_keeps_the_rest_of_the_dataset_and_checks_its_mask() -> None:
+    from personas.errors import DataError
+
+    dataset = _tagged()
+    fewer = dataset.subset_tags(np.arange(12) < 3)
+    assert fewer.tags is not None and list(fewer.tags["tag"]) == ["on0", "off0", "gone0"]
+    assert fewer.fingerprint() == dataset.fingerprint() and fewer.n_interactions == dataset.n_interactions
+    assert dataset.subset_tags(np.zeros(12, dtype=bool)).tags is None
+    with pytest.raises(DataError, match=r"The 'mask' parameter of Dataset.subset_tags must be .* Got shape \(2,\)"):
+        dataset.subset_tags(np.ones(2, dtype=bool))
