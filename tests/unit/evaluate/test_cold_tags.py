@@ -55,6 +55,16 @@ def test_text_user_knn_votes_with_the_users_whose_side_text_is_alike() -> None:
     assert {dataset.item_vocab.id(int(i)) for i in warm.ids[0]} == {"s0", "s1"}
 
 
+def test_text_user_knn_saves_its_voters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from personas.recommend import Recommender
+
+    model = _WordUserKNN(k=3).fit(_two_tastes())
+    loaded = Recommender.load(model.save(tmp_path / "peer"))
+    assert isinstance(loaded, TextUserKNN) and loaded.config.k == 3
+    assert np.array_equal(loaded.voter_rows_, model.voter_rows_)
+    assert np.allclose(loaded.voter_vectors_, model.voter_vectors_)
+
+
 def test_text_user_knn_rejects_k_below_one() -> None:
     with pytest.raises(ConfigError, match=r"The .k. parameter of TextUserKNN must be an int >= 1\. Got 0 instead\."):
         TextUserKNN(k=0)
