@@ -30,6 +30,7 @@ from personas.evaluate.groups import (
 from personas.evaluate.report import ExperimentResult
 from personas.evaluate.splits import (
     ColdItems,
+    ColdTaggers,
     ColdUsers,
     FewShotNewUsers,
     FewShotUsers,
@@ -41,7 +42,7 @@ from personas.recommend import Recommender
 
 __all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol", "tuned_text_space"]
 
-PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items")
+PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags")
 
 # personas' own models (they use groups or text); the others are the peers they must beat.
 OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter", "TextMatch")
@@ -65,13 +66,15 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     "TextItemKNN": ("text_item_knn", {"k": [20, 100]}, {}),
     # The peer that led the independent strict few-shot check: item neighbours + the vote of similar users.
     "ItemDemoKNN": ("item_demo_knn", {"weight": [0.5, 1.0, 2.0]}, {}),
+    # User-kNN over the users' side-text sentence vectors (demographics sentence, own words, tags): cold users.
+    "TextUserKNN": ("text_user_knn", {"k": [10, 50, 200]}, {}),
 }
-TEXT_MODELS = ("TextMatch", "TextItemKNN")
+TEXT_MODELS = ("TextMatch", "TextItemKNN", "TextUserKNN")
 DEFAULT_MODELS = tuple(name for name in _GRIDS if name not in TEXT_MODELS)
 
 
 def _factory(kind: str) -> Callable[..., Any]:
-    if kind in ("lightfm", "text_item_knn", "item_demo_knn"):
+    if kind in ("lightfm", "text_item_knn", "item_demo_knn", "text_user_knn"):
         import personas.evaluate.peers  # noqa: F401  (registers the peers defined there)
     return registry.get(kind, Recommender)
 
@@ -104,6 +107,12 @@ def protocol_splits(protocol: str, *, seed: int = 0) -> list[tuple[str, Splitter
         return [(f"few-shot-new-{n}", FewShotNewUsers(n_shots=n, seed=seed)) for n in (1, 3, 5)]
     if protocol == "cold-items":
         return [("cold-items", ColdItems(seed=seed))]
+    if protocol == "cold-users-tags":
+        # The same held-out users twice: with every tag they wrote, and without the tags on their own test items.
+        return [
+            ("cold-users-tags-all", ColdTaggers(held_tags="keep", seed=seed)),
+            ("cold-users-tags-no-held", ColdTaggers(held_tags="drop", seed=seed)),
+        ]
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
 
 
@@ -227,12 +236,24 @@ def run_protocol(
                 "given to every model (TextMatch, TextItemKNN and the router read it); users without train history "
                 "have their train-only profile text encoded the same way"
             )
+        # A split that takes users' tags out of train takes them out of the item texts too.
+        tagged = encoder is not None and split.revealed_text is not None
         split_encoder, split_items = encoder, item_text_vectors
         if tune and encoder is not None and item_text_vectors is not None:
+            base_items = _train_item_vectors(encoder)(split.train) if tagged else item_text_vectors
             split_encoder, split_items, evidence = tuned_text_space(
-                split.train, encoder, item_text_vectors, tune_config, seed=seed
+                split.train, encoder, base_items, tune_config, seed=seed
             )
             notes.append(_tune_note(evidence))
+        if split.revealed_text is not None:
+            notes.append(
+                "cold users by their own tags: their only input is the text of the tags they wrote ('tags: a, b, "
+                "...', distinct tags in file order; no demographics exist here and none of their items), given at "
+                "prediction time through each model's new-user path; their group is not given (train had no text "
+                "of theirs to place them by), so GroupPopular ranks them by global popularity and the router "
+                "places them from their words itself; item texts in the text space are built from train (their "
+                "tags are not in them); validation is carved by the same rule from the other taggers"
+            )
         if split.revealed is not None:
             notes.append(
                 "strict: held-out users are never in train; their first N items reach every model at prediction "
@@ -247,7 +268,7 @@ def run_protocol(
             seed=seed,
             progress=progress,
             notes=notes,
-            item_text_vectors=split_items,
+            item_text_vectors=_train_item_vectors(split_encoder) if tagged else split_items,
             text_encoder=split_encoder,
         )
         result = experiment.run()
@@ -255,6 +276,17 @@ def run_protocol(
         if on_result is not None:
             on_result(label, result)
     return out
+
+
+def _train_item_vectors(encoder: Any) -> Callable[[Dataset], np.ndarray]:
+    """Item texts of each train set encoded (for splits whose train holds fewer tags than the dataset: a held-out
+    user's tags must not reach the item texts the models are fitted with)."""
+    from personas.data import item_documents
+
+    def vectors(train: Dataset) -> np.ndarray:
+        return np.asarray(encoder.encode(item_documents(train), show_progress=False), dtype=np.float64)
+
+    return DatasetMemo(vectors)
 
 
 def _text_space(dataset: Dataset, kind: str) -> tuple[Any, np.ndarray]:
