@@ -88,7 +88,7 @@ class EncodeSection(ComponentConfig):
         """The text encoder's config (wrapped in a cache config when ``cache`` and a ``cache_dir`` are given)."""
         base = encoder_config({"kind": "onnx"} if self.kind == "minilm" else {"kind": self.kind})
         extras = _extras(self)
-        _unknown("EncodeSection", extras, type(base))
+        _unknown("[encode]", extras, type(base))
         text = type(base).validate_as(extras, f"the {self.kind} encoder")
         if self.cache and cache_dir is not None:
             return CachedConfig(encoder=text, directory=str(cache_dir))
@@ -127,7 +127,7 @@ class DiscoverSection(ComponentConfig):
         (for methods with one) and extra keys."""
         config_class = registry.config_class(self.method, BaseGroupFinder, where="discover.method")
         extras = _extras(self)
-        _unknown("DiscoverSection", extras, config_class)
+        _unknown("[discover]", extras, config_class)
         params: dict[str, Any] = {}
         if "k" in config_class.model_fields:
             params["k"] = k
@@ -138,10 +138,11 @@ class DiscoverSection(ComponentConfig):
     @model_validator(mode="after")
     def _check_k(self) -> Self:
         if isinstance(self.k, int) and self.k < 2:
-            raise ValueError(f"The 'discover.k' parameter must be an int >= 2 or \"auto\". Got {self.k} instead.")
+            raise ValueError(f"The 'k' parameter of [discover] must be an int >= 2 or \"auto\". Got {self.k} instead.")
         if any(c < 2 for c in self.candidates) or not self.candidates:
             raise ValueError(
-                f"The 'discover.candidates' parameter must be a non-empty list of ints >= 2. Got {self.candidates}."
+                "The 'candidates' parameter of [discover] must be a non-empty list of ints >= 2. "
+                f"Got {self.candidates} instead."
             )
         if self.model_extra:
             self.finder_config(2)
@@ -202,9 +203,17 @@ class RecommendSection(ComponentConfig):
 
 
 class EvaluateSection(ComponentConfig):
+    """Which protocol scores the run's models (the same five as ``personas evaluate --protocol``)."""
+
     enabled: bool = True
-    protocol: Literal["warm"] = "warm"
+    protocol: Literal["warm", "cold-users", "few-shot", "few-shot-new", "cold-items"] = "warm"
     k: list[int] = Field(default_factory=lambda: [10, 20])
+    #: warm: share of each user's last interactions held out; cold-users/few-shot: of users; cold-items: of items.
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    #: warm and few-shot: users with fewer interactions are never held out (default 5 warm, 6 few-shot).
+    min_interactions: int | None = Field(None, ge=2)
+    #: few-shot protocols: how many of a held-out user's first items are revealed (one table per value).
+    n_shots: list[int] = Field(default_factory=lambda: [1, 3, 5])
 
 
 class OutputSection(ComponentConfig):
@@ -260,6 +269,16 @@ def load_config(path: str | Path) -> PipelineConfig:
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
     try:
-        return PipelineConfig.model_validate(raw)
+        # Each section on its own first, so that errors name it as the file does ("[discover]"), not its class.
+        for name, field in PipelineConfig.model_fields.items():
+            section_class = field.annotation
+            is_section = isinstance(section_class, type) and issubclass(section_class, ComponentConfig)
+            if is_section and isinstance(raw.get(name), dict):
+                try:
+                    section_class.validate_as(raw[name], f"[{name}]")
+                except ConfigError as exc:
+                    # a section's own checks (a finder's or encoder's parameters) name their owner, not the section
+                    raise ConfigError(str(exc) if f"[{name}" in str(exc) else f"[{name}] {exc}") from None
+        return PipelineConfig.validate_as(raw, "the config file")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
