@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from personas.data import Dataset, load_builtin, load_dataset, load_recbole
 from personas.data.builtin import is_builtin
@@ -30,7 +31,7 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except PersonasError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
     return wrapper
@@ -91,5 +92,5 @@ def open_dataset(name_or_path: str, mapping: list[str] | None = None, unknown_id
             "data file or folder."
         )
     for warning in report.warnings:
-        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
     return dataset

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
@@ -143,7 +144,7 @@ class Pipeline:
             encoding=data.encoding,
         )
         for warning in report.warnings:
-            self.console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+            self.console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
         return dataset
 
     def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -270,7 +271,9 @@ class Pipeline:
                     return candidate, read_manifest(candidate)
                 except DataError as exc:
                     raise DataError(f"Cannot resume: {exc} Run without --resume to start over.") from None
-        self.console.print(f"[yellow]Nothing to resume in {folder}: running every stage.[/]", highlight=False)
+        self.console.print(
+            f"[yellow]Nothing to resume in {escape(str(folder))}: running every stage.[/]", highlight=False
+        )
         return None
 
     def _run(self) -> PipelineResult:
@@ -296,8 +299,11 @@ class Pipeline:
                 resume=self.command,
             )
             self.console.print(
-                f"[red]✗ {failed} failed.[/] The finished stages ({', '.join(writer.stages)}) are kept in {where}, "
-                f"marked incomplete. Fix the problem, then resume with: {self.command}",
+                f"[red]✗ {escape(failed)} failed.[/] "
+                + escape(
+                    f"The finished stages ({', '.join(writer.stages)}) are kept in {where}, marked incomplete. "
+                    f"Fix the problem, then resume with: {self.command}"
+                ),
                 highlight=False,
             )
             raise
@@ -317,7 +323,7 @@ class Pipeline:
         models: dict[str, Recommender],
     ) -> PipelineResult:
         reused: list[str] = []
-        from_folder = f" [dim](reused from {source[0]})[/]" if source is not None else ""
+        from_folder = f" [dim](reused from {escape(str(source[0]))})[/]" if source is not None else ""
 
         def reusable(name: str) -> tuple[Any, dict[str, Any]] | None:
             """(earlier folder, stage entry) when stage ``name`` can be reused; its files are taken over."""
@@ -591,8 +597,8 @@ class Pipeline:
             reason = check.reason or check.unlearnable
             fixes = " or ".join(evaluate_fix(fix) for fix in check.fixes)
             self.console.print(
-                f"[yellow]Warning:[/] evaluation skipped: {reason}. To evaluate this data, set {fixes} "
-                "in the config file.",
+                "[yellow]Warning:[/] "
+                + escape(f"evaluation skipped: {reason}. To evaluate this data, set {fixes} in the config file."),
                 highlight=False,
             )
             result.evaluation = {
