@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
 from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
+from personas.data.hints import hint_style
 from personas.describe import Persona, describe_groups, personas_from_json, personas_to_json
 from personas.discover import (
     KChoice,
@@ -133,16 +134,17 @@ class Pipeline:
             return load_builtin(data.dataset, settings=self.settings, echo=lambda m: self.console.print(m))
         if data.interactions is None:  # unreachable: the config validator requires one source
             raise AssertionError("no data source")
-        dataset, report = load_dataset(
-            data.interactions,
-            users=data.users,
-            items=data.items,
-            tags=data.tags,
-            columns={str(kind): mapping for kind, mapping in data.columns.items()},
-            unknown_ids=data.unknown_ids,
-            delimiter=data.delimiter,
-            encoding=data.encoding,
-        )
+        with hint_style("toml"):  # the data's errors name [data] keys, as the user wrote them
+            dataset, report = load_dataset(
+                data.interactions,
+                users=data.users,
+                items=data.items,
+                tags=data.tags,
+                columns={str(kind): mapping for kind, mapping in data.columns.items()},
+                unknown_ids=data.unknown_ids,
+                delimiter=data.delimiter,
+                encoding=data.encoding,
+            )
         for warning in report.warnings:
             self.console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
         return dataset
