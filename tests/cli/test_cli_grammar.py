@@ -36,12 +36,11 @@ def _shop(folder: Path) -> Path:
     return path
 
 
+QUICK = ["--models", "MostPopular", "--groups", "behaviour", "--n-groups", "2"]
 MAP = ["--map", "interactions.user_id=kunde", "--map", "interactions.item_id=artikel"]
 
 
-@pytest.mark.parametrize(
-    "command", [["data", "info"], ["evaluate"], ["recommend"], ["discover"], ["encode"], ["run"]]
-)
+@pytest.mark.parametrize("command", [["data", "info"], ["evaluate"], ["recommend"], ["discover"], ["encode"], ["run"]])
 def test_every_command_that_reads_data_has_the_same_data_options(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
@@ -57,8 +56,7 @@ def test_data_options_reach_the_loader_in_evaluate_recommend_and_data_info(tmp_p
     assert json.loads(info.stdout)["users"] == 12
     evaluated = runner.invoke(
         app,
-        ["evaluate", "--dataset", str(path), "--protocol", "cold-users", "--models", "MostPopular"]
-        + ["--groups", "behaviour", "--n-groups", "2", *data],
+        ["evaluate", "--dataset", str(path), "--protocol", "cold-users", *QUICK, *data],
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "cold-users on bestellungen" in evaluated.output
@@ -164,8 +162,7 @@ def test_evaluate_says_why_a_protocol_cannot_score_and_what_to_try(tmp_path: Pat
     path.write_text("user_id,item_id\n" + "".join(f"u{u},i{u}-{j}\n" for u in range(10) for j in range(3)))
     result = runner.invoke(
         app,
-        ["evaluate", "--dataset", str(path), "--protocol", "cold-users", "--models", "MostPopular"]
-        + ["--groups", "behaviour", "--n-groups", "2"],
+        ["evaluate", "--dataset", str(path), "--protocol", "cold-users", *QUICK],
     )
     assert result.exit_code == 0, result.output
     warning = _flat(result.stderr)

@@ -272,8 +272,9 @@ def load_config(path: str | Path) -> PipelineConfig:
         # Each section on its own first, so that errors name it as the file does ("[discover]"), not its class.
         for name, field in PipelineConfig.model_fields.items():
             section_class = field.annotation
-            is_section = isinstance(section_class, type) and issubclass(section_class, ComponentConfig)
-            if is_section and isinstance(raw.get(name), dict):
+            if not (isinstance(section_class, type) and issubclass(section_class, ComponentConfig)):
+                continue
+            if isinstance(raw.get(name), dict):
                 try:
                     section_class.validate_as(raw[name], f"[{name}]")
                 except ConfigError as exc:

@@ -46,7 +46,8 @@ def test_a_failed_last_stage_keeps_a_usable_run_and_resume_reuses_it(
     assert manifest["status"] == "incomplete" and manifest["failed_stage"] == "evaluate"
     assert manifest["error"] == "RuntimeError: the evaluation ran out of memory"
     assert manifest["resume"] == "personas run run.toml --resume"
-    assert sorted(manifest["stages"]) == ["describe personas", "discover groups", "encode", "fit recommenders", "load data"]
+    stages = ["describe personas", "discover groups", "encode", "fit recommenders", "load data"]
+    assert sorted(manifest["stages"]) == stages
     assert len(run.personas) == 3 and sorted(manifest["models"]) == ["ease", "group-popular", "most-popular"]
     ids, _ = run.model("ease").recommend(["cust-space-0"], n=3)  # usable: the saved model recommends
     assert ids.shape == (1, 3)
@@ -124,7 +125,8 @@ def test_one_interaction_per_user_skips_evaluation_with_a_toml_hint_and_complete
     result = pipeline.run()  # before: DataError "TemporalSplit left no test users", and no run folder
     text = " ".join(out.getvalue().split())
     assert "evaluation skipped: the warm protocol" in text
-    assert "needs users with at least 5 interactions; 0 of the 40 users" in text and "the most any user has is 1" in text
+    assert "needs users with at least 5 interactions; 0 of the 40 users" in text
+    assert "the most any user has is 1" in text
     # The hint names settings that exist in the TOML, in TOML form.
     assert '[evaluate] protocol = "cold-users"' in text and "[evaluate] enabled = false" in text
     assert "min_interactions" not in text.split("To evaluate")[1]  # 2 would not help: nobody has 2
@@ -149,9 +151,7 @@ def test_the_hinted_protocol_runs_from_the_toml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["few-shot", "few-shot-new", "cold-items"])
-def test_every_protocol_is_accepted_from_the_toml(
-    protocol: str, shop: Path, tmp_path: Path, make_config: Any
-) -> None:
+def test_every_protocol_is_accepted_from_the_toml(protocol: str, shop: Path, tmp_path: Path, make_config: Any) -> None:
     config = make_config(shop, extra=f'[evaluate]\nprotocol = "{protocol}"\nn_shots = [1, 2]\nmin_interactions = 4')
     result = _pipeline(config, tmp_path)[0].run()
     assert result.evaluation["status"] == "ran", result.evaluation
