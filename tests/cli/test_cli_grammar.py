@@ -44,7 +44,7 @@ MAP = ["--map", "interactions.user_id=kunde", "--map", "interactions.item_id=art
 def test_every_command_that_reads_data_has_the_same_data_options(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    options = {"--map", "--encoding", "--delimiter"} if command != ["run"] else {"--resume"}
+    options = {"--map", "--encoding", "--delimiter", "--unknown-ids"} if command != ["run"] else {"--resume"}
     assert all(option in result.output for option in options), result.output
 
 
@@ -79,6 +79,15 @@ def test_hints_are_flags_at_the_command_line(tmp_path: Path) -> None:
     assert unmapped.exit_code == 1
     assert "--map interactions.user_id=<column in your file>" in _flat(unmapped.output)
     assert "columns={" not in unmapped.output
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id\nu1,a\nu2,b\n")
+    (folder / "users.csv").write_text("user_id,text\nu1,hello\n")
+    unknown = runner.invoke(app, ["evaluate", "--dataset", str(folder)])
+    assert unknown.exit_code == 1 and "--unknown-ids drop" in _flat(unknown.output)
+    assert "unknown_ids=" not in unknown.output
+    dropped = runner.invoke(app, ["data", "info", str(folder), "--unknown-ids", "drop", "--json"])
+    assert dropped.exit_code == 0 and json.loads(dropped.stdout)["interactions"] == 1
 
 
 def test_hints_are_toml_keys_in_a_run(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from personas.cli._common import (
     DelimiterOption,
     EncodingOption,
     MapOption,
+    UnknownIdsOption,
     console,
     err_console,
     open_dataset,
@@ -86,13 +87,14 @@ def discover(
     map_: MapOption = None,
     encoding: EncodingOption = "utf-8",
     delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Find groups of similar users and write their assignments and persona cards."""
     from personas.data import build_profiles
     from personas.describe import describe_groups, personas_to_json
     from personas.discover import KMeansGroups, choose_k
 
-    dataset = open_dataset(source, map_, encoding=encoding, delimiter=delimiter)
+    dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     texts = build_profiles(dataset)
     x = _vectors(dataset, texts, encoder, vectors)
     chosen: dict[str, Any] | None = None

@@ -15,6 +15,7 @@ from personas.cli._common import (
     DelimiterOption,
     EncodingOption,
     MapOption,
+    UnknownIdsOption,
     console,
     err_console,
     open_dataset,
@@ -75,6 +76,7 @@ def encode(
     map_: MapOption = None,
     encoding: EncodingOption = "utf-8",
     delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Encode every user's profile text (and/or behaviour) into one unit vector per user."""
     from personas.data import build_profiles
@@ -87,7 +89,7 @@ def encode(
     if device not in ("cpu", "cuda", "auto"):
         raise ConfigError(f"--device must be one of cpu, cuda, auto. Got {device!r} instead.")
     configured = None if config is None else make_encoder(_config_text(config))
-    dataset = open_dataset(source, map_, encoding=encoding, delimiter=delimiter)
+    dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     started = time.perf_counter()
     note = ""
     if configured is not None:

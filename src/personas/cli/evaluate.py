@@ -14,6 +14,7 @@ from personas.cli._common import (
     DelimiterOption,
     EncodingOption,
     MapOption,
+    UnknownIdsOption,
     console,
     data_options,
     err_console,
@@ -74,15 +75,18 @@ def evaluate(
     map_: MapOption = None,
     encoding: EncodingOption = "utf-8",
     delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Run a protocol: every model tuned on validation, ranked over all items, with the protocol printed."""
     from personas.evaluate.protocols import run_protocol
 
-    data = open_dataset(dataset, map_, encoding=encoding, delimiter=delimiter)
+    data = open_dataset(dataset, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     # The command as options, not sys.argv: the same text whether run from a shell or a test runner.
     parts = ["personas", "evaluate", "--dataset", dataset, "--protocol", protocol]
-    parts += data_options(map_, encoding, delimiter)
+    parts += data_options(map_, encoding, delimiter) + (
+        ["--unknown-ids", unknown_ids] if unknown_ids != "error" else []
+    )
     if models:
         parts += ["--models", models]
     if groups != "auto":

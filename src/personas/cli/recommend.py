@@ -14,6 +14,7 @@ from personas.cli._common import (
     DelimiterOption,
     EncodingOption,
     MapOption,
+    UnknownIdsOption,
     console,
     err_console,
     open_dataset,
@@ -110,6 +111,7 @@ def recommend(
     map_: MapOption = None,
     encoding: EncodingOption = "utf-8",
     delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Recommend for known users (--user), or a new user from --text and/or --items, saying why."""
     if not user and text is None and items is None:
@@ -122,7 +124,7 @@ def recommend(
             f"--model {model!r} is neither a recommender ({', '.join(as_name(k) for k in CLI_MODELS)}) nor an "
             "existing run folder."
         )
-    data = open_dataset(dataset, map_, encoding=encoding, delimiter=delimiter)
+    data = open_dataset(dataset, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     titles = [
         str(t) if isinstance(t, str) else str(i) for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
     ]

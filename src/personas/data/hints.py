@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal
 
-__all__ = ["HintStyle", "column_setting", "hint_style", "setting"]
+__all__ = ["HintStyle", "column_setting", "current_style", "hint_style", "setting"]
 
 HintStyle = Literal["python", "cli", "toml"]
 _STYLE: ContextVar[HintStyle] = ContextVar("personas_hint_style", default="python")
@@ -30,13 +30,18 @@ def hint_style(style: HintStyle) -> Iterator[None]:
         _STYLE.reset(token)
 
 
+def current_style() -> HintStyle:
+    """Who the hints are written for now."""
+    return _STYLE.get()
+
+
 def setting(name: str, value: str) -> str:
     """How the user sets a loading option: ``--encoding latin-1`` / ``[data] encoding = "latin-1"`` /
     ``encoding='latin-1'``."""
     style = _STYLE.get()
     if style == "cli":
         shown = "tab" if value == "\t" else value
-        return f"--{name} {shlex.quote(shown)}"
+        return f"--{name.replace('_', '-')} {shlex.quote(shown)}"
     if style == "toml":
         return f"[data] {name} = {json.dumps(value)}"
     return f"{name}={value!r}"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from personas.data.dataset import Dataset
-from personas.data.hints import column_setting, setting
+from personas.data.hints import column_setting, current_style, setting
 from personas.errors import DataError
 
 __all__ = [
@@ -129,7 +129,8 @@ def detect_format(path: Path) -> Format:
     if fmt is None:
         raise DataError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}. "
-            f"Use one of {sorted(FORMATS)} or pass format= explicitly."
+            f"Use one of {sorted(FORMATS)}"
+            + (" or pass format= explicitly." if current_style() == "python" else ": rename the file.")
         )
     return fmt
 
@@ -434,7 +435,7 @@ def _resolve_unknown(
         raise DataError(
             f"{inter.where(row, column)}: {what} id {ids.iloc[row]!r} is not in {known_file} "
             f"({int((~ok).sum())} interaction rows name unknown {what}s). Add the {what}s to {known_file}, "
-            "or load with unknown_ids='drop' to drop those rows (the report says how many)."
+            f"or drop those rows with {setting('unknown_ids', 'drop')} (the report says how many)."
         )
     return np.asarray(ok, dtype=bool)
 

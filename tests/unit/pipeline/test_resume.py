@@ -157,3 +157,13 @@ def test_every_protocol_is_accepted_from_the_toml(protocol: str, shop: Path, tmp
     assert result.evaluation["status"] == "ran", result.evaluation
     expected = [f"{protocol}-1", f"{protocol}-2"] if protocol.startswith("few") else [protocol]
     assert [label for label, _ in result.experiments] == expected
+
+
+def test_the_toml_the_cli_and_the_protocols_know_the_same_protocols() -> None:
+    from typing import get_args
+
+    from personas.evaluate.feasibility import PROTOCOL_NAMES
+    from personas.evaluate.protocols import PROTOCOLS
+    from personas.pipeline.config import EvaluateSection
+
+    assert PROTOCOL_NAMES == PROTOCOLS == get_args(EvaluateSection.model_fields["protocol"].annotation)
