@@ -140,6 +140,11 @@ def test_a_file_that_is_not_data_is_named_as_such(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "info", str(notes)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "is a file, but not a data file" in _flat(result.output)
+    # and the other way round: a data file given to `run`
+    data = tmp_path / "ratings.csv"
+    data.write_text("user_id,item_id\n1,a\n")
+    result = runner.invoke(app, ["run", str(data)])
+    assert result.exit_code == 1 and "is a data file; `personas run` takes a run config" in _flat(result.output)
 
 
 def test_run_on_one_interaction_per_user_completes_and_resumes(tmp_path: Path) -> None:

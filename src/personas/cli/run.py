@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from personas.cli._common import console, err_console, user_errors
+from personas.data.loaders import FORMATS
 from personas.errors import ConfigError
 from personas.pipeline import Pipeline, PipelineResult, load_config
 
@@ -112,6 +113,11 @@ def run(
     ] = False,
 ) -> None:
     """Run the pipeline: load, profile texts, encode, discover, describe, recommend, evaluate, write."""
+    if config.suffix.lower() in FORMATS:
+        raise ConfigError(
+            f"{config} is a data file; `personas run` takes a run config (TOML) whose [data] section names it, e.g. "
+            f'[data] interactions = "{config.name}". `personas data info {config}` describes the data itself.'
+        )
     if engine not in (None, "local", "spark"):
         raise ConfigError(f"The '--engine' option must be 'local' or 'spark'. Got {engine!r} instead.")
     run_config(config, output, engine, master, resume)  # type: ignore[arg-type]
