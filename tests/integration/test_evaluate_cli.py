@@ -49,6 +49,9 @@ def test_evaluate_bad_protocol_is_a_message_and_exit_code_1(tmp_path: Path) -> N
     result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--models", "Magic"])
     assert result.exit_code == 1
     assert "Unknown model(s) ['Magic']" in result.output
+    result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--tune"])
+    assert result.exit_code == 1
+    assert "needs a text encoder (text_encoder='minilm')" in result.output
 
 
 def test_evaluate_groups_writes_the_quality_table_with_p_values(tmp_path: Path) -> None:
@@ -71,3 +74,23 @@ def test_evaluate_groups_writes_the_quality_table_with_p_values(tmp_path: Path) 
     assert "profile: not available" in md
     assert "no word occurs in the profile texts of two users" in md
     assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_evaluate_cold_users_tags_writes_both_variants_and_needs_tags(tmp_path: Path) -> None:
+    data = _folder(tmp_path / "data")
+    result = runner.invoke(app, ["evaluate", "--dataset", str(data), "--protocol", "cold-users-tags"])
+    assert result.exit_code == 1
+    assert "has no tags" in result.output
+    # Eight users write tags: on an item they took ('mine') and on one they did not ('other').
+    lines = ["user_id,item_id,tag"]
+    lines += [f"u{u},i{0 if u % 2 == 0 else 15},mine{u}" for u in range(8)]
+    lines += [f"u{u},i{29 if u % 2 == 0 else 0},other{u}" for u in range(8)]
+    (data / "tags.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    args = ["evaluate", "--dataset", str(data), "--protocol", "cold-users-tags", "--models", "MostPopular,GroupPopular"]
+    result = runner.invoke(app, [*args, "--groups", "behaviour", "--n-groups", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for variant, held_tags in (("all", "keep"), ("no-held", "drop")):
+        md = (out / f"data-cold-users-tags-{variant}.md").read_text()
+        assert f"ColdTaggers: seed=0, fraction=0.5, held_tags={held_tags}" in md
+        assert "4 held-out users, all of whom wrote tags (8 tags)" in md

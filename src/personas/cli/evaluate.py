@@ -72,6 +72,14 @@ def evaluate(
             "add the text models (TextMatch, TextItemKNN)."
         ),
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="With --text-encoder: train a projection head on each split's train interactions and put item "
+            "texts and cold users' texts through it (tables get a -tuned suffix).",
+        ),
+    ] = False,
     map_: MapOption = None,
     encoding: EncodingOption = "utf-8",
     delimiter: DelimiterOption = None,
@@ -97,6 +105,8 @@ def evaluate(
         parts += ["--seed", str(seed)]
     if text_encoder is not None:
         parts += ["--text-encoder", text_encoder]
+    if tune:
+        parts += ["--tune"]
     if out is not None:
         parts += ["--out", str(out)]
     command = " ".join(shlex.quote(p) for p in parts)
@@ -105,6 +115,7 @@ def evaluate(
         _print(label, result)
         if out is not None:
             suffix = f"-{text_encoder}" if text_encoder else ""  # beside the table without the text space
+            suffix += "-tuned" if tune else ""
             md, js = result.save(out, f"{data.name}-{label}{suffix}", command=command)
             err_console.print(f"wrote {md} and {js}", highlight=False)
 
@@ -122,6 +133,7 @@ def evaluate(
         progress=True,
         on_result=done,
         text_encoder=text_encoder,
+        tune=tune,
     )
 
 

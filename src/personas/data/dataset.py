@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -304,6 +304,19 @@ class Dataset:
             _tags=self._tags,
             source=self.source,
         )
+
+    def subset_tags(self, mask: np.ndarray, *, name: str | None = None) -> Dataset:
+        """The same dataset with only the tag rows where ``mask`` is True (e.g. a held-out user's tags kept out
+        of a train set, so that nothing built from train — profiles, item texts, groups — reads them)."""
+        n_tags = 0 if self._tags is None else len(self._tags)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n_tags,):
+            raise DataError(
+                f"The 'mask' parameter of Dataset.subset_tags must be a boolean array of shape ({n_tags},), one "
+                f"entry per tag row. Got shape {mask.shape} instead."
+            )
+        tags = None if self._tags is None else self._tags[mask].reset_index(drop=True)
+        return replace(self, name=name or self.name, _tags=tags if tags is not None and len(tags) else None)
 
     def fingerprint(self) -> str:
         """sha256 over ids and interaction arrays: equal data gives an equal fingerprint."""

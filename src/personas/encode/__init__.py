@@ -22,6 +22,8 @@ Which encoder:
 - :class:`BehaviourEncoder` — users from their interactions; :class:`FusionEncoder` / :func:`fuse` — text and
   behaviour in one vector.
 - :class:`CachedEncoder` + :class:`EmbeddingCache` — any encoder, with vectors kept on disk.
+- :class:`TunedEncoder` — any text encoder followed by a :class:`ProjectionHead` that :func:`tune_head` trains
+  on interactions (users' and items' texts against the items taken with them; :class:`TuneConfig`).
 
 :func:`as_vectors` accepts precomputed vectors (a 2-D array) wherever texts would be encoded.
 """
@@ -49,6 +51,7 @@ from personas.encode._onnx import OnnxEncoder, export_onnx, quantize_onnx
 from personas.encode._query import encode_query
 from personas.encode._tfidf import TfidfEncoder
 from personas.encode._transformer import SentenceTransformerEncoder
+from personas.encode._tuned import ProjectionHead, TuneConfig, TunedEncoder, tune_head
 
 __all__ = [
     "ENCODER_KINDS",
@@ -68,12 +71,15 @@ __all__ = [
     "MultilingualEncoder",
     "OnnxConfig",
     "OnnxEncoder",
+    "ProjectionHead",
     "SentenceTransformerConfig",
     "SentenceTransformerEncoder",
     "TextEncoderConfig",
     "TextInput",
     "TfidfConfig",
     "TfidfEncoder",
+    "TuneConfig",
+    "TunedEncoder",
     "as_vectors",
     "encode_query",
     "encoder_config",
@@ -82,4 +88,5 @@ __all__ = [
     "fuse",
     "make_encoder",
     "quantize_onnx",
+    "tune_head",
 ]

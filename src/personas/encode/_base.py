@@ -135,8 +135,8 @@ def want_progress(show_progress: bool | None, n: int) -> bool:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[ProgressTick]:
-    """A rich progress bar on stderr counting texts; a no-op when disabled."""
+def progress_bar(total: int, description: str, enabled: bool, *, unit: str = "texts") -> Iterator[ProgressTick]:
+    """A rich progress bar on stderr counting texts (or another ``unit``); a no-op when disabled."""
     if not enabled:
         yield ProgressTick(None, None)
         return
@@ -147,7 +147,7 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Progre
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("texts"),
+        TextColumn(unit),
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,

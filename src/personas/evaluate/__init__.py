@@ -28,6 +28,7 @@ from personas.evaluate.metrics import (
 from personas.evaluate.report import Comparison, ExperimentResult, ModelRun, paired_test
 from personas.evaluate.splits import (
     ColdItems,
+    ColdTaggers,
     ColdUsers,
     FewShotUsers,
     LeaveOneOut,
@@ -42,6 +43,7 @@ __all__ = [
     "MRR",
     "NDCG",
     "ColdItems",
+    "ColdTaggers",
     "ColdUsers",
     "Comparison",
     "Coverage",

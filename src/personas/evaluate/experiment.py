@@ -216,7 +216,9 @@ class Experiment:
     :func:`personas.data.build_profiles`); used only for users without train history, whose text then holds
     only side information (demographics, own text, tags), never their held-out interactions.
     ``text_encoder``: encodes those texts into the space of ``item_text_vectors`` (the items' own texts, one row
-    per item, given to every model's ``fit``), so that models reading text vectors can use them.
+    per item, given to every model's ``fit``), so that models reading text vectors can use them; a function of
+    the train dataset instead of an array when item texts depend on train (tags a held-out user wrote).
+    Text a split gives at prediction time only (``Split.revealed_text``) is added to those users' profiles.
     """
 
     def __init__(
@@ -233,7 +235,7 @@ class Experiment:
         seed: int = 0,
         progress: bool = False,
         notes: Sequence[str] = (),
-        item_text_vectors: np.ndarray | None = None,
+        item_text_vectors: np.ndarray | Callable[[Dataset], np.ndarray] | None = None,
         text_encoder: Any | None = None,
     ) -> None:
         self.split = split
@@ -279,7 +281,17 @@ class Experiment:
         has_history = np.diff(split.train.matrix("binary").indptr) > 0
         if has_history[split.users].all():
             return SideInfo()
-        texts = list(self.profiles(split.train)) if self.profiles is not None else _default_profiles(split.train)
+        texts = list(self.profiles(split.train)) if self.profiles is not None else list(_default_profiles(split.train))
+        groups = self._labels(split.train)
+        if split.revealed_text is not None:
+            # Text given at prediction time only (it is in no train table) joins the train-side profile; the
+            # group that train gave these users was placed without it, so they get none (even those left with no
+            # text: train placed them by an empty profile, an arbitrary group): models place them.
+            for row, extra in split.revealed_text.items():
+                texts[row] = ". ".join(t for t in (texts[row], extra) if t)
+            if groups is not None:
+                groups = groups.copy()
+                groups[list(split.revealed_text)] = -1
         vectors = None
         if self.text_encoder is not None:
             rows = [int(r) for r in split.users if not has_history[r] and texts[r]]
@@ -288,18 +300,23 @@ class Experiment:
                 encoded = np.asarray(self.text_encoder.encode([texts[r] for r in rows], show_progress=False))
                 vectors = np.zeros((split.train.n_users, encoded.shape[1]))
                 vectors[rows] = encoded
-        return SideInfo(texts=texts, groups=self._labels(split.train), vectors=vectors)
+        return SideInfo(texts=texts, groups=groups, vectors=vectors)
+
+    def _item_vectors(self, train: Dataset) -> np.ndarray | None:
+        """The item texts' vectors for a train set (a function of it when the split takes text out of train)."""
+        return self.item_text_vectors(train) if callable(self.item_text_vectors) else self.item_text_vectors
 
     def _side_vectors(self, train: Dataset) -> np.ndarray | None:
         """Every train user's side text (own words, tags, demographics; never their items) encoded like the
         item texts, zero rows for users without one; once per train set. None without a text encoder."""
-        if self.text_encoder is None or self.item_text_vectors is None:
+        items = self._item_vectors(train)
+        if self.text_encoder is None or items is None:
             return None
         cache: dict[int, tuple[Dataset, np.ndarray]] = self.__dict__.setdefault("_side_vector_cache", {})
         if id(train) not in cache:
             texts = _side_profiles(train)
             rows = [r for r, text in enumerate(texts) if text]
-            vectors = np.zeros((train.n_users, self.item_text_vectors.shape[1]))
+            vectors = np.zeros((train.n_users, items.shape[1]))
             if rows:
                 encoded = self.text_encoder.encode([texts[r] for r in rows], show_progress=False)
                 vectors[rows] = np.asarray(encoded, dtype=np.float64)
@@ -310,7 +327,7 @@ class Experiment:
         labels = self._labels(train)  # computed once per train set; not part of any model's fit time
         sides = self._side_vectors(train)  # likewise
         t0 = time.perf_counter()
-        model.fit(train, groups=labels, item_text_vectors=self.item_text_vectors, side_vectors=sides)
+        model.fit(train, groups=labels, item_text_vectors=self._item_vectors(train), side_vectors=sides)
         return time.perf_counter() - t0
 
     def _tune(self, spec: Tuned, validation: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -391,5 +408,5 @@ class Experiment:
             users=[str(u) for u in self.split.train.user_vocab.ids[self.split.users]],
             headline=self.headline,
             ours=list(self.ours),
-            notes=[*self.notes, *filter(None, [side_text_note(self.split, side)])],
+            notes=[*self.notes, *self.split.notes, *filter(None, [side_text_note(self.split, side)])],
         )

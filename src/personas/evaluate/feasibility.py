@@ -21,6 +21,7 @@ from personas.data import Dataset
 from personas.errors import ConfigError, DataError
 from personas.evaluate.splits import (
     ColdItems,
+    ColdTaggers,
     ColdUsers,
     FewShotNewUsers,
     FewShotUsers,
@@ -32,7 +33,7 @@ from personas.evaluate.splits import (
 __all__ = ["PROTOCOL_NAMES", "Feasibility", "make_splits", "protocol_check", "unlearnable"]
 
 #: Every protocol, by the name the CLI (``--protocol``) and the TOML (``[evaluate] protocol``) use.
-PROTOCOL_NAMES = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items")
+PROTOCOL_NAMES = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags")
 
 
 def make_splits(
@@ -46,8 +47,9 @@ def make_splits(
     """(label, splitter) pairs of a protocol with its held-out fraction and minimum history.
 
     ``test_fraction``: warm: the share of each user's last interactions held out; cold-users and few-shot: the
-    share of users held out; cold-items: the share of items. ``min_interactions`` (warm, few-shot): users with
-    fewer interactions are never held out (default 5 for warm, 6 for few-shot)."""
+    share of users held out (cold-users-tags: of the users who wrote tags); cold-items: the share of items.
+    ``min_interactions`` (warm, few-shot): users with fewer interactions are never held out (default 5 for warm,
+    6 for few-shot)."""
     extra: dict[str, Any] = {} if min_interactions is None else {"min_interactions": min_interactions}
     if protocol == "warm":
         return [("warm", TemporalSplit(seed=seed, test_fraction=test_fraction, **extra))]
@@ -58,6 +60,11 @@ def make_splits(
         return [(f"{protocol}-{n}", cls(n_shots=n, seed=seed, fraction=test_fraction, **extra)) for n in n_shots]
     if protocol == "cold-items":
         return [("cold-items", ColdItems(seed=seed, fraction=test_fraction))]
+    if protocol == "cold-users-tags":  # the same held-out taggers with all their tags, and without those on answers
+        return [
+            ("cold-users-tags-all", ColdTaggers(held_tags="keep", seed=seed, fraction=test_fraction)),
+            ("cold-users-tags-no-held", ColdTaggers(held_tags="drop", seed=seed, fraction=test_fraction)),
+        ]
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOL_NAMES)}.")
 
 
@@ -84,7 +91,7 @@ def _counts(dataset: Dataset) -> np.ndarray:
     return counts[counts > 0]
 
 
-def _why(dataset: Dataset, protocol: str, splitter: Splitter) -> str:
+def _why(dataset: Dataset, protocol: str, splitter: Splitter, error: DataError) -> str:
     counts = _counts(dataset)
     most = int(counts.max()) if len(counts) else 0
     config = splitter.config
@@ -101,10 +108,7 @@ def _why(dataset: Dataset, protocol: str, splitter: Splitter) -> str:
             f"{enough} of the {len(counts):,} users with interactions have that many (the most any user has is "
             f"{most}; median {float(np.median(counts)) if len(counts) else 0:g})"
         )
-    return (
-        f"the {protocol} protocol left no test users on {dataset.n_users:,} users and "
-        f"{dataset.n_interactions:,} interactions"
-    )
+    return f"the {protocol} protocol cannot split this data ({error})"
 
 
 def unlearnable(split: Split) -> str | None:
@@ -140,9 +144,9 @@ def protocol_check(
     ):
         try:
             outcome.splits.append((label, splitter.split(dataset)))
-        except DataError:
+        except DataError as exc:
             outcome.splits = []
-            outcome.reason = _why(dataset, protocol, splitter)
+            outcome.reason = _why(dataset, protocol, splitter, exc)
             break
     if outcome.ok:
         outcome.unlearnable = next(filter(None, (unlearnable(split) for _, split in outcome.splits)), None)

@@ -8,7 +8,7 @@ information: the harness scores its rows directly (``uses_side_information``) in
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,14 @@ from personas.data import Dataset, genre_tokens
 from personas.errors import ConfigError, DataError
 from personas.recommend.base import FitInputs, NewUser, Recommender
 
-__all__ = ["LightFMConfig", "LightFMPeer", "item_feature_tokens", "user_feature_tokens"]
+__all__ = [
+    "LightFMConfig",
+    "LightFMPeer",
+    "TextUserKNN",
+    "TextUserKNNConfig",
+    "item_feature_tokens",
+    "user_feature_tokens",
+]
 
 
 class LightFMConfig(ComponentConfig):
@@ -299,3 +306,94 @@ class ItemDemoKNN(Recommender):
         items = parts["items"]
         assert isinstance(items, ItemKNN)
         self.items_ = items
+
+
+class TextUserKNNConfig(ComponentConfig):
+    kind: ClassVar[str] = "text_user_knn"
+    k: int = 50  # the known users whose side text is most like the new user's, who vote
+    encoder: str = "minilm"  # the pretrained sentence encoder of the side texts (a make_encoder kind)
+
+    def model_post_init(self, _context: object) -> None:
+        if self.k < 1:
+            raise ConfigError(f"The 'k' parameter of TextUserKNN must be an int >= 1. Got {self.k!r} instead.")
+
+
+class TextUserKNN(Recommender):
+    """Sentence-vector user-kNN over side text (a peer): every known user's side text (own text, reviews, tags,
+    demographics sentence; never their items) is encoded by a pretrained sentence encoder; a new user's score
+    for an item is the similarity-weighted vote of the ``k`` known users whose side text is most like theirs.
+    With demographics only, it is a demographic-sentence user-kNN; with tags only, a tag-text user-kNN. A user
+    without side text, or with none like anyone's, gets global popularity."""
+
+    Config = TextUserKNNConfig
+    config: TextUserKNNConfig
+
+    def _encoder(self) -> Any:
+        """The side-text encoder, its vectors cached under PERSONAS_HOME/embeddings (tests override this)."""
+        holder: list[Any] = self.__dict__.setdefault("_encoders", [])
+        if not holder:
+            from personas.config import get_settings
+            from personas.encode import CachedEncoder, EmbeddingCache, make_encoder
+
+            holder.append(
+                CachedEncoder(make_encoder(self.config.encoder), EmbeddingCache(get_settings().home / "embeddings"))
+            )
+        return holder[0]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        from sklearn.preprocessing import normalize
+
+        vectors = np.asarray(self._encoder().encode(texts, show_progress=False), dtype=np.float64)
+        return np.asarray(normalize(vectors))
+
+    def _fit(self, inputs: FitInputs) -> None:
+        from personas.data import ProfileConfig, build_profiles
+
+        texts = build_profiles(inputs.dataset, ProfileConfig(parts=("text", "reviews", "tags", "demographics")))
+        # Voters: known users (with train items) who wrote or told something; the others cannot be matched.
+        has_items = np.diff(self.seen_.indptr) > 0
+        rows = np.array([r for r, t in enumerate(texts) if t and has_items[r]], dtype=np.int64)
+        self.voter_rows_ = rows
+        self.voter_vectors_ = self._encode([texts[r] for r in rows]) if len(rows) else np.zeros((0, 0))
+
+    def _vote(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Similarity-weighted items of the ``k`` voters nearest each (unit) vector; zero rows where none is."""
+        out = np.zeros((len(vectors), self.n_items_))
+        if not len(self.voter_rows_) or vectors.shape[1] != self.voter_vectors_.shape[1]:
+            return out
+        sims = vectors @ self.voter_vectors_.T
+        if exclude is not None:  # a known user is not their own neighbour
+            sims[exclude[:, None] == self.voter_rows_[None, :]] = -np.inf
+        k = min(self.config.k, len(self.voter_rows_))
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for i in range(len(top)):
+            weights = np.clip(sims[i, top[i]], 0.0, None)
+            if weights.any():
+                out[i] = np.asarray(weights @ self.seen_[self.voter_rows_[top[i]]]).ravel()
+        return out
+
+    def _score(self, user_rows: np.ndarray) -> np.ndarray:
+        # Known users are scored by their neighbours' vote too (voters only; others get popularity).
+        out = self.fallback_scores(len(user_rows))
+        position = {int(r): j for j, r in enumerate(self.voter_rows_)}
+        mine = [j for j, r in enumerate(user_rows) if int(r) in position]
+        if mine:
+            rows = np.asarray(user_rows)[mine]
+            votes = self._vote(self.voter_vectors_[[position[int(r)] for r in rows]], exclude=rows)
+            has = votes.any(axis=1)
+            out[np.asarray(mine)[has]] = votes[has]
+        return out
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        # The side text is encoded here, by this model's own encoder, so the vote never mixes two spaces.
+        if not query.text or not len(self.voter_rows_):
+            return self.fallback_scores(1)[0]
+        vote = self._vote(self._encode([query.text]))[0]
+        return vote if vote.any() else self.fallback_scores(1)[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"voter_rows": self.voter_rows_, "voter_vectors": self.voter_vectors_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.voter_rows_ = arrays["voter_rows"]
+        self.voter_vectors_ = arrays["voter_vectors"]

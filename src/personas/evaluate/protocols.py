@@ -30,6 +30,7 @@ from personas.evaluate.groups import (
 from personas.evaluate.report import ExperimentResult
 from personas.evaluate.splits import (
     ColdItems,
+    ColdTaggers,
     ColdUsers,
     FewShotNewUsers,
     FewShotUsers,
@@ -39,9 +40,9 @@ from personas.evaluate.splits import (
 )
 from personas.recommend import Recommender
 
-__all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol"]
+__all__ = ["OURS", "PROTOCOLS", "model_specs", "protocol_splits", "run_protocol", "tuned_text_space"]
 
-PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items")
+PROTOCOLS = ("warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags")
 
 # personas' own models (they use groups or text); the others are the peers they must beat.
 OURS = ("GroupPopular", "ContentBased", "FeatureCF", "Hybrid", "ColdStartRouter", "TextMatch")
@@ -65,13 +66,15 @@ _GRIDS: dict[str, tuple[str, dict[str, list[Any]], dict[str, Any]]] = {
     "TextItemKNN": ("text_item_knn", {"k": [20, 100]}, {}),
     # The peer that led the independent strict few-shot check: item neighbours + the vote of similar users.
     "ItemDemoKNN": ("item_demo_knn", {"weight": [0.5, 1.0, 2.0]}, {}),
+    # User-kNN over the users' side-text sentence vectors (demographics sentence, own words, tags): cold users.
+    "TextUserKNN": ("text_user_knn", {"k": [10, 50, 200]}, {}),
 }
-TEXT_MODELS = ("TextMatch", "TextItemKNN")
+TEXT_MODELS = ("TextMatch", "TextItemKNN", "TextUserKNN")
 DEFAULT_MODELS = tuple(name for name in _GRIDS if name not in TEXT_MODELS)
 
 
 def _factory(kind: str) -> Callable[..., Any]:
-    if kind in ("lightfm", "text_item_knn", "item_demo_knn"):
+    if kind in ("lightfm", "text_item_knn", "item_demo_knn", "text_user_knn"):
         import personas.evaluate.peers  # noqa: F401  (registers the peers defined there)
     return registry.get(kind, Recommender)
 
@@ -104,6 +107,12 @@ def protocol_splits(protocol: str, *, seed: int = 0) -> list[tuple[str, Splitter
         return [(f"few-shot-new-{n}", FewShotNewUsers(n_shots=n, seed=seed)) for n in (1, 3, 5)]
     if protocol == "cold-items":
         return [("cold-items", ColdItems(seed=seed))]
+    if protocol == "cold-users-tags":
+        # The same held-out users twice: with every tag they wrote, and without the tags on their own test items.
+        return [
+            ("cold-users-tags-all", ColdTaggers(held_tags="keep", seed=seed)),
+            ("cold-users-tags-no-held", ColdTaggers(held_tags="drop", seed=seed)),
+        ]
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
 
 
@@ -182,6 +191,8 @@ def run_protocol(
     progress: bool = False,
     on_result: Callable[[str, ExperimentResult], None] | None = None,
     text_encoder: str | None = None,
+    tune: bool = False,
+    tune_config: Any | None = None,
 ) -> list[tuple[str, ExperimentResult]]:
     """Run one protocol; returns (label, result) per split and calls ``on_result`` as each one finishes.
 
@@ -189,7 +200,12 @@ def run_protocol(
     ``groups`` names the source and ``n_groups`` its k (16 when not given). ``text_encoder`` (a pretrained
     kind such as "minilm"): the items' texts (:func:`~personas.data.item_documents`) are encoded with it and
     given to every model, users without train history have their side text encoded the same way, and the
-    text models (TextMatch, the TextItemKNN peer) join the default models."""
+    text models (TextMatch, the TextItemKNN peer) join the default models. ``tune`` (needs ``text_encoder``):
+    per split, a projection head is trained on that split's train data only (:func:`tuned_text_space`, with
+    ``tune_config``, a :class:`~personas.encode.TuneConfig`) and both the item texts and the cold users' side
+    texts go through it."""
+    if tune and text_encoder is None:
+        raise ConfigError("The 'tune' parameter of run_protocol needs a text encoder (text_encoder='minilm').")
     if text_encoder is not None and models is None:
         models = [*DEFAULT_MODELS, *TEXT_MODELS]
     specs = model_specs(models, text=text_encoder is not None)
@@ -220,6 +236,24 @@ def run_protocol(
                 "given to every model (TextMatch, TextItemKNN and the router read it); users without train history "
                 "have their train-only profile text encoded the same way"
             )
+        # A split that takes users' tags out of train takes them out of the item texts too.
+        tagged = encoder is not None and split.revealed_text is not None
+        split_encoder, split_items = encoder, item_text_vectors
+        if tune and encoder is not None and item_text_vectors is not None:
+            base_items = _train_item_vectors(encoder)(split.train) if tagged else item_text_vectors
+            split_encoder, split_items, evidence = tuned_text_space(
+                split.train, encoder, base_items, tune_config, seed=seed
+            )
+            notes.append(_tune_note(evidence))
+        if split.revealed_text is not None:
+            notes.append(
+                "cold users by their own tags: their only input is the text of the tags they wrote ('tags: a, b, "
+                "...', distinct tags in file order; no demographics exist here and none of their items), given at "
+                "prediction time through each model's new-user path; their group is not given (train had no text "
+                "of theirs to place them by), so GroupPopular ranks them by global popularity and the router "
+                "places them from their words itself; item texts in the text space are built from train (their "
+                "tags are not in them); validation is carved by the same rule from the other taggers"
+            )
         if split.revealed is not None:
             notes.append(
                 "strict: held-out users are never in train; their first N items reach every model at prediction "
@@ -234,14 +268,25 @@ def run_protocol(
             seed=seed,
             progress=progress,
             notes=notes,
-            item_text_vectors=item_text_vectors,
-            text_encoder=encoder,
+            item_text_vectors=_train_item_vectors(split_encoder) if tagged else split_items,
+            text_encoder=split_encoder,
         )
         result = experiment.run()
         out.append((label, result))
         if on_result is not None:
             on_result(label, result)
     return out
+
+
+def _train_item_vectors(encoder: Any) -> Callable[[Dataset], np.ndarray]:
+    """Item texts of each train set encoded (for splits whose train holds fewer tags than the dataset: a held-out
+    user's tags must not reach the item texts the models are fitted with)."""
+    from personas.data import item_documents
+
+    def vectors(train: Dataset) -> np.ndarray:
+        return np.asarray(encoder.encode(item_documents(train), show_progress=False), dtype=np.float64)
+
+    return DatasetMemo(vectors)
 
 
 def _text_space(dataset: Dataset, kind: str) -> tuple[Any, np.ndarray]:
@@ -259,6 +304,51 @@ def _text_space(dataset: Dataset, kind: str) -> tuple[Any, np.ndarray]:
     encoder = CachedEncoder(make_encoder(kind), EmbeddingCache(get_settings().home / "embeddings"))
     vectors = np.asarray(encoder.encode(item_documents(dataset), show_progress=False), dtype=np.float64)
     return encoder, vectors
+
+
+def tuned_text_space(
+    train: Dataset, encoder: Any, item_vectors: np.ndarray, config: Any | None = None, *, seed: int = 0
+) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """A projection head trained on one train split only, and the text space through it.
+
+    Pairs: each train user's side text (the profile without liked items: what a cold user has) against the
+    items they took in train, and items against items co-taken in train; users and items held out of
+    ``train`` never take part. Returns the tuned encoder (``encoder`` followed by the head, for cold users'
+    texts), the item vectors through the head (float64, as :func:`_text_space` gives them) and the
+    training evidence (with the pair counts)."""
+    from personas.data import ProfileConfig, build_profiles
+    from personas.encode import TunedEncoder, tune_head
+
+    base = ProfileConfig()
+    side = base.model_copy(update={"parts": tuple(p for p in base.parts if p != "behaviour")})
+    texts = build_profiles(train, side)
+    matrix = train.matrix("binary")
+    has_history = np.diff(matrix.indptr) > 0
+    rows = [r for r in range(train.n_users) if has_history[r] and texts[r]]
+    items = np.asarray(item_vectors, dtype=np.float32)
+    users = np.zeros((train.n_users, items.shape[1]), dtype=np.float32)
+    if rows:
+        users[rows] = encoder.encode([texts[r] for r in rows], show_progress=False)
+    head, evidence = tune_head(users, items, matrix, config, seed=seed, show_progress=False)
+    evidence["users_with_text"] = len(rows)
+    return TunedEncoder(encoder, head), head.apply(items).astype(np.float64), evidence
+
+
+def _tune_note(evidence: dict[str, Any]) -> str:
+    config = evidence["config"]
+    held = evidence["held_out_loss"]
+    return (
+        "tuned text space: the text encoder is frozen; a residual linear projection head "
+        "(v -> normalize(v + vW + b), W = 0 at the start) is trained with symmetric InfoNCE (in-batch negatives, "
+        f"temperature {config['temperature']:g}) on this split's train data only: (side text of each of the "
+        f"{evidence['users_with_text']} train users with side text, an item they took) and (item, an item co-taken "
+        f"by the same user) pairs, {evidence['pairs']['train']} to train and {evidence['pairs']['held_out']} held "
+        f"out for early stopping (best epoch {evidence['best_epoch']} of {evidence['epochs']}, held-out loss "
+        f"{held[0]:.3f} untuned -> {held[evidence['best_epoch']]:.3f}, {evidence['seconds']:.1f} s on "
+        f"{evidence['device']}, seed {evidence['seed']}); every item text and every cold user's side text goes "
+        "through the head; held-out users, their interactions and held-out items never take part (the validation "
+        "split used to choose hyper-parameters is carved from the same train data, so the head has seen its pairs)"
+    )
 
 
 def _source_vectors(kind: str, train: Dataset, seed: int) -> np.ndarray:

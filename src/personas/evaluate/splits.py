@@ -18,14 +18,18 @@ rules (and the next seed): tune on it, never on test.
                     ``n_shots`` are revealed at prediction time only (``Split.revealed``), through the models'
                     new-user path, as a new user arrives at a live service
 ``ColdItems``       ``fraction`` of items held out whole; ranking is over the held-out items only
+``ColdTaggers``     ``fraction`` of the users who wrote tags held out whole, their tags taken out of train too;
+                    their only input is the text of their own tags (``Split.revealed_text``), all of them or
+                    (``held_tags="drop"``) without the tags on their own test items
 ==================  =======================================================================================
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +42,7 @@ from personas.holdout import held_counts, time_rank
 
 __all__ = [
     "ColdItems",
+    "ColdTaggers",
     "ColdUsers",
     "FewShotNewUsers",
     "FewShotUsers",
@@ -69,6 +74,11 @@ class Split:
     revealed: Dataset | None = None
     dataset: str = ""
     fingerprint: str = ""
+    # Text of held-out users given at prediction time only (user row -> text, "" where they have none; never in
+    # train): their side text.
+    revealed_text: Mapping[int, str] | None = None
+    # What the splitter measured about its split, printed beside the table.
+    notes: tuple[str, ...] = ()
 
     def truth(self) -> sp.csr_matrix:
         """Binary users x items matrix of test interactions, one row per entry of ``users``."""
@@ -362,3 +372,77 @@ class ColdItems(Splitter):
         active = np.flatnonzero(np.bincount(dataset.item_rows, minlength=dataset.n_items) > 0)
         held = _pick(active, self.config.fraction, rng).astype(np.int64)
         return np.isin(dataset.item_rows, held), held
+
+
+class ColdTaggersConfig(SplitConfig):
+    kind: ClassVar[str] = "cold_taggers"
+    fraction: float = Field(
+        0.5,
+        description="Share of the users who wrote tags (and have interactions) held out whole; the others stay "
+        "in train, so that models can learn from taggers and validation (carved by the same rule) has some.",
+    )
+    held_tags: Literal["keep", "drop"] = Field(
+        "keep",
+        description="keep: every tag a held-out user wrote is their text; drop: the tags on their own test items "
+        "(here every item they took) are removed, since such a tag names the answer.",
+    )
+
+    def model_post_init(self, _context: object) -> None:
+        _check_fraction("ColdTaggers", "fraction", self.fraction)
+
+
+def _tag_text(tags: Sequence[str]) -> str:
+    """A user's tags as one text, as profile texts write them: distinct tags in order ("tags: a, b")."""
+    unique = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+    return "tags: " + ", ".join(unique) if unique else ""
+
+
+class ColdTaggers(Splitter):
+    """Cold users whose only input is their own tags: a seeded ``fraction`` of the users who wrote tags are held
+    out whole (all their interactions are test) and their tags are removed from ``train`` (so no profile, item
+    text or group built from train reads them); the text of their tags is ``Split.revealed_text``, given at
+    prediction time only. ``held_tags="drop"`` leaves out the tags on their own test items."""
+
+    Config = ColdTaggersConfig
+    protocol = "cold-users-tags"
+    config: ColdTaggersConfig
+
+    def _taggers(self, dataset: Dataset) -> np.ndarray:
+        tags = dataset.tags
+        if tags is None or not len(tags):
+            raise DataError(
+                f"ColdTaggers: dataset {dataset.name!r} has no tags; this protocol needs users who wrote tags "
+                "(e.g. ml-latest-small)."
+            )
+        active = np.bincount(dataset.user_rows, minlength=dataset.n_users) > 0
+        taggers = np.unique(tags["user"].to_numpy())
+        return taggers[active[taggers]].astype(np.int64)
+
+    def _test_mask(self, dataset: Dataset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        held = _pick(self._taggers(dataset), self.config.fraction, rng)
+        return np.isin(dataset.user_rows, held), None
+
+    def split(self, dataset: Dataset, *, name: str | None = None) -> Split:
+        base = super().split(dataset, name=name)
+        tags = dataset.tags
+        assert tags is not None  # _taggers checked it
+        users, items, words = (tags[c].to_numpy() for c in ("user", "item", "tag"))
+        of_held = np.isin(users, base.users)
+        # Their test items: every item they took (all their interactions are test), repeats included.
+        truth = dataset.matrix("binary")
+        on_test = of_held & (items >= 0)
+        on_test[on_test] = np.asarray(truth[users[on_test], items[on_test]]).ravel() > 0
+        given = of_held & ~on_test if self.config.held_tags == "drop" else of_held
+        # Every held-out user is in it, with an empty text where nothing is left: their input is this, not train's.
+        texts = {int(u): _tag_text(list(words[given & (users == u)])) for u in base.users}
+        notes = (
+            f"{len(base.users)} held-out users, all of whom wrote tags ({int(of_held.sum())} tags); "
+            f"{int(on_test.sum())} of these tags are on the user's own test items (every item a held-out user took "
+            f"is test); held_tags={self.config.held_tags}: {int(given.sum())} tags given as text, and "
+            f"{sum(1 for t in texts.values() if t)} of {len(texts)} users keep any text",
+            f"strict: the held-out users' interactions and all {int(of_held.sum())} of their tags are out of train "
+            "(no profile, item text or group fitted on train reads them); their tag text reaches the models only "
+            "at prediction time, through the new-user path",
+        )
+        train = base.train.subset_tags(~of_held, name=base.train.name)
+        return replace(base, train=train, revealed_text=texts, notes=notes)

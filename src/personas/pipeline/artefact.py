@@ -6,6 +6,8 @@ Layout::
     users.parquet     user_id, persona, x, y (the 2-D map)
     items.parquet     item_id, title (to print recommendations without the dataset)
     vectors.npy       user vectors (float32, rows = users.parquet rows)
+    encoder_head/     with ``[encode] tune = true``: the text space's projection head (weight.npy, bias.npy,
+                      head.json); new users' texts go through it (RunArtefact.text_encoder)
     personas.json     one card per persona
     quality.json      group quality; choose_k scores when k was chosen automatically
     metrics.json/.md  the evaluation table with its protocol (when evaluation ran)
@@ -36,7 +38,7 @@ import pandas as pd
 from personas import __version__
 from personas._files import replace_dir, sha256_file
 from personas.describe import Persona, personas_from_json
-from personas.encode import make_encoder
+from personas.encode import ProjectionHead, TunedEncoder, make_encoder
 from personas.errors import DataError
 from personas.recommend import Recommender
 
@@ -75,10 +77,12 @@ def write_run(
     try:
         for name, content in files.items():
             data = content.encode("utf-8") if isinstance(content, str) else content
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)
         for name, frame in frames.items():
             frame.to_parquet(tmp / name, index=False)
         for name, array in arrays.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             np.save(tmp / name, array, allow_pickle=False)
         for name, model in models.items():
             model.save(tmp / "models" / name)
@@ -137,12 +141,14 @@ class RunWriter:
         """Write files into the run; returns their relative paths (models: every file of their folders)."""
         written: list[str] = []
         for name, content in (files or {}).items():
+            (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (self.tmp / name).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
             written.append(name)
         for name, frame in (frames or {}).items():
             frame.to_parquet(self.tmp / name, index=False)
             written.append(name)
         for name, array in (arrays or {}).items():
+            (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
             np.save(self.tmp / name, array, allow_pickle=False)
             written.append(name)
         for name, model in (models or {}).items():
@@ -250,6 +256,8 @@ class RunArtefact:
         """The encoder that made the run's text vectors, to place new users' text in the same space.
 
         None when the run used no text or a TF-IDF encoder (its vocabulary is fitted per run and not saved).
+        A tuned run (``[encode] tune = true``) gives the encoder followed by its saved projection head (whose
+        files :func:`load_run` has checked against the manifest).
         """
         info = self.manifest.get("encoder", {})
         if not isinstance(info, dict) or info.get("text_space") is None or info.get("kind") == "tfidf":
@@ -261,6 +269,8 @@ class RunArtefact:
                 f"{self.folder}: the run's text encoder was {expected!r} but this installation gives "
                 f"{encoder.name!r}; new users' text would land in a different space. Re-run the pipeline."
             )
+        if info.get("head"):
+            return TunedEncoder(encoder, ProjectionHead.load(self.folder / str(info["head"])))
         return encoder
 
     def persona_of_vector(self, vector: np.ndarray) -> int:

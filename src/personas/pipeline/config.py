@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidatorFunctionWrapHandle
 from personas.config import ComponentConfig, registry
 from personas.data import ProfileConfig
 from personas.discover import BaseGroupFinder
-from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, encoder_config
+from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, TuneConfig, encoder_config
 from personas.errors import ConfigError
 from personas.recommend import Recommender
 
@@ -68,7 +69,9 @@ class DataSection(ComponentConfig):
 
 class EncodeSection(ComponentConfig):
     """How users become vectors. Keys other than these reach the text encoder's config (e.g. ``n_components``
-    for ``kind = "tfidf"``, ``threads`` for ``"minilm"``)."""
+    for ``kind = "tfidf"``, ``threads`` for ``"minilm"``). ``tune = true`` trains a projection head on the run's
+    interactions and puts the users' and items' text vectors (and new users' texts) through it; its training
+    is set in ``[encode.tune_options]`` (:class:`~personas.encode.TuneConfig`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -77,11 +80,18 @@ class EncodeSection(ComponentConfig):
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
     cache: bool = True
+    tune: bool = False
+    tune_options: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _check_extras(self) -> Self:
         if self.model_extra:
             self.text_config()
+        if self.tune and self.behaviour_weight >= 1.0:
+            raise ValueError(
+                "The 'encode.tune' parameter needs text: with behaviour_weight = 1 the run encodes no text to tune. "
+                "Lower behaviour_weight or set tune = false."
+            )
         return self
 
     def text_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
@@ -206,9 +216,10 @@ class EvaluateSection(ComponentConfig):
     """Which protocol scores the run's models (the same five as ``personas evaluate --protocol``)."""
 
     enabled: bool = True
-    protocol: Literal["warm", "cold-users", "few-shot", "few-shot-new", "cold-items"] = "warm"
+    protocol: Literal["warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags"] = "warm"
     k: list[int] = Field(default_factory=lambda: [10, 20])
-    #: warm: share of each user's last interactions held out; cold-users/few-shot: of users; cold-items: of items.
+    #: warm: share of each user's last interactions held out; cold-users/few-shot: of users (cold-users-tags: of
+    #: the users who wrote tags); cold-items: of items.
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     #: warm and few-shot: users with fewer interactions are never held out (default 5 warm, 6 few-shot).
     min_interactions: int | None = Field(None, ge=2)
@@ -243,11 +254,26 @@ class PipelineConfig(ComponentConfig):
     def _check_models(self) -> Self:
         if isinstance(self.recommend.models, dict):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
+        if self.encode.tune and self.engine != "local":
+            # the Spark engine encodes on its workers and has no tuning stage: refuse rather than ignore the key
+            raise ValueError(
+                "The 'encode.tune' parameter needs engine = \"local\"; the Spark engine does not tune the text "
+                f"space. Got engine = {self.engine!r} instead."
+            )
         return self
 
     def encoder_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
         """The run's encoder config (the behaviour SVD is seeded with ``[discover] seed``)."""
         return self.encode.encoder_config(seed=self.discover.seed, cache_dir=cache_dir)
+
+
+def _name_section(message: str, name: str) -> str:
+    """An error of section ``name`` as the file spells it: a sub-table's ("[tune_options] ... of [encode]") becomes
+    "... of [encode.tune_options]"; a check of the section's own (a finder's parameters) gets "[name]" in front."""
+    sub = re.match(rf"^\[(\w+)\] (.*?)\[{name}\](.*)$", message, flags=re.DOTALL)
+    if sub is not None:
+        return f"{sub[2]}[{name}.{sub[1]}]{sub[3]}"
+    return message if f"[{name}" in message else f"[{name}] {message}"
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -278,8 +304,7 @@ def load_config(path: str | Path) -> PipelineConfig:
                 try:
                     section_class.validate_as(raw[name], f"[{name}]")
                 except ConfigError as exc:
-                    # a section's own checks (a finder's or encoder's parameters) name their owner, not the section
-                    raise ConfigError(str(exc) if f"[{name}" in str(exc) else f"[{name}] {exc}") from None
+                    raise ConfigError(_name_section(str(exc), name)) from None
         return PipelineConfig.validate_as(raw, "the config file")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

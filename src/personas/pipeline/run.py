@@ -35,7 +35,16 @@ from personas.discover import (
     group_quality,
     make_finder,
 )
-from personas.encode import BehaviourEncoder, FusionEncoder, fitted_text_encoder, make_encoder
+from personas.encode import (
+    BehaviourEncoder,
+    FusionEncoder,
+    ProjectionHead,
+    TunedEncoder,
+    fitted_text_encoder,
+    fuse,
+    make_encoder,
+    tune_head,
+)
 from personas.errors import ConfigError, DataError
 from personas.evaluate import Experiment, ExperimentResult, ModelRun
 from personas.evaluate.feasibility import protocol_check
@@ -60,6 +69,10 @@ _STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 def evaluate_fix(fix: dict[str, Any]) -> str:
     """A setting that makes evaluation run, as the config file spells it: ``[evaluate] protocol = "cold-users"``."""
     return "[evaluate] " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in fix.items())
+
+
+#: The folder of the projection head in a tuned run (``[encode] tune = true``).
+HEAD_DIR = "encoder_head"
 
 
 @dataclass
@@ -116,6 +129,9 @@ class Pipeline:
         self.item_text_vectors_: np.ndarray | None = None
         self.side_vectors_: np.ndarray | None = None
         self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
+        self.behaviour_vectors_: np.ndarray | None = None  # the behaviour part of fused vectors (None: not fused)
+        self.head_: ProjectionHead | None = None  # the text space's projection head ([encode] tune = true)
+        self.tune_evidence_: dict[str, Any] | None = None
 
     @contextmanager
     def stage(self, name: str, note: str = "") -> Iterator[None]:
@@ -156,6 +172,7 @@ class Pipeline:
         encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
         text_vectors = None
         self.text_encoder_ = None
+        self.behaviour_vectors_ = None
         if isinstance(encoder, BehaviourEncoder):
             vectors: np.ndarray = encoder.fit(dataset).vectors_
             names = [f"behaviour=svd{encoder.dim_}"]
@@ -163,6 +180,7 @@ class Pipeline:
             encoder.fit(dataset, texts=texts, show_progress=True, batch_size=section.batch_size)
             vectors, text_vectors = encoder.vectors_, encoder.text_vectors_
             self.text_encoder_ = encoder.text_encoder
+            self.behaviour_vectors_ = encoder.behaviour_encoder_.vectors_
             names = [
                 f"text={encoder.text_encoder.name}",
                 f"behaviour=svd{encoder.behaviour_encoder_.dim_}",
@@ -202,6 +220,42 @@ class Pipeline:
             )
             vectors[rows] = np.asarray(encoded, dtype=np.float32)
         return vectors
+
+    def tune(self, dataset: Dataset, vectors: np.ndarray, encoder_name: str) -> tuple[np.ndarray, str]:
+        """``[encode] tune = true``: train the projection head on the run's interactions (users' profile texts and
+        items' texts against the items taken), then move the whole text space through it: users' text vectors,
+        items' text vectors, the encoder of new users' texts, and the user vectors (re-fused with behaviour when
+        the run fuses)."""
+        if self.text_vectors_ is None or self.item_text_vectors_ is None or self.text_encoder_ is None:
+            raise ConfigError("[encode] tune = true needs the run's text vectors; this run encoded no text.")
+        head, evidence = tune_head(
+            self.text_vectors_,
+            self.item_text_vectors_,
+            dataset.matrix("binary"),
+            self.config.encode.tune_options,
+            seed=self.config.discover.seed,
+            show_progress=True,
+        )
+        head.meta["base_encoder"] = self.text_encoder_.name
+        self.head_, self.tune_evidence_ = head, evidence
+        self.text_vectors_ = head.apply(self.text_vectors_)
+        self.item_text_vectors_ = head.apply(self.item_text_vectors_)
+        if self.side_vectors_ is not None:  # side texts live in the items' text space: they move with it
+            self.side_vectors_ = head.apply(self.side_vectors_)
+        self.text_encoder_ = TunedEncoder(self.text_encoder_, head)
+        if self.behaviour_vectors_ is not None:
+            weight = 1.0 - self.config.encode.behaviour_weight
+            vectors = fuse(self.text_vectors_, self.behaviour_vectors_, text_weight=weight)
+        else:
+            vectors = self.text_vectors_
+        held = evidence["held_out_loss"]
+        self.console.print(
+            f"  head: {evidence['pairs']['train']:,} pairs, best epoch {evidence['best_epoch']} of "
+            f"{evidence['epochs']}, held-out loss {held[0]:.3f} -> {held[evidence['best_epoch']]:.3f} "
+            f"({evidence['seconds']:.1f} s on {evidence['device']})",
+            highlight=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32), f"{encoder_name},head={head.fingerprint()}"
 
     def _finder_config(self, k: int) -> Any:
         return self.config.discover.finder_config(k)
@@ -283,7 +337,7 @@ class Pipeline:
         writer = RunWriter(self.config.output.dir)
         self.current_stage = None
         models: dict[str, Recommender] = {}
-        manifest: dict[str, Any] = {"config": self.config.model_dump(mode="json")}
+        manifest: dict[str, Any] = {"config": self._config_dump()}
         try:
             result = self._stages(writer, source, manifest, models)
         except BaseException as exc:
@@ -359,9 +413,11 @@ class Pipeline:
             manifest["seeds"] = {"discover": self.config.discover.seed, "split": self.config.discover.seed}
         with self.stage("profile texts"):
             texts = build_profiles(dataset, self.config.profiles)
+        # With [encode] tune = true the kept "encode" stage is the tuned text space (head included): its key
+        # covers the whole [encode] section, tuning options too.
         with self.stage("encode", note("encode")):
-            if (earlier := reusable("encode")) is not None:
-                folder, entry = earlier
+            if (encoded := reusable("encode")) is not None:
+                folder, entry = encoded
                 vectors = np.load(folder / "vectors.npy", allow_pickle=False)
                 encoder_name = str(entry["encoder"])
                 optional = {
@@ -373,25 +429,41 @@ class Pipeline:
                 self.text_vectors_ = optional["text_vectors"]
                 self.item_text_vectors_ = optional["item_text_vectors"]
                 self.side_vectors_ = optional["side_vectors"]
+                if entry.get("head"):
+                    self.head_ = ProjectionHead.load(folder / str(entry["head"]))
+                    self.tune_evidence_ = dict(entry.get("tuning") or {})
             else:
                 vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
                 self.item_text_vectors_ = self.encode_items(dataset)
                 self.side_vectors_ = self.encode_sides(dataset)
-                arrays = {"vectors.npy": vectors}
-                for name, array in (
-                    ("text_vectors", self.text_vectors_),
-                    ("item_text_vectors", self.item_text_vectors_),
-                    ("side_vectors", self.side_vectors_),
-                ):
-                    if array is not None:
-                        arrays[f"{name}.npy"] = array
-                writer.stage_done("encode", keys["encode"], writer.write(arrays=arrays), encoder=encoder_name)
-            manifest["encoder"] = {
-                "name": encoder_name,
-                "kind": self.config.encode.kind,
-                "behaviour_weight": self.config.encode.behaviour_weight,
-                "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
-            }
+        if encoded is None:
+            if self.config.encode.tune:
+                with self.stage("tune text space"):
+                    vectors, encoder_name = self.tune(dataset, vectors, encoder_name)
+            arrays = {"vectors.npy": vectors}
+            for name, array in (
+                ("text_vectors", self.text_vectors_),
+                ("item_text_vectors", self.item_text_vectors_),
+                ("side_vectors", self.side_vectors_),
+            ):
+                if array is not None:
+                    arrays[f"{name}.npy"] = array
+            files: dict[str, bytes | str] = {}
+            tuned: dict[str, Any] = {}
+            if self.head_ is not None:
+                arrays.update({f"{HEAD_DIR}/{name}": array for name, array in self.head_.to_arrays().items()})
+                files[f"{HEAD_DIR}/head.json"] = self.head_.to_json()
+                tuned = {"head": HEAD_DIR, "tuning": self._tuning_summary()}
+            written = writer.write(files=files, arrays=arrays)
+            writer.stage_done("encode", keys["encode"], written, encoder=encoder_name, **tuned)
+        manifest["encoder"] = {
+            "name": encoder_name,
+            "kind": self.config.encode.kind,
+            "behaviour_weight": self.config.encode.behaviour_weight,
+            "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
+            # only in tuned runs, so an untuned run's manifest is what it was
+            **({"head": HEAD_DIR, "tuning": self._tuning_summary()} if self.head_ is not None else {}),
+        }
         with self.stage("discover groups", note("discover groups")):
             if (earlier := reusable("discover groups")) is not None:
                 folder = earlier[0]
@@ -570,6 +642,18 @@ class Pipeline:
             )
             writer.write(files={"report.html": html})
         writer.finish({**manifest, "timings": dict(self.timings), "reused_stages": result.reused}, result.models)
+
+    def _config_dump(self) -> dict[str, Any]:
+        """The config as JSON; an untuned run leaves the tuning keys out, so its manifest is what it was."""
+        dump = self.config.model_dump(mode="json")
+        if not self.config.encode.tune:
+            for key in ("tune", "tune_options"):
+                dump["encode"].pop(key, None)
+        return dump
+
+    def _tuning_summary(self) -> dict[str, Any]:
+        evidence = dict(self.tune_evidence_ or {})
+        return {key: evidence[key] for key in ("pairs", "epochs", "best_epoch", "held_out_loss", "seconds", "device")}
 
     def describe(self, dataset: Dataset, texts: list[str], vectors: np.ndarray, labels: np.ndarray) -> list[Persona]:
         return describe_groups(labels, texts=texts, vectors=vectors, dataset=dataset)

@@ -534,8 +534,9 @@ class Reason:
     ``part``: the part of the model that contributed most to the item's score (None for single-part models):
     "warm"/"item_knn" (items like ones the user took), "group" (popular in the user's group), "side" (popular
     with users who share their details), "popular", "content", "text" (what the user wrote means), "new_item"
-    (an item nobody took yet, scored from its features). ``because_of``: the history item that supports it
-    most (an item row; -1 when none or when another part led). ``group``: the group whose taste shaped it
+    (an item nobody took yet, scored from its features), "peers" (taken by users whose own words are like
+    the user's). ``because_of``: the history item that supports it most (an item row; -1 when none or when
+    another part led). ``group``: the group whose taste shaped it
     (None when it did not). ``words``: the user's words found in the item's text (for the "text" part).
     """
 
@@ -551,6 +552,7 @@ _PART_PHRASES = {
     "content": "close in title and genres to what you took",
     "new_item": "new here: close to what you took, by its features",
     "text": "close in meaning to what you wrote",
+    "peers": "liked by people who wrote about themselves as you did",
 }
 
 

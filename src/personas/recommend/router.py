@@ -40,6 +40,7 @@ from personas.recommend.router_tuning import (
     choose_text_weight,
     known_user_split,
     profile_sample,
+    text_peer_votes,
     weights_for,
 )
 from personas.recommend.side import SideRidge, SideText
@@ -116,8 +117,9 @@ class ColdStartRouter(Recommender):
         self.text_weight_, self.text_weight_trials_ = 0.0, np.zeros((3, 0))
         # A text can be a wish ("space operas") or a profile ("a 24-year-old technician"); what users of this
         # dataset write about themselves (side_vectors) gets its own weight, chosen on their real items.
-        self.profile_weight_, self.profile_weight_trials_ = -1.0, np.zeros((2, 0))  # -1: no profiles seen
-        self.profiles_ = np.zeros((0, 0))
+        self.profile_weight_, self.profile_weight_trials_ = -1.0, np.zeros((3, 0))  # -1: no profiles seen
+        self.peer_weight_ = 0.0  # and the items of users who wrote alike (their rows: profile_rows_)
+        self.profile_rows_, self.profiles_ = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
         if inputs.item_text_vectors is not None:
             self.text_match_ = TextMatch(cfg.text_match).fit(
                 dataset, user_vectors=inputs.user_vectors, item_text_vectors=inputs.item_text_vectors
@@ -126,8 +128,10 @@ class ColdStartRouter(Recommender):
                 cfg, dataset, groups, self.placer_, side_binary, self._cold_content_rows, cold, self.text_match_
             )
             if inputs.side_vectors is not None:
-                self.profiles_ = profile_sample(inputs.side_vectors, cfg.cold_validation_users, cfg.seed)
-                self.profile_weight_, self.profile_weight_trials_ = choose_profile_weight(
+                self.profile_rows_, self.profiles_ = profile_sample(
+                    inputs.side_vectors, self.seen_, cfg.cold_validation_users, cfg.seed
+                )
+                self.profile_weight_, self.peer_weight_, self.profile_weight_trials_ = choose_profile_weight(
                     cfg,
                     dataset,
                     groups,
@@ -233,6 +237,11 @@ class ColdStartRouter(Recommender):
             if weight:
                 words = self.text_match_.vector_scores(vector.reshape(1, -1))
                 parts["text"] = weight * normalise_rows(words)[0]
+            if self.peer_weight_ and self.reads_as_profile(vector, text):
+                unit = vector.reshape(1, -1) / max(float(np.linalg.norm(vector)), 1e-12)
+                votes = text_peer_votes(unit, self.profiles_, self.profile_rows_, self.seen_, self.config.peer_k)
+                if votes.any():
+                    parts["peers"] = self.peer_weight_ * normalise_rows(votes)[0]
         return parts
 
     def reads_as_profile(self, vector: np.ndarray, text: str | None = None) -> bool:
@@ -387,6 +396,8 @@ class ColdStartRouter(Recommender):
             "profile_weight": np.array(self.profile_weight_),
             "profile_weight_trials": self.profile_weight_trials_,
             "profiles": self.profiles_,
+            "profile_rows": self.profile_rows_,
+            "peer_weight": np.array(self.peer_weight_),
         }
         out.update({f"side.{key}": value for key, value in self.side_.state().items()})
         out.update({f"side_ridge.{key}": value for key, value in self.side_ridge_.state().items()})
@@ -408,6 +419,8 @@ class ColdStartRouter(Recommender):
         self.profile_weight_ = float(arrays["profile_weight"])
         self.profile_weight_trials_ = arrays["profile_weight_trials"]
         self.profiles_ = arrays["profiles"]
+        self.profile_rows_ = arrays["profile_rows"]
+        self.peer_weight_ = float(arrays["peer_weight"])
         self.side_ = SideText.from_state(prefixed("side"), self.config.max_side_terms)
         self.side_ridge_ = SideRidge.from_state(prefixed("side_ridge"))
         self._saved = arrays  # the placer is rebuilt with the restored parts (_set_parts)

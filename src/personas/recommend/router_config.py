@@ -87,6 +87,11 @@ class ColdStartRouterConfig(ComponentConfig):
     text_match: TextMatchConfig = TextMatchConfig()
     text_weights: tuple[float, ...] = (1.0, 0.0, 0.5, 2.0, 4.0, 8.0, 16.0)
     tune_text: bool = True
+    # A profile-like text (what users write about themselves) also reaches the items of the ``peer_k`` known
+    # users whose own side texts are nearest it (a text user-kNN vote); its weight beside the profile's text
+    # weight is chosen with it on the cold folds' users who have a side text (0 = no peers).
+    peer_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    peer_k: int = 50
     max_side_terms: int = 2000
     seed: int = 0
     text_neighbours: int = 100
@@ -154,5 +159,13 @@ class ColdStartRouterConfig(ComponentConfig):
             "a non-empty tuple of floats >= 0",
             self.text_weights,
         )
+        require(
+            bool(self.peer_weights) and all(w >= 0 for w in self.peer_weights),
+            owner,
+            "peer_weights",
+            "a non-empty tuple of floats >= 0",
+            self.peer_weights,
+        )
+        require(self.peer_k >= 1, owner, "peer_k", "an int >= 1", self.peer_k)
         require(self.max_side_terms >= 1, owner, "max_side_terms", "an int >= 1", self.max_side_terms)
         require(self.text_neighbours >= 1, owner, "text_neighbours", "an int >= 1", self.text_neighbours)

@@ -233,13 +233,33 @@ def choose_text_weight(
     return float(cfg.text_weights[best]), np.array([list(cfg.text_weights), results, shares])
 
 
-def profile_sample(side_vectors: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Up to ``n`` unit rows of ``side_vectors`` that hold a text (seeded): what this dataset's users wrote
-    about themselves, against which a new text is told to be a profile or a wish."""
-    rows = np.flatnonzero(np.abs(side_vectors).sum(axis=1) > 0)
+def profile_sample(side_vectors: np.ndarray, seen: sp.csr_matrix, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` users (seeded) who hold a side text and took items: their rows and their unit side-text
+    rows. What this dataset's users wrote about themselves, against which a new text is told to be a profile
+    or a wish, and the voters of the peers part."""
+    rows = np.flatnonzero((np.abs(side_vectors).sum(axis=1) > 0) & (np.diff(seen.indptr) > 0))
     if len(rows) > n:
         rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
-    return normalize(side_vectors[rows]) if len(rows) else np.zeros((0, side_vectors.shape[1]))
+    vectors = normalize(side_vectors[rows]) if len(rows) else np.zeros((0, side_vectors.shape[1]))
+    return rows.astype(np.int64), vectors
+
+
+def text_peer_votes(
+    vectors: np.ndarray, voter_vectors: np.ndarray, voter_rows: np.ndarray, seen: sp.csr_matrix, k: int
+) -> np.ndarray:
+    """Each (unit) text vector's vote over items: the items of the ``k`` voters whose (unit) side texts are
+    nearest it, weighted by the (positive) cosine; zero rows where no voter is near."""
+    out = np.zeros((len(vectors), seen.shape[1]))
+    if not len(voter_rows) or not len(vectors):
+        return out
+    sims = np.asarray(vectors, dtype=np.float64) @ np.asarray(voter_vectors, dtype=np.float64).T
+    k = min(k, len(voter_rows))
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    for i in range(len(vectors)):
+        weights = np.clip(sims[i, top[i]], 0.0, None)
+        if weights.any():
+            out[i] = np.asarray(weights @ seen[voter_rows[top[i]]]).ravel()
+    return out
 
 
 def choose_profile_weight(
@@ -252,35 +272,46 @@ def choose_profile_weight(
     cold_weights: tuple[float, float, float],
     text: TextMatch,
     side_vectors: np.ndarray,
-) -> tuple[float, np.ndarray]:
-    """How much the text vector of what a cold user wrote about themselves counts on the cold route: the
-    candidate of ``text_weights`` with the best NDCG@10 on the :func:`cold_folds` users who have a side text,
-    with their own side-text vector as their words, their side words and placement as the cold route uses them
-    (weighted as ``cold_weights``), and all their items as the truth. No overlap bound: these are real texts
-    and real items. With the (2, candidates) trials; -1 when no held user has a side text."""
-    none = (-1.0, np.zeros((2, 0)))
+) -> tuple[float, float, np.ndarray]:
+    """How much the text vector of what a cold user wrote about themselves counts on the cold route, through
+    the items' texts (``text_weights``) and through the items of the users who wrote alike (``peer_weights``,
+    :func:`text_peer_votes` over the fold's other users with a side text): the pair with the best NDCG@10 on
+    the :func:`cold_folds` users who have a side text, with their own side-text vector as their words, their
+    side words and placement as the cold route uses them (weighted as ``cold_weights``), and all their items
+    as the truth. No overlap bound: these are real texts and real items. Returns the text weight, the peer
+    weight and the (3, pairs) trials (text weight, peer weight, NDCG@10); -1, 0 when no held user has a side
+    text."""
+    none = (-1.0, 0.0, np.zeros((3, 0)))
     if not cfg.tune_text:
         return none
     l2, g, c = cold_weights
     seen = dataset.matrix("binary")
     has_text = np.abs(side_vectors).sum(axis=1) > 0
-    totals = np.zeros(len(cfg.text_weights))
+    pairs = [(w, p) for w in cfg.text_weights for p in cfg.peer_weights]
+    totals = np.zeros(len(pairs))
     n_users = 0
     for fold in cold_folds(cfg, dataset, groups, placer, cold_content):
         keep = has_text[fold.held]
         if not keep.any():
             continue
+        held = fold.held[keep]
         ridge = SideRidge().fit(side_binary[fold.rest], seen[fold.rest], l2)
-        base = normalise_rows(ridge.scores(side_binary[fold.held[keep]]))
+        base = normalise_rows(ridge.scores(side_binary[held]))
         base = base + g * fold.group_part[keep] + c * fold.content[keep]
-        words = normalise_rows(text.vector_scores(side_vectors[fold.held[keep]]))
-        for i, weight in enumerate(cfg.text_weights):
-            totals[i] += int(keep.sum()) * ndcg_of_scores(base + weight * words, fold.truth[keep], 10)
-        n_users += int(keep.sum())
+        words = normalise_rows(text.vector_scores(side_vectors[held]))
+        voters = fold.rest[has_text[fold.rest]]
+        peers = normalise_rows(
+            text_peer_votes(normalize(side_vectors[held]), normalize(side_vectors[voters]), voters, seen, cfg.peer_k)
+        )
+        for i, (weight, peer) in enumerate(pairs):
+            totals[i] += len(held) * ndcg_of_scores(base + weight * words + peer * peers, fold.truth[keep], 10)
+        n_users += len(held)
     if n_users == 0:
         return none
     results = totals / n_users
-    return float(cfg.text_weights[first_best(results)]), np.array([list(cfg.text_weights), results])
+    weight, peer = pairs[first_best(results)]
+    trials = np.array([[w for w, _ in pairs], [p for _, p in pairs], list(results)])
+    return float(weight), float(peer), trials
 
 
 # -- the few route and the switch point -----------------------------------------------------------------

@@ -167,3 +167,30 @@ def test_the_toml_the_cli_and_the_protocols_know_the_same_protocols() -> None:
     from personas.pipeline.config import EvaluateSection
 
     assert PROTOCOL_NAMES == PROTOCOLS == get_args(EvaluateSection.model_fields["protocol"].annotation)
+
+
+def test_resume_reuses_a_tuned_text_space_with_its_head(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_config: Any
+) -> None:
+    from personas.encode import TunedEncoder
+
+    tuned = 'kind = "minilm"\ntune = true\n[encode.tune_options]\nepochs = 2\nbatch_size = 32\ndevice = "cpu"\n'
+    config = make_config(shop, extra="[evaluate]\nenabled = false")
+    config.write_text(config.read_text().replace('kind = "tfidf"\n', tuned))
+    first = _pipeline(config, tmp_path)[0]
+    first.run()
+    changed = config.read_text() + '[recommend]\nmodels = ["group-popular", "router"]\n'
+    config.write_text(changed)
+
+    def ran_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the text space was tuned again")
+
+    monkeypatch.setattr(Pipeline, "tune", ran_again)
+    resumed = _pipeline(config, tmp_path, resume=True)[0]
+    result = resumed.run()
+    assert result.reused == ["encode", "discover groups", "describe personas"]
+    run = load_run(shop / "run")
+    assert run.manifest["encoder"]["head"] == "encoder_head" and "encoder_head/weight.npy" in run.manifest["files"]
+    encoder = run.text_encoder()
+    assert isinstance(encoder, TunedEncoder)
+    assert float(encoder.encode([result.texts[0]])[0] @ first.text_vectors_[0]) > 0.9999

@@ -104,25 +104,33 @@ def test_the_router_reads_a_cold_users_words_with_the_weight_chosen_on_held_user
 
 def test_the_router_tells_a_profile_from_a_wish(shelf: tuple[Dataset, np.ndarray], tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Users' side texts here point to the wrong taste (and mostly along a fourth axis no item text has): the
-    weight of such a text is chosen on their real items (0: it only hurts), while a wish still picks its
-    items with the weight chosen for wishes."""
+    weight of such a text against the item texts is chosen on their real items (0: it only hurts), but users
+    who write alike take alike, so the peers part carries it; a wish still picks its items with the weight
+    chosen for wishes."""
     dataset, vectors = shelf
     items = np.hstack([vectors, np.zeros((dataset.n_items, 1))])
     taste_of_user = np.array([int(u[1:]) % TASTES for u in dataset.user_vocab.ids])
     sides = np.hstack([0.3 * np.eye(TASTES)[(taste_of_user + 1) % TASTES], np.ones((dataset.n_users, 1))])
     router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=items, side_vectors=sides)
-    weights, ndcg = router.profile_weight_trials_
-    assert router.profile_weight_ == 0.0 and ndcg[list(weights).index(0.0)] == ndcg.max()
+    weights, peers, ndcg = router.profile_weight_trials_
+    assert router.profile_weight_ == 0.0 and router.peer_weight_ > 0
+    assert ndcg[peers > 0].max() > ndcg[peers == 0].max() and ndcg[weights > 0].max() < ndcg.max()
     profile = np.array([0.3, 0.0, 0.0, 1.0])
     wish = np.array([0.0, 1.0, 0.0, 0.0])
     assert router.reads_as_profile(profile) and not router.reads_as_profile(wish)
     assert not router.reads_as_profile(profile, "anything but that")  # what rules something out is a wish
     assert router.text_weight_of(profile) == 0.0 and router.text_weight_of(wish) == router.text_weight_ > 0
-    assert np.array_equal(router.recommend_new(vector=profile, n=5).ids, router.recommend_new(n=5).ids)
     taste_of_item = np.array([int(i[1:]) // 10 for i in dataset.item_vocab.ids])
+    # written like the users of taste 2 (whose side text is 0.3 * axis 0 + axis 3): their items, not axis 0's
+    as_profile = router.recommend_new(vector=profile, n=5)
+    assert (taste_of_item[as_profile.ids[0]] == 2).mean() >= 0.8
+    reasons = router.explain(as_profile.ids[0], history=np.zeros(0, dtype=np.int64), vector=profile)
+    assert [reason.part for reason in reasons] == ["peers"] * 5  # the part that placed them says so
     assert (taste_of_item[router.recommend_new(vector=wish, n=5).ids[0]] == 1).mean() >= 0.8
     loaded = ColdStartRouter.load(router.save(tmp_path / "router"))
-    assert loaded.profile_weight_ == 0.0 and loaded.reads_as_profile(profile)
+    assert loaded.profile_weight_ == 0.0 and loaded.peer_weight_ == router.peer_weight_
+    assert loaded.reads_as_profile(profile)
+    assert np.array_equal(loaded.recommend_new(vector=profile, n=5).ids, router.recommend_new(vector=profile, n=5).ids)
     assert np.array_equal(loaded.recommend_new(vector=wish, n=5).ids, router.recommend_new(vector=wish, n=5).ids)
 
 
