@@ -226,6 +226,23 @@ class EvaluateSection(ComponentConfig):
     #: few-shot protocols: how many of a held-out user's first items are revealed (one table per value).
     n_shots: list[int] = Field(default_factory=lambda: [1, 3, 5])
 
+    @model_validator(mode="after")
+    def _check_shots(self) -> Self:
+        # checked here, not when the evaluation starts after every other stage has run
+        if not self.n_shots or min(self.n_shots) < 0:
+            raise ValueError(
+                "The 'n_shots' parameter of [evaluate] must be a non-empty list of ints >= 0. "
+                f"Got {self.n_shots} instead."
+            )
+        few_shot = self.protocol.startswith("few-shot")
+        if few_shot and self.min_interactions is not None and self.min_interactions <= max(self.n_shots):
+            raise ValueError(
+                f"The 'min_interactions' parameter of [evaluate] must be more than the largest n_shots "
+                f"({max(self.n_shots)}) for protocol = {self.protocol!r}: a held-out user needs items left to "
+                f"predict. Got {self.min_interactions} instead."
+            )
+        return self
+
 
 class OutputSection(ComponentConfig):
     dir: Path = Path("runs/demo")

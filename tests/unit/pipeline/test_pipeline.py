@@ -112,6 +112,10 @@ BAD_CONFIGS = [
     (ML + '[evaluate]\nprotocol = "cold"\n', r"The 'protocol' parameter of \[evaluate\] is invalid: .*'cold-users'"),
     (ML + "[evaluate]\nmin_interactions = 1\n", r"'min_interactions' parameter of \[evaluate\]"),
     (ML + "[typo]\nk = 1\n", r"the config file has no parameter 'typo'"),
+    (
+        ML + '[evaluate]\nprotocol = "few-shot"\nmin_interactions = 3\n',
+        r"'min_interactions' parameter of \[evaluate\] must be more than the largest n_shots \(5\)",
+    ),
     ("[data\n", "not valid TOML"),
 ]
 
