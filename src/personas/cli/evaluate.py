@@ -159,10 +159,11 @@ def _warn_if_unscorable(data: Dataset, protocol: str, seed: int) -> None:
     from rich.markup import escape
 
     from personas.evaluate.feasibility import PROTOCOL_NAMES, protocol_check
+    from personas.evaluate.protocols import protocol_splits
 
     if protocol not in PROTOCOL_NAMES:
         return  # run_protocol names the protocols
-    check = protocol_check(data, protocol, seed=seed)
+    check = protocol_check(data, protocol, seed=seed, splitters=protocol_splits(protocol, seed=seed))
     if check.ok and check.unlearnable is None:
         return
     other = [f"--protocol {fix['protocol']}" for fix in check.fixes if "protocol" in fix]

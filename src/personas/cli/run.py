@@ -40,9 +40,10 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
     console.print(personas)
     if result.metrics is not None:
         section = result.config.evaluate
+        share = 100 * (section.test_fraction or 0.2)
         titles = {
-            "warm": f"Warm users: per-user temporal split (last {100 * section.test_fraction:g}% test), full ranking",
-            "cold-users": f"New users: {100 * section.test_fraction:g}% of users held out whole, full ranking",
+            "warm": f"Warm users: per-user temporal split (last {share:g}% test), full ranking",
+            "cold-users": f"New users: {share:g}% of users held out whole, full ranking",
         }
         title = titles.get(section.protocol, f"{section.protocol} protocol, full ranking")
         metrics = Table(title=title, title_justify="left")

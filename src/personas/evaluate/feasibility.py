@@ -40,30 +40,33 @@ def make_splits(
     protocol: str,
     *,
     seed: int = 0,
-    test_fraction: float = 0.2,
+    test_fraction: float | None = None,
     min_interactions: int | None = None,
     n_shots: Sequence[int] = (1, 3, 5),
 ) -> list[tuple[str, Splitter]]:
-    """(label, splitter) pairs of a protocol with its held-out fraction and minimum history.
+    """(label, splitter) pairs of a protocol with its held-out fraction and minimum history (None: the
+    splitter's default, as ``personas evaluate`` runs it).
 
-    ``test_fraction``: warm: the share of each user's last interactions held out; cold-users and few-shot: the
-    share of users held out (cold-users-tags: of the users who wrote tags); cold-items: the share of items.
-    ``min_interactions`` (warm, few-shot): users with fewer interactions are never held out (default 5 for warm,
-    6 for few-shot)."""
-    extra: dict[str, Any] = {} if min_interactions is None else {"min_interactions": min_interactions}
+    ``test_fraction``: warm: the share of each user's last interactions held out (default 0.2); cold-users and
+    few-shot: the share of users held out (0.2; cold-users-tags: of the users who wrote tags, 0.5); cold-items:
+    the share of items (0.2). ``min_interactions`` (warm, few-shot): users with fewer interactions are never held
+    out (default 5 for warm, 6 for few-shot)."""
+    least: dict[str, Any] = {} if min_interactions is None else {"min_interactions": min_interactions}
+    share: dict[str, Any] = {} if test_fraction is None else {"fraction": test_fraction}
     if protocol == "warm":
-        return [("warm", TemporalSplit(seed=seed, test_fraction=test_fraction, **extra))]
+        held: dict[str, Any] = {} if test_fraction is None else {"test_fraction": test_fraction}
+        return [("warm", TemporalSplit(seed=seed, **held, **least))]
     if protocol == "cold-users":
-        return [("cold-users", ColdUsers(seed=seed, fraction=test_fraction))]
+        return [("cold-users", ColdUsers(seed=seed, **share))]
     if protocol in ("few-shot", "few-shot-new"):
         cls = FewShotUsers if protocol == "few-shot" else FewShotNewUsers
-        return [(f"{protocol}-{n}", cls(n_shots=n, seed=seed, fraction=test_fraction, **extra)) for n in n_shots]
+        return [(f"{protocol}-{n}", cls(n_shots=n, seed=seed, **share, **least)) for n in n_shots]
     if protocol == "cold-items":
-        return [("cold-items", ColdItems(seed=seed, fraction=test_fraction))]
+        return [("cold-items", ColdItems(seed=seed, **share))]
     if protocol == "cold-users-tags":  # the same held-out taggers with all their tags, and without those on answers
         return [
-            ("cold-users-tags-all", ColdTaggers(held_tags="keep", seed=seed, fraction=test_fraction)),
-            ("cold-users-tags-no-held", ColdTaggers(held_tags="drop", seed=seed, fraction=test_fraction)),
+            ("cold-users-tags-all", ColdTaggers(held_tags="keep", seed=seed, **share)),
+            ("cold-users-tags-no-held", ColdTaggers(held_tags="drop", seed=seed, **share)),
         ]
     raise ConfigError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOL_NAMES)}.")
 
@@ -133,15 +136,19 @@ def protocol_check(
     protocol: str,
     *,
     seed: int = 0,
-    test_fraction: float = 0.2,
+    test_fraction: float | None = None,
     min_interactions: int | None = None,
     n_shots: Sequence[int] = (1, 3, 5),
+    splitters: Sequence[tuple[str, Splitter]] | None = None,
 ) -> Feasibility:
-    """Split ``dataset`` as ``protocol`` would; say why it cannot run or score, and what would fix it."""
+    """Split ``dataset`` as ``protocol`` would (with ``splitters`` when given, e.g. the CLI's own); say why it
+    cannot run or score, and what would fix it."""
     outcome = Feasibility(protocol)
-    for label, splitter in make_splits(
-        protocol, seed=seed, test_fraction=test_fraction, min_interactions=min_interactions, n_shots=n_shots
-    ):
+    if splitters is None:
+        splitters = make_splits(
+            protocol, seed=seed, test_fraction=test_fraction, min_interactions=min_interactions, n_shots=n_shots
+        )
+    for label, splitter in splitters:
         try:
             outcome.splits.append((label, splitter.split(dataset)))
         except DataError as exc:

@@ -219,8 +219,8 @@ class EvaluateSection(ComponentConfig):
     protocol: Literal["warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags"] = "warm"
     k: list[int] = Field(default_factory=lambda: [10, 20])
     #: warm: share of each user's last interactions held out; cold-users/few-shot: of users (cold-users-tags: of
-    #: the users who wrote tags); cold-items: of items.
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    #: the users who wrote tags); cold-items: of items. Default: the protocol's (0.2; cold-users-tags 0.5).
+    test_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     #: warm and few-shot: users with fewer interactions are never held out (default 5 warm, 6 few-shot).
     min_interactions: int | None = Field(None, ge=2)
     #: few-shot protocols: how many of a held-out user's first items are revealed (one table per value).
