@@ -238,7 +238,13 @@ class RunArtefact:
         names = self.manifest.get("models", [])
         if name is None:
             if not names:
-                raise DataError(f"{self.folder}: this run saved no recommender.")
+                unfinished = (
+                    f" It is incomplete (stage {self.manifest.get('failed_stage')!r} failed); resume it with: "
+                    f"{self.manifest.get('resume')}"
+                    if self.manifest.get("status") == "incomplete"
+                    else ""
+                )
+                raise DataError(f"{self.folder}: this run saved no recommender.{unfinished}")
             name = "hybrid" if "hybrid" in names else names[-1]
         if name not in names:
             raise DataError(f"{self.folder}: no model {name!r} in this run; saved models: {names}.")

@@ -90,6 +90,8 @@ def test_interrupted_run_leaves_previous_artefact_intact(
     assert kept.manifest["error"] == "interrupted (Ctrl-C)" and kept.manifest["models"] == []
     assert not (shop / "run.incomplete" / "models").exists()  # the half-saved models are not kept
     assert len(kept.personas) == 3
+    with pytest.raises(DataError, match=r"saved no recommender\. It is incomplete .*'fit recommenders' failed"):
+        kept.model()
 
 
 ML = '[data]\ndataset = "ml-100k"\n'
