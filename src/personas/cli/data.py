@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.cli._common import (
+    DelimiterOption,
+    EncodingOption,
+    MapOption,
+    UnknownIdsOption,
+    console,
+    err_console,
+    open_dataset,
+    user_errors,
+)
+from personas.data import Dataset, summarize
 from personas.data import fetch as fetch_dataset
-from personas.data import summarize
 from personas.data.summary import DatasetSummary
 
 app = typer.Typer(help="Fetch built-in datasets and describe datasets.", no_args_is_help=True)
@@ -59,20 +70,73 @@ def fetch(
     console.print(f"{name}: {path}")
 
 
+def _open(
+    source: str, map_: list[str] | None, unknown_ids: str, encoding: str, delimiter: str | None
+) -> tuple[Dataset, Any]:
+    """The dataset of a built-in name, a data file or folder, or a run config (its [data] section, read as
+    ``personas run`` reads it); the config's [evaluate] section, or None."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".toml":
+        from personas.pipeline import Pipeline, load_config
+
+        config = load_config(path)
+        return Pipeline(config, console=err_console).load(), config.evaluate
+    return open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter), None
+
+
+def _evaluation_forecast(dataset: Dataset, section: Any) -> dict[str, Any]:
+    """Whether the evaluation of `personas run` (the config's [evaluate], or the default warm protocol) can
+    run on this data; the warning says why not and what to set, in the form the user will type it."""
+    from personas.evaluate.feasibility import protocol_check
+    from personas.pipeline.run import evaluate_fix
+
+    if section is not None and not section.enabled:
+        return {"protocol": section.protocol, "runs": False, "reason": "disabled ([evaluate] enabled = false)"}
+    protocol = "warm" if section is None else section.protocol
+    params: dict[str, Any] = {}
+    if section is not None:
+        params = {
+            "test_fraction": section.test_fraction,
+            "min_interactions": section.min_interactions,
+            "n_shots": section.n_shots,
+        }
+    check = protocol_check(dataset, protocol, **params)
+    reason = check.reason or check.unlearnable
+    forecast: dict[str, Any] = {"protocol": protocol, "runs": reason is None, "reason": reason, "fixes": check.fixes}
+    if reason is None:
+        return forecast
+    if section is not None:
+        fixes = " or ".join(evaluate_fix(fix) for fix in check.fixes)
+        where = "set " + fixes + " in the config file"
+    else:
+        flags = [f"--protocol {fix['protocol']}" for fix in check.fixes if "protocol" in fix]
+        toml = " or ".join(evaluate_fix(fix) for fix in check.fixes)
+        where = (f"with `personas evaluate` use {flags[0]}; " if flags else "") + f"in a run config set {toml}"
+    err_console.print(
+        "[yellow]Warning:[/] " + escape(f"evaluation ({protocol}) will be skipped: {reason}. To evaluate, {where}."),
+        highlight=False,
+    )
+    return forecast
+
+
 @app.command("info")
 @user_errors
 def info(
-    source: Annotated[str, typer.Argument(help="A built-in dataset name, a data file or a data folder.")],
-    map_: Annotated[
-        list[str] | None,
-        typer.Option("--map", help="Column mapping KIND.FIELD=COLUMN, e.g. interactions.user_id=userId."),
-    ] = None,
-    unknown_ids: Annotated[str, typer.Option(help="Interactions naming unknown ids: error or drop.")] = "error",
+    source: Annotated[
+        str, typer.Argument(help="A built-in dataset name, a data file or folder, or a run config (TOML).")
+    ],
+    map_: MapOption = None,
+    encoding: EncodingOption = "utf-8",
+    delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Counts, sparsity, rating and time ranges, and text coverage of a dataset."""
-    summary = summarize(open_dataset(source, map_, unknown_ids))
+    """Counts, sparsity, rating and time ranges, and text coverage of a dataset; warns when the evaluation of
+    `personas run` cannot run on it (and why)."""
+    dataset, section = _open(source, map_, unknown_ids, encoding, delimiter)
+    summary = summarize(dataset)
+    forecast = _evaluation_forecast(dataset, section)
     if as_json:
-        console.print_json(json.dumps(summary.as_dict()))
+        console.print_json(json.dumps({**summary.as_dict(), "evaluation": forecast}, default=str))
     else:
         print_summary(summary)

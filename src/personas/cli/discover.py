@@ -13,7 +13,16 @@ import typer
 from rich.panel import Panel
 
 from personas._files import write_atomic
-from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.cli._common import (
+    DelimiterOption,
+    EncodingOption,
+    MapOption,
+    UnknownIdsOption,
+    console,
+    err_console,
+    open_dataset,
+    user_errors,
+)
 from personas.errors import ConfigError, DataError
 
 METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
@@ -75,13 +84,17 @@ def discover(
     generate_names: Annotated[
         bool, typer.Option(help="Also name groups with the local SmolLM2 model (the 'naming' extra); slow.")
     ] = False,
+    map_: MapOption = None,
+    encoding: EncodingOption = "utf-8",
+    delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Find groups of similar users and write their assignments and persona cards."""
     from personas.data import build_profiles
     from personas.describe import describe_groups, personas_to_json
     from personas.discover import KMeansGroups, choose_k
 
-    dataset = open_dataset(source)
+    dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     texts = build_profiles(dataset)
     x = _vectors(dataset, texts, encoder, vectors)
     chosen: dict[str, Any] | None = None
@@ -153,18 +166,29 @@ def print_cards(personas: list[Any], limit: int | None = None) -> None:
 
 @user_errors
 def describe(
-    personas_file: Annotated[Path, typer.Argument(help="personas.json written by `personas discover`.")],
+    personas_file: Annotated[
+        Path,
+        typer.Argument(help="personas.json, or a folder with one (written by `personas run` or `personas discover`)."),
+    ],
     group: Annotated[int | None, typer.Option(help="Only this group.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of cards.")] = False,
 ) -> None:
     """Print persona cards."""
     from personas.describe import personas_from_json, personas_to_json
 
+    if personas_file.is_dir():
+        folder = personas_file
+        personas_file = folder / "personas.json"
+        if not personas_file.is_file():
+            raise DataError(
+                f"{folder} is a folder without a personas.json; give a run folder (`personas run`), a "
+                "`personas discover --out` folder, or the personas.json file itself."
+            )
     if not personas_file.exists():
         raise DataError(f"{personas_file}: no such file; run `personas discover` first.")
     try:
         personas = personas_from_json(personas_file)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{personas_file} is not a personas file: {str(exc).splitlines()[0]}") from None
     if group is not None:
         personas = [p for p in personas if p.group == group]

@@ -11,7 +11,16 @@ import numpy as np
 import typer
 
 from personas._files import atomic_path, write_atomic
-from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.cli._common import (
+    DelimiterOption,
+    EncodingOption,
+    MapOption,
+    UnknownIdsOption,
+    console,
+    err_console,
+    open_dataset,
+    user_errors,
+)
 from personas.errors import ConfigError
 
 ENCODERS = ("minilm", "minilm-onnx-fp32", "sentence-transformers", "tfidf", "multilingual", "behaviour", "fusion")
@@ -64,6 +73,10 @@ def encode(
             "replaces --encoder, --threads and --device."
         ),
     ] = None,
+    map_: MapOption = None,
+    encoding: EncodingOption = "utf-8",
+    delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Encode every user's profile text (and/or behaviour) into one unit vector per user."""
     from personas.data import build_profiles
@@ -76,7 +89,7 @@ def encode(
     if device not in ("cpu", "cuda", "auto"):
         raise ConfigError(f"--device must be one of cpu, cuda, auto. Got {device!r} instead.")
     configured = None if config is None else make_encoder(_config_text(config))
-    dataset = open_dataset(source)
+    dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     started = time.perf_counter()
     note = ""
     if configured is not None:

@@ -10,8 +10,19 @@ import typer
 from rich.table import Table
 
 from personas._files import write_atomic
-from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.cli._common import (
+    DelimiterOption,
+    EncodingOption,
+    MapOption,
+    UnknownIdsOption,
+    console,
+    data_options,
+    err_console,
+    open_dataset,
+    user_errors,
+)
 from personas.data import Dataset
+from personas.errors import DataError
 from personas.evaluate.protocols import DEFAULT_MODELS, PROTOCOLS
 from personas.evaluate.report import ExperimentResult
 
@@ -69,14 +80,21 @@ def evaluate(
             "texts and cold users' texts through it (tables get a -tuned suffix).",
         ),
     ] = False,
+    map_: MapOption = None,
+    encoding: EncodingOption = "utf-8",
+    delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Run a protocol: every model tuned on validation, ranked over all items, with the protocol printed."""
     from personas.evaluate.protocols import run_protocol
 
-    data = open_dataset(dataset)
+    data = open_dataset(dataset, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     # The command as options, not sys.argv: the same text whether run from a shell or a test runner.
     parts = ["personas", "evaluate", "--dataset", dataset, "--protocol", protocol]
+    parts += data_options(map_, encoding, delimiter) + (
+        ["--unknown-ids", unknown_ids] if unknown_ids != "error" else []
+    )
     if models:
         parts += ["--models", models]
     if groups != "auto":
@@ -104,6 +122,7 @@ def evaluate(
     if protocol == "groups":
         _groups(data, seed, command, out)
         return
+    _warn_if_unscorable(data, protocol, seed)
     run_protocol(
         data,
         protocol,
@@ -132,3 +151,27 @@ def _groups(data: Dataset, seed: int, command: str, out: Path | None) -> None:
         payload = {"command": command, "protocol": result.protocol if result else None, "rows": rows}
         write_atomic(out / f"{data.name}-groups.json", json.dumps(payload, indent=2, default=str))
         err_console.print(f"wrote {out / f'{data.name}-groups.md'}", highlight=False)
+
+
+def _warn_if_unscorable(data: Dataset, protocol: str, seed: int) -> None:
+    """Say before the table when the protocol cannot run on the data or every number would be 0, why, and
+    which --protocol would work."""
+    from rich.markup import escape
+
+    from personas.evaluate.feasibility import PROTOCOL_NAMES, protocol_check
+    from personas.evaluate.protocols import protocol_splits
+
+    if protocol not in PROTOCOL_NAMES:
+        return  # run_protocol names the protocols
+    check = protocol_check(data, protocol, seed=seed, splitters=protocol_splits(protocol, seed=seed))
+    if check.ok and check.unlearnable is None:
+        return
+    other = [f"--protocol {fix['protocol']}" for fix in check.fixes if "protocol" in fix]
+    advice = f"try {other[0]}" if other else "the data needs items taken by several users to be evaluated"
+    if check.reason is not None:  # the splitter would stop with its own words; these are the CLI's
+        raise DataError(f"The {protocol} protocol cannot run on {data.name}: {check.reason}; {advice}.")
+    err_console.print(
+        "[yellow]Warning:[/] "
+        + escape(f"{protocol}: {check.unlearnable}. The table below measures nothing on this data; {advice}."),
+        highlight=False,
+    )

@@ -10,7 +10,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from personas.cli._common import console, err_console, open_dataset, user_errors
+from personas.cli._common import (
+    DelimiterOption,
+    EncodingOption,
+    MapOption,
+    UnknownIdsOption,
+    console,
+    err_console,
+    open_dataset,
+    user_errors,
+)
 from personas.config import as_kind, as_name, registry
 from personas.data import Dataset
 from personas.encode import encode_query
@@ -99,6 +108,10 @@ def recommend(
     groups: Annotated[int, typer.Option(help="Behaviour groups (k-means) given to the model; 0 for none.")] = 10,
     load: Annotated[Path | None, typer.Option(help="Use a model saved with --save instead of fitting one.")] = None,
     save: Annotated[Path | None, typer.Option(help="Save the fitted model to this folder (arrays + JSON).")] = None,
+    map_: MapOption = None,
+    encoding: EncodingOption = "utf-8",
+    delimiter: DelimiterOption = None,
+    unknown_ids: UnknownIdsOption = "error",
 ) -> None:
     """Recommend for known users (--user), or a new user from --text and/or --items, saying why."""
     if not user and text is None and items is None:
@@ -111,7 +124,7 @@ def recommend(
             f"--model {model!r} is neither a recommender ({', '.join(as_name(k) for k in CLI_MODELS)}) nor an "
             "existing run folder."
         )
-    data = open_dataset(dataset)
+    data = open_dataset(dataset, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     titles = [
         str(t) if isinstance(t, str) else str(i) for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
     ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from personas.cli._common import console, err_console, user_errors
+from personas.data.loaders import FORMATS
 from personas.errors import ConfigError
 from personas.pipeline import Pipeline, PipelineResult, load_config
 
@@ -36,7 +39,14 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
         )
     console.print(personas)
     if result.metrics is not None:
-        metrics = Table(title="Warm users: per-user temporal split (last 20% test), full ranking", title_justify="left")
+        section = result.config.evaluate
+        share = 100 * (section.test_fraction or 0.2)
+        titles = {
+            "warm": f"Warm users: per-user temporal split (last {share:g}% test), full ranking",
+            "cold-users": f"New users: {share:g}% of users held out whole, full ranking",
+        }
+        title = titles.get(section.protocol, f"{section.protocol} protocol, full ranking")
+        metrics = Table(title=title, title_justify="left")
         columns = [c for c in result.metrics.columns if "@" in c]
         metrics.add_column("model")
         for column in columns:
@@ -44,12 +54,19 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
         for name, row in result.metrics.iterrows():
             metrics.add_row(str(name), *(f"{row[c]:.4f}" for c in columns))
         console.print(metrics)
+    evaluation = getattr(result, "evaluation", {})
+    if evaluation.get("status") == "skipped":
+        console.print(f"Evaluation skipped: {escape(str(evaluation.get('reason')))}.", highlight=False)
     report = folder / "report.html"
     console.print(f"Artefacts: {folder}" + (f"\nReport:    {report}" if report.exists() else ""))
 
 
 def run_config(
-    config_path: Path, output: Path | None, engine: Literal["local", "spark"] | None = None, master: str | None = None
+    config_path: Path,
+    output: Path | None,
+    engine: Literal["local", "spark"] | None = None,
+    master: str | None = None,
+    resume: bool = False,
 ) -> None:
     config = load_config(config_path)
     updates: dict[str, object] = {}
@@ -64,9 +81,17 @@ def run_config(
     if config.engine == "spark":
         from personas.spark import SparkPipeline
 
+        if resume:
+            raise ConfigError("--resume works with the local engine only; the Spark engine runs every stage.")
+
         result = SparkPipeline(config, console=err_console).run()
     else:
-        result = Pipeline(config, console=err_console).run()
+        command = " ".join(
+            ["personas", "run", shlex.quote(str(config_path))]
+            + (["--output", shlex.quote(str(output))] if output is not None else [])
+            + ["--resume"]
+        )
+        result = Pipeline(config, console=err_console, resume=resume, command=command).run()
     print_summary(result, config.output.dir)
 
 
@@ -80,11 +105,23 @@ def run(
     master: Annotated[
         str | None, typer.Option(help="Spark master URL for --engine spark, e.g. local[2] or spark://host:7077.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse the finished stages of the run folder (kept when a run fails) whose data and settings are "
+            "unchanged; run the rest."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline: load, profile texts, encode, discover, describe, recommend, evaluate, write."""
+    if config.suffix.lower() in FORMATS:
+        raise ConfigError(
+            f"{config} is a data file; `personas run` takes a run config (TOML) whose [data] section names it, e.g. "
+            f'[data] interactions = "{config.name}". `personas data info {config}` describes the data itself.'
+        )
     if engine not in (None, "local", "spark"):
         raise ConfigError(f"The '--engine' option must be 'local' or 'spark'. Got {engine!r} instead.")
-    run_config(config, output, engine, master)  # type: ignore[arg-type]
+    run_config(config, output, engine, master, resume)  # type: ignore[arg-type]
 
 
 @user_errors

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from personas.data.dataset import Dataset
+from personas.data.hints import column_setting, current_style, setting
 from personas.errors import DataError
 
 __all__ = [
@@ -128,7 +129,8 @@ def detect_format(path: Path) -> Format:
     if fmt is None:
         raise DataError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}. "
-            f"Use one of {sorted(FORMATS)} or pass format= explicitly."
+            f"Use one of {sorted(FORMATS)}"
+            + (" or pass format= explicitly." if current_style() == "python" else ": rename the file.")
         )
     return fmt
 
@@ -143,8 +145,8 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
         bad = raw[exc.start : exc.end]
         raise DataError(
             f"{path}, line {line}, column {column} (byte {column} of the line): byte(s) {bad!r} are not "
-            f"valid {encoding}. Re-save the file as UTF-8, or pass encoding= with the file's real "
-            "encoding (e.g. encoding='latin-1')."
+            f"valid {encoding}. Re-save the file as UTF-8, or give the file's real encoding "
+            f"(e.g. {setting('encoding', 'latin-1')})."
         ) from None
 
 
@@ -173,9 +175,24 @@ def _read_delimited(path: Path, fmt: Format, delimiter: str | None, encoding: st
         ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty. Expected a header line and data rows.") from None
+    _check_unique_header(path, text, sep)
     if fmt == "atomic":
         frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
     return frame, text, sep
+
+
+def _check_unique_header(path: Path, text: str, sep: str) -> None:
+    """pandas renames a repeated column to 'name.1' silently; one of the two would then be read for the other."""
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        key = name.strip()
+        if key in seen:
+            raise DataError(
+                f"{path}, line 1 (header): column {key!r} appears twice (columns {seen[key]} and {number}). "
+                "Rename or remove one of them."
+            )
+        seen[key] = number
 
 
 def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
@@ -273,7 +290,7 @@ def _check_delimiter(
         if other != sep and other in first:
             raise DataError(
                 f"{path}, line 1: the header {first[:80]!r} has a single column with delimiter {sep!r}, "
-                f"but contains {label}s. The file looks {label}-separated: pass delimiter={other!r}"
+                f"but contains {label}s. The file looks {label}-separated: set {setting('delimiter', other)}"
                 + (" or name the file .tsv" if other == "\t" else "")
                 + "."
             )
@@ -291,7 +308,7 @@ def _check_required(
     for canon, (required, _) in schema.items():
         source = mapping[canon]
         if required and source not in header:
-            hint = f"columns={{'{canon}': '<column in your file>'}}"
+            hint = column_setting(kind, canon)
             raise DataError(
                 f"{path}, line 1 (header): required {kind} column {source!r} (for {canon!r}) is missing. "
                 f"Columns present: {header}. Rename the column or map it with {hint}."
@@ -418,7 +435,7 @@ def _resolve_unknown(
         raise DataError(
             f"{inter.where(row, column)}: {what} id {ids.iloc[row]!r} is not in {known_file} "
             f"({int((~ok).sum())} interaction rows name unknown {what}s). Add the {what}s to {known_file}, "
-            "or load with unknown_ids='drop' to drop those rows (the report says how many)."
+            f"or drop those rows with {setting('unknown_ids', 'drop')} (the report says how many)."
         )
     return np.asarray(ok, dtype=bool)
 
@@ -498,6 +515,7 @@ def load_recbole(
     name: str | None = None,
     columns: Mapping[str, Mapping[str, str]] | None = None,
     unknown_ids: UnknownIdPolicy = "error",
+    encoding: str = "utf-8",
 ) -> tuple[Dataset, LoadReport]:
     """Load RecBole atomic files ``NAME.inter`` (+ optional ``NAME.user``, ``NAME.item``) from a folder."""
     folder = Path(folder)
@@ -520,4 +538,5 @@ def load_recbole(
         columns=columns,
         unknown_ids=unknown_ids,
         name=name or stem,
+        encoding=encoding,
     )

@@ -11,15 +11,22 @@ Layout::
     personas.json     one card per persona
     quality.json      group quality; choose_k scores when k was chosen automatically
     metrics.json/.md  the evaluation table with its protocol (when evaluation ran)
+    metrics_per_user.parquet  per-user metric values (to resume a run and compare models without re-running)
     models/NAME/      each recommender as arrays + JSON (personas.store)
     report.html       the self-contained report
+
+A run keeps each stage's result as it finishes (:class:`RunWriter`): if a later stage fails, the finished ones
+are written as a run folder whose manifest says ``"status": "incomplete"``, with the error, the stages done and
+the command that resumes the run; ``personas run CONFIG --resume`` reuses them (checksummed like the rest).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +42,7 @@ from personas.encode import ProjectionHead, TunedEncoder, make_encoder
 from personas.errors import DataError
 from personas.recommend import Recommender
 
-__all__ = ["RunArtefact", "load_run", "sha256_tree", "write_run"]
+__all__ = ["RunArtefact", "RunWriter", "load_run", "read_manifest", "sha256_tree", "write_run"]
 
 MANIFEST = "manifest.json"
 FORMAT = "personas-run"
@@ -96,6 +103,127 @@ def write_run(
     return folder
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)  # same filesystem: instant, and the file is never modified in place
+    except OSError:
+        shutil.copy2(source, target)
+
+
+class RunWriter:
+    """Builds a run folder stage by stage in a hidden temporary sibling of ``folder``.
+
+    :meth:`finish` renames it into place complete. :meth:`keep_incomplete` (a stage failed) renames it into
+    place marked incomplete, with the error and the resume command; when ``folder`` holds a complete run it
+    is left untouched and the incomplete one goes to ``<folder>.incomplete`` beside it (resuming reads that
+    first). Either way every file is checksummed in the manifest, and nothing half-written is ever visible.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=self.folder.parent))
+        self.stages: dict[str, dict[str, Any]] = {}
+
+    @property
+    def incomplete_folder(self) -> Path:
+        return self.folder.with_name(f"{self.folder.name}.incomplete")
+
+    def write(
+        self,
+        *,
+        files: dict[str, bytes | str] | None = None,
+        frames: dict[str, pd.DataFrame] | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
+        models: dict[str, Recommender] | None = None,
+    ) -> list[str]:
+        """Write files into the run; returns their relative paths (models: every file of their folders)."""
+        written: list[str] = []
+        for name, content in (files or {}).items():
+            (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.tmp / name).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+            written.append(name)
+        for name, frame in (frames or {}).items():
+            frame.to_parquet(self.tmp / name, index=False)
+            written.append(name)
+        for name, array in (arrays or {}).items():
+            (self.tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            np.save(self.tmp / name, array, allow_pickle=False)
+            written.append(name)
+        for name, model in (models or {}).items():
+            model.save(self.tmp / "models" / name)
+            written += sorted(
+                p.relative_to(self.tmp).as_posix() for p in (self.tmp / "models" / name).rglob("*") if p.is_file()
+            )
+        return written
+
+    def reuse(self, source: Path, names: Iterable[str]) -> list[str]:
+        """Take files of a verified earlier run folder as they are (hard links where possible)."""
+        names = list(names)
+        for name in names:
+            _link_or_copy(source / name, self.tmp / name)
+        return names
+
+    def stage_done(self, name: str, key: str, files: list[str], **info: Any) -> None:
+        """Record a finished stage: the key of the inputs it was computed from, its files and facts."""
+        self.stages[name] = {"key": key, "files": sorted(files), **info}
+
+    def _manifest(self, manifest: dict[str, Any], models: Iterable[str]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "package_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **manifest,
+            "models": sorted(models),
+            "stages": self.stages,
+            "files": sha256_tree(self.tmp),
+        }
+
+    def _write_manifest(self, full: dict[str, Any]) -> None:
+        (self.tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+    def finish(self, manifest: dict[str, Any], models: Iterable[str]) -> Path:
+        """Mark the run complete and move it into place (an incomplete sibling left by a failed try goes)."""
+        self._write_manifest({**self._manifest(manifest, models), "status": "complete"})
+        replace_dir(self.tmp, self.folder)
+        if self.incomplete_folder.is_dir():
+            shutil.rmtree(self.incomplete_folder, ignore_errors=True)
+        return self.folder
+
+    def keep_incomplete(
+        self, manifest: dict[str, Any], models: Iterable[str], *, failed: str, error: str, resume: str
+    ) -> Path:
+        """Move the finished stages into place as an incomplete run; returns where it went."""
+        kept = {name for entry in self.stages.values() for name in entry["files"]}
+        for path in sorted(self.tmp.rglob("*"), reverse=True):  # files of the failed stage go, deepest first
+            relative = path.relative_to(self.tmp).as_posix()
+            if path.is_file() and relative not in kept:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        full = self._manifest(manifest, models)
+        full.update(status="incomplete", failed_stage=failed, error=error, resume=resume)
+        self._write_manifest(full)
+        target = self.folder
+        if (self.folder / MANIFEST).is_file() and _status(self.folder) == "complete":
+            target = self.incomplete_folder  # never replace a finished run by an unfinished one
+        replace_dir(self.tmp, target)
+        return target
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _status(folder: Path) -> str | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(manifest.get("status", "complete")) if isinstance(manifest, dict) else None
+
+
 @dataclass
 class RunArtefact:
     """A verified run folder. Models are loaded on demand."""
@@ -110,7 +238,13 @@ class RunArtefact:
         names = self.manifest.get("models", [])
         if name is None:
             if not names:
-                raise DataError(f"{self.folder}: this run saved no recommender.")
+                unfinished = (
+                    f" It is incomplete (stage {self.manifest.get('failed_stage')!r} failed); resume it with: "
+                    f"{self.manifest.get('resume')}"
+                    if self.manifest.get("status") == "incomplete"
+                    else ""
+                )
+                raise DataError(f"{self.folder}: this run saved no recommender.{unfinished}")
             name = "hybrid" if "hybrid" in names else names[-1]
         if name not in names:
             raise DataError(f"{self.folder}: no model {name!r} in this run; saved models: {names}.")
@@ -153,14 +287,14 @@ class RunArtefact:
         return int(np.argmax(centroids @ np.asarray(vector, dtype=np.float32).ravel()))
 
 
-def load_run(folder: str | Path) -> RunArtefact:
-    """Open a run folder, refusing it when any file is missing, added or changed since it was written."""
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a run folder, complete or not, after checking every file against its sha256."""
     folder = Path(folder)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise DataError(
-            f"{folder}: no {MANIFEST}; this is not a finished personas run folder (or the run was interrupted "
-            "before it completed). Run the pipeline again."
+            f"{folder}: no {MANIFEST}; this is not a personas run folder (or the run was interrupted before its "
+            "first stage finished). Run the pipeline again."
         )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -185,6 +319,23 @@ def load_run(folder: str | Path) -> RunArtefact:
         raise DataError(
             f"{folder}: the run folder does not match its manifest ({'; '.join(problems)}). It was modified or "
             "is incomplete; run the pipeline again rather than trusting it."
+        )
+    return dict(manifest)
+
+
+def load_run(folder: str | Path) -> RunArtefact:
+    """Open a run folder, refusing it when any file is missing, added or changed since it was written.
+
+    An incomplete run (a later stage failed) opens when its personas and users were kept; otherwise the
+    error says which stage failed and how to resume."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    needed = ("users.parquet", "items.parquet", "personas.json")
+    if manifest.get("status") == "incomplete" and not all((folder / name).is_file() for name in needed):
+        raise DataError(
+            f"{folder}: this run is incomplete: stage {manifest.get('failed_stage')!r} failed "
+            f"({manifest.get('error')}), before any persona was kept. Fix that, then resume with: "
+            f"{manifest.get('resume')}"
         )
     return RunArtefact(
         folder=folder,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,7 +98,7 @@ class EncodeSection(ComponentConfig):
         """The text encoder's config (wrapped in a cache config when ``cache`` and a ``cache_dir`` are given)."""
         base = encoder_config({"kind": "onnx"} if self.kind == "minilm" else {"kind": self.kind})
         extras = _extras(self)
-        _unknown("EncodeSection", extras, type(base))
+        _unknown("[encode]", extras, type(base))
         text = type(base).validate_as(extras, f"the {self.kind} encoder")
         if self.cache and cache_dir is not None:
             return CachedConfig(encoder=text, directory=str(cache_dir))
@@ -136,7 +137,7 @@ class DiscoverSection(ComponentConfig):
         (for methods with one) and extra keys."""
         config_class = registry.config_class(self.method, BaseGroupFinder, where="discover.method")
         extras = _extras(self)
-        _unknown("DiscoverSection", extras, config_class)
+        _unknown("[discover]", extras, config_class)
         params: dict[str, Any] = {}
         if "k" in config_class.model_fields:
             params["k"] = k
@@ -147,10 +148,11 @@ class DiscoverSection(ComponentConfig):
     @model_validator(mode="after")
     def _check_k(self) -> Self:
         if isinstance(self.k, int) and self.k < 2:
-            raise ValueError(f"The 'discover.k' parameter must be an int >= 2 or \"auto\". Got {self.k} instead.")
+            raise ValueError(f"The 'k' parameter of [discover] must be an int >= 2 or \"auto\". Got {self.k} instead.")
         if any(c < 2 for c in self.candidates) or not self.candidates:
             raise ValueError(
-                f"The 'discover.candidates' parameter must be a non-empty list of ints >= 2. Got {self.candidates}."
+                "The 'candidates' parameter of [discover] must be a non-empty list of ints >= 2. "
+                f"Got {self.candidates} instead."
             )
         if self.model_extra:
             self.finder_config(2)
@@ -211,9 +213,35 @@ class RecommendSection(ComponentConfig):
 
 
 class EvaluateSection(ComponentConfig):
+    """Which protocol scores the run's models (the same five as ``personas evaluate --protocol``)."""
+
     enabled: bool = True
-    protocol: Literal["warm"] = "warm"
+    protocol: Literal["warm", "cold-users", "few-shot", "few-shot-new", "cold-items", "cold-users-tags"] = "warm"
     k: list[int] = Field(default_factory=lambda: [10, 20])
+    #: warm: share of each user's last interactions held out; cold-users/few-shot: of users (cold-users-tags: of
+    #: the users who wrote tags); cold-items: of items. Default: the protocol's (0.2; cold-users-tags 0.5).
+    test_fraction: float | None = Field(None, gt=0.0, lt=1.0)
+    #: warm and few-shot: users with fewer interactions are never held out (default 5 warm, 6 few-shot).
+    min_interactions: int | None = Field(None, ge=2)
+    #: few-shot protocols: how many of a held-out user's first items are revealed (one table per value).
+    n_shots: list[int] = Field(default_factory=lambda: [1, 3, 5])
+
+    @model_validator(mode="after")
+    def _check_shots(self) -> Self:
+        # checked here, not when the evaluation starts after every other stage has run
+        if not self.n_shots or min(self.n_shots) < 0:
+            raise ValueError(
+                "The 'n_shots' parameter of [evaluate] must be a non-empty list of ints >= 0. "
+                f"Got {self.n_shots} instead."
+            )
+        few_shot = self.protocol.startswith("few-shot")
+        if few_shot and self.min_interactions is not None and self.min_interactions <= max(self.n_shots):
+            raise ValueError(
+                f"The 'min_interactions' parameter of [evaluate] must be more than the largest n_shots "
+                f"({max(self.n_shots)}) for protocol = {self.protocol!r}: a held-out user needs items left to "
+                f"predict. Got {self.min_interactions} instead."
+            )
+        return self
 
 
 class OutputSection(ComponentConfig):
@@ -256,6 +284,15 @@ class PipelineConfig(ComponentConfig):
         return self.encode.encoder_config(seed=self.discover.seed, cache_dir=cache_dir)
 
 
+def _name_section(message: str, name: str) -> str:
+    """An error of section ``name`` as the file spells it: a sub-table's ("[tune_options] ... of [encode]") becomes
+    "... of [encode.tune_options]"; a check of the section's own (a finder's parameters) gets "[name]" in front."""
+    sub = re.match(rf"^\[(\w+)\] (.*?)\[{name}\](.*)$", message, flags=re.DOTALL)
+    if sub is not None:
+        return f"{sub[2]}[{name}.{sub[1]}]{sub[3]}"
+    return message if f"[{name}" in message else f"[{name}] {message}"
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline TOML file. Data paths are relative to the file; the output folder to the
     working directory."""
@@ -275,6 +312,16 @@ def load_config(path: str | Path) -> PipelineConfig:
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 data[key] = str(base / data[key])
     try:
-        return PipelineConfig.model_validate(raw)
+        # Each section on its own first, so that errors name it as the file does ("[discover]"), not its class.
+        for name, field in PipelineConfig.model_fields.items():
+            section_class = field.annotation
+            if not (isinstance(section_class, type) and issubclass(section_class, ComponentConfig)):
+                continue
+            if isinstance(raw.get(name), dict):
+                try:
+                    section_class.validate_as(raw[name], f"[{name}]")
+                except ConfigError as exc:
+                    raise ConfigError(_name_section(str(exc), name)) from None
+        return PipelineConfig.validate_as(raw, "the config file")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

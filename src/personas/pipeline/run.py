@@ -1,11 +1,16 @@
 """The main job: data -> profile texts -> vectors -> groups -> personas -> recommenders -> metrics -> artefacts.
 
-Every stage is timed and shown on the console. The artefact folder is written to a temporary sibling and
-renamed into place at the very end, so an interrupted run (Ctrl-C) leaves the previous folder intact.
+Every stage is timed and shown on the console, and its result is kept as it finishes (:class:`RunWriter`, in
+a temporary sibling of the run folder). The run folder appears complete at the very end; if a stage fails
+(or Ctrl-C), the finished stages appear as a run folder marked incomplete, with the error and the command that
+resumes it (``Pipeline(config, resume=True)``, ``personas run CONFIG --resume``), which reuses every finished
+stage whose inputs (data fingerprint and config sections) are unchanged. A finished run is never replaced by an
+incomplete one: that goes to ``<folder>.incomplete`` beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -16,11 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
 from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
-from personas.describe import Persona, describe_groups, personas_to_json
+from personas.data.hints import hint_style
+from personas.describe import Persona, describe_groups, personas_from_json, personas_to_json
 from personas.discover import (
     KChoice,
     centroids_of,
@@ -38,14 +45,31 @@ from personas.encode import (
     make_encoder,
     tune_head,
 )
-from personas.errors import ConfigError
-from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
-from personas.pipeline.artefact import write_run
+from personas.errors import ConfigError, DataError
+from personas.evaluate import Experiment, ExperimentResult, ModelRun
+from personas.evaluate.feasibility import protocol_check
+from personas.pipeline.artefact import RunWriter, read_manifest
 from personas.pipeline.config import PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
 
-__all__ = ["Pipeline", "PipelineResult"]
+__all__ = ["Pipeline", "PipelineResult", "evaluate_fix"]
+
+#: The stages whose results are kept and can be reused on resume, with the config sections each one reads
+#: (besides everything the stages before it read).
+_STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "encode": ("profiles", "encode", "discover.seed"),
+    "discover groups": ("discover",),
+    "describe personas": (),
+    "fit recommenders": ("recommend",),
+    "evaluate": ("evaluate",),
+}
+
+
+def evaluate_fix(fix: dict[str, Any]) -> str:
+    """A setting that makes evaluation run, as the config file spells it: ``[evaluate] protocol = "cold-users"``."""
+    return "[evaluate] " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in fix.items())
+
 
 #: The folder of the projection head in a tuned run (``[encode] tune = true``).
 HEAD_DIR = "encoder_head"
@@ -69,17 +93,36 @@ class PipelineResult:
     metrics_markdown: str = ""
     experiment: ExperimentResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: (label, result) of every split of the protocol (few-shot has one per number of revealed items).
+    experiments: list[tuple[str, ExperimentResult]] = field(default_factory=list)
+    #: Whether evaluation ran, was skipped (and why, and what to set) or was disabled.
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    #: Stages taken from an earlier run folder by ``resume``.
+    reused: list[str] = field(default_factory=list)
 
 
 class Pipeline:
-    """Runs the configured stages. ``settings`` (cache folder) and ``console`` are injectable for tests."""
+    """Runs the configured stages. ``settings`` (cache folder) and ``console`` are injectable for tests.
+
+    ``resume``: reuse the finished stages of the run folder (or of ``<folder>.incomplete``) whose inputs are
+    unchanged. ``command``: how the user resumes, printed and kept in an incomplete run's manifest.
+    """
 
     def __init__(
-        self, config: PipelineConfig, *, settings: Settings | None = None, console: Console | None = None
+        self,
+        config: PipelineConfig,
+        *,
+        settings: Settings | None = None,
+        console: Console | None = None,
+        resume: bool = False,
+        command: str | None = None,
     ) -> None:
         self.config = config
         self.settings = settings or get_settings()
         self.console = console or Console(stderr=True)
+        self.resume = resume
+        self.command = command or "Pipeline(config, resume=True).run()"
+        self.current_stage: str | None = None
         self.timings: dict[str, float] = {}
         self.text_vectors_: np.ndarray | None = None
         self.text_centroids_: np.ndarray | None = None
@@ -91,9 +134,10 @@ class Pipeline:
         self.tune_evidence_: dict[str, Any] | None = None
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, note: str = "") -> Iterator[None]:
         start = time.perf_counter()
-        self.console.print(f"[bold]▶ {name}[/]", highlight=False)
+        self.current_stage = name
+        self.console.print(f"[bold]▶ {name}[/]{note}", highlight=False)
         yield
         seconds = time.perf_counter() - start
         self.timings[name] = seconds
@@ -106,18 +150,19 @@ class Pipeline:
             return load_builtin(data.dataset, settings=self.settings, echo=lambda m: self.console.print(m))
         if data.interactions is None:  # unreachable: the config validator requires one source
             raise AssertionError("no data source")
-        dataset, report = load_dataset(
-            data.interactions,
-            users=data.users,
-            items=data.items,
-            tags=data.tags,
-            columns={str(kind): mapping for kind, mapping in data.columns.items()},
-            unknown_ids=data.unknown_ids,
-            delimiter=data.delimiter,
-            encoding=data.encoding,
-        )
+        with hint_style("toml"):  # the data's errors name [data] keys, as the user wrote them
+            dataset, report = load_dataset(
+                data.interactions,
+                users=data.users,
+                items=data.items,
+                tags=data.tags,
+                columns={str(kind): mapping for kind, mapping in data.columns.items()},
+                unknown_ids=data.unknown_ids,
+                delimiter=data.delimiter,
+                encoding=data.encoding,
+            )
         for warning in report.warnings:
-            self.console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+            self.console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
         return dataset
 
     def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -257,29 +302,218 @@ class Pipeline:
         with threadpool_limits(limits=self.config.threads):
             return self._run()
 
+    def _stage_keys(self, dataset: Dataset) -> dict[str, str]:
+        """Each kept stage's key: a hash of the data's fingerprint and of every config value it and the stages
+        before it read. A resumed run reuses a stage only when its key is unchanged."""
+        config = self.config.model_dump(mode="json")
+        chain, keys = dataset.fingerprint(), {}
+        for name, inputs in _STAGE_INPUTS.items():
+            values = []
+            for path in inputs:
+                value: Any = config
+                for part in path.split("."):
+                    value = value[part]
+                values.append(value)
+            chain = hashlib.sha256((chain + json.dumps(values, sort_keys=True, default=str)).encode()).hexdigest()
+            keys[name] = chain
+        return keys
+
+    def _resume_source(self) -> tuple[Any, dict[str, Any]] | None:
+        """The verified earlier run folder to resume from and its manifest (None: nothing to resume)."""
+        folder = self.config.output.dir
+        for candidate in (folder.with_name(f"{folder.name}.incomplete"), folder):
+            if (candidate / "manifest.json").is_file():
+                try:
+                    return candidate, read_manifest(candidate)
+                except DataError as exc:
+                    raise DataError(f"Cannot resume: {exc} Run without --resume to start over.") from None
+        self.console.print(
+            f"[yellow]Nothing to resume in {escape(str(folder))}: running every stage.[/]", highlight=False
+        )
+        return None
+
     def _run(self) -> PipelineResult:
+        source = self._resume_source() if self.resume else None
+        writer = RunWriter(self.config.output.dir)
+        self.current_stage = None
+        models: dict[str, Recommender] = {}
+        manifest: dict[str, Any] = {"config": self._config_dump()}
+        try:
+            result = self._stages(writer, source, manifest, models)
+        except BaseException as exc:
+            if not writer.stages:
+                writer.discard()
+                raise
+            failed = self.current_stage or "?"
+            error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            kept_models = writer.stages.get("fit recommenders", {}).get("models", [])
+            where = writer.keep_incomplete(
+                {**manifest, "timings": dict(self.timings)},
+                kept_models,
+                failed=failed,
+                error=error,
+                resume=self.command,
+            )
+            self.console.print(
+                f"[red]✗ {escape(failed)} failed.[/] "
+                + escape(
+                    f"The finished stages ({', '.join(writer.stages)}) are kept in {where}, marked incomplete. "
+                    f"Fix the problem, then resume with: {self.command}"
+                ),
+                highlight=False,
+            )
+            raise
+        return result
+
+    def _reusable(self, source: tuple[Any, dict[str, Any]] | None, name: str, key: str) -> dict[str, Any] | None:
+        if source is None:
+            return None
+        entry = source[1].get("stages", {}).get(name)
+        return entry if isinstance(entry, dict) and entry.get("key") == key else None
+
+    def _stages(
+        self,
+        writer: RunWriter,
+        source: tuple[Any, dict[str, Any]] | None,
+        manifest: dict[str, Any],
+        models: dict[str, Recommender],
+    ) -> PipelineResult:
+        reused: list[str] = []
+        from_folder = f" [dim](reused from {escape(str(source[0]))})[/]" if source is not None else ""
+
+        def reusable(name: str) -> tuple[Any, dict[str, Any]] | None:
+            """(earlier folder, stage entry) when stage ``name`` can be reused; its files are taken over."""
+            entry = self._reusable(source, name, keys[name])
+            if entry is None or source is None:
+                return None
+            writer.reuse(source[0], entry["files"])
+            writer.stage_done(
+                name, keys[name], entry["files"], **{k: v for k, v in entry.items() if k not in ("key", "files")}
+            )
+            reused.append(name)
+            return source[0], entry
+
+        def note(name: str) -> str:
+            return from_folder if self._reusable(source, name, keys[name]) is not None else ""
+
         with self.stage("load data"):
             dataset = self.load()
+            keys = self._stage_keys(dataset)
+            items = dataset.items
+            titles = items["title"] if "title" in items else items["item_id"]
+            item_frame = pd.DataFrame({"item_id": items["item_id"].astype(str), "title": titles.fillna("").astype(str)})
+            writer.stage_done("load data", dataset.fingerprint(), writer.write(frames={"items.parquet": item_frame}))
+            manifest["dataset"] = {
+                "name": dataset.name,
+                "fingerprint": dataset.fingerprint(),
+                "users": dataset.n_users,
+                "items": dataset.n_items,
+                "interactions": dataset.n_interactions,
+            }
+            manifest["seeds"] = {"discover": self.config.discover.seed, "split": self.config.discover.seed}
         with self.stage("profile texts"):
             texts = build_profiles(dataset, self.config.profiles)
-        with self.stage("encode"):
-            vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
-            self.item_text_vectors_ = self.encode_items(dataset)
-            self.side_vectors_ = self.encode_sides(dataset)
-        if self.config.encode.tune:
-            with self.stage("tune text space"):
-                vectors, encoder_name = self.tune(dataset, vectors, encoder_name)
-        with self.stage("discover groups"):
-            labels, choice = self.discover(vectors)
-            # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
-            self.text_centroids_ = (
-                None if self.text_vectors_ is None else centroids_of(self.text_vectors_, labels, int(labels.max()) + 1)
-            )
-            quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
-        with self.stage("describe personas"):
-            personas = self.describe(dataset, texts, vectors, labels)
-        with self.stage("fit recommenders"):
-            models = self.fit_models(dataset, labels)
+        # With [encode] tune = true the kept "encode" stage is the tuned text space (head included): its key
+        # covers the whole [encode] section, tuning options too.
+        with self.stage("encode", note("encode")):
+            if (encoded := reusable("encode")) is not None:
+                folder, entry = encoded
+                vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+                encoder_name = str(entry["encoder"])
+                optional = {
+                    name: np.load(folder / f"{name}.npy", allow_pickle=False)
+                    if (folder / f"{name}.npy").is_file()
+                    else None
+                    for name in ("text_vectors", "item_text_vectors", "side_vectors")
+                }
+                self.text_vectors_ = optional["text_vectors"]
+                self.item_text_vectors_ = optional["item_text_vectors"]
+                self.side_vectors_ = optional["side_vectors"]
+                if entry.get("head"):
+                    self.head_ = ProjectionHead.load(folder / str(entry["head"]))
+                    self.tune_evidence_ = dict(entry.get("tuning") or {})
+            else:
+                vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
+                self.item_text_vectors_ = self.encode_items(dataset)
+                self.side_vectors_ = self.encode_sides(dataset)
+        if encoded is None:
+            if self.config.encode.tune:
+                with self.stage("tune text space"):
+                    vectors, encoder_name = self.tune(dataset, vectors, encoder_name)
+            arrays = {"vectors.npy": vectors}
+            for name, array in (
+                ("text_vectors", self.text_vectors_),
+                ("item_text_vectors", self.item_text_vectors_),
+                ("side_vectors", self.side_vectors_),
+            ):
+                if array is not None:
+                    arrays[f"{name}.npy"] = array
+            files: dict[str, bytes | str] = {}
+            tuned: dict[str, Any] = {}
+            if self.head_ is not None:
+                arrays.update({f"{HEAD_DIR}/{name}": array for name, array in self.head_.to_arrays().items()})
+                files[f"{HEAD_DIR}/head.json"] = self.head_.to_json()
+                tuned = {"head": HEAD_DIR, "tuning": self._tuning_summary()}
+            written = writer.write(files=files, arrays=arrays)
+            writer.stage_done("encode", keys["encode"], written, encoder=encoder_name, **tuned)
+        manifest["encoder"] = {
+            "name": encoder_name,
+            "kind": self.config.encode.kind,
+            "behaviour_weight": self.config.encode.behaviour_weight,
+            "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
+            # only in tuned runs, so an untuned run's manifest is what it was
+            **({"head": HEAD_DIR, "tuning": self._tuning_summary()} if self.head_ is not None else {}),
+        }
+        with self.stage("discover groups", note("discover groups")):
+            if (earlier := reusable("discover groups")) is not None:
+                folder = earlier[0]
+                users = pd.read_parquet(folder / "users.parquet")
+                if list(users["user_id"]) != [str(u) for u in dataset.user_vocab.ids]:
+                    raise DataError(f"{folder}/users.parquet lists other users than the data; run without --resume.")
+                labels = users["persona"].to_numpy(np.int64)
+                saved = json.loads((folder / "quality.json").read_text(encoding="utf-8"))
+                quality = saved["quality"]
+                choice = KChoice.model_validate(saved["choose_k"]) if saved.get("choose_k") else None
+                path = folder / "text_centroids.npy"
+                self.text_centroids_ = np.load(path, allow_pickle=False) if path.is_file() else None
+            else:
+                labels, choice = self.discover(vectors)
+                # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
+                self.text_centroids_ = (
+                    None
+                    if self.text_vectors_ is None
+                    else centroids_of(self.text_vectors_, labels, int(labels.max()) + 1)
+                )
+                quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
+                xy = map_2d(vectors, seed=self.config.discover.seed)
+                users = pd.DataFrame(
+                    {"user_id": dataset.user_vocab.ids.astype(str), "persona": labels, "x": xy[:, 0], "y": xy[:, 1]}
+                )
+                saved = {"quality": quality}
+                if choice is not None:
+                    saved["choose_k"] = choice.model_dump()
+                written = writer.write(
+                    files={"quality.json": json.dumps(saved, indent=2, default=float)},
+                    frames={"users.parquet": users},
+                    arrays={} if self.text_centroids_ is None else {"text_centroids.npy": self.text_centroids_},
+                )
+                writer.stage_done("discover groups", keys["discover groups"], written)
+        with self.stage("describe personas", note("describe personas")):
+            if (earlier := reusable("describe personas")) is not None:
+                personas = personas_from_json(earlier[0] / "personas.json")
+            else:
+                personas = self.describe(dataset, texts, vectors, labels)
+                written = writer.write(files={"personas.json": personas_to_json(personas)})
+                writer.stage_done("describe personas", keys["describe personas"], written)
+            manifest["n_personas"] = len(personas)
+        with self.stage("fit recommenders", note("fit recommenders")):
+            if (earlier := reusable("fit recommenders")) is not None:
+                names = list(self.config.recommend.model_configs())
+                models.update({name: Recommender.load(earlier[0] / "models" / name) for name in names})
+            else:
+                models.update(self.fit_models(dataset, labels))
+                written = writer.write(models=models)
+                writer.stage_done("fit recommenders", keys["fit recommenders"], written, models=sorted(models))
         result = PipelineResult(
             config=self.config,
             dataset=dataset,
@@ -292,13 +526,86 @@ class Pipeline:
             personas=personas,
             models=models,
             timings=self.timings,
+            reused=reused,
         )
+        result.evaluation = {"status": "disabled"}
         if self.config.evaluate.enabled:
-            with self.stage("evaluate"):
-                self.evaluate(result)
+            with self.stage("evaluate", note("evaluate")):
+                if (earlier := reusable("evaluate")) is not None:
+                    folder, entry = earlier
+                    result.evaluation = dict(entry["evaluation"])
+                    if result.evaluation.get("status") == "ran":
+                        self._load_experiments(result, folder)
+                else:
+                    self.evaluate(result)
+                    files, frames = self._experiment_files(result)
+                    written = writer.write(files=files, frames=frames)
+                    writer.stage_done("evaluate", keys["evaluate"], written, evaluation=result.evaluation)
+        manifest["evaluation"] = result.evaluation
         with self.stage("write artefacts"):
-            self.write(result)
+            self.write(result, writer, manifest)
         return result
+
+    def _experiment_files(self, result: PipelineResult) -> tuple[dict[str, bytes | str], dict[str, pd.DataFrame]]:
+        """metrics.json (one protocol's result, or ``{"splits": {label: result}}`` for several), metrics.md and
+        the per-user values (to resume without evaluating again)."""
+        if not result.experiments:
+            return {}, {}
+        if len(result.experiments) == 1:
+            payload = result.experiments[0][1].to_json()
+        else:
+            payload = json.dumps(
+                {"splits": {label: json.loads(e.to_json()) for label, e in result.experiments}}, indent=2
+            )
+        frames = []
+        for label, experiment in result.experiments:
+            frame = experiment.per_user_frame()
+            frame.insert(0, "split", label)
+            frames.append(frame)
+        per_user = pd.concat(frames, ignore_index=True)
+        per_user["user_id"] = per_user["user_id"].astype(str)
+        return (
+            {"metrics.json": payload, "metrics.md": result.metrics_markdown},
+            {"metrics_per_user.parquet": per_user},
+        )
+
+    def _load_experiments(self, result: PipelineResult, folder: Any) -> None:
+        """The evaluation of an earlier run, back from metrics.json and metrics_per_user.parquet."""
+        saved = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        per_user = pd.read_parquet(folder / "metrics_per_user.parquet")
+        labels = list(dict.fromkeys(per_user["split"]))
+        splits = saved["splits"] if "splits" in saved else {labels[0]: saved}
+        for label, data in splits.items():
+            rows = per_user[per_user["split"] == label]
+            runs = []
+            for item in data["results"]:
+                mine = rows[rows["model"] == item["model"]]
+                values = {c: mine[c].to_numpy() for c in mine.columns if c not in ("split", "model", "user_id")}
+                runs.append(
+                    ModelRun(
+                        name=item["model"],
+                        model=item["class"],
+                        config=item["config"],
+                        tuned=item["tuned"],
+                        trials=item["trials"],
+                        overall=item["metrics"],
+                        per_user={k: v for k, v in values.items() if not np.isnan(v).all()},
+                        fit_seconds=item["fit_seconds"],
+                        rank_seconds=item["rank_seconds"],
+                        tune_seconds=item["tune_seconds"],
+                    )
+                )
+            first = rows[rows["model"] == runs[0].name] if runs else rows
+            experiment = ExperimentResult(
+                protocol=data["protocol"],
+                runs=runs,
+                users=list(first["user_id"]),
+                headline=data["headline"],
+                ours=data["ours"],
+                notes=data["notes"],
+            )
+            result.experiments.append((label, experiment))
+        self._tables(result)
 
     def per_persona(self, result: PipelineResult) -> pd.DataFrame | None:
         """Mean NDCG@10 of each evaluated model within each persona (test users only)."""
@@ -312,28 +619,12 @@ class Pipeline:
         table.insert(0, "test users", frame[frame["model"] == frame["model"].iloc[0]].groupby("persona").size())
         return table
 
-    def write(self, result: PipelineResult) -> None:
-        dataset = result.dataset
-        xy = map_2d(result.vectors, seed=self.config.discover.seed)
-        users = pd.DataFrame(
-            {"user_id": dataset.user_vocab.ids.astype(str), "persona": result.labels, "x": xy[:, 0], "y": xy[:, 1]}
-        )
-        items = dataset.items
-        titles = items["title"] if "title" in items else items["item_id"]
-        item_frame = pd.DataFrame({"item_id": items["item_id"].astype(str), "title": titles.fillna("").astype(str)})
-        quality: dict[str, Any] = {"quality": result.quality}
-        if result.k_choice is not None:
-            quality["choose_k"] = result.k_choice.model_dump()
-        files: dict[str, bytes | str] = {
-            "personas.json": personas_to_json(result.personas),
-            "quality.json": json.dumps(quality, indent=2, default=float),
-        }
-        if result.experiment is not None:
-            files["metrics.json"] = result.experiment.to_json()
-            files["metrics.md"] = result.metrics_markdown
-        per_persona = self.per_persona(result)
+    def write(self, result: PipelineResult, writer: RunWriter, manifest: dict[str, Any]) -> None:
+        """The report, then the manifest; the run folder appears complete."""
         if self.config.output.report:
-            files["report.html"] = render_report(
+            dataset = result.dataset
+            users = pd.read_parquet(writer.tmp / "users.parquet")
+            html = render_report(
                 title=f"personas: {dataset.name}",
                 subtitle=(
                     f"{dataset.n_users:,} users, {dataset.n_items:,} items, {dataset.n_interactions:,} interactions; "
@@ -346,47 +637,11 @@ class Pipeline:
                 quality=result.quality,
                 metrics_markdown=result.metrics_markdown,
                 metrics=result.metrics,
-                per_persona=per_persona,
+                per_persona=self.per_persona(result),
                 timings=self.timings,
             )
-        arrays = {"vectors.npy": result.vectors}
-        if self.text_vectors_ is not None and self.text_centroids_ is not None:
-            arrays["text_vectors.npy"] = self.text_vectors_
-            arrays["text_centroids.npy"] = self.text_centroids_
-        if self.item_text_vectors_ is not None:
-            arrays["item_text_vectors.npy"] = self.item_text_vectors_
-        if self.head_ is not None:
-            arrays.update({f"{HEAD_DIR}/{name}": array for name, array in self.head_.to_arrays().items()})
-            files[f"{HEAD_DIR}/head.json"] = self.head_.to_json()
-        manifest = {
-            "config": self._config_dump(),
-            "dataset": {
-                "name": dataset.name,
-                "fingerprint": dataset.fingerprint(),
-                "users": dataset.n_users,
-                "items": dataset.n_items,
-                "interactions": dataset.n_interactions,
-            },
-            "encoder": {
-                "name": result.encoder_name,
-                "kind": self.config.encode.kind,
-                "behaviour_weight": self.config.encode.behaviour_weight,
-                "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
-                # only in tuned runs, so an untuned run's manifest is what it was
-                **({"head": HEAD_DIR, "tuning": self._tuning_summary()} if self.head_ is not None else {}),
-            },
-            "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},
-            "n_personas": len(result.personas),
-            "timings": dict(self.timings),
-        }
-        write_run(
-            self.config.output.dir,
-            files=files,
-            frames={"users.parquet": users, "items.parquet": item_frame},
-            arrays=arrays,
-            models=result.models,
-            manifest=manifest,
-        )
+            writer.write(files={"report.html": html})
+        writer.finish({**manifest, "timings": dict(self.timings), "reused_stages": result.reused}, result.models)
 
     def _config_dump(self) -> dict[str, Any]:
         """The config as JSON; an untuned run leaves the tuning keys out, so its manifest is what it was."""
@@ -411,22 +666,67 @@ class Pipeline:
         return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
 
     def evaluate(self, result: PipelineResult) -> None:
-        """Warm protocol: per-user temporal split, full ranking, baselines in the same run."""
-        split = TemporalSplit(seed=self.config.discover.seed).split(result.dataset)
-        k = int(result.labels.max()) + 1
-        # The router serves new users; on warm users it is its warm model, already in the table.
-        configs = self.config.recommend.model_configs()
-        names = [n for n in dict.fromkeys(["most-popular", *configs]) if n != "router"]
-        experiment = Experiment(
-            split,
-            {name: registry.build(configs[name] if name in configs else as_kind(name), Recommender) for name in names},
-            [f"{metric}@{cut}" for cut in self.config.evaluate.k for metric in ("Recall", "NDCG")]
-            + ["HitRate@10", "Coverage@10"],
-            groups=lambda train: self.groups_for(train, k),
-            ours=[n for n in names if n in ("group-popular", "hybrid")],
-            seed=self.config.discover.seed,
+        """The ``[evaluate]`` protocol on the run's models, baselines in the same run. Data it cannot run on
+        (too few interactions per user, or no test item ever seen in train) skips it with a warning that says
+        why and what to set in the config file; the run still completes."""
+        section = self.config.evaluate
+        seed = self.config.discover.seed
+        check = protocol_check(
+            result.dataset,
+            section.protocol,
+            seed=seed,
+            test_fraction=section.test_fraction,
+            min_interactions=section.min_interactions,
+            n_shots=section.n_shots,
         )
-        outcome = experiment.run()
-        result.metrics = outcome.table()
-        result.metrics_markdown = outcome.to_markdown(command="personas run CONFIG.toml")
-        result.experiment = outcome
+        if not check.ok or check.unlearnable is not None:
+            reason = check.reason or check.unlearnable
+            fixes = " or ".join(evaluate_fix(fix) for fix in check.fixes)
+            self.console.print(
+                "[yellow]Warning:[/] "
+                + escape(f"evaluation skipped: {reason}. To evaluate this data, set {fixes} in the config file."),
+                highlight=False,
+            )
+            result.evaluation = {
+                "status": "skipped",
+                "protocol": section.protocol,
+                "reason": reason,
+                "fixes": check.fixes,
+            }
+            return
+        k = int(result.labels.max()) + 1
+        configs = self.config.recommend.model_configs()
+        # On warm users the router is its warm model, already in the table; it is scored on new users.
+        names = [n for n in dict.fromkeys(["most-popular", *configs]) if n != "router" or section.protocol != "warm"]
+        for label, split in check.splits:
+            experiment = Experiment(
+                split,
+                {
+                    name: registry.build(configs[name] if name in configs else as_kind(name), Recommender)
+                    for name in names
+                },
+                [f"{metric}@{cut}" for cut in section.k for metric in ("Recall", "NDCG")]
+                + ["HitRate@10", "Coverage@10"],
+                groups=lambda train: self.groups_for(train, k),
+                profiles=lambda train: build_profiles(train, self.config.profiles),
+                ours=[n for n in names if n in ("group-popular", "hybrid", "router")],
+                seed=seed,
+            )
+            result.experiments.append((label, experiment.run()))
+        result.evaluation = {"status": "ran", "protocol": section.protocol, "splits": [lb for lb, _ in check.splits]}
+        self._tables(result)
+
+    def _tables(self, result: PipelineResult) -> None:
+        """The metrics table (rows "model", or "model (split)" for several splits) and the markdown report."""
+        several = len(result.experiments) > 1
+        tables = []
+        for label, experiment in result.experiments:
+            table = experiment.table()
+            if several:
+                table.index = [f"{name} ({label})" for name in table.index]
+            tables.append(table)
+        result.metrics = pd.concat(tables) if tables else None
+        result.metrics_markdown = "\n".join(
+            e.to_markdown(command="personas run CONFIG.toml") for _, e in result.experiments
+        )
+        result.experiment = result.experiments[0][1] if result.experiments else None

@@ -76,28 +76,47 @@ def test_interrupted_run_leaves_previous_artefact_intact(
         run_pipeline(config, tmp_path)
     artefact = load_run(shop / "run")  # still verifies: the old folder was never touched
     assert artefact.manifest["files"] == before
-    assert sorted(p.name for p in shop.iterdir()) == ["customers.csv", "orders.csv", "products.csv", "run", "run.toml"]
+    # The interrupted run's finished stages are kept beside it (never over a finished run), nothing else.
+    assert sorted(p.name for p in shop.iterdir()) == [
+        "customers.csv",
+        "orders.csv",
+        "products.csv",
+        "run",
+        "run.incomplete",
+        "run.toml",
+    ]
+    kept = load_run(shop / "run.incomplete")
+    assert kept.manifest["status"] == "incomplete" and kept.manifest["failed_stage"] == "fit recommenders"
+    assert kept.manifest["error"] == "interrupted (Ctrl-C)" and kept.manifest["models"] == []
+    assert not (shop / "run.incomplete" / "models").exists()  # the half-saved models are not kept
+    assert len(kept.personas) == 3
+    with pytest.raises(DataError, match=r"saved no recommender\. It is incomplete .*'fit recommenders' failed"):
+        kept.model()
 
 
 ML = '[data]\ndataset = "ml-100k"\n'
 BAD_CONFIGS = [
     (
         ML + '[discover]\nmethod = "kmedoids"\n',
-        r"\[discover\] The 'method' parameter of DiscoverSection is invalid: "
-        r"input should be 'kmeans'",
+        r"The 'method' parameter of \[discover\] is invalid: input should be 'kmeans'",
     ),
-    (ML + "[discover]\nkk = 3\n", r"\[discover\] DiscoverSection has no parameter 'kk'"),
-    (ML + "[discover]\nk = 1\n", r"\[discover\].*'discover\.k' parameter must be an int >= 2"),
+    (ML + "[discover]\nkk = 3\n", r"\[discover\] has no parameter 'kk'"),
+    (ML + "[discover]\nk = 1\n", r"The 'k' parameter of \[discover\] must be an int >= 2"),
     (
         ML + "[encode]\nbehaviour_weight = 2\n",
-        r"\[encode\] The 'behaviour_weight' parameter of EncodeSection is "
-        r"invalid: input should be less than or equal to 1",
+        r"The 'behaviour_weight' parameter of \[encode\] is invalid: input should be less than or equal to 1",
     ),
     ('[data]\n[encode]\nkind = "tfidf"\n', "exactly one of 'dataset'"),
     (
         ML + '[recommend]\nmodels = ["bert4rec"]\n',
-        r"\[recommend\] The 'models.0' parameter of RecommendSection is "
-        r"invalid: input should be 'most-popular'",
+        r"The 'models.0' parameter of \[recommend\] is invalid: input should be 'most-popular'",
+    ),
+    (ML + '[evaluate]\nprotocol = "cold"\n', r"The 'protocol' parameter of \[evaluate\] is invalid: .*'cold-users'"),
+    (ML + "[evaluate]\nmin_interactions = 1\n", r"'min_interactions' parameter of \[evaluate\]"),
+    (ML + "[typo]\nk = 1\n", r"the config file has no parameter 'typo'"),
+    (
+        ML + '[evaluate]\nprotocol = "few-shot"\nmin_interactions = 3\n',
+        r"'min_interactions' parameter of \[evaluate\] must be more than the largest n_shots \(5\)",
     ),
     ("[data\n", "not valid TOML"),
 ]
@@ -110,6 +129,7 @@ def test_config_errors_name_the_key_and_allowed_values(tmp_path: Path, toml: str
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(path) in str(info.value)
+    assert "Section" not in str(info.value) and "PipelineConfig" not in str(info.value)
 
 
 def test_new_users_are_placed_by_text_and_served_by_the_router(

@@ -67,11 +67,11 @@ def test_untuned_run_has_no_head_and_no_tuning_keys(
     [
         (
             "tune = true\n[encode.tune_options]\nlr = 0.1\n",
-            r"\[encode\] \[tune_options\] TuneConfig has no parameter 'lr'",
+            r"\[encode\.tune_options\] has no parameter 'lr'",
         ),
         (
             "tune = true\n[encode.tune_options]\ntemperature = 0\n",
-            r"\[tune_options\] The 'temperature' parameter of TuneConfig",
+            r"The 'temperature' parameter of \[encode\.tune_options\] is invalid",
         ),
         ("tune = true\nbehaviour_weight = 1.0\n", r"'encode\.tune' parameter needs text"),
     ],
