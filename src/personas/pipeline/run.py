@@ -19,7 +19,17 @@ from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
-from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
+from personas.data import (
+    Dataset,
+    LanguageReport,
+    ProfileConfig,
+    build_profiles,
+    clean_dataset,
+    detect_language,
+    item_documents,
+    load_builtin,
+    load_dataset,
+)
 from personas.describe import Persona, describe_groups, personas_to_json
 from personas.discover import (
     KChoice,
@@ -28,11 +38,19 @@ from personas.discover import (
     group_quality,
     make_finder,
 )
-from personas.encode import BehaviourEncoder, FusionEncoder, fitted_text_encoder, make_encoder
+from personas.encode import (
+    BehaviourEncoder,
+    FusionEncoder,
+    check_language,
+    fitted_text_encoder,
+    is_english_only,
+    make_encoder,
+    text_kind_for,
+)
 from personas.errors import ConfigError
 from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
 from personas.pipeline.artefact import write_run
-from personas.pipeline.config import PipelineConfig
+from personas.pipeline.config import EncodeSection, PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
 
@@ -74,6 +92,9 @@ class Pipeline:
         self.item_text_vectors_: np.ndarray | None = None
         self.side_vectors_: np.ndarray | None = None
         self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
+        self.language_: LanguageReport | None = None  # the corpus language, when the encoder choice needed it
+        self.encode_kind_: str | None = None  # [encode] kind after "auto" was resolved
+        self.notes_: dict[str, Any] = {}  # cleaning and language facts for the manifest
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -86,6 +107,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ stages
     def load(self) -> Dataset:
+        """The configured data, its texts cleaned by ``[data.clean]``."""
+        dataset, report = clean_dataset(self._load(), self.config.data.clean)
+        if report.changed:
+            self.console.print(f"[dim]{report.summary()}[/]", highlight=False)
+        self.notes_["cleaning"] = {"texts": report.texts, "changed": report.changed, "steps": dict(report.steps)}
+        return dataset
+
+    def _load(self) -> Dataset:
         data = self.config.data
         if data.dataset is not None:
             return load_builtin(data.dataset, settings=self.settings, echo=lambda m: self.console.print(m))
@@ -108,8 +137,10 @@ class Pipeline:
     def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray | None]:
         """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
         (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
-        section = self.config.encode
-        encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
+        section = self.encode_section(dataset, texts)
+        encoder = make_encoder(
+            section.encoder_config(seed=self.config.discover.seed, cache_dir=self.settings.home / "embeddings")
+        )
         text_vectors = None
         self.text_encoder_ = None
         if isinstance(encoder, BehaviourEncoder):
@@ -131,6 +162,31 @@ class Pipeline:
             names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
+
+    def encode_section(self, dataset: Dataset, texts: list[str]) -> EncodeSection:
+        """``[encode]`` with kind "auto" resolved by the corpus language (detected once per run, on the users' own
+        words, or the profile texts when they wrote none); an English-only model on another language warns."""
+        section = self.config.encode
+        weight = section.behaviour_weight
+        if isinstance(weight, int | float) and weight >= 1.0:  # behaviour only: no text is encoded
+            return section
+        if self.language_ is None and (section.kind == "auto" or is_english_only(section.text_config())):
+            own = [t for t in build_profiles(dataset, ProfileConfig(parts=("text", "reviews"))) if t]
+            self.language_ = detect_language(own or texts)
+            self.notes_["language"] = self.language_.as_dict()
+        if section.kind == "auto":
+            kind = text_kind_for(self.language_) if self.language_ is not None else "minilm"
+            if self.encode_kind_ is None:
+                name = self.language_.name if self.language_ is not None else None
+                self.console.print(f"[dim]language: {name or 'unknown'} -> encoder {kind}[/]", highlight=False)
+            section = section.model_copy(update={"kind": kind})
+        if self.language_ is not None and "language_warning" not in self.notes_:
+            message = check_language(section.text_config(), self.language_)
+            if message:
+                self.notes_["language_warning"] = message
+                self.console.print(f"[yellow]Warning:[/] {message}", highlight=False)
+        self.encode_kind_ = section.kind
+        return section
 
     def encode_items(self, dataset: Dataset) -> np.ndarray | None:
         """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
@@ -310,10 +366,12 @@ class Pipeline:
             },
             "encoder": {
                 "name": result.encoder_name,
-                "kind": self.config.encode.kind,
+                "kind": self.encode_kind_ or self.config.encode.kind,
                 "behaviour_weight": self.config.encode.behaviour_weight,
                 "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
+                **{k: v for k, v in self.notes_.items() if k.startswith("language")},
             },
+            "cleaning": self.notes_.get("cleaning"),
             "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},
             "n_personas": len(result.personas),
             "timings": dict(self.timings),
