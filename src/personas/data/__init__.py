@@ -4,7 +4,6 @@ cleaning, language detection and Chinese word segmentation, profile texts."""
 from personas.data.builtin import BUILTIN, fetch, load_builtin
 from personas.data.cleaning import CleanConfig, CleanReport, clean_dataset, clean_text, clean_texts
 from personas.data.dataset import Dataset, Vocabulary
-from personas.data.language import LanguageReport, detect_language, has_han, segment
 from personas.data.items import (
     ITEM_TEXT_FIELDS,
     ItemTextStyle,
@@ -14,6 +13,7 @@ from personas.data.items import (
     kg_facts,
     split_genres,
 )
+from personas.data.language import LanguageReport, detect_language, has_han, segment
 from personas.data.loaders import LoadReport, load_dataset, load_recbole, read_table
 from personas.data.profiles import ProfileConfig, build_profiles
 from personas.data.query import split_negation

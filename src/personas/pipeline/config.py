@@ -85,8 +85,8 @@ class EncodeSection(ComponentConfig):
     def _check_extras(self) -> Self:
         if self.model_extra and self.kind == "auto":
             raise ValueError(
-                f"[encode] kind = \"auto\" takes no encoder parameters (got {', '.join(self.model_extra)}): the "
-                "encoder is chosen from the corpus language. Set kind = \"minilm\" or \"multilingual\" to pass them."
+                f'[encode] kind = "auto" takes no encoder parameters (got {", ".join(self.model_extra)}): the '
+                'encoder is chosen from the corpus language. Set kind = "minilm" or "multilingual" to pass them.'
             )
         if self.model_extra:
             self.text_config()
