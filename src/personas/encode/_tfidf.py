@@ -20,10 +20,11 @@ _CJK_TOKENS = r"(?u)\b\w\w+\b|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 
 
 def _segmented(text: str) -> str:
-    """sklearn's default preprocessing (lower case) with Chinese split into words (jieba)."""
+    """sklearn's default preprocessing (lower case) with Chinese split into words (jieba), function words
+    (pronouns, particles, conjunctions, ...) left out: single characters count, and 我/的/和 say nothing."""
     from personas.data.language import segment
 
-    return segment(text.lower())
+    return segment(text.lower(), content_words=True)
 
 
 class TfidfEncoder(ConfiguredEncoder[TfidfConfig]):
