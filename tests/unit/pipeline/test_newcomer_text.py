@@ -61,3 +61,16 @@ def test_without_cleaning_the_dirt_becomes_keywords(tmp_path: Path) -> None:
     result = _run(tmp_path, {"enabled": False}).result  # type: ignore[attr-defined]
     terms = [k.term for p in result.personas for k in p.keywords]
     assert any(DIRT.search(t) for t in terms)
+
+
+def test_cleaning_is_set_in_the_data_clean_table(tmp_path: Path) -> None:
+    from personas.errors import ConfigError
+    from personas.pipeline import load_config
+
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\ndataset = "ml-100k"\n[data.clean]\nhtml = false\nmentions = false\n', encoding="utf-8")
+    clean = load_config(path).data.clean
+    assert (clean.enabled, clean.html, clean.mentions, clean.urls) == (True, False, False, True)
+    path.write_text('[data]\ndataset = "ml-100k"\n[data.clean]\nlinks = false\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="links"):
+        load_config(path)
