@@ -76,6 +76,7 @@ _MENTION = re.compile(r"(?<![\w@.])@\w+:?")
 _RETWEET = re.compile(r"(?<!\S)RT\b:?")
 _SPACES = re.compile(r"[^\S\n]+")
 _LINES = re.compile(r"\s*\n\s*")
+_SPACE_PUNCT = re.compile(r" +([.,;:!?])")
 _MIN_PART = re.compile(r"^[A-Z]")
 # urlextract matches ~1,500 top-level domains in one regex (~12 ms per review); most texts have no dot inside a
 # word, so they skip it.
@@ -113,6 +114,9 @@ def _html_to_text(text: str) -> str:
     tree.strip_tags(["script", "style", "noscript", "template"])
     for node in tree.css(_BLOCKS):
         node.insert_after("\n")
+    for node in tree.css("a"):  # a link's text is a title of its own: "truffles<a>Fresh White ..." is not one word
+        node.insert_before(" ")
+        node.insert_after(" ")
     root = tree.body if tree.body is not None else tree.root
     return "" if root is None else str(root.text(separator="", strip=False))
 
@@ -155,7 +159,10 @@ def _strip_links(text: str, *, urls: bool, emails: bool) -> tuple[str, bool, boo
 
 
 def _tidy(text: str) -> str:
+    """Runs of spaces as one, no space before punctuation (where a removed link or tag left one), one line
+    break between lines."""
     text = _SPACES.sub(" ", text)
+    text = _SPACE_PUNCT.sub(r"\1", text)
     text = _LINES.sub("\n", text)
     return text.strip(" \n:")
 

@@ -20,7 +20,7 @@ def test_review_html_becomes_plain_text_with_line_breaks():
 
 def test_links_addresses_mentions_and_retweets_go_words_stay():
     raw = "RT @BeanBarn: new roast http://bit.ly/x1 at www.beanbarn.com/shop or amazon.com, mail me@beanbarn.com"
-    assert clean_text(raw) == "new roast at or , mail"
+    assert clean_text(raw) == "new roast at or, mail"
     # a Weibo-style post: the mention and link go, the Chinese text and its punctuation stay as written
     assert clean_text("我最喜欢烤面包，https://weibo.com/123 @小明 你也来！") == "我最喜欢烤面包， 你也来！"
 
