@@ -114,8 +114,18 @@ def build_profiles(
                 piece = _behaviour(dataset, mine, texts, config, pieces, counter)
             if piece:
                 pieces.append(piece)
-        profiles.append(_within(config.part_separator.join(pieces), config.max_tokens, counter))
+        profiles.append(_within(_join(pieces, config.part_separator), config.max_tokens, counter))
     return profiles
+
+
+def _join(pieces: list[str], separator: str) -> str:
+    """Parts joined by ``separator``, whose full stop is left out after a part that already ends a sentence
+    ("I love tea." + ". " + "liked: ..." is "I love tea. liked: ...", not "tea.. liked")."""
+    out = pieces[0] if pieces else ""
+    for piece in pieces[1:]:
+        ends = out.rstrip()[-1:] in (".", "!", "?", "。", "！", "？")
+        out += (separator[1:] if ends and separator.startswith(".") else separator) + piece
+    return out
 
 
 def _behaviour(

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
+from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
 from personas.describe.keywords import KeywordConfig, class_keywords, distinct_names
 from personas.describe.persona import Persona
@@ -30,6 +30,11 @@ class Namer(Protocol):
     def name(self, persona: Persona) -> str | None: ...
 
 
+def own_words(dataset: Dataset) -> list[str]:
+    """Each user's own text and reviews (empty where they wrote nothing): what a persona card may quote."""
+    return build_profiles(dataset, ProfileConfig(parts=("text", "reviews")))
+
+
 def _check_length(what: str, values: Sequence[object] | np.ndarray, n: int) -> None:
     if len(values) != n:
         raise DataError(f"describe_groups: {what} has {len(values)} rows but there are {n} labels; align them.")
@@ -44,11 +49,14 @@ def describe_groups(
     user_ids: Sequence[str] | None = None,
     config: DescribeConfig | None = None,
     namer: Namer | None = None,
+    quotes: Sequence[str | None] | None = None,
 ) -> list[Persona]:
     """One :class:`Persona` per group ``0..max(labels)`` (noise, ``-1``, gets none).
 
     Every input is optional and adds its part of the card: ``texts`` (one per user) give keywords, the
-    name and quotes; ``vectors`` give representative users; ``dataset`` (whose user rows the labels
+    name; ``vectors`` give representative users, quoted from ``quotes`` (one per user: their own words), by
+    default the users' own texts and reviews in ``dataset`` when one is given (never generated profile parts
+    such as "liked: ..."; users who wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels
     follow) gives distinctive items and attribute skew, and user ids. A ``namer`` may add a generated name;
     when it fails or returns None the card keeps its keyword name.
     """
@@ -67,6 +75,10 @@ def describe_groups(
     _check_length("user_ids", user_ids, n)
     if texts is not None:
         _check_length("texts", texts, n)
+    if quotes is None:
+        quotes = own_words(dataset) if dataset is not None else texts
+    if quotes is not None:
+        _check_length("quotes", quotes, n)
     if vectors is not None:
         _check_length("vectors", vectors, n)
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
@@ -91,7 +103,7 @@ def describe_groups(
                 centroids,
                 g,
                 user_ids=user_ids,
-                texts=texts,
+                texts=quotes,
                 keywords=keywords[g],
                 config=config.facts,
             )

@@ -11,7 +11,8 @@ import pandas as pd
 from pydantic import Field
 
 from personas.config import ComponentConfig
-from personas.data import Dataset
+from personas.data import Dataset, clean_text
+from personas.data.language import has_han
 from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Representative
 
 __all__ = [
@@ -44,11 +45,15 @@ class FactsConfig(ComponentConfig):
     min_attribute_lift: float = Field(1.2, ge=1.0)
 
 
-_SEGMENTS = re.compile(r"(?<=[.;!?])\s+")
+# Sentence ends: a full stop, semicolon, ! or ? before a space; Chinese 。！？； (no space follows); line breaks.
+_SEGMENTS = re.compile(r"(?<=[.;!?])\s+|(?<=[。！？；])|\n")
 
 
 def quote(text: str | None, keywords: Sequence[Keyword], max_words: int = 30) -> str:
-    """The sentence or list entry of ``text`` that mentions the group's keywords most, cut to ``max_words``."""
+    """The sentence or list entry of ``text`` that mentions the group's keywords most, cut to ``max_words``
+    (Chinese: twice as many characters). The text is cleaned first (markup, links, @mentions: see
+    :func:`personas.data.clean_text`); a quote is the user's own words, never anything else."""
+    text = clean_text(text)
     if not text or not text.strip():
         return ""
     segments = [s.strip() for s in _SEGMENTS.split(text) if s.strip()]
@@ -59,6 +64,8 @@ def quote(text: str | None, keywords: Sequence[Keyword], max_words: int = 30) ->
         return sum(1 for t in terms if t in low)
 
     best = max(segments, key=lambda s: (hits(s), -segments.index(s)))
+    if has_han(best) and len(best) > 2 * max_words:
+        return best[: 2 * max_words] + " …"
     words = best.split()
     return " ".join(words[:max_words]) + (" …" if len(words) > max_words else "")
 

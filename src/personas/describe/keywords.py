@@ -5,7 +5,10 @@ there (normalised by the group's total) times ``log(1 + A / f)``, where ``A`` is
 term occurrences per group and ``f`` the term's frequency over all groups: frequent in this group, rare
 overall. Stop words are removed, n-grams counted, and terms present in more than ``max_df`` of all users'
 texts are dropped (boilerplate such as "liked" in every profile). A keyword must also be over-represented
-in its group (share of the group's words >= ``min_lift`` x its share overall).
+in its group (share of the group's words >= ``min_lift`` x its share overall) and used in it at least
+``min_contrast`` times as much as in any other group (a word rarer in the group than elsewhere says nothing
+about it). Generic words (:data:`GENERIC_WORDS`: "like", "taste", "it's") are stop words. Chinese is split into
+words first (jieba), function words left out, so Chinese groups get Chinese keywords.
 """
 
 from __future__ import annotations
@@ -19,18 +22,47 @@ from pydantic import Field
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from personas.config import ComponentConfig
+from personas.data.language import has_han, segment
 from personas.describe.persona import Keyword
 
-__all__ = ["PHRASE_END_PATTERN", "TOKEN_PATTERN", "KeywordConfig", "class_keywords", "distinct_names", "keyword_name"]
+__all__ = [
+    "GENERIC_WORDS",
+    "PHRASE_END_PATTERN",
+    "STOP_WORDS",
+    "TOKEN_PATTERN",
+    "KeywordConfig",
+    "class_keywords",
+    "distinct_names",
+    "keyword_name",
+]
 
 # Words of two or more characters that start with a letter (years and counts are not keywords); inner
 # hyphens and apostrophes stay ("sci-fi", "children's"). The patterns are public for the Spark engine, whose
 # Java regexes read them with (?U) (Python's str patterns are Unicode-aware by default).
 TOKEN_PATTERN = r"\b[^\W\d_][\w'-]*[^\W_]\b"
 _TOKEN = re.compile(TOKEN_PATTERN)
-# Where a phrase ends: list and clause punctuation, brackets, and a full stop followed by a space or the end.
-PHRASE_END_PATTERN = r"[;,:!?()\[\]{}\"“”]|\.(?=\s|$)"
+# Where a phrase ends: list and clause punctuation (also Chinese, full-width), brackets, line breaks, and a full
+# stop followed by a space or the end.
+PHRASE_END_PATTERN = r"[;,:!?()\[\]{}\"“”\n。，、；：！？（）【】「」『』]|\.(?=\s|$)"
 _PHRASE_END = re.compile(PHRASE_END_PATTERN)
+
+
+#: Words that say how much or how it went, not what about: opinion and filler words of reviews and posts,
+#: and contractions (sklearn's stop words have "it" but not "it's"). Never keywords, never n-gram edges.
+GENERIC_WORDS = frozenset(
+    {
+        *("like", "liked", "likes", "really", "just", "taste", "tastes", "tasted", "tasty", "product", "products"),
+        *("stuff", "thing", "things", "lot", "lots", "bit", "pretty", "actually", "definitely", "ok", "okay", "use"),
+        *("used", "using", "buy", "bought", "got", "get", "gets", "make", "makes", "way", "try", "tried", "want"),
+        *("it's", "i'm", "i've", "i'd", "i'll", "you're", "you've", "we're", "they're", "that's", "there's"),
+        *("what's", "let's", "he's", "she's", "don't", "doesn't", "didn't", "can't", "won't", "isn't", "wasn't"),
+        *("aren't", "weren't", "haven't", "hasn't", "wouldn't", "couldn't", "shouldn't", "dont", "im", "ive"),
+        # the same in Chinese: like, taste, stuff/thing, product, use, try
+        *("喜欢", "味道", "东西", "产品", "使用", "尝试"),
+    }
+)
+#: The stop words of keyword analysis: sklearn's English list and the generic words.
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS | GENERIC_WORDS)
 
 
 def _analyzer(stop: frozenset[str], ngram_max: int) -> Callable[[str], list[str]]:
@@ -64,6 +96,9 @@ class KeywordConfig(ComponentConfig):
     min_lift: float = Field(
         1.2, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
     )
+    min_contrast: float = Field(
+        1.0, ge=0.0, description="...and >= this times its share in any other group (1: no group uses it more)."
+    )
     name_terms: int = Field(3, ge=1, description="Keywords used in the deterministic name.")
 
 
@@ -78,7 +113,9 @@ def class_keywords(
     if not any(d.strip() for d in docs) or n_groups == 0:
         return empty
     n_docs = sum(1 for d in docs if d.strip())
-    stop = frozenset(ENGLISH_STOP_WORDS | {w.lower() for w in config.extra_stop_words})
+    if any(has_han(d) for d in docs):
+        docs = [segment(d, content_words=True) for d in docs]
+    stop = frozenset(STOP_WORDS | {w.lower() for w in config.extra_stop_words})
     max_df = config.max_df if n_docs * config.max_df >= 1 else 1.0
     # Pass 1 finds boilerplate words (in more than max_df of texts); pass 2 treats them as stop words, so
     # they also vanish from n-grams ("liked star wars" -> "star wars").
@@ -119,6 +156,8 @@ def class_keywords(
         others = np.where(tf >= top2[0][None, :], top2[1][None, :], top2[0][None, :])
     else:
         others = np.zeros_like(tf)
+    # Rarer in the group than in another one (contrast < min_contrast): not this group's word.
+    scores[tf < config.min_contrast * others] = 0.0
     out = []
     for g in range(n_groups):
         row = scores[g]

@@ -18,7 +18,9 @@ Which encoder:
   (``make_encoder("minilm")``; cosine ~0.995 to the fp32 model); :func:`quantize_onnx` builds such models.
 - :class:`SentenceTransformerEncoder` — the same model (or any local sentence-transformers folder) on torch.
 - :class:`TfidfEncoder` — TF-IDF + truncated SVD; no model, fit on your corpus first.
-- :class:`MultilingualEncoder` — USE multilingual v3, for non-English text (Chinese included).
+- :class:`MultilingualEncoder` — USE multilingual v3, for non-English text (Chinese included);
+  :func:`text_kind_for` picks it from a :func:`personas.data.detect_language` report, and :func:`check_language`
+  warns when an English-only model (:func:`is_english_only`) meets another language.
 - :class:`BehaviourEncoder` — users from their interactions; :class:`FusionEncoder` / :func:`fuse` — text and
   behaviour in one vector.
 - :class:`CachedEncoder` + :class:`EmbeddingCache` — any encoder, with vectors kept on disk.
@@ -46,6 +48,7 @@ from personas.encode._config import (
     TfidfConfig,
 )
 from personas.encode._factory import ENCODER_KINDS, EncoderKind, encoder_config, make_encoder
+from personas.encode._language import check_language, is_english_only, text_kind_for
 from personas.encode._multilingual import MultilingualEncoder
 from personas.encode._onnx import OnnxEncoder, export_onnx, quantize_onnx
 from personas.encode._query import encode_query
@@ -81,12 +84,15 @@ __all__ = [
     "TuneConfig",
     "TunedEncoder",
     "as_vectors",
+    "check_language",
     "encode_query",
     "encoder_config",
     "export_onnx",
     "fitted_text_encoder",
     "fuse",
+    "is_english_only",
     "make_encoder",
     "quantize_onnx",
+    "text_kind_for",
     "tune_head",
 ]

@@ -15,6 +15,17 @@ from personas.errors import DataError, NotFittedError
 
 __all__ = ["TfidfEncoder"]
 
+# sklearn's default words (two or more word characters) plus single Chinese characters.
+_CJK_TOKENS = r"(?u)\b\w\w+\b|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+
+
+def _segmented(text: str) -> str:
+    """sklearn's default preprocessing (lower case) with Chinese split into words (jieba), function words
+    (pronouns, particles, conjunctions, ...) left out: single characters count, and 我/的/和 say nothing."""
+    from personas.data.language import segment
+
+    return segment(text.lower(), content_words=True)
+
 
 class TfidfEncoder(ConfiguredEncoder[TfidfConfig]):
     """TF-IDF over words (and word pairs), reduced to ``n_components`` dimensions by a seeded truncated SVD.
@@ -50,17 +61,27 @@ class TfidfEncoder(ConfiguredEncoder[TfidfConfig]):
                 "Fit it on the whole corpus you will encode."
             )
         min_df = cfg.min_df if len(docs) >= 4 * cfg.min_df else 1  # tiny corpora keep every word
+        from personas.data.language import has_han
+
+        # Chinese has no spaces between words: without segmentation each sentence is one "word" and none
+        # reaches min_df. Single characters are words there (茶 tea, 猫 cat), so they count too.
+        self.segment_ = any(has_han(d) for d in docs)
         vectorizer = TfidfVectorizer(
             ngram_range=(1, cfg.ngram_max),
             min_df=min_df,
             max_features=cfg.max_features,
             sublinear_tf=True,
             dtype=np.float64,
+            **({"preprocessor": _segmented, "token_pattern": _CJK_TOKENS} if self.segment_ else {}),
         )
         try:
             matrix = vectorizer.fit_transform(docs)
-        except ValueError as exc:  # e.g. no word survives min_df
-            raise DataError(f"TfidfEncoder.fit found no usable words in {len(docs)} texts: {exc}.") from None
+        except ValueError:  # no word at all, or none in min_df texts
+            shared = f" shared by at least {min_df} of them" if min_df > 1 else ""
+            fix = "lower min_df (e.g. 1) or fit on more texts" if min_df > 1 else "fit on texts that contain words"
+            raise DataError(
+                f"TfidfEncoder.fit found no word{shared} in {len(docs)} texts (min_df={min_df}); {fix}."
+            ) from None
         dim = min(cfg.n_components, matrix.shape[1] - 1, len(docs) - 1)
         if dim < 1:
             raise DataError(
@@ -85,7 +106,8 @@ class TfidfEncoder(ConfiguredEncoder[TfidfConfig]):
         digest.update(" ".join(sorted(vectorizer.vocabulary_)).encode())
         digest.update(vectorizer.idf_.tobytes())
         digest.update(self.components_.tobytes())
-        self.name_ = f"tfidf-lsa:{dim}d:ng{cfg.ngram_max}@{digest.hexdigest()[:12]}"
+        words = ":jieba" if self.segment_ else ""
+        self.name_ = f"tfidf-lsa:{dim}d:ng{cfg.ngram_max}{words}@{digest.hexdigest()[:12]}"
         return self
 
     def _check_fitted(self) -> None:

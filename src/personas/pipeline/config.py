@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import ConfigDict, Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 
 from personas.config import ComponentConfig, registry
-from personas.data import ProfileConfig
+from personas.data import CleanConfig, ProfileConfig
 from personas.discover import BaseGroupFinder
 from personas.encode import BehaviourConfig, CachedConfig, FusionConfig, TuneConfig, encoder_config
 from personas.errors import ConfigError
@@ -30,8 +30,9 @@ __all__ = [
 
 #: Recommenders a run can fit, by their TOML names (kebab-case kinds of the component registry).
 ModelName = Literal["most-popular", "group-popular", "item-knn", "ease", "als", "content", "hybrid", "router"]
-#: TOML names of the text encoders of ``[encode] kind`` and the encoder kind each builds.
-TextKind = Literal["minilm", "sentence-transformers", "tfidf", "multilingual"]
+#: TOML names of the text encoders of ``[encode] kind`` and the encoder kind each builds. "auto": the corpus
+#: language decides (MiniLM for English, the multilingual encoder otherwise; see Pipeline.encode_section).
+TextKind = Literal["auto", "minilm", "sentence-transformers", "tfidf", "multilingual"]
 
 
 def _extras(section: ComponentConfig) -> dict[str, Any]:
@@ -56,6 +57,8 @@ class DataSection(ComponentConfig):
     unknown_ids: Literal["error", "drop"] = "error"
     delimiter: str | None = None
     encoding: str = "utf-8"
+    #: ``[data.clean]``: markup, broken Unicode, links, addresses, @mentions and "RT" out of every text (on).
+    clean: CleanConfig = Field(default_factory=CleanConfig)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -75,7 +78,7 @@ class EncodeSection(ComponentConfig):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: TextKind = "minilm"
+    kind: TextKind = "auto"
     behaviour_weight: float = Field(0.5, ge=0.0, le=1.0, description="0: text only; 1: behaviour only.")
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
@@ -85,6 +88,11 @@ class EncodeSection(ComponentConfig):
 
     @model_validator(mode="after")
     def _check_extras(self) -> Self:
+        if self.model_extra and self.kind == "auto":
+            raise ValueError(
+                f'[encode] kind = "auto" takes no encoder parameters (got {", ".join(self.model_extra)}): the '
+                'encoder is chosen from the corpus language. Set kind = "minilm" or "multilingual" to pass them.'
+            )
         if self.model_extra:
             self.text_config()
         if self.tune and self.behaviour_weight >= 1.0:
@@ -95,8 +103,9 @@ class EncodeSection(ComponentConfig):
         return self
 
     def text_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
-        """The text encoder's config (wrapped in a cache config when ``cache`` and a ``cache_dir`` are given)."""
-        base = encoder_config({"kind": "onnx"} if self.kind == "minilm" else {"kind": self.kind})
+        """The text encoder's config (wrapped in a cache config when ``cache`` and a ``cache_dir`` are given).
+        ``"auto"`` not yet resolved from a corpus is MiniLM."""
+        base = encoder_config({"kind": "onnx"} if self.kind in ("minilm", "auto") else {"kind": self.kind})
         extras = _extras(self)
         _unknown("[encode]", extras, type(base))
         text = type(base).validate_as(extras, f"the {self.kind} encoder")

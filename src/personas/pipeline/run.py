@@ -25,7 +25,17 @@ from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from personas.config import Settings, as_kind, get_settings, registry
-from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
+from personas.data import (
+    Dataset,
+    LanguageReport,
+    ProfileConfig,
+    build_profiles,
+    clean_dataset,
+    detect_language,
+    item_documents,
+    load_builtin,
+    load_dataset,
+)
 from personas.data.hints import hint_style
 from personas.describe import Persona, describe_groups, personas_from_json, personas_to_json
 from personas.discover import (
@@ -40,16 +50,19 @@ from personas.encode import (
     FusionEncoder,
     ProjectionHead,
     TunedEncoder,
+    check_language,
     fitted_text_encoder,
     fuse,
+    is_english_only,
     make_encoder,
+    text_kind_for,
     tune_head,
 )
 from personas.errors import ConfigError, DataError
 from personas.evaluate import Experiment, ExperimentResult, ModelRun
 from personas.evaluate.feasibility import protocol_check
 from personas.pipeline.artefact import RunWriter, read_manifest
-from personas.pipeline.config import PipelineConfig
+from personas.pipeline.config import EncodeSection, PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
 
@@ -132,6 +145,9 @@ class Pipeline:
         self.behaviour_vectors_: np.ndarray | None = None  # the behaviour part of fused vectors (None: not fused)
         self.head_: ProjectionHead | None = None  # the text space's projection head ([encode] tune = true)
         self.tune_evidence_: dict[str, Any] | None = None
+        self.language_: LanguageReport | None = None  # the corpus language, when the encoder choice needed it
+        self.encode_kind_: str | None = None  # [encode] kind after "auto" was resolved
+        self.notes_: dict[str, Any] = {}  # cleaning and language facts for the manifest
 
     @contextmanager
     def stage(self, name: str, note: str = "") -> Iterator[None]:
@@ -145,6 +161,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ stages
     def load(self) -> Dataset:
+        """The configured data, its texts cleaned by ``[data.clean]``."""
+        dataset, report = clean_dataset(self._load(), self.config.data.clean)
+        if report.changed:
+            self.console.print(f"[dim]{report.summary()}[/]", highlight=False)
+        self.notes_["cleaning"] = {"texts": report.texts, "changed": report.changed, "steps": dict(report.steps)}
+        return dataset
+
+    def _load(self) -> Dataset:
         data = self.config.data
         if data.dataset is not None:
             return load_builtin(data.dataset, settings=self.settings, echo=lambda m: self.console.print(m))
@@ -168,8 +192,10 @@ class Pipeline:
     def encode(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray | None]:
         """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
         (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
-        section = self.config.encode
-        encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
+        section = self.encode_section(dataset, texts)
+        encoder = make_encoder(
+            section.encoder_config(seed=self.config.discover.seed, cache_dir=self.settings.home / "embeddings")
+        )
         text_vectors = None
         self.text_encoder_ = None
         self.behaviour_vectors_ = None
@@ -193,6 +219,31 @@ class Pipeline:
             names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
+
+    def encode_section(self, dataset: Dataset, texts: list[str]) -> EncodeSection:
+        """``[encode]`` with kind "auto" resolved by the corpus language (detected once per run, on the users' own
+        words, or the profile texts when they wrote none); an English-only model on another language warns."""
+        section = self.config.encode
+        weight = section.behaviour_weight
+        if isinstance(weight, int | float) and weight >= 1.0:  # behaviour only: no text is encoded
+            return section
+        if self.language_ is None and (section.kind == "auto" or is_english_only(section.text_config())):
+            own = [t for t in build_profiles(dataset, ProfileConfig(parts=("text", "reviews"))) if t]
+            self.language_ = detect_language(own or texts)
+            self.notes_["language"] = self.language_.as_dict()
+        if section.kind == "auto":
+            kind = text_kind_for(self.language_) if self.language_ is not None else "minilm"
+            if self.encode_kind_ is None:
+                name = self.language_.name if self.language_ is not None else None
+                self.console.print(f"[dim]language: {name or 'unknown'} -> encoder {kind}[/]", highlight=False)
+            section = section.model_copy(update={"kind": kind})
+        if self.language_ is not None and "language_warning" not in self.notes_:
+            message = check_language(section.text_config(), self.language_)
+            if message:
+                self.notes_["language_warning"] = message
+                self.console.print(f"[yellow]Warning:[/] {message}", highlight=False)
+        self.encode_kind_ = section.kind
+        return section
 
     def encode_items(self, dataset: Dataset) -> np.ndarray | None:
         """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
@@ -411,6 +462,7 @@ class Pipeline:
                 "interactions": dataset.n_interactions,
             }
             manifest["seeds"] = {"discover": self.config.discover.seed, "split": self.config.discover.seed}
+            manifest["cleaning"] = self.notes_.get("cleaning")
         with self.stage("profile texts"):
             texts = build_profiles(dataset, self.config.profiles)
         # With [encode] tune = true the kept "encode" stage is the tuned text space (head included): its key
@@ -429,6 +481,8 @@ class Pipeline:
                 self.text_vectors_ = optional["text_vectors"]
                 self.item_text_vectors_ = optional["item_text_vectors"]
                 self.side_vectors_ = optional["side_vectors"]
+                self.encode_kind_ = entry.get("kind")
+                self.notes_.update(entry.get("language") or {})
                 if entry.get("head"):
                     self.head_ = ProjectionHead.load(folder / str(entry["head"]))
                     self.tune_evidence_ = dict(entry.get("tuning") or {})
@@ -436,6 +490,8 @@ class Pipeline:
                 vectors, encoder_name, self.text_vectors_ = self.encode(dataset, texts)
                 self.item_text_vectors_ = self.encode_items(dataset)
                 self.side_vectors_ = self.encode_sides(dataset)
+        # the corpus language and the encoder "auto" chose (kept with the encode stage, so a resume says it too)
+        language = {k: v for k, v in self.notes_.items() if k.startswith("language")}
         if encoded is None:
             if self.config.encode.tune:
                 with self.stage("tune text space"):
@@ -455,12 +511,21 @@ class Pipeline:
                 files[f"{HEAD_DIR}/head.json"] = self.head_.to_json()
                 tuned = {"head": HEAD_DIR, "tuning": self._tuning_summary()}
             written = writer.write(files=files, arrays=arrays)
-            writer.stage_done("encode", keys["encode"], written, encoder=encoder_name, **tuned)
+            writer.stage_done(
+                "encode",
+                keys["encode"],
+                written,
+                encoder=encoder_name,
+                kind=self.encode_kind_,
+                language=language,
+                **tuned,
+            )
         manifest["encoder"] = {
             "name": encoder_name,
-            "kind": self.config.encode.kind,
+            "kind": self.encode_kind_ or self.config.encode.kind,
             "behaviour_weight": self.config.encode.behaviour_weight,
             "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
+            **language,
             # only in tuned runs, so an untuned run's manifest is what it was
             **({"head": HEAD_DIR, "tuning": self._tuning_summary()} if self.head_ is not None else {}),
         }

@@ -13,7 +13,6 @@ import itertools
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from personas.describe import (
     AttributeSkew,
@@ -25,7 +24,7 @@ from personas.describe import (
     distinct_names,
     quote,
 )
-from personas.describe.keywords import PHRASE_END_PATTERN, TOKEN_PATTERN
+from personas.describe.keywords import PHRASE_END_PATTERN, STOP_WORDS, TOKEN_PATTERN
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -84,7 +83,7 @@ def keywords_spark(texts: DataFrame, labels: DataFrame, n_groups: int, config: D
     from pyspark.sql import functions as sf
 
     cfg = config.keywords
-    stop = sorted(ENGLISH_STOP_WORDS | {w.lower() for w in cfg.extra_stop_words})
+    stop = sorted(STOP_WORDS | {w.lower() for w in cfg.extra_stop_words})
     n_docs = texts.filter(sf.col("text").rlike(r"(?U)\S")).count()
     if n_docs == 0 or n_groups == 0:
         return [[] for _ in range(n_groups)]
@@ -121,6 +120,8 @@ def keywords_spark(texts: DataFrame, labels: DataFrame, n_groups: int, config: D
         .withColumn("score", sf.col("tf") * sf.log1p(sf.lit(avg) / sf.col("f")))
         # over-represented in the group: its share of the group's words >= min_lift x its share overall
         .filter(sf.col("tf") >= cfg.min_lift * sf.col("f") / sf.lit(max(grand, 1.0)))
+        # no other group uses it more (contrast >= min_contrast)
+        .filter(sf.col("tf") >= sf.lit(cfg.min_contrast) * others)
         .filter(sf.col("score") > 0)
         .withColumn("contrast", sf.when(others > 0, sf.col("tf") / others))
         .withColumn("n_words", sf.size(sf.split("term", " ")))

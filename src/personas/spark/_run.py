@@ -43,6 +43,12 @@ __all__ = ["DatasetSummary", "SparkPipeline", "SparkResult"]
 _REPORT_USERS = 20_000
 
 
+def spark_text_kind(kind: str) -> str:
+    """The text encoder a Spark run uses: ``"auto"`` is MiniLM there (the corpus language is detected by the
+    single-machine engine only)."""
+    return "minilm" if kind == "auto" else kind
+
+
 @dataclass(frozen=True)
 class DatasetSummary:
     name: str
@@ -122,12 +128,11 @@ class SparkPipeline:
         frame: DataFrame | None = None
         names = []
         if section.behaviour_weight < 1.0:
-            fitted = fit_tfidf(texts, seed=seed) if section.kind == "tfidf" else None
-            frame = encode_texts(
-                texts, section.kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings
-            )
+            kind = spark_text_kind(section.kind)
+            fitted = fit_tfidf(texts, seed=seed) if kind == "tfidf" else None
+            frame = encode_texts(texts, kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings)
             frame = frame.withColumnRenamed("vector", "text_vector")
-            names.append(f"text={fitted.name if fitted is not None else section.kind}")
+            names.append(f"text={fitted.name if fitted is not None else kind}")
         if section.behaviour_weight > 0.0:
             pairs = data.interactions.select("user_row", "item_row").distinct()
             behaviour = behaviour_vectors(pairs, data.users, dim=section.behaviour_dim, seed=seed)
@@ -296,7 +301,7 @@ class SparkPipeline:
                 },
                 "encoder": {
                     "name": result.encoder_name,
-                    "kind": config.encode.kind,
+                    "kind": spark_text_kind(config.encode.kind),
                     "behaviour_weight": config.encode.behaviour_weight,
                     "text_space": "text_vectors.npy" if with_text else None,
                 },

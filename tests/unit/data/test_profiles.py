@@ -43,7 +43,9 @@ def test_tags_and_reviews() -> None:
     inter = pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "review": ["Great acting."]})
     tags = pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["i", "i", "i"], "tag": ["noir", "noir", "rain"]})
     ds = Dataset.from_frames(inter, tags=tags)
-    assert build_profiles(ds, ProfileConfig(parts=("reviews", "tags"))) == ["Great acting.. tags: noir, rain"]
+    assert build_profiles(ds, ProfileConfig(parts=("reviews", "tags"))) == [
+        "Great acting. tags: noir, rain"
+    ]  # no doubled full stop
 
 
 def test_config_validation() -> None:
