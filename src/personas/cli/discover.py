@@ -48,7 +48,9 @@ def _finder(method: str, k: int | None, threshold: float | None, seed: int, min_
     if method == "kmeans":
         return KMeansGroups(k=k or 8, seed=seed)
     if method == "agglomerative":
-        return AgglomerativeGroups(k=None if threshold is not None else (k or 8), distance_threshold=threshold)
+        if threshold is not None:  # --threshold is a cosine distance: average linkage's scale
+            return AgglomerativeGroups(distance_threshold=threshold, linkage="average")
+        return AgglomerativeGroups(k=k or 8)
     if method == "hdbscan":
         return HDBSCANGroups(min_group_size=min_group_size)
     if method == "leiden":

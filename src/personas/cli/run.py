@@ -35,6 +35,15 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
             "; ".join(i.title for i in p.distinctive_items[:3]),
         )
     console.print(personas)
+    grouping = result.quality.get("grouping")
+    if grouping:  # the finder's check of its own result: say it beside the personas, not only in a file
+        console.print(
+            f"Groups: {grouping['n_groups']}, the largest holds {grouping['largest_share']:.0%} of users, "
+            f"{grouping['noise_share']:.0%} in no group",
+            highlight=False,
+        )
+        for warning in grouping["warnings"]:
+            console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
     if result.metrics is not None:
         metrics = Table(title="Warm users: per-user temporal split (last 20% test), full ranking", title_justify="left")
         columns = [c for c in result.metrics.columns if "@" in c]

@@ -111,6 +111,9 @@ class EncodeSection(ComponentConfig):
         )
 
 
+_METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
+
+
 class DiscoverSection(ComponentConfig):
     """How groups are found. Keys other than these reach the method's config (e.g. ``linkage`` for
     ``"agglomerative"``, ``min_group_size`` for ``"hdbscan"``)."""
@@ -122,15 +125,29 @@ class DiscoverSection(ComponentConfig):
     candidates: list[int] = Field(default_factory=lambda: [4, 6, 8, 10, 12])
     seed: int = 0
 
+    @property
+    def chooses_k(self) -> bool:
+        """Whether the run chooses k: ``k = "auto"`` for a method with a k and no ``distance_threshold``."""
+        has_k = "k" in registry.config_class(self.method, BaseGroupFinder, where="discover.method").model_fields
+        return self.k == "auto" and has_k and _extras(self).get("distance_threshold") is None
+
     def finder_config(self, k: int) -> ComponentConfig:
         """The group finder's config at ``k`` groups (for methods with a ``k``), with this section's seed
         (for methods with one) and extra keys."""
         config_class = registry.config_class(self.method, BaseGroupFinder, where="discover.method")
         extras = _extras(self)
+        for key in extras:  # a knob of another method: say which, since method defaults to "kmeans"
+            owners = [m for m in _METHODS if key in registry.config_class(m, BaseGroupFinder).model_fields]
+            if key not in config_class.model_fields and owners:
+                raise ConfigError(
+                    f"DiscoverSection has no parameter {key!r} with method = {self.method!r}; it is a parameter of "
+                    + " or ".join(f"method = {m!r}" for m in owners)
+                    + "."
+                )
         _unknown("DiscoverSection", extras, config_class)
         params: dict[str, Any] = {}
-        if "k" in config_class.model_fields:
-            params["k"] = k
+        if "k" in config_class.model_fields and extras.get("distance_threshold") is None:
+            params["k"] = k  # a distance threshold cuts the tree instead of a number of groups
         if "seed" in config_class.model_fields:
             params["seed"] = self.seed
         return config_class.validate_as({**params, **extras}, f"the {self.method} method")

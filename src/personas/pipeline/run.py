@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from personas.config import Settings, as_kind, get_settings, registry
 from personas.data import Dataset, build_profiles, item_documents, load_builtin, load_dataset
 from personas.describe import Persona, describe_groups, personas_to_json
 from personas.discover import (
+    GroupingReport,
+    GroupingWarning,
     KChoice,
     centroids_of,
     choose_k,
@@ -74,6 +77,7 @@ class Pipeline:
         self.item_text_vectors_: np.ndarray | None = None
         self.side_vectors_: np.ndarray | None = None
         self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
+        self.grouping_: GroupingReport | None = None  # the group finder's check of its own result
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -166,13 +170,21 @@ class Pipeline:
         section = self.config.discover
         choice = None
         k = section.k if isinstance(section.k, int) else 8
-        if section.k == "auto" and section.method in ("kmeans", "agglomerative"):
+        if section.chooses_k:
             candidates = [c for c in section.candidates if c < len(vectors)]
             choice = choose_k(
                 vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
             )
             k = choice.k
-        finder = make_finder(self._finder_config(k)).fit(vectors)
+        with warnings.catch_warnings(record=True) as caught:  # said on the console, kept in the manifest
+            warnings.simplefilter("always", GroupingWarning)
+            finder = make_finder(self._finder_config(k)).fit(vectors)
+        for warning in caught:
+            if issubclass(warning.category, GroupingWarning):
+                self.console.print(f"[yellow]Warning:[/] {warning.message}", highlight=False)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        self.grouping_ = finder.report_
         return np.asarray(finder.labels_, dtype=np.int64), choice
 
     def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
@@ -220,6 +232,8 @@ class Pipeline:
                 None if self.text_vectors_ is None else centroids_of(self.text_vectors_, labels, int(labels.max()) + 1)
             )
             quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
+            if self.grouping_ is not None:
+                quality["grouping"] = self.grouping_.model_dump()
         with self.stage("describe personas"):
             personas = self.describe(dataset, texts, vectors, labels)
         with self.stage("fit recommenders"):
@@ -316,6 +330,7 @@ class Pipeline:
             },
             "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},
             "n_personas": len(result.personas),
+            "grouping": None if self.grouping_ is None else self.grouping_.model_dump(),
             "timings": dict(self.timings),
         }
         write_run(
