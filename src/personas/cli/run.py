@@ -44,6 +44,13 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
         )
         for warning in grouping["warnings"]:
             console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    choice = getattr(result, "weight_choice", None)  # behaviour_weight = "auto" (the local engine)
+    if choice is not None:
+        figures = ", ".join(f"{s.weight:g}: {s.stability:.2f}" for s in choice.scores)
+        console.print(
+            f"Behaviour weight: {choice.weight:g}, chosen on the data (group stability by weight: {figures})",
+            highlight=False,
+        )
     if result.metrics is not None:
         metrics = Table(title="Warm users: per-user temporal split (last 20% test), full ranking", title_justify="left")
         columns = [c for c in result.metrics.columns if "@" in c]

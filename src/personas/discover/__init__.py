@@ -46,6 +46,7 @@ from personas.discover.selection import (
     group_quality,
     stability,
 )
+from personas.discover.weighting import WeightChoice, WeightScore, choose_behaviour_weight
 
 __all__ = [
     "MAX_LARGEST_SHARE",
@@ -71,7 +72,10 @@ __all__ = [
     "LeidenGroups",
     "NeighboursConfig",
     "StabilityResult",
+    "WeightChoice",
+    "WeightScore",
     "centroids_of",
+    "choose_behaviour_weight",
     "choose_k",
     "finder_config_from_json",
     "group_quality",

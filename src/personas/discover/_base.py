@@ -25,9 +25,9 @@ __all__ = [
     "GroupFinder",
     "GroupingReport",
     "GroupingWarning",
-    "grouping_report",
     "as_unit_vectors",
     "centroids_of",
+    "grouping_report",
     "nearest_centroid",
 ]
 

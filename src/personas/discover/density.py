@@ -105,7 +105,7 @@ class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
         why = f"HDBSCAN found no group of at least min_group_size = {self.config.min_group_size} users"
         candidates = [k for k in range(2, 9) if k < n]
         if self.config.fallback == "one-group" or len(candidates) < 2:
-            return np.zeros(n, dtype=np.int64), f"{why}; all users form one group instead (fallback = \"one-group\")"
+            return np.zeros(n, dtype=np.int64), f'{why}; all users form one group instead (fallback = "one-group")'
         with warnings.catch_warnings():  # the candidates' own checks; the result is checked once, below
             warnings.simplefilter("ignore", GroupingWarning)
             base = KMeansGroups(seed=self.config.fallback_seed)
@@ -113,18 +113,18 @@ class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
             labels = base.with_params(k=k).fit(arr).labels_
         return labels, (
             f"{why}; used spherical k-means with k = {k} (chosen by silhouette and stability) instead. "
-            "Lower min_group_size, or set method = \"kmeans\" to choose the groups yourself"
+            'Lower min_group_size, or set method = "kmeans" to choose the groups yourself'
         )
 
     def _hints(self) -> dict[str, str]:
         cfg = self.config
         return {
             "noise": (
-                f"set noise = \"nearest\" to give each to its nearest group, or lower min_group_size "
+                f'set noise = "nearest" to give each to its nearest group, or lower min_group_size '
                 f"(now {cfg.min_group_size})"
             ),
-            "largest": f"lower min_group_size (now {cfg.min_group_size}) or set selection = \"leaf\"",
-            "few": f"lower min_group_size (now {cfg.min_group_size}) or use method = \"kmeans\"",
+            "largest": f'lower min_group_size (now {cfg.min_group_size}) or set selection = "leaf"',
+            "few": f'lower min_group_size (now {cfg.min_group_size}) or use method = "kmeans"',
         }
 
     def assign(self, X: np.ndarray) -> np.ndarray:

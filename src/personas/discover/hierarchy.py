@@ -2,8 +2,8 @@
 
 Cut the tree at a given number of groups, or at a distance threshold: with ``linkage = "average"`` (or
 complete, single) a cosine *distance* (``1 - similarity``: the original design's "similarity threshold");
-with the default ``"ward"`` the threshold is on Ward's merge-cost scale. The tree stays on the fitted object, so groups can be
-split one level down or merged by hand afterwards without refitting.
+with the default ``"ward"`` the threshold is on Ward's merge-cost scale. The tree stays on the fitted
+object, so groups can be split one level down or merged by hand afterwards without refitting.
 
 The tree needs all pairwise distances: O(n^2) memory, so ``max_rows`` (default 20,000) guards it; above
 that, group with k-means first and build the tree on its centroids.
@@ -95,12 +95,12 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
         cfg = self.config
         cut = f"k = {cfg.k}" if cfg.k is not None else f"distance_threshold = {cfg.distance_threshold}"
         if cfg.linkage == "ward":
-            largest = f"the tree cut at {cut} leaves one big branch: try a larger k or method = \"kmeans\""
+            largest = f'the tree cut at {cut} leaves one big branch: try a larger k or method = "kmeans"'
         else:
             # single and average linkage chain users into one branch and leave outliers as tiny groups
             largest = (
-                f"linkage = \"{cfg.linkage}\" chains users into one branch and leaves outliers as tiny groups: "
-                "try linkage = \"ward\" or method = \"kmeans\""
+                f'linkage = "{cfg.linkage}" chains users into one branch and leaves outliers as tiny groups: '
+                'try linkage = "ward" or method = "kmeans"'
             )
         few = "give k >= 2 or a lower distance_threshold" if cfg.k is None else "check for duplicate vectors"
         return {"largest": largest, "few": few}

@@ -73,13 +73,24 @@ class EncodeSection(ComponentConfig):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: TextKind = "minilm"
-    behaviour_weight: float = Field(0.5, ge=0.0, le=1.0, description="0: text only; 1: behaviour only.")
+    #: "auto": measured on each run (personas.discover.choose_behaviour_weight: the weight whose groups are the
+    #: most stable across seeds; the run's manifest keeps the figures). 0.5 used to be the default, and on data
+    #: where behaviour is noise (one interaction per user) it turned clear text groups into noise (NMI 0.01).
+    behaviour_weight: float | str = Field(
+        "auto", description='0: text only; 1: behaviour only; "auto": measured on the data.'
+    )
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
     cache: bool = True
 
     @model_validator(mode="after")
     def _check_extras(self) -> Self:
+        weight = self.behaviour_weight
+        if weight != "auto" and (isinstance(weight, str) or not 0.0 <= weight <= 1.0):
+            raise ValueError(
+                "The 'encode.behaviour_weight' parameter must be a float in [0, 1] or \"auto\". "
+                f"Got {weight!r} instead."
+            )
         if self.model_extra:
             self.text_config()
         return self
@@ -97,18 +108,22 @@ class EncodeSection(ComponentConfig):
     def behaviour_config(self, seed: int) -> BehaviourConfig:
         return BehaviourConfig(n_components=self.behaviour_dim, seed=seed)
 
-    def encoder_config(self, *, seed: int, cache_dir: str | Path | None = None) -> ComponentConfig:
-        """The encoder of a run: text, behaviour, or their fusion (``text_weight = 1 - behaviour_weight``)."""
-        if self.behaviour_weight >= 1.0:
+    def encoder_config(
+        self, *, seed: int, cache_dir: str | Path | None = None, behaviour_weight: float | None = None
+    ) -> ComponentConfig:
+        """The encoder of a run: text, behaviour, or their fusion (``text_weight = 1 - behaviour_weight``).
+        With ``behaviour_weight = "auto"`` the weight must be given (the pipeline measures it)."""
+        weight = self.behaviour_weight if behaviour_weight is None else behaviour_weight
+        if isinstance(weight, str):
+            raise ConfigError(
+                'behaviour_weight = "auto" is chosen on the data by the pipeline; pass the chosen behaviour_weight.'
+            )
+        if weight >= 1.0:
             return self.behaviour_config(seed)
         text = self.text_config(cache_dir)
-        if self.behaviour_weight <= 0.0:
+        if weight <= 0.0:
             return text
-        return FusionConfig(
-            text_encoder=text,
-            behaviour=self.behaviour_config(seed),
-            text_weight=1.0 - self.behaviour_weight,
-        )
+        return FusionConfig(text_encoder=text, behaviour=self.behaviour_config(seed), text_weight=1.0 - weight)
 
 
 _METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
@@ -253,9 +268,13 @@ class PipelineConfig(ComponentConfig):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
         return self
 
-    def encoder_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
+    def encoder_config(
+        self, cache_dir: str | Path | None = None, *, behaviour_weight: float | None = None
+    ) -> ComponentConfig:
         """The run's encoder config (the behaviour SVD is seeded with ``[discover] seed``)."""
-        return self.encode.encoder_config(seed=self.discover.seed, cache_dir=cache_dir)
+        return self.encode.encoder_config(
+            seed=self.discover.seed, cache_dir=cache_dir, behaviour_weight=behaviour_weight
+        )
 
 
 def load_config(path: str | Path) -> PipelineConfig:

@@ -26,12 +26,14 @@ from personas.discover import (
     GroupingReport,
     GroupingWarning,
     KChoice,
+    WeightChoice,
     centroids_of,
+    choose_behaviour_weight,
     choose_k,
     group_quality,
     make_finder,
 )
-from personas.encode import BehaviourEncoder, FusionEncoder, fitted_text_encoder, make_encoder
+from personas.encode import BehaviourEncoder, FusionEncoder, fitted_text_encoder, fuse, make_encoder
 from personas.errors import ConfigError
 from personas.evaluate import Experiment, ExperimentResult, TemporalSplit
 from personas.pipeline.artefact import write_run
@@ -60,6 +62,7 @@ class PipelineResult:
     metrics_markdown: str = ""
     experiment: ExperimentResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    weight_choice: WeightChoice | None = None  # how behaviour_weight = "auto" was decided
 
 
 class Pipeline:
@@ -78,6 +81,7 @@ class Pipeline:
         self.side_vectors_: np.ndarray | None = None
         self.text_encoder_: Any | None = None  # the fitted encoder of the users' texts (None: behaviour only)
         self.grouping_: GroupingReport | None = None  # the group finder's check of its own result
+        self.weight_choice_: WeightChoice | None = None  # behaviour_weight = "auto": chosen once per run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -113,6 +117,8 @@ class Pipeline:
         """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
         (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
         section = self.config.encode
+        if section.behaviour_weight == "auto":
+            return self._encode_auto(dataset, texts)
         encoder = make_encoder(self.config.encoder_config(cache_dir=self.settings.home / "embeddings"))
         text_vectors = None
         self.text_encoder_ = None
@@ -135,6 +141,32 @@ class Pipeline:
             names = [f"text={text_encoder.name}"]
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
+
+    def _encode_auto(self, dataset: Dataset, texts: list[str]) -> tuple[np.ndarray, str, np.ndarray]:
+        """:meth:`encode` with ``behaviour_weight = "auto"``: text and behaviour vectors, the weight measured on
+        them (:func:`~personas.discover.choose_behaviour_weight`) the first time, then fused. Later calls (the
+        evaluation's train split) reuse the chosen weight, so the groups it checks are made the same way."""
+        section, seed = self.config.encode, self.config.discover.seed
+        text_encoder = fitted_text_encoder(make_encoder(section.text_config(self.settings.home / "embeddings")), texts)
+        text_vectors = np.ascontiguousarray(
+            text_encoder.encode(texts, batch_size=section.batch_size, show_progress=True), dtype=np.float32
+        )
+        self.text_encoder_ = text_encoder
+        behaviour = BehaviourEncoder(section.behaviour_config(seed)).fit(dataset)
+        if self.weight_choice_ is None:
+            k = self.config.discover.k if isinstance(self.config.discover.k, int) else 8
+            self.weight_choice_ = choice = choose_behaviour_weight(text_vectors, behaviour.vectors_, k=k, seed=seed)
+            figures = ", ".join(f"{s.weight:g}: {s.stability:.2f}" for s in choice.scores)
+            self.console.print(
+                f"behaviour_weight = {choice.weight:g} (auto; group stability by weight {figures})", highlight=False
+            )
+        weight = self.weight_choice_.weight
+        names = [f"text={text_encoder.name}"]
+        if weight <= 0:
+            return text_vectors, ",".join([*names, "weight=0(auto)"]), text_vectors
+        vectors = fuse(text_vectors, behaviour.vectors_, text_weight=1.0 - weight)
+        names += [f"behaviour=svd{behaviour.dim_}", f"weight={weight:g}(auto)"]
+        return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_vectors
 
     def encode_items(self, dataset: Dataset) -> np.ndarray | None:
         """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
@@ -250,6 +282,7 @@ class Pipeline:
             personas=personas,
             models=models,
             timings=self.timings,
+            weight_choice=self.weight_choice_,
         )
         if self.config.evaluate.enabled:
             with self.stage("evaluate"):
@@ -325,7 +358,11 @@ class Pipeline:
             "encoder": {
                 "name": result.encoder_name,
                 "kind": self.config.encode.kind,
-                "behaviour_weight": self.config.encode.behaviour_weight,
+                "behaviour_weight": (
+                    self.config.encode.behaviour_weight if self.weight_choice_ is None else self.weight_choice_.weight
+                ),
+                # behaviour_weight = "auto": the weight chosen, the rule and every candidate's figures
+                "behaviour_weight_choice": None if self.weight_choice_ is None else self.weight_choice_.model_dump(),
                 "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
             },
             "seeds": {"discover": self.config.discover.seed, "split": self.config.discover.seed},

@@ -80,7 +80,7 @@ def test_hdbscan_mostly_noise_warns_and_names_the_setting() -> None:
 
 
 def test_average_linkage_lopsided_groups_warn_and_ward_is_the_default() -> None:
-    x, truth = _cap_and_outliers()
+    x, _truth = _cap_and_outliers()
     with pytest.warns(GroupingWarning, match=r"one group holds 9\d\.\d% of users .* linkage = \"average\" chains"):
         AgglomerativeGroups(k=2, linkage="average").fit(x)
     assert AgglomerativeGroups(k=2).config.linkage == "ward"
@@ -95,7 +95,7 @@ def test_choose_k_sets_lopsided_candidates_aside() -> None:
     chosen = choose_k(x, [2, 4], finder=KMeansGroups())
     assert chosen.k == 4
     assert "k = [2] set aside (one group over 80% of users)" in chosen.rule
-    assert [s.largest_share for s in chosen.scores][0] == pytest.approx(0.95)
+    assert next(s.largest_share for s in chosen.scores) == pytest.approx(0.95)
 
 
 def test_candidate_fits_do_not_repeat_warnings() -> None:

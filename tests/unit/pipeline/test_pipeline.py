@@ -90,8 +90,7 @@ BAD_CONFIGS = [
     (ML + "[discover]\nk = 1\n", r"\[discover\].*'discover\.k' parameter must be an int >= 2"),
     (
         ML + "[encode]\nbehaviour_weight = 2\n",
-        r"\[encode\] The 'behaviour_weight' parameter of EncodeSection is "
-        r"invalid: input should be less than or equal to 1",
+        r"\[encode\] The 'encode.behaviour_weight' parameter must be a float in \[0, 1\] or \"auto\". Got 2.0",
     ),
     ('[data]\n[encode]\nkind = "tfidf"\n', "exactly one of 'dataset'"),
     (

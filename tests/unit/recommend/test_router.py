@@ -274,4 +274,6 @@ def test_small_groups_held_out_of_a_fold_do_not_break_tuning() -> None:
 def test_centroids_must_match_the_groups(world: tuple[Dataset, np.ndarray]) -> None:
     dataset, groups = world
     with pytest.raises(DataError, match="2 centroids for 3 groups"):
-        ColdStartRouter().fit(dataset, groups=groups, user_vectors=np.ones((dataset.n_users, 4)), centroids=np.ones((2, 4)))
+        ColdStartRouter().fit(
+            dataset, groups=groups, user_vectors=np.ones((dataset.n_users, 4)), centroids=np.ones((2, 4))
+        )
