@@ -27,7 +27,7 @@ def test_hdbscan_that_finds_no_group_falls_back_and_the_router_fits(
 ) -> None:
     # 36 users in three tastes of 12: no group of at least 20 exists, so HDBSCAN finds none (once: a raw
     # "Found array with 0 sample(s)" from the router, or "0 personas" without it).
-    path = _with_discover(make_config(shop, extra=QUICK), 'method = "hdbscan"\nmin_group_size = 20')
+    path = _with_discover(make_config(shop, extra=QUICK, report="true"), 'method = "hdbscan"\nmin_group_size = 20')
     pipeline = run_pipeline(path, tmp_path)
     labels = pipeline.result.labels
     assert len(np.unique(labels)) >= 2 and (labels >= 0).all()
@@ -39,6 +39,8 @@ def test_hdbscan_that_finds_no_group_falls_back_and_the_router_fits(
     quality = json.loads((shop / "run" / "quality.json").read_text())
     assert quality["quality"]["grouping"] == grouping
     assert "router" in pipeline.result.models
+    report = (shop / "run" / "report.html").read_text()
+    assert "Warnings:</p><ul><li>HDBSCANGroups: HDBSCAN found no group" in report
 
 
 @pytest.mark.parametrize(
