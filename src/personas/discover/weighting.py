@@ -70,7 +70,7 @@ def choose_behaviour_weight(
     k: int = 8,
     n_seeds: int = 3,
     sample_size: int = 3000,
-    min_gain: float = 0.05,
+    min_gain: float = 0.1,
     seed: int = 0,
 ) -> WeightChoice:
     """The behaviour weight among ``weights`` whose k-means groups are the most stable across ``n_seeds``
