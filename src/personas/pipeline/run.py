@@ -387,7 +387,9 @@ class Pipeline:
         evaluation never sees held-out interactions through the groups."""
         texts = build_profiles(train, self.config.profiles)
         vectors, _, _ = self.encode(train, texts)
-        return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
+        with warnings.catch_warnings():  # the grouping's check was said once, at discover
+            warnings.simplefilter("ignore", GroupingWarning)
+            return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
 
     def evaluate(self, result: PipelineResult) -> None:
         """Warm protocol: per-user temporal split, full ranking, baselines in the same run."""
