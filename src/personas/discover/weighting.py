@@ -11,6 +11,11 @@ seeds): noise makes k-means partition arbitrarily, so its groups change with the
 (in text, behaviour or both) gives the same groups every time. A larger weight must beat the smaller ones by
 ``min_gain`` to be chosen (use behaviour only when it adds something). NMI of each candidate's groups
 against the text-only and the behaviour-only groups comes back too, to show what the weight does.
+
+Measured (k = 8, three seeds, TF-IDF text, 64-d SVD behaviour), stability at weights 0 / 0.25 / 0.5 / 0.75:
+ml-100k (943 users) .49 / .52 / .61 / .56, chosen 0.5 (2.0-2.8 s on one core); 5,000 food reviews, one
+product each (3,000 sampled) .57 / .41 / .02 / .03, chosen 0 (4.7-6.6 s). With ``min_gain`` 0.05, 1,500 of
+those reviews in MiniLM space took 0.25 for a gain of .05 (.59 -> .64) from behaviour that is noise; hence 0.1.
 """
 
 # ruff: noqa: N803  (X is a matrix, as in scikit-learn)
