@@ -297,8 +297,11 @@ class BaseGroupFinder(Component[C], ABC):
         words of the config keys (a TOML ``[discover]`` key is the same name)."""
         return {}
 
-    def _check_result(self, *, unassigned_share: float | None = None, fallback: str | None = None) -> None:
-        """Set ``report_`` and give one GroupingWarning per threshold passed (called at the end of ``fit``)."""
+    def _check_result(
+        self, *, unassigned_share: float | None = None, fallback: str | None = None, warn: bool = True
+    ) -> None:
+        """Set ``report_`` and give one GroupingWarning per threshold passed (called at the end of ``fit``;
+        ``warn=False`` after an edit by hand, which the user asked for)."""
         self.report_ = grouping_report(
             self.labels_,
             owner=type(self).__name__,
@@ -306,7 +309,7 @@ class BaseGroupFinder(Component[C], ABC):
             unassigned_share=unassigned_share,
             fallback=fallback,
         )
-        for message in self.report_.warnings:
+        for message in self.report_.warnings if warn else []:
             warnings.warn(message, GroupingWarning, stacklevel=3)
 
     @abstractmethod

@@ -160,6 +160,7 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
     def _refresh(self, labels: np.ndarray) -> None:
         self._set_result(self._X, labels)
         self._members = self._group_nodes()
+        self._check_result(warn=False)  # the report follows the edit; the user asked for it, so no warning
 
     def split(self, group: int) -> AgglomerativeGroups:
         """Split a group in two along the tree: a group merged by hand falls back into its parts; a tree

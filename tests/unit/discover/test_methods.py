@@ -99,6 +99,7 @@ def test_tree_is_kept_for_other_cuts_split_and_merge(near_pair_and_far):
     tree.merge(a, b)
     assert tree.n_groups_ == 2
     assert sorted(tree.sizes_.tolist()) == [20, 40]
+    assert tree.report_.sizes == [40, 20]  # the report follows edits by hand
     # a group merged by hand splits back into its parts
     tree.split(int(tree.labels_[truth == 0][0]))
     assert adjusted_rand_score(truth, tree.labels_) == 1.0
