@@ -13,6 +13,7 @@ from personas.discover import (
     AgglomerativeGroups,
     BaseGroupFinder,
     GroupFinder,
+    GroupingWarning,
     HDBSCANGroups,
     KMeansGroups,
     LeidenGroups,
@@ -25,7 +26,7 @@ FINDERS = {
     "kmeans-numpy": lambda: KMeansGroups(k=4, engine="numpy"),
     "kmeans-faiss": lambda: KMeansGroups(k=4, engine="faiss"),
     "agglomerative-k": lambda: AgglomerativeGroups(k=4),
-    "agglomerative-threshold": lambda: AgglomerativeGroups(distance_threshold=0.5),
+    "agglomerative-threshold": lambda: AgglomerativeGroups(distance_threshold=0.5, linkage="average"),
     "hdbscan": lambda: HDBSCANGroups(min_group_size=10),
     "leiden": lambda: LeidenGroups(n_neighbors=10, min_similarity=0.5),
 }
@@ -42,6 +43,18 @@ def test_recovers_well_separated_groups(make, four_blobs):
     np.testing.assert_allclose(np.linalg.norm(finder.centroids_, axis=1), 1.0, rtol=1e-5)
     # groups are numbered by size, largest first
     assert list(np.bincount(finder.labels_)) == sorted(np.bincount(finder.labels_), reverse=True)
+
+
+def test_reports_its_own_result_and_is_quiet_when_it_is_good(make, four_blobs):
+    x, _ = four_blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GroupingWarning)
+        finder = make().fit(x)
+    report = finder.report_
+    assert (report.n_users, report.n_groups, report.noise_share, report.fallback) == (len(x), 4, 0.0, None)
+    assert report.sizes == finder.sizes_.tolist()
+    assert report.largest_share == pytest.approx(finder.sizes_.max() / len(x))
+    assert report.warnings == []
 
 
 def test_same_seed_same_groups(make, four_blobs):
@@ -127,7 +140,8 @@ def test_identical_vectors_make_one_group(make):
     x = np.tile([0.3, -0.4, 0.5, 0.1], (24, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # k-means warns that it found fewer groups than k
-        finder = make().fit(x)
-    assert finder.n_groups_ == 1
+        with pytest.warns(GroupingWarning, match=r"found 1 group\(s\), fewer than 2; \w+"):
+            finder = make().fit(x)
+    assert finder.n_groups_ == 1 and finder.report_.n_groups == 1
     assert (finder.labels_ == 0).all()
     np.testing.assert_array_equal(finder.assign(x[:3]), [0, 0, 0])

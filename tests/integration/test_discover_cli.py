@@ -106,3 +106,16 @@ def test_user_errors_exit_1_with_a_message(folder: Path, tmp_path: Path):
     result = runner.invoke(app, ["describe", str(tmp_path / "missing.json")])
     assert result.exit_code == 1
     assert "run `personas discover` first" in result.output
+
+
+def test_hdbscan_without_groups_falls_back_and_says_so(folder: Path, tmp_path: Path):
+    x = np.random.default_rng(0).normal(size=(24, 16))  # random directions: no dense region at all
+    np.save(tmp_path / "v.npy", x)
+    out = tmp_path / "hdb"
+    args = ["discover", str(folder), "--out", str(out), "--vectors", str(tmp_path / "v.npy"), "--method", "hdbscan"]
+    result = runner.invoke(app, [*args, "--min-group-size", "5"])
+    assert result.exit_code == 0, result.output
+    assert "HDBSCAN found no group of at least min_group_size = 5 users" in " ".join(result.output.split())
+    groups = json.loads((out / "groups.json").read_text())
+    assert groups["n_groups"] >= 2 and groups["report"]["fallback"] is not None
+    assert groups["report"]["noise_share"] == 0.0 and groups["report"]["unassigned_share"] == 1.0

@@ -4,6 +4,7 @@ persona cards; ``personas describe``: print persona cards."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +58,9 @@ def _finder(method: str, k: int | None, threshold: float | None, seed: int, min_
     if method == "kmeans":
         return KMeansGroups(k=k or 8, seed=seed)
     if method == "agglomerative":
-        return AgglomerativeGroups(k=None if threshold is not None else (k or 8), distance_threshold=threshold)
+        if threshold is not None:  # --threshold is a cosine distance: average linkage's scale
+            return AgglomerativeGroups(distance_threshold=threshold, linkage="average")
+        return AgglomerativeGroups(k=k or 8)
     if method == "hdbscan":
         return HDBSCANGroups(min_group_size=min_group_size)
     if method == "leiden":
@@ -92,7 +95,7 @@ def discover(
     """Find groups of similar users and write their assignments and persona cards."""
     from personas.data import build_profiles
     from personas.describe import describe_groups, personas_to_json
-    from personas.discover import KMeansGroups, choose_k
+    from personas.discover import GroupingWarning, KMeansGroups, choose_k
 
     dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     texts = build_profiles(dataset)
@@ -112,7 +115,12 @@ def discover(
         k_value = choice.k
         chosen = choice.model_dump()
         err_console.print(f"chose k = {choice.k}: {choice.rule}", highlight=False)
-    finder = _finder(method, k_value, threshold, seed, min_group_size).fit(x)
+    with warnings.catch_warnings(record=True) as caught:  # the finder's check of its result, said plainly
+        warnings.simplefilter("always", GroupingWarning)
+        finder = _finder(method, k_value, threshold, seed, min_group_size).fit(x)
+    for warning in caught:
+        if issubclass(warning.category, GroupingWarning):
+            err_console.print(f"[yellow]Warning:[/] {warning.message}", highlight=False)
     namer = None
     if generate_names:
         from personas.describe import GenerativeNamer
@@ -129,6 +137,7 @@ def discover(
         "config": finder.config.model_dump(mode="json"),
         "n_groups": finder.n_groups_,
         "sizes": finder.sizes_.tolist(),
+        "report": finder.report_.model_dump(),
         "choose_k": chosen,
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,22 @@ def print_summary(result: PipelineResult | SparkResult, folder: Path) -> None:
             "; ".join(i.title for i in p.distinctive_items[:3]),
         )
     console.print(personas)
+    grouping = result.quality.get("grouping")
+    if grouping:  # the finder's check of its own result: say it beside the personas, not only in a file
+        console.print(
+            f"Groups: {grouping['n_groups']}, the largest holds {grouping['largest_share']:.0%} of users, "
+            f"{grouping['noise_share']:.0%} in no group",
+            highlight=False,
+        )
+        for warning in grouping["warnings"]:
+            console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    choice = getattr(result, "weight_choice", None)  # behaviour_weight = "auto" (the local engine)
+    if choice is not None:
+        figures = ", ".join(f"{s.weight:g}: {s.stability:.2f}" for s in choice.scores)
+        console.print(
+            f"Behaviour weight: {choice.weight:g}, chosen on the data (group stability by weight: {figures})",
+            highlight=False,
+        )
     if result.metrics is not None:
         section = result.config.evaluate
         share = 100 * (section.test_fraction or 0.2)

@@ -20,7 +20,18 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from personas.config import config_error, registry
 from personas.discover import _blas  # noqa: F401  (sets the OpenBLAS hint before faiss loads)
-from personas.discover._base import NOISE, BaseGroupFinder, GroupFinder, centroids_of
+from personas.discover._base import (
+    MAX_LARGEST_SHARE,
+    MAX_NOISE_SHARE,
+    MIN_GROUPS,
+    NOISE,
+    BaseGroupFinder,
+    GroupFinder,
+    GroupingReport,
+    GroupingWarning,
+    centroids_of,
+    grouping_report,
+)
 from personas.discover.density import HDBSCANConfig, HDBSCANGroups
 from personas.discover.graph import LeidenConfig, LeidenGroups
 from personas.discover.hierarchy import AgglomerativeConfig, AgglomerativeGroups
@@ -35,8 +46,12 @@ from personas.discover.selection import (
     group_quality,
     stability,
 )
+from personas.discover.weighting import WeightChoice, WeightScore, choose_behaviour_weight
 
 __all__ = [
+    "MAX_LARGEST_SHARE",
+    "MAX_NOISE_SHARE",
+    "MIN_GROUPS",
     "NOISE",
     "AgglomerativeConfig",
     "AgglomerativeGroups",
@@ -44,6 +59,8 @@ __all__ = [
     "FinderConfig",
     "GroupFinder",
     "GroupQuality",
+    "GroupingReport",
+    "GroupingWarning",
     "HDBSCANConfig",
     "HDBSCANGroups",
     "KChoice",
@@ -55,10 +72,14 @@ __all__ = [
     "LeidenGroups",
     "NeighboursConfig",
     "StabilityResult",
+    "WeightChoice",
+    "WeightScore",
     "centroids_of",
+    "choose_behaviour_weight",
     "choose_k",
     "finder_config_from_json",
     "group_quality",
+    "grouping_report",
     "knn_graph",
     "make_finder",
     "stability",

@@ -1,4 +1,5 @@
-"""What every group finder shares: the protocol, input checks, centroids and nearest-centroid assignment."""
+"""What every group finder shares: the protocol, input checks, centroids, nearest-centroid assignment, and
+the check of its own result (:class:`GroupingReport`, :class:`GroupingWarning`)."""
 
 # ruff: noqa: N803  (X is a matrix, as in scikit-learn)
 
@@ -10,21 +11,114 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
 
 from personas.config import Component, ComponentConfig
 from personas.errors import DataError, NotFittedError
 
 __all__ = [
+    "MAX_LARGEST_SHARE",
+    "MAX_NOISE_SHARE",
+    "MIN_GROUPS",
     "NOISE",
     "BaseGroupFinder",
     "GroupFinder",
+    "GroupingReport",
+    "GroupingWarning",
     "as_unit_vectors",
     "centroids_of",
+    "grouping_report",
     "nearest_centroid",
 ]
 
 NOISE = -1
 """The label of a user that belongs to no group (HDBSCAN noise, graph vertices in too-small communities)."""
+
+
+#: Past these a grouping is probably not what the user wants, and the finder says so (GroupingWarning):
+#: more than half the users in no group; one group holding more than 80% of them (a "persona" of
+#: nearly everyone describes no one); fewer than two groups.
+MAX_NOISE_SHARE = 0.5
+MAX_LARGEST_SHARE = 0.8
+MIN_GROUPS = 2
+
+
+class GroupingWarning(UserWarning):
+    """A grouping that is probably not useful: mostly noise, one group holding nearly everyone, or fewer
+    than two groups. The message gives the numbers and the setting to change."""
+
+
+class GroupingReport(BaseModel):
+    """A finder's check of its own result (``report_`` after ``fit``).
+
+    ``noise_share``: users labelled -1 in ``labels_``; ``unassigned_share``: users the method itself left in
+    no group, before a noise rule gave them one (HDBSCAN's ``noise = "nearest"``); ``largest_share``: the
+    largest group's share of all users; ``fallback``: what was done instead when the method found no group;
+    ``warnings``: the messages of the GroupingWarnings given.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n_users: int
+    n_groups: int
+    noise_share: float
+    unassigned_share: float
+    largest_share: float
+    sizes: list[int]
+    fallback: str | None = None
+    warnings: list[str] = []
+
+
+def grouping_report(
+    labels: np.ndarray,
+    *,
+    owner: str,
+    hints: dict[str, str] | None = None,
+    unassigned_share: float | None = None,
+    fallback: str | None = None,
+) -> GroupingReport:
+    """Count a grouping and word a warning for each threshold it passes; ``hints`` (keys ``noise``,
+    ``largest``, ``few``) say what to change. Warnings are returned, not raised (see
+    :meth:`BaseGroupFinder._check_result`)."""
+    hints = hints or {}
+    labels = np.asarray(labels)
+    n = len(labels)
+    member = labels >= 0
+    sizes = np.bincount(labels[member]).astype(np.int64) if member.any() else np.zeros(0, dtype=np.int64)
+    sizes = sizes[sizes > 0]
+    noise = int(n - member.sum())
+    largest = int(sizes.max()) if len(sizes) else 0
+    noise_share = noise / n if n else 0.0
+    largest_share = largest / n if n else 0.0
+    messages = []
+    if fallback:
+        messages.append(f"{owner}: {fallback}.")
+    implied = fallback is not None and len(sizes) < MIN_GROUPS  # "one group instead" says it all
+    if noise_share > MAX_NOISE_SHARE:
+        messages.append(
+            f"{owner}: {noise_share:.0%} of users ({noise:,} of {n:,}) are in no group (noise), more than "
+            f"{MAX_NOISE_SHARE:.0%}; {hints.get('noise', 'their persona cards leave them out')}."
+        )
+    if largest_share > MAX_LARGEST_SHARE and len(sizes) >= MIN_GROUPS and not implied:  # one group: said below
+        messages.append(
+            f"{owner}: one group holds {largest_share:.1%} of users ({largest:,} of {n:,}), more than "
+            f"{MAX_LARGEST_SHARE:.0%}; {hints.get('largest', 'its persona describes nearly everyone')}."
+        )
+    if len(sizes) < MIN_GROUPS and n >= MIN_GROUPS and not implied:
+        messages.append(
+            f"{owner}: found {len(sizes)} group(s), fewer than {MIN_GROUPS}; "
+            f"{hints.get('few', 'the vectors may not separate users: try another encoder')}."
+        )
+    return GroupingReport(
+        n_users=n,
+        n_groups=len(sizes),
+        noise_share=noise_share,
+        unassigned_share=noise_share if unassigned_share is None else unassigned_share,
+        largest_share=largest_share,
+        sizes=sizes.tolist(),
+        fallback=fallback,
+        warnings=messages,
+    )
 
 
 @runtime_checkable
@@ -196,6 +290,27 @@ class BaseGroupFinder(Component[C], ABC):
 
     def fit_assign(self, X: np.ndarray) -> np.ndarray:
         return self.fit(X).labels_
+
+    # ------------------------------------------------------------------ checking the result
+    def _hints(self) -> dict[str, str]:
+        """What to change when the result passes a threshold (keys ``noise``, ``largest``, ``few``), in the
+        words of the config keys (a TOML ``[discover]`` key is the same name)."""
+        return {}
+
+    def _check_result(
+        self, *, unassigned_share: float | None = None, fallback: str | None = None, warn: bool = True
+    ) -> None:
+        """Set ``report_`` and give one GroupingWarning per threshold passed (called at the end of ``fit``;
+        ``warn=False`` after an edit by hand, which the user asked for)."""
+        self.report_ = grouping_report(
+            self.labels_,
+            owner=type(self).__name__,
+            hints=self._hints(),
+            unassigned_share=unassigned_share,
+            fallback=fallback,
+        )
+        for message in self.report_.warnings if warn else []:
+            warnings.warn(message, GroupingWarning, stacklevel=3)
 
     @abstractmethod
     def fit(self, X: np.ndarray) -> BaseGroupFinder[C]: ...

@@ -10,19 +10,27 @@ least ``min_group_size`` members. ``noise`` decides what happens to them:
 
 ``assign`` uses the same rule for new users: nearest centroid, and with ``noise="keep"`` a user less
 similar to that centroid than the group's least similar member (``radius_``) is noise.
+
+No group at all: HDBSCAN finds none when the vectors hold no region denser than the rest (common for
+sentence vectors in 384 dimensions, where distances concentrate). Rather than hand on zero personas,
+``fallback`` decides: ``"kmeans"`` (spherical k-means, k chosen by :func:`choose_k` among 2..8) or
+``"one-group"``; either is reported in ``report_.fallback`` and warned about.
 """
 
 # ruff: noqa: N803  (X is a matrix, as in scikit-learn)
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from personas.config import ComponentConfig
-from personas.discover._base import NOISE, BaseGroupFinder, as_unit_vectors, nearest_centroid
+from personas.discover._base import NOISE, BaseGroupFinder, GroupingWarning, as_unit_vectors, nearest_centroid
+from personas.discover.kmeans import KMeansGroups
+from personas.discover.selection import choose_k
 from personas.errors import ConfigError
 
 __all__ = ["HDBSCANConfig", "HDBSCANGroups"]
@@ -34,6 +42,10 @@ class HDBSCANConfig(ComponentConfig):
     min_samples: int | None = Field(None, ge=1, description="Density smoothing; None = min_group_size.")
     noise: Literal["keep", "nearest"] = "keep"
     selection: Literal["eom", "leaf"] = "eom"
+    fallback: Literal["kmeans", "one-group"] = Field(
+        "kmeans", description="When HDBSCAN finds no group: k-means with k chosen automatically, or one group."
+    )
+    fallback_seed: int = Field(0, description="Seed of the k-means fallback (HDBSCAN itself is deterministic).")
 
 
 class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
@@ -71,6 +83,9 @@ class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
             )
             raw = model.fit_predict(arr.astype(np.float64)).astype(np.int64)
         self.noise_share_ = float(np.mean(raw < 0))
+        fallback = None
+        if not (raw >= 0).any():
+            raw, fallback = self._fallback(arr)
         self._set_result(arr, raw)
         _, sims = nearest_centroid(arr, self.centroids_)
         members = self.labels_ >= 0
@@ -81,7 +96,36 @@ class HDBSCANGroups(BaseGroupFinder[HDBSCANConfig]):
             labels, _ = nearest_centroid(arr, self.centroids_)
             self.labels_ = np.where(members, self.labels_, labels)
             self.sizes_ = np.bincount(self.labels_, minlength=self.n_groups_).astype(np.int64)
+        self._check_result(unassigned_share=self.noise_share_, fallback=fallback)
         return self
+
+    def _fallback(self, arr: np.ndarray) -> tuple[np.ndarray, str]:
+        """Labels when HDBSCAN found no group, and the sentence that says what was done instead."""
+        n = arr.shape[0]
+        why = f"HDBSCAN found no group of at least min_group_size = {self.config.min_group_size} users"
+        candidates = [k for k in range(2, 9) if k < n]
+        if self.config.fallback == "one-group" or len(candidates) < 2:
+            return np.zeros(n, dtype=np.int64), f'{why}; all users form one group instead (fallback = "one-group")'
+        with warnings.catch_warnings():  # the candidates' own checks; the result is checked once, below
+            warnings.simplefilter("ignore", GroupingWarning)
+            base = KMeansGroups(seed=self.config.fallback_seed)
+            k = choose_k(arr, candidates, finder=base, seed=self.config.fallback_seed).k
+            labels = base.with_params(k=k).fit(arr).labels_
+        return labels, (
+            f"{why}; used spherical k-means with k = {k} (chosen by silhouette and stability) instead. "
+            'Lower min_group_size, or set method = "kmeans" to choose the groups yourself'
+        )
+
+    def _hints(self) -> dict[str, str]:
+        cfg = self.config
+        return {
+            "noise": (
+                f'set noise = "nearest" to give each to its nearest group, or lower min_group_size '
+                f"(now {cfg.min_group_size})"
+            ),
+            "largest": f'lower min_group_size (now {cfg.min_group_size}) or set selection = "leaf"',
+            "few": f'lower min_group_size (now {cfg.min_group_size}) or use method = "kmeans"',
+        }
 
     def assign(self, X: np.ndarray) -> np.ndarray:
         arr = self._check_assign_input(X)

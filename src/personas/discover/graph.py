@@ -72,7 +72,19 @@ class LeidenGroups(BaseGroupFinder[LeidenConfig]):
         self.modularity_ = float(partition.modularity)
         self._set_result(arr, raw)
         self._index = KNNIndex(cfg.neighbours).build(arr)
+        self._check_result()
         return self
+
+    def _hints(self) -> dict[str, str]:
+        cfg = self.config
+        return {
+            "noise": (
+                f"they sit in communities smaller than min_group_size = {cfg.min_group_size}, or have no neighbour "
+                f"above min_similarity = {cfg.min_similarity}: lower one of them"
+            ),
+            "largest": f"raise resolution (now {cfg.resolution:g}) for more, smaller groups",
+            "few": f"raise resolution (now {cfg.resolution:g}) or lower min_similarity (now {cfg.min_similarity:g})",
+        }
 
     def assign(self, X: np.ndarray) -> np.ndarray:
         arr = self._check_assign_input(X)

@@ -1,8 +1,9 @@
 """Agglomerative (hierarchical) groups by cosine distance, with the merge tree kept.
 
-Cut the tree at a cosine *distance* threshold (``1 - similarity``: the original design's "similarity
-threshold") or at a given number of groups. The tree stays on the fitted object, so groups can be
-split one level down or merged by hand afterwards without refitting.
+Cut the tree at a given number of groups, or at a distance threshold: with ``linkage = "average"`` (or
+complete, single) a cosine *distance* (``1 - similarity``: the original design's "similarity threshold");
+with the default ``"ward"`` the threshold is on Ward's merge-cost scale. The tree stays on the fitted
+object, so groups can be split one level down or merged by hand afterwards without refitting.
 
 The tree needs all pairwise distances: O(n^2) memory, so ``max_rows`` (default 20,000) guards it; above
 that, group with k-means first and build the tree on its centroids.
@@ -32,7 +33,12 @@ class AgglomerativeConfig(ComponentConfig):
     distance_threshold: float | None = Field(
         None, ge=0.0, le=2.0, description="Merge while the linkage's cosine distance is <= this (0..2)."
     )
-    linkage: Literal["average", "complete", "single", "ward"] = "average"
+    linkage: Literal["average", "complete", "single", "ward"] = Field(
+        "ward",
+        description="How the distance between two groups is measured. ward (scikit-learn's default too) keeps "
+        "groups compact; average and single chain users into one big group on text vectors (5,000 food reviews, "
+        "TF-IDF: average put 92-99.6% of users in one group at every k in 4..12, ward 34-87%).",
+    )
     max_rows: int = Field(20_000, ge=2)
 
 
@@ -82,7 +88,22 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
             warn_if_fewer(name, self.n_groups_, cfg.k)
         # Each group as the tree nodes it is made of (a node id < n is a user, >= n an inner merge).
         self._members = self._group_nodes()
+        self._check_result()
         return self
+
+    def _hints(self) -> dict[str, str]:
+        cfg = self.config
+        cut = f"k = {cfg.k}" if cfg.k is not None else f"distance_threshold = {cfg.distance_threshold}"
+        if cfg.linkage == "ward":
+            largest = f'the tree cut at {cut} leaves one big branch: try a larger k or method = "kmeans"'
+        else:
+            # single and average linkage chain users into one branch and leave outliers as tiny groups
+            largest = (
+                f'linkage = "{cfg.linkage}" chains users into one branch and leaves outliers as tiny groups: '
+                'try linkage = "ward" or method = "kmeans"'
+            )
+        few = "give k >= 2 or a lower distance_threshold" if cfg.k is None else "check for duplicate vectors"
+        return {"largest": largest, "few": few}
 
     # ------------------------------------------------------------------ cuts
     def _cut_k(self, k: int) -> np.ndarray:
@@ -139,6 +160,7 @@ class AgglomerativeGroups(BaseGroupFinder[AgglomerativeConfig]):
     def _refresh(self, labels: np.ndarray) -> None:
         self._set_result(self._X, labels)
         self._members = self._group_nodes()
+        self._check_result(warn=False)  # the report follows the edit; the user asked for it, so no warning
 
     def split(self, group: int) -> AgglomerativeGroups:
         """Split a group in two along the tree: a group merged by hand falls back into its parts; a tree

@@ -173,4 +173,14 @@ class KMeansGroups(BaseGroupFinder[KMeansConfig]):
         self._set_result(arr, labels, centers)  # reorders the centres, so each row's similarity is unchanged
         self.inertia_ = float(np.sum(2.0 - 2.0 * sims.astype(np.float64)))
         warn_if_fewer(name, self.n_groups_, self.config.k)
+        self._check_result()
         return self
+
+    def _hints(self) -> dict[str, str]:
+        return {
+            "largest": (
+                f"the vectors hardly separate at k = {self.config.k}: try a larger k, another text encoder "
+                "(kind), or less behaviour (behaviour_weight)"
+            ),
+            "few": "ask for k >= 2, or check for duplicate vectors",
+        }

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from personas.discover._base import BaseGroupFinder, as_unit_vectors
+from personas.discover._base import MAX_LARGEST_SHARE, BaseGroupFinder, GroupingWarning, as_unit_vectors
 from personas.errors import ConfigError
 
 __all__ = ["GroupQuality", "KChoice", "KScore", "StabilityResult", "choose_k", "group_quality", "stability"]
@@ -108,13 +109,15 @@ def _runs(
     seed: int,
 ) -> list[np.ndarray]:
     labelings = []
-    for run in range(n_runs):
-        if mode == "seeds":
-            labelings.append(finder.with_params(seed=seed + run).fit(X).labels_)
-        else:
-            rows = _sample(X.shape[0], max(2, round(fraction * X.shape[0])), seed + run)
-            model = finder.with_params(seed=seed + run) if _has_seed(finder) else finder.with_params()
-            labelings.append(model.fit(X[rows]).assign(X))
+    with warnings.catch_warnings():  # each run's own check would repeat n_runs times; the caller checks once
+        warnings.simplefilter("ignore", GroupingWarning)
+        for run in range(n_runs):
+            if mode == "seeds":
+                labelings.append(finder.with_params(seed=seed + run).fit(X).labels_)
+            else:
+                rows = _sample(X.shape[0], max(2, round(fraction * X.shape[0])), seed + run)
+                model = finder.with_params(seed=seed + run) if _has_seed(finder) else finder.with_params()
+                labelings.append(model.fit(X[rows]).assign(X))
     return labelings
 
 
@@ -164,6 +167,7 @@ class KScore(BaseModel):
     davies_bouldin: float | None
     stability: float
     inertia: float | None = None
+    largest_share: float | None = None  # the largest group's share of all users (first run)
 
 
 class KChoice(BaseModel):
@@ -182,6 +186,7 @@ def choose_k(
     tolerance: float = 0.05,
     sample_size: int | None = 3000,
     seed: int = 0,
+    max_largest_share: float = MAX_LARGEST_SHARE,
 ) -> KChoice:
     """Fit each candidate ``k`` ``n_runs`` times and pick one.
 
@@ -192,6 +197,12 @@ def choose_k(
     silhouettes that close are not told apart by a sample. If no candidate is that stable, the most
     stable one. ``finder`` must take a ``k`` parameter (default: spherical
     k-means with its default settings).
+
+    Candidates whose largest group holds more than ``max_largest_share`` of the users are set aside first
+    (unless every candidate does): one persona of nearly everyone plus a few outliers is no grouping, yet
+    its silhouette can win, because the outliers sit far from the rest. Measured on 5,000 food reviews in
+    TF-IDF space, average linkage put 92-99.6% of users in one group at every k in 4..12 while the
+    silhouette chose among them.
     """
     from personas.discover.kmeans import KMeansGroups
 
@@ -212,12 +223,15 @@ def choose_k(
     scores = []
     for k in ks:
         model = base.with_params(k=k, **extra)
-        if mode == "seeds":
-            fits = [model.with_params(seed=seed + run).fit(arr) for run in range(n_runs)]
-            first, labelings = fits[0], [f.labels_ for f in fits]
-        else:
-            first, labelings = model.fit(arr), _runs(model, arr, n_runs, mode, 0.8, seed)
+        with warnings.catch_warnings():  # a candidate's own check; the chosen k is checked when it is fitted
+            warnings.simplefilter("ignore", GroupingWarning)
+            if mode == "seeds":
+                fits = [model.with_params(seed=seed + run).fit(arr) for run in range(n_runs)]
+                first, labelings = fits[0], [f.labels_ for f in fits]
+            else:
+                first, labelings = model.fit(arr), _runs(model, arr, n_runs, mode, 0.8, seed)
         quality = group_quality(arr, first.labels_, sample_size=sample_size, seed=seed)
+        members = first.labels_[first.labels_ >= 0]
         scores.append(
             KScore(
                 k=k,
@@ -226,18 +240,27 @@ def choose_k(
                 davies_bouldin=quality.davies_bouldin,
                 stability=_stability_of(labelings, mode).mean_ari,
                 inertia=getattr(first, "inertia_", None),
+                largest_share=float(np.bincount(members).max() / len(arr)) if len(members) else 0.0,
             )
         )
-    stable = [s for s in scores if s.stability >= min_stability and s.silhouette is not None]
+    balanced = [s for s in scores if (s.largest_share or 0.0) <= max_largest_share]
+    aside = ""
+    if not balanced:
+        aside = f"every candidate put more than {max_largest_share:.0%} of users in one group; "
+    elif len(balanced) < len(scores):
+        lopsided = [s.k for s in scores if s not in balanced]
+        aside = f"k = {lopsided} set aside (one group over {max_largest_share:.0%} of users); "
+    pool = balanced or scores
+    stable = [s for s in pool if s.stability >= min_stability and s.silhouette is not None]
     if stable:
         top = max(s.silhouette or -1.0 for s in stable)
         near = [s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)]
         best = max(near, key=lambda s: s.k)
         rule = (
-            f"largest k with stability >= {min_stability} and silhouette within {tolerance:.0%} of the best "
-            f"stable silhouette ({top:.3f})"
+            f"{aside}largest k with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
+            f"best stable silhouette ({top:.3f})"
         )
     else:
-        best = max(scores, key=lambda s: (s.stability, -s.k))
-        rule = f"no k reached stability {min_stability}; the most stable k"
+        best = max(pool, key=lambda s: (s.stability, -s.k))
+        rule = f"{aside}no k reached stability {min_stability}; the most stable k"
     return KChoice(k=best.k, rule=rule, scores=scores)

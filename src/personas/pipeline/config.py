@@ -79,7 +79,12 @@ class EncodeSection(ComponentConfig):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: TextKind = "auto"
-    behaviour_weight: float = Field(0.5, ge=0.0, le=1.0, description="0: text only; 1: behaviour only.")
+    #: "auto": measured on each run (personas.discover.choose_behaviour_weight: the weight whose groups are the
+    #: most stable across seeds; the run's manifest keeps the figures). 0.5 used to be the default, and on data
+    #: where behaviour is noise (one interaction per user) it turned clear text groups into noise (NMI 0.01).
+    behaviour_weight: float | str = Field(
+        "auto", description='0: text only; 1: behaviour only; "auto": measured on the data.'
+    )
     behaviour_dim: int = Field(64, ge=2)
     batch_size: int = Field(64, ge=1)
     cache: bool = True
@@ -88,6 +93,12 @@ class EncodeSection(ComponentConfig):
 
     @model_validator(mode="after")
     def _check_extras(self) -> Self:
+        weight = self.behaviour_weight
+        if weight != "auto" and (isinstance(weight, str) or not 0.0 <= weight <= 1.0):
+            raise ValueError(
+                "The 'behaviour_weight' parameter of [encode] must be a float in [0, 1] or \"auto\". "
+                f"Got {weight!r} instead."
+            )
         if self.model_extra and self.kind == "auto":
             raise ValueError(
                 f'[encode] kind = "auto" takes no encoder parameters (got {", ".join(self.model_extra)}): the '
@@ -95,7 +106,7 @@ class EncodeSection(ComponentConfig):
             )
         if self.model_extra:
             self.text_config()
-        if self.tune and self.behaviour_weight >= 1.0:
+        if self.tune and not isinstance(self.behaviour_weight, str) and self.behaviour_weight >= 1.0:
             raise ValueError(
                 "The 'encode.tune' parameter needs text: with behaviour_weight = 1 the run encodes no text to tune. "
                 "Lower behaviour_weight or set tune = false."
@@ -116,18 +127,25 @@ class EncodeSection(ComponentConfig):
     def behaviour_config(self, seed: int) -> BehaviourConfig:
         return BehaviourConfig(n_components=self.behaviour_dim, seed=seed)
 
-    def encoder_config(self, *, seed: int, cache_dir: str | Path | None = None) -> ComponentConfig:
-        """The encoder of a run: text, behaviour, or their fusion (``text_weight = 1 - behaviour_weight``)."""
-        if self.behaviour_weight >= 1.0:
+    def encoder_config(
+        self, *, seed: int, cache_dir: str | Path | None = None, behaviour_weight: float | None = None
+    ) -> ComponentConfig:
+        """The encoder of a run: text, behaviour, or their fusion (``text_weight = 1 - behaviour_weight``).
+        With ``behaviour_weight = "auto"`` the weight must be given (the pipeline measures it)."""
+        weight = self.behaviour_weight if behaviour_weight is None else behaviour_weight
+        if isinstance(weight, str):
+            raise ConfigError(
+                'behaviour_weight = "auto" is chosen on the data by the pipeline; pass the chosen behaviour_weight.'
+            )
+        if weight >= 1.0:
             return self.behaviour_config(seed)
         text = self.text_config(cache_dir)
-        if self.behaviour_weight <= 0.0:
+        if weight <= 0.0:
             return text
-        return FusionConfig(
-            text_encoder=text,
-            behaviour=self.behaviour_config(seed),
-            text_weight=1.0 - self.behaviour_weight,
-        )
+        return FusionConfig(text_encoder=text, behaviour=self.behaviour_config(seed), text_weight=1.0 - weight)
+
+
+_METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
 
 
 class DiscoverSection(ComponentConfig):
@@ -141,15 +159,29 @@ class DiscoverSection(ComponentConfig):
     candidates: list[int] = Field(default_factory=lambda: [4, 6, 8, 10, 12])
     seed: int = 0
 
+    @property
+    def chooses_k(self) -> bool:
+        """Whether the run chooses k: ``k = "auto"`` for a method with a k and no ``distance_threshold``."""
+        has_k = "k" in registry.config_class(self.method, BaseGroupFinder, where="discover.method").model_fields
+        return self.k == "auto" and has_k and _extras(self).get("distance_threshold") is None
+
     def finder_config(self, k: int) -> ComponentConfig:
         """The group finder's config at ``k`` groups (for methods with a ``k``), with this section's seed
         (for methods with one) and extra keys."""
         config_class = registry.config_class(self.method, BaseGroupFinder, where="discover.method")
         extras = _extras(self)
+        for key in extras:  # a knob of another method: say which, since method defaults to "kmeans"
+            owners = [m for m in _METHODS if key in registry.config_class(m, BaseGroupFinder).model_fields]
+            if key not in config_class.model_fields and owners:
+                raise ConfigError(
+                    f"[discover] has no parameter {key!r} with method = {self.method!r}; it is a parameter of "
+                    + " or ".join(f"method = {m!r}" for m in owners)
+                    + "."
+                )
         _unknown("[discover]", extras, config_class)
         params: dict[str, Any] = {}
-        if "k" in config_class.model_fields:
-            params["k"] = k
+        if "k" in config_class.model_fields and extras.get("distance_threshold") is None:
+            params["k"] = k  # a distance threshold cuts the tree instead of a number of groups
         if "seed" in config_class.model_fields:
             params["seed"] = self.seed
         return config_class.validate_as({**params, **extras}, f"the {self.method} method")
@@ -288,9 +320,13 @@ class PipelineConfig(ComponentConfig):
             )
         return self
 
-    def encoder_config(self, cache_dir: str | Path | None = None) -> ComponentConfig:
+    def encoder_config(
+        self, cache_dir: str | Path | None = None, *, behaviour_weight: float | None = None
+    ) -> ComponentConfig:
         """The run's encoder config (the behaviour SVD is seeded with ``[discover] seed``)."""
-        return self.encode.encoder_config(seed=self.discover.seed, cache_dir=cache_dir)
+        return self.encode.encoder_config(
+            seed=self.discover.seed, cache_dir=cache_dir, behaviour_weight=behaviour_weight
+        )
 
 
 def _name_section(message: str, name: str) -> str:

@@ -163,7 +163,16 @@ def render_report(
             f"<section><h2>Number of personas</h2>{_figure_html(_choose_k_figure(choice), first=False)}</section>"
         )
     quality_rows = {k: v for k, v in quality.items() if isinstance(v, int | float) and v is not None}
-    parts.append("<section><h2>Group quality</h2>" + _table(pd.DataFrame([quality_rows]), digits=3) + "</section>")
+    grouping = quality.get("grouping") or {}  # the finder's check of its own result
+    if "largest_share" in grouping:
+        quality_rows["largest_share"] = grouping["largest_share"]
+    warned = "".join(f"<li>{e(w)}</li>" for w in grouping.get("warnings", []))
+    parts.append(
+        "<section><h2>Group quality</h2>"
+        + _table(pd.DataFrame([quality_rows]), digits=3)
+        + (f"<p>Warnings:</p><ul>{warned}</ul>" if warned else "")
+        + "</section>"
+    )
     if metrics is not None:
         parts.append(
             "<section><h2>Recommendation quality</h2>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,8 +40,12 @@ from personas.data import (
 from personas.data.hints import hint_style
 from personas.describe import Persona, describe_groups, personas_from_json, personas_to_json
 from personas.discover import (
+    GroupingReport,
+    GroupingWarning,
     KChoice,
+    WeightChoice,
     centroids_of,
+    choose_behaviour_weight,
     choose_k,
     group_quality,
     make_finder,
@@ -112,6 +117,7 @@ class PipelineResult:
     evaluation: dict[str, Any] = field(default_factory=dict)
     #: Stages taken from an earlier run folder by ``resume``.
     reused: list[str] = field(default_factory=list)
+    weight_choice: WeightChoice | None = None  # how behaviour_weight = "auto" was decided
 
 
 class Pipeline:
@@ -148,6 +154,8 @@ class Pipeline:
         self.language_: LanguageReport | None = None  # the corpus language, when the encoder choice needed it
         self.encode_kind_: str | None = None  # [encode] kind after "auto" was resolved
         self.notes_: dict[str, Any] = {}  # cleaning and language facts for the manifest
+        self.grouping_: GroupingReport | None = None  # the group finder's check of its own result
+        self.weight_choice_: WeightChoice | None = None  # behaviour_weight = "auto": chosen once per run
 
     @contextmanager
     def stage(self, name: str, note: str = "") -> Iterator[None]:
@@ -193,6 +201,8 @@ class Pipeline:
         """User vectors: text, behaviour, or both fused with ``behaviour_weight``; plus the text part alone
         (None without text): new users arrive with text and no behaviour, so they are placed in text space."""
         section = self.encode_section(dataset, texts)
+        if section.behaviour_weight == "auto":
+            return self._encode_auto(dataset, texts, section)
         encoder = make_encoder(
             section.encoder_config(seed=self.config.discover.seed, cache_dir=self.settings.home / "embeddings")
         )
@@ -220,6 +230,13 @@ class Pipeline:
         text_part = None if text_vectors is None else np.ascontiguousarray(text_vectors, dtype=np.float32)
         return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_part
 
+    def behaviour_weight(self) -> float:
+        """The behaviour weight this run fuses with: the configured number, or the one "auto" chose."""
+        weight = self.config.encode.behaviour_weight
+        if self.weight_choice_ is not None:
+            return float(self.weight_choice_.weight)
+        return 0.5 if isinstance(weight, str) else float(weight)
+
     def encode_section(self, dataset: Dataset, texts: list[str]) -> EncodeSection:
         """``[encode]`` with kind "auto" resolved by the corpus language (detected once per run, on the users' own
         words, or the profile texts when they wrote none); an English-only model on another language warns."""
@@ -244,6 +261,35 @@ class Pipeline:
                 self.console.print(f"[yellow]Warning:[/] {message}", highlight=False)
         self.encode_kind_ = section.kind
         return section
+
+    def _encode_auto(
+        self, dataset: Dataset, texts: list[str], section: EncodeSection
+    ) -> tuple[np.ndarray, str, np.ndarray]:
+        """:meth:`encode` with ``behaviour_weight = "auto"``: text and behaviour vectors, the weight measured on
+        them (:func:`~personas.discover.choose_behaviour_weight`) the first time, then fused. Later calls (the
+        evaluation's train split) reuse the chosen weight, so the groups it checks are made the same way."""
+        seed = self.config.discover.seed
+        text_encoder = fitted_text_encoder(make_encoder(section.text_config(self.settings.home / "embeddings")), texts)
+        text_vectors = np.ascontiguousarray(
+            text_encoder.encode(texts, batch_size=section.batch_size, show_progress=True), dtype=np.float32
+        )
+        self.text_encoder_ = text_encoder
+        behaviour = BehaviourEncoder(section.behaviour_config(seed)).fit(dataset)
+        if self.weight_choice_ is None:
+            k = self.config.discover.k if isinstance(self.config.discover.k, int) else 8
+            self.weight_choice_ = choice = choose_behaviour_weight(text_vectors, behaviour.vectors_, k=k, seed=seed)
+            figures = ", ".join(f"{s.weight:g}: {s.stability:.2f}" for s in choice.scores)
+            self.console.print(
+                f"behaviour_weight = {choice.weight:g} (auto; group stability by weight {figures})", highlight=False
+            )
+        weight = self.weight_choice_.weight
+        names = [f"text={text_encoder.name}"]
+        self.behaviour_vectors_ = None if weight <= 0 else behaviour.vectors_
+        if weight <= 0:
+            return text_vectors, ",".join([*names, "weight=0(auto)"]), text_vectors
+        vectors = fuse(text_vectors, behaviour.vectors_, text_weight=1.0 - weight)
+        names += [f"behaviour=svd{behaviour.dim_}", f"weight={weight:g}(auto)"]
+        return np.ascontiguousarray(vectors, dtype=np.float32), ",".join(names), text_vectors
 
     def encode_items(self, dataset: Dataset) -> np.ndarray | None:
         """The items' own texts (:func:`~personas.data.item_documents`) in the users' text space, by the encoder
@@ -295,7 +341,7 @@ class Pipeline:
             self.side_vectors_ = head.apply(self.side_vectors_)
         self.text_encoder_ = TunedEncoder(self.text_encoder_, head)
         if self.behaviour_vectors_ is not None:
-            weight = 1.0 - self.config.encode.behaviour_weight
+            weight = 1.0 - self.behaviour_weight()
             vectors = fuse(self.text_vectors_, self.behaviour_vectors_, text_weight=weight)
         else:
             vectors = self.text_vectors_
@@ -315,13 +361,21 @@ class Pipeline:
         section = self.config.discover
         choice = None
         k = section.k if isinstance(section.k, int) else 8
-        if section.k == "auto" and section.method in ("kmeans", "agglomerative"):
+        if section.chooses_k:
             candidates = [c for c in section.candidates if c < len(vectors)]
             choice = choose_k(
                 vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
             )
             k = choice.k
-        finder = make_finder(self._finder_config(k)).fit(vectors)
+        with warnings.catch_warnings(record=True) as caught:  # said on the console, kept in the manifest
+            warnings.simplefilter("always", GroupingWarning)
+            finder = make_finder(self._finder_config(k)).fit(vectors)
+        for warning in caught:
+            if issubclass(warning.category, GroupingWarning):
+                self.console.print(f"[yellow]Warning:[/] {warning.message}", highlight=False)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        self.grouping_ = finder.report_
         return np.asarray(finder.labels_, dtype=np.int64), choice
 
     def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
@@ -482,6 +536,8 @@ class Pipeline:
                 self.item_text_vectors_ = optional["item_text_vectors"]
                 self.side_vectors_ = optional["side_vectors"]
                 self.encode_kind_ = entry.get("kind")
+                choice = entry.get("weight_choice")
+                self.weight_choice_ = None if choice is None else WeightChoice.model_validate(choice)
                 self.notes_.update(entry.get("language") or {})
                 if entry.get("head"):
                     self.head_ = ProjectionHead.load(folder / str(entry["head"]))
@@ -518,12 +574,15 @@ class Pipeline:
                 encoder=encoder_name,
                 kind=self.encode_kind_,
                 language=language,
+                weight_choice=None if self.weight_choice_ is None else self.weight_choice_.model_dump(),
                 **tuned,
             )
         manifest["encoder"] = {
             "name": encoder_name,
             "kind": self.encode_kind_ or self.config.encode.kind,
-            "behaviour_weight": self.config.encode.behaviour_weight,
+            "behaviour_weight": self.behaviour_weight(),
+            # behaviour_weight = "auto": the weight chosen, the rule and every candidate's figures
+            "behaviour_weight_choice": None if self.weight_choice_ is None else self.weight_choice_.model_dump(),
             "text_space": "text_vectors.npy" if self.text_vectors_ is not None else None,
             **language,
             # only in tuned runs, so an untuned run's manifest is what it was
@@ -541,6 +600,8 @@ class Pipeline:
                 choice = KChoice.model_validate(saved["choose_k"]) if saved.get("choose_k") else None
                 path = folder / "text_centroids.npy"
                 self.text_centroids_ = np.load(path, allow_pickle=False) if path.is_file() else None
+                grouping = quality.get("grouping")
+                self.grouping_ = None if grouping is None else GroupingReport.model_validate(grouping)
             else:
                 labels, choice = self.discover(vectors)
                 # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
@@ -550,6 +611,8 @@ class Pipeline:
                     else centroids_of(self.text_vectors_, labels, int(labels.max()) + 1)
                 )
                 quality = group_quality(vectors, labels, seed=self.config.discover.seed).model_dump()
+                if self.grouping_ is not None:
+                    quality["grouping"] = self.grouping_.model_dump()
                 xy = map_2d(vectors, seed=self.config.discover.seed)
                 users = pd.DataFrame(
                     {"user_id": dataset.user_vocab.ids.astype(str), "persona": labels, "x": xy[:, 0], "y": xy[:, 1]}
@@ -563,6 +626,7 @@ class Pipeline:
                     arrays={} if self.text_centroids_ is None else {"text_centroids.npy": self.text_centroids_},
                 )
                 writer.stage_done("discover groups", keys["discover groups"], written)
+            manifest["grouping"] = None if self.grouping_ is None else self.grouping_.model_dump()
         with self.stage("describe personas", note("describe personas")):
             if (earlier := reusable("describe personas")) is not None:
                 personas = personas_from_json(earlier[0] / "personas.json")
@@ -592,6 +656,7 @@ class Pipeline:
             models=models,
             timings=self.timings,
             reused=reused,
+            weight_choice=self.weight_choice_,
         )
         result.evaluation = {"status": "disabled"}
         if self.config.evaluate.enabled:
@@ -728,7 +793,9 @@ class Pipeline:
         evaluation never sees held-out interactions through the groups."""
         texts = build_profiles(train, self.config.profiles)
         vectors, _, _ = self.encode(train, texts)
-        return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
+        with warnings.catch_warnings():  # the grouping's check was said once, at discover
+            warnings.simplefilter("ignore", GroupingWarning)
+            return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
 
     def evaluate(self, result: PipelineResult) -> None:
         """The ``[evaluate]`` protocol on the run's models, baselines in the same run. Data it cannot run on

@@ -178,6 +178,12 @@ def _checked_inputs(
         centroids = np.asarray(centroids, dtype=np.float64)
         if centroids.ndim != 2 or (user_vectors is not None and centroids.shape[1] != user_vectors.shape[1]):
             raise DataError(f"{owner}.fit: centroids must be (groups x d) like user_vectors; got {centroids.shape}.")
+        n_groups = int(groups.max()) + 1 if groups is not None and groups.size else None
+        if n_groups is not None and centroids.shape[0] != max(n_groups, 0):
+            raise DataError(
+                f"{owner}.fit: {centroids.shape[0]} centroids for {max(n_groups, 0)} groups "
+                f"(labels 0..{n_groups - 1}); give one centroid per group, in label order."
+            )
     item_vectors = _rows_per(owner, "item_vectors", item_vectors, dataset.n_items, "item")
     item_text_vectors = _rows_per(owner, "item_text_vectors", item_text_vectors, dataset.n_items, "item")
     side_vectors = _rows_per(owner, "side_vectors", side_vectors, dataset.n_users, "user")

@@ -69,6 +69,13 @@ class GroupPopular(Recommender):
         out[ok] = self.group_scores_[labels[ok]]
         return out
 
+    def group_scores_for(self, n_groups: int) -> np.ndarray:
+        """``group_scores_`` with exactly ``n_groups`` rows: a group this fit never saw (its members were all
+        left out, e.g. held out of a validation fold) gets the global rate, as an empty group does in fit.
+        Labels carry no group count, so a fit on a subset can know fewer groups than the model it serves."""
+        extra = max(n_groups - len(self.group_scores_), 0)
+        return np.vstack([self.group_scores_[:n_groups], np.tile(self.global_rate_, (extra, 1))])
+
     def group_of_history(self, history: sp.csr_matrix) -> int:
         """The group whose item rates are most like this history (cosine); -1 without groups or history."""
         return group_of_history(self.group_scores_, history)

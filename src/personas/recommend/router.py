@@ -105,7 +105,7 @@ class ColdStartRouter(Recommender):
         self.side_ = SideText(cfg.max_side_terms)
         side_binary = self.side_.fit(build_profiles(dataset, ProfileConfig(parts=("text", "demographics"))))
         self.placer_ = self.group_popular_.group_placer().with_side(
-            centroids=None if centroids is None else normalize(centroids),
+            centroids=None if centroids is None or not len(centroids) else normalize(centroids),
             user_vectors=inputs.user_vectors,
             side=self.side_,
             neighbours=cfg.text_neighbours,

@@ -122,14 +122,16 @@ def cold_folds(
         # (behaviour as text), which a user without history never has.
         weights = placer.with_side(user_vectors=np.zeros((0, 0))).known_user_weights(held, labels, voters)
         placed = np.asarray(weights.any(axis=1), dtype=bool)
-        group_part = normalise_rows(np.where(placed[:, None], weights @ gp.group_scores_, gp.global_rate_))
+        # the placer counts the model's groups; this fold's fit may miss the small ones whose users are all held
+        group_scores = gp.group_scores_for(placer.n_groups)
+        group_part = normalise_rows(np.where(placed[:, None], weights @ group_scores, gp.global_rate_))
         yield ColdFold(
             held,
             np.setdiff1d(active, held),
             group_part,
             normalise_rows(cold_content(held)),
             seen[held],
-            gp.group_scores_,
+            group_scores,
             gp.global_rate_,
         )
 

@@ -127,21 +127,28 @@ class SparkPipeline:
         seed = self.config.discover.seed
         frame: DataFrame | None = None
         names = []
-        if section.behaviour_weight < 1.0:
+        if isinstance(section.behaviour_weight, str):  # "auto" is measured by the local engine only
+            self.console.print(
+                '[yellow]Note:[/] behaviour_weight = "auto" is measured by the local engine; the Spark engine uses '
+                "0.5. Set [encode] behaviour_weight to a number (a local run on a sample prints its choice).",
+                highlight=False,
+            )
+        weight = 0.5 if isinstance(section.behaviour_weight, str) else section.behaviour_weight
+        if weight < 1.0:
             kind = spark_text_kind(section.kind)
             fitted = fit_tfidf(texts, seed=seed) if kind == "tfidf" else None
             frame = encode_texts(texts, kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings)
             frame = frame.withColumnRenamed("vector", "text_vector")
             names.append(f"text={fitted.name if fitted is not None else kind}")
-        if section.behaviour_weight > 0.0:
+        if weight > 0.0:
             pairs = data.interactions.select("user_row", "item_row").distinct()
             behaviour = behaviour_vectors(pairs, data.users, dim=section.behaviour_dim, seed=seed)
             frame = behaviour if frame is None else frame.join(behaviour, on="user_row")
             names.append(f"behaviour=als{section.behaviour_dim}")
         assert frame is not None  # behaviour_weight is in [0, 1]
         if "text_vector" in frame.columns and "behaviour" in frame.columns:
-            frame = fuse_columns(frame, "text_vector", "behaviour", 1.0 - section.behaviour_weight)
-            names.append(f"weight={section.behaviour_weight:g}")
+            frame = fuse_columns(frame, "text_vector", "behaviour", 1.0 - weight)
+            names.append(f"weight={weight:g}")
         elif "text_vector" in frame.columns:
             frame = frame.withColumn("vector", frame["text_vector"])
         else:
@@ -302,7 +309,9 @@ class SparkPipeline:
                 "encoder": {
                     "name": result.encoder_name,
                     "kind": spark_text_kind(config.encode.kind),
-                    "behaviour_weight": config.encode.behaviour_weight,
+                    "behaviour_weight": (  # "auto" runs as 0.5 on Spark (see encode)
+                        0.5 if isinstance(config.encode.behaviour_weight, str) else config.encode.behaviour_weight
+                    ),
                     "text_space": "text_vectors.npy" if with_text else None,
                 },
                 "seeds": {"discover": config.discover.seed},

@@ -75,19 +75,20 @@ def test_kmeans_seed_changes_nothing_on_easy_data_but_is_stored(four_blobs):
 # ---------------------------------------------------------------------- agglomerative
 def test_threshold_merges_the_near_pair_and_not_the_far_group(near_pair_and_far):
     x, truth = near_pair_and_far
-    # A-B average cosine distance ~ 1 - cos(0.52) = 0.13; C is at distance ~1 from both.
-    merged = AgglomerativeGroups(distance_threshold=0.3).fit(x)
+    # A-B average cosine distance ~ 1 - cos(0.52) = 0.13; C is at distance ~1 from both (average linkage:
+    # the threshold is a cosine distance).
+    merged = AgglomerativeGroups(distance_threshold=0.3, linkage="average").fit(x)
     assert merged.n_groups_ == 2
     assert len(set(merged.labels_[truth == 0]) | set(merged.labels_[truth == 1])) == 1
     assert set(merged.labels_[truth == 2]).isdisjoint(merged.labels_[truth == 0])
-    apart = AgglomerativeGroups(distance_threshold=0.05).fit(x)
+    apart = AgglomerativeGroups(distance_threshold=0.05, linkage="average").fit(x)
     assert apart.n_groups_ == 3
     assert adjusted_rand_score(truth, apart.labels_) == 1.0
 
 
 def test_tree_is_kept_for_other_cuts_split_and_merge(near_pair_and_far):
     x, truth = near_pair_and_far
-    tree = AgglomerativeGroups(k=2).fit(x)
+    tree = AgglomerativeGroups(k=2, linkage="average").fit(x)
     assert adjusted_rand_score(truth, tree.cut(k=3)) == 1.0
     assert tree.n_groups_ == 2  # cutting does not change the fitted groups
     big = int(tree.labels_[truth == 0][0])  # the A+B group (40 users)
@@ -98,6 +99,7 @@ def test_tree_is_kept_for_other_cuts_split_and_merge(near_pair_and_far):
     tree.merge(a, b)
     assert tree.n_groups_ == 2
     assert sorted(tree.sizes_.tolist()) == [20, 40]
+    assert tree.report_.sizes == [40, 20]  # the report follows edits by hand
     # a group merged by hand splits back into its parts
     tree.split(int(tree.labels_[truth == 0][0]))
     assert adjusted_rand_score(truth, tree.labels_) == 1.0

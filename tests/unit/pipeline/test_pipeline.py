@@ -104,7 +104,7 @@ BAD_CONFIGS = [
     (ML + "[discover]\nk = 1\n", r"The 'k' parameter of \[discover\] must be an int >= 2"),
     (
         ML + "[encode]\nbehaviour_weight = 2\n",
-        r"The 'behaviour_weight' parameter of \[encode\] is invalid: input should be less than or equal to 1",
+        r"The 'behaviour_weight' parameter of \[encode\] must be a float in \[0, 1\] or \"auto\". Got 2.0",
     ),
     ('[data]\n[encode]\nkind = "tfidf"\n', "exactly one of 'dataset'"),
     (

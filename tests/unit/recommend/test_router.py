@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from personas.data import Dataset
-from personas.errors import ConfigError
+from personas.errors import ConfigError, DataError
 from personas.recommend import EASE, ColdStartRouter, Recommender
 from personas.recommend.router_tuning import FEW_PARTS, switch_point
 from personas.recommend.side import side_text_with_bands
@@ -242,3 +242,38 @@ def test_switch_point_maximises_the_summed_gains(gains: list[float], expected: i
 def test_switch_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="'switch_holdout' parameter of ColdStartRouter must be a float in"):
         ColdStartRouter(switch_holdout=1.0)
+
+
+def test_small_groups_held_out_of_a_fold_do_not_break_tuning() -> None:
+    """Groups numbered by size: when every member of the smallest group falls in one validation fold, that
+    fold's group model knows fewer groups than the placer (once 'matmul ... size 5 is different from 6')."""
+    rng = np.random.default_rng(0)
+    pairs, texts, labels = [], {}, []
+    for g, size in enumerate([8, 7, 6, 5, 3, 1]):
+        for _ in range(size):
+            uid = f"u{len(labels):02d}"
+            texts[uid] = f"taste{g} words"
+            pairs += [(uid, f"i{int(i):02d}") for i in rng.choice(np.arange(5 * g, 5 * g + 5), size=3, replace=False)]
+            labels.append(g)
+    inter = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    inter["timestamp"] = np.arange(len(inter))
+    dataset = Dataset.from_frames(inter, users=pd.DataFrame({"user_id": list(texts), "text": list(texts.values())}))
+    groups = np.array([labels[int(uid[1:])] for uid in dataset.user_vocab.ids], dtype=np.int64)
+    vectors = np.eye(6, dtype=np.float32)[groups] + 0.01
+    item_text = rng.normal(size=(dataset.n_items, 6)).astype(np.float32)
+    router = ColdStartRouter().fit(
+        dataset, groups=groups, user_vectors=vectors, centroids=np.eye(6), item_text_vectors=item_text
+    )
+    assert router.placer_.n_groups == 6
+    # a new user whose words sit at the one-user group's centroid is placed there, and served
+    assert router.group_of(vector=np.eye(6, dtype=np.float32)[5]) == 5
+    ids, _ = router.recommend_new(vector=np.eye(6, dtype=np.float32)[5], n=3)
+    assert (ids >= 0).all()
+
+
+def test_centroids_must_match_the_groups(world: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = world
+    with pytest.raises(DataError, match="2 centroids for 3 groups"):
+        ColdStartRouter().fit(
+            dataset, groups=groups, user_vectors=np.ones((dataset.n_users, 4)), centroids=np.ones((2, 4))
+        )
