@@ -17,7 +17,7 @@ from personas.data import Dataset
 from personas.holdout import first_best, recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend._checks import require
 from personas.recommend.als import ALS, ALSConfig
-from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
+from personas.recommend.base import FitInputs, NewUser, Recommender, blended_parts, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
 from personas.recommend.feature_cf import (
@@ -200,7 +200,8 @@ class Hybrid(Recommender):
         ]
         return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
 
-    def _score_new(self, query: NewUser) -> np.ndarray:
+    def _new_parts_scores(self, query: NewUser) -> list[np.ndarray]:
+        """Each component's raw scores (1 x items) for a new user; zeros for a component without weight."""
         parts = []
         for name, w in zip(self.names_, self.weights_, strict=True):
             model = self.components_[name]
@@ -210,14 +211,28 @@ class Hybrid(Recommender):
                 parts.append(np.zeros((1, self.n_items_)))  # text it cannot read: leave content out
             else:
                 parts.append(model.score_new(query).reshape(1, -1))
-        return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
+        return parts
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        blend = self._blend(self._new_parts_scores(query))
+        return fill_cold_items(blend, self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
+
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        # Each component's own parts (GroupPopular: everyone's rates and what the group adds; a component with
+        # no history to read: its fallback, popularity), scaled as the blend scales the component.
+        out: dict[str, np.ndarray] = {}
+        for name, w, part in zip(self.names_, self.weights_, self._new_parts_scores(query), strict=True):
+            if not w or not part.any():  # left out of this user's blend
+                continue
+            for key, piece in blended_parts(self.components_[name].contributions_of(query), float(w)).items():
+                out[key] = out.get(key, 0.0) + piece
+        if self.cold_items_ is not None and query.n_history:  # items nobody took: FeatureCF speaks for them
+            out["new_item"] = np.where(self.popularity_ == 0, np.inf, -np.inf)
+        return out
 
     def group_placer(self) -> GroupPlacer | None:
         part = self.components_.get("group_popular")
         return part.group_placer() if part is not None else None
-
-    def uses_group(self, n_history: int) -> bool:
-        return self.weights.get("group_popular", 0.0) > 0
 
     def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         part = self.components_.get("item_knn") or self.components_.get("ease")

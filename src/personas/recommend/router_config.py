@@ -50,7 +50,7 @@ class ColdStartRouterConfig(ComponentConfig):
     min_history: int | None = None
     # On a few-shot validation split of ml-100k (N = 1, 3, 5 shown) item-kNN 2 : popularity 1 : content 1 led
     # at every N (NDCG@10 .517/.489/.490 vs item-kNN alone .418/.463/.472); EASE and groups got no weight.
-    few_weights: tuple[float, float, float, float, float] = (0.0, 0.5, 0.25, 0.25, 0.0)
+    few_weights: tuple[float, float, float, float, float] = (0.0, 0.5, 0.25, 0.25, 0.5)
     tune_few: bool = True
     few_shots: tuple[int, ...] = (1, 3, 5, 10, 20)
     few_grid_step: float = 0.25
