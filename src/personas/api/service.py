@@ -79,7 +79,9 @@ class PersonaService:
             raise DataError(f"{settings.model_dir}: items.parquet and the model's items differ; the run is damaged.")
         self.item_row = {iid: i for i, iid in enumerate(self.item_ids)}
         # What a person reads for an item: its title, or its id where the data has no title.
-        self.item_labels = [title if title.strip() else iid for iid, title in zip(self.item_ids, self.item_titles)]
+        self.item_labels = [
+            title if title.strip() else iid for iid, title in zip(self.item_ids, self.item_titles, strict=True)
+        ]
         self.item_lower = [t.lower() for t in self.item_titles]
         self.popularity = np.asarray(self.model.popularity_, dtype=np.int64)
         self.popular_order = np.argsort(-self.popularity, kind="stable")

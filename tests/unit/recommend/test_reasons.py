@@ -103,8 +103,7 @@ def test_a_group_that_lifts_its_items_is_named(shop: tuple[Dataset, np.ndarray])
     assert reason_phrases(reasons[0], str, lambda g: "sauce · hot")[0] == "popular with persona 2 (sauce · hot)"
 
 
-def test_an_item_no_part_lifts_gets_no_made_up_reason(shop: tuple[Dataset, np.ndarray]) -> None:
-    dataset, _ = shop
+def test_an_item_no_part_lifts_gets_no_made_up_reason() -> None:
     # Every item taken once: popularity cannot tell items apart, so it is no reason for any of them.
     flat = Dataset.from_frames(
         pd.DataFrame({"user_id": [f"u{i}" for i in range(6)], "item_id": [f"i{i}" for i in range(6)]}), name="flat"
