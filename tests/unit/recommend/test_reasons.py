@@ -113,3 +113,17 @@ def test_an_item_no_part_lifts_gets_no_made_up_reason() -> None:
     reasons = model.explain(rec.ids[0], history=np.array([], dtype=np.int64))
     assert reasons == [Reason(part=None)] * 3
     assert reason_phrases(reasons[0], str, str) == [NO_REASON]
+
+
+def test_hybrid_leaves_content_out_for_a_vector_of_another_space(shop: tuple[Dataset, np.ndarray]) -> None:
+    dataset, groups = shop
+    # Content's item vectors are one feature per product; a new user's text vector (4-d here, 384-d from MiniLM)
+    # lives in another space: content cannot read it, and the rest of the blend still answers.
+    weights = {"group_popular": 1.0, "item_knn": 1.0, "ease": 1.0, "content": 1.0}
+    model = Hybrid(weights=weights).fit(dataset, groups=groups, item_vectors=np.eye(dataset.n_items))
+    text_vector = np.ones(4)
+    rec = model.recommend_new(text="coffee", vector=text_vector, history=["coffee-0"], group=0, n=5)
+    assert top_kinds(model, rec.ids[0]) == ["coffee"] * 5
+    taken = model.item_vocab_.rows(["coffee-0"])
+    reasons = model.explain(rec.ids[0], history=taken, group=0, text="coffee", vector=text_vector)
+    assert {r.part for r in reasons} == {"group"}
