@@ -637,12 +637,12 @@ def reason_phrases(reason: Reason, title_of: Callable[[int], str], group_name: C
     "matches 'space', 'aliens'"... (the leading part first); one place for the service, the CLI and the
     dashboard. ``title_of`` should give the item's id where it has no title."""
     phrases = []
-    if reason.part is None:
+    if reason.part is None and reason.because_of < 0 and reason.group is None and not reason.words:
         return [NO_REASON]
     if reason.words:
         phrases.append("matches " + ", ".join(f"'{w}'" for w in reason.words))
     elif reason.because_of < 0 and reason.group is None:
-        phrases.append(_PART_PHRASES.get(reason.part, _PART_PHRASES["model"]))
+        phrases.append(_PART_PHRASES.get(reason.part or "model", _PART_PHRASES["model"]))
     if reason.because_of >= 0:
         phrases.append(f"like {title_of(reason.because_of)}")
     if reason.group is not None:
