@@ -157,6 +157,22 @@ def test_item_documents_read_like_sentences() -> None:
     assert item_documents(dataset) == ["Alien (1979). Horror, Sci-Fi. Tags: space, ripley.", "b"]
 
 
+def test_item_documents_can_say_what_a_product_is_from_its_reviews() -> None:
+    # One review per product, no titles (issue 16's fine-food reviews): without the reviews, every item's text
+    # is its id, and a user's words are compared with product codes.
+    inter = pd.DataFrame(
+        {
+            "user_id": ["u", "v", "w", "x"],
+            "item_id": ["B001", "B001", "B002", "B003"],
+            "review": ["Dark roast coffee, rich.", "Smooth coffee" + " x" * 300, "My cats love it", None],
+        }
+    )
+    dataset = Dataset.from_frames(inter)
+    assert item_documents(dataset) == ["B001", "B002", "B003"]
+    documents = item_documents(dataset, max_reviews=2, review_chars=20)
+    assert documents == ["Dark roast coffee, r Smooth coffee x x x", "My cats love it", "B003"]
+
+
 def test_reasons_name_the_part_that_contributed_most(shelf: tuple[Dataset, np.ndarray]) -> None:
     from personas.recommend import ITEM_PARTS, NewUser, history_row
 
