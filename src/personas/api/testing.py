@@ -112,7 +112,8 @@ PRODUCTS: dict[str, list[str]] = {
     "catfood": ["my cats love this cat food", "dry cat food my kitten eats", "cat treats my cats beg for"],
     "sauce": ["hot sauce with chili peppers", "tomato sauce for pasta", "spicy sauce for grilled meat"],
 }
-KIND_WORDS = {"coffee": "coffee coffee", "catfood": "cat food cat food", "sauce": "sauce sauce"}
+# Each review starts with its kind's words, so that TF-IDF k-means finds the three kinds on 50 short reviews.
+_KIND_WORDS = {"coffee": "coffee coffee", "catfood": "cat food cat food", "sauce": "sauce sauce"}
 
 
 def write_review_run(folder: Path, *, products_per_kind: int = 10, seed: int = 0, home: Path | None = None) -> Path:
@@ -128,7 +129,7 @@ def write_review_run(folder: Path, *, products_per_kind: int = 10, seed: int = 0
         for i in range(products_per_kind):
             for r in range(3 if kind == "catfood" else 1):
                 rows.append(
-                    f"{kind}-fan-{i}-{r},{kind}-{i:02d},{KIND_WORDS[kind]} {phrases[int(rng.integers(len(phrases)))]}"
+                    f"{kind}-fan-{i}-{r},{kind}-{i:02d},{_KIND_WORDS[kind]} {phrases[int(rng.integers(len(phrases)))]}"
                 )
     (data / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = data / "run.toml"
@@ -142,7 +143,7 @@ item_id = "product"
 review = "review"
 [encode]
 kind = "tfidf"
-behaviour_weight = 0.0
+behaviour_weight = 0.0  # one item per user: behaviour says nothing about taste here
 [discover]
 k = 3
 seed = {seed}
