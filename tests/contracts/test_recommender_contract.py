@@ -173,3 +173,27 @@ def test_score_histories_is_score_new_batched(fitted: Recommender, board: Board)
     assert batch.shape == (6, dataset.n_items)
     single = np.vstack([fitted.score_new(NewUser(None, None, history[i], None)) for i in range(6)])
     np.testing.assert_allclose(batch, single, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shown", [[], ["s0", "s1"]])
+def test_contributions_add_up_to_the_score_and_explain_names_the_largest(
+    fitted: Recommender, board: Board, shown: list[str]
+) -> None:
+    from personas.recommend import NewUser, history_row
+
+    dataset, _, _ = board
+    history = dataset.item_vocab.rows(shown) if shown else np.array([], dtype=np.int64)
+    parts = fitted.contributions(history=history, group=0)
+    assert parts and all(p.shape == (dataset.n_items,) for p in parts.values())
+    score = fitted.score_new(NewUser(None, None, history_row(history, dataset.n_items), 0))
+    finite = np.all([np.isfinite(p) for p in parts.values()], axis=0)  # +inf/-inf: a part alone decides
+    total = np.sum([np.where(finite, p, 0.0) for p in parts.values()], axis=0)
+    # Up to a constant per user (blends z-normalise their parts), the parts are the score.
+    np.testing.assert_allclose(total[finite] - total[finite].mean(), score[finite] - score[finite].mean(), atol=1e-8)
+    rec = fitted.recommend_new(history=shown, group=0, n=4)
+    items = rec.ids[0][rec.ids[0] >= 0]
+    for item, reason in zip(items, fitted.explain(items, history=history, group=0), strict=True):
+        lifts = {name: p[item] - p[np.isfinite(p)].mean() for name, p in parts.items()}
+        largest = max(lifts, key=lambda name: lifts[name])
+        assert reason.part == (largest if lifts[largest] > 0 else None) or np.isinf(lifts[largest])
+        assert (reason.group is not None) == (reason.part == "group")

@@ -54,3 +54,29 @@ def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, watched_pag
     assert "nobody" in page.locator("#user-result .error").inner_text()
     assert [p for p in problems if "404" not in p] == []
     page.close()
+
+
+def test_items_without_titles_show_their_ids(review_dashboard_url: str, watched_page: Any) -> None:
+    page, problems = watched_page((review_dashboard_url,))
+    page.goto(review_dashboard_url + "/")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert (
+        page.get_attribute("#user-id", "placeholder")
+        == "user id, e.g. " + httpx.get(review_dashboard_url + "/map").json()["user_id"][0]
+    )
+    page.fill("#user-id", "coffee-fan-3-0")
+    page.click("#user-form button")
+    page.wait_for_selector("#user-result .recommendations li", timeout=20_000)
+    lines = page.locator("#user-result .recommendations li")
+    assert lines.count() == 10
+    for i in range(lines.count()):
+        item_id = lines.nth(i).get_attribute("data-item-id")
+        assert lines.nth(i).inner_text().startswith(item_id + " ")  # never a line that reads only a reason
+    page.wait_for_function("document.querySelectorAll('.persona-card ol').length === 3", timeout=20_000)
+    card_items = page.locator(".persona-card ol li")  # distinctive items, where a persona has some
+    assert all(
+        card_items.nth(i).inner_text().startswith(str(card_items.nth(i).get_attribute("data-item-id")))
+        for i in range(card_items.count())
+    )
+    assert [p for p in problems if "404" not in p] == []  # the browser asks for a favicon
+    page.close()

@@ -15,7 +15,7 @@ from personas.api.routers import health, items, personas, users
 from personas.api.service import PersonaService
 from personas.api.settings import ServeSettings
 from personas.api.storage import Storage
-from personas.web import STATIC_DIR, TEMPLATES_DIR, plotly_js
+from personas.web import STATIC_DIR, plotly_js, render_index
 
 __all__ = ["create_app"]
 
@@ -57,7 +57,7 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
     for router in (health.router, personas.router, users.router, items.router):
         app.include_router(router)
 
-    index = (TEMPLATES_DIR / "index.html").read_text(encoding="utf-8")
+    index = render_index(service.examples())  # the fields' examples come from the loaded run
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:

@@ -78,6 +78,10 @@ class PersonaService:
         if self.item_ids != [str(i) for i in self.model.item_vocab_.ids]:
             raise DataError(f"{settings.model_dir}: items.parquet and the model's items differ; the run is damaged.")
         self.item_row = {iid: i for i, iid in enumerate(self.item_ids)}
+        # What a person reads for an item: its title, or its id where the data has no title.
+        self.item_labels = [
+            title if title.strip() else iid for iid, title in zip(self.item_ids, self.item_titles, strict=True)
+        ]
         self.item_lower = [t.lower() for t in self.item_titles]
         self.popularity = np.asarray(self.model.popularity_, dtype=np.int64)
         self.popular_order = np.argsort(-self.popularity, kind="stable")
@@ -146,7 +150,7 @@ class PersonaService:
             if why.because_of >= 0:
                 source = why.because_of
                 ref = ItemRef.model_construct(item_id=self.item_ids[source], title=self.item_titles[source])
-            phrases = reason_phrases(why, self.item_titles.__getitem__, lambda g: self.personas[g].display_name)
+            phrases = reason_phrases(why, self.item_labels.__getitem__, lambda g: self.personas[g].display_name)
             # model_construct: the values come from the run and the model, typed already (hot path).
             reason = Reason.model_construct(persona=why.group, because_of=ref, text="; ".join(phrases))
             items.append(
@@ -175,6 +179,17 @@ class PersonaService:
             n=n,
         )
         return self._explain(user_id, rec, history, persona, n, text, vector)
+
+    def examples(self) -> dict[str, str]:
+        """Examples for the dashboard's fields, from this run: a user of the run, its two most popular item
+        ids, and the keywords of its largest persona."""
+        largest = max(self.personas.values(), key=lambda p: p.size, default=None)
+        words = ", ".join(k.term for k in largest.keywords[:3]) if largest is not None else ""
+        return {
+            "user_id": str(self.user_ids[0]) if len(self.user_ids) else "",
+            "item_ids": ", ".join(self.item_ids[int(r)] for r in self.popular_order[:2]),
+            "text": words,
+        }
 
     # -- personas ------------------------------------------------------------------------------------
     def list_personas(self, offset: int, limit: int) -> PersonaPage:

@@ -30,7 +30,7 @@ from rich.console import Console
 from personas.config import Settings
 from personas.pipeline import Pipeline, load_config
 
-__all__ = ["TASTES", "ServerProcess", "ServerThread", "free_port", "write_example_run"]
+__all__ = ["PRODUCTS", "TASTES", "ServerProcess", "ServerThread", "free_port", "write_example_run", "write_review_run"]
 
 #: Three tastes with six titles each; each user mostly takes items of one taste and says so in their bio.
 TASTES: dict[str, list[str]] = {
@@ -101,6 +101,64 @@ report = false
     settings = Settings(home=home or data / "home")
     with warnings.catch_warnings():
         # Tiny data: the encoders say they reduce their dimensions, as expected here.
+        warnings.filterwarnings("ignore", message=".*reduced to", category=UserWarning)
+        Pipeline(load_config(config), settings=settings, console=Console(quiet=True)).run()
+    return folder
+
+
+#: Three kinds of product and the words their reviewers use (see :func:`write_review_run`).
+PRODUCTS: dict[str, list[str]] = {
+    "coffee": ["dark roast coffee beans", "espresso coffee with a rich crema", "smooth coffee for my morning cup"],
+    "catfood": ["my cats love this cat food", "dry cat food my kitten eats", "cat treats my cats beg for"],
+    "sauce": ["hot sauce with chili peppers", "tomato sauce for pasta", "spicy sauce for grilled meat"],
+}
+# Each review starts with its kind's words, so that TF-IDF k-means finds the three kinds on 50 short reviews.
+_KIND_WORDS = {"coffee": "coffee coffee", "catfood": "cat food cat food", "sauce": "sauce sauce"}
+
+
+def write_review_run(folder: Path, *, products_per_kind: int = 10, seed: int = 0, home: Path | None = None) -> Path:
+    """A run shaped like product reviews (issue 16's fine-food reviews): one review per user, so no two items
+    were ever taken together; products have ids and no titles; cat food has three reviewers per product, the
+    others one. TF-IDF text, k=3, the router among the models. Returns ``folder``."""
+    folder = Path(folder)
+    data = folder.parent / f"{folder.name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = ["reviewer,product,review"]
+    for kind, phrases in PRODUCTS.items():
+        for i in range(products_per_kind):
+            for r in range(3 if kind == "catfood" else 1):
+                rows.append(
+                    f"{kind}-fan-{i}-{r},{kind}-{i:02d},{_KIND_WORDS[kind]} {phrases[int(rng.integers(len(phrases)))]}"
+                )
+    (data / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = data / "run.toml"
+    config.write_text(
+        f"""
+[data]
+interactions = "reviews.csv"
+[data.columns.interactions]
+user_id = "reviewer"
+item_id = "product"
+review = "review"
+[encode]
+kind = "tfidf"
+behaviour_weight = 0.0  # one item per user: behaviour says nothing about taste here
+[discover]
+k = 3
+seed = {seed}
+[recommend]
+models = ["most-popular", "group-popular", "ease", "router"]
+[evaluate]
+enabled = false
+[output]
+dir = "{folder.as_posix()}"
+report = false
+""",
+        encoding="utf-8",
+    )
+    settings = Settings(home=home or data / "home")
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*reduced to", category=UserWarning)
         Pipeline(load_config(config), settings=settings, console=Console(quiet=True)).run()
     return folder

@@ -126,7 +126,8 @@ def recommend(
         )
     data = open_dataset(dataset, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     titles = [
-        str(t) if isinstance(t, str) else str(i) for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
+        t if isinstance(t, str) and t.strip() else str(i)
+        for t, i in zip(data.items["title"], data.item_vocab.ids, strict=True)
     ]
     if load is not None:
         fitted = Recommender.load(load)

@@ -108,12 +108,15 @@ def item_texts(
     raise ConfigError(f"item_texts: style must be one of 'fields', 'label', 'template'. Got {style!r} instead.")
 
 
-def item_documents(dataset: Dataset, *, max_tags: int = 8) -> list[str]:
+def item_documents(dataset: Dataset, *, max_tags: int = 8, max_reviews: int = 0, review_chars: int = 400) -> list[str]:
     """One sentence-like text per item row for a language model: what a user might write about it.
 
     ``"Toy Story (1995). Animation, Children's, Comedy. <the item's text> Tags: pixar, toys."``: title and year
     where known, genres separated by commas, the item's own text, and up to ``max_tags`` of its most frequent
-    tags (users' words for it). Missing parts leave nothing behind; an item with nothing gets its id.
+    tags (users' words for it). With ``max_reviews``, the item's first reviews (in the order of the
+    interactions, each cut to ``review_chars`` characters) follow: on review data where products have only an
+    id, they are all there is to say what an item is. Off by default: an evaluation must build item texts
+    from its training interactions only. Missing parts leave nothing behind; an item with nothing gets its id.
     """
     items = dataset.items
     tags: dict[int, list[str]] = {}
@@ -125,6 +128,12 @@ def item_documents(dataset: Dataset, *, max_tags: int = 8) -> list[str]:
             have = tags.setdefault(int(item), [])
             if len(have) < max_tags:
                 have.append(str(tag))
+    reviews: dict[int, list[str]] = {}
+    if max_reviews > 0:
+        for item, review in zip(dataset.item_rows.tolist(), dataset.reviews.tolist(), strict=True):
+            have = reviews.setdefault(int(item), [])
+            if review and str(review).strip() and len(have) < max_reviews:
+                have.append(str(review).strip()[:review_chars])
     genres = genre_tokens(dataset)
     documents = []
     for row, record in enumerate(items.to_dict("records")):
@@ -142,6 +151,8 @@ def item_documents(dataset: Dataset, *, max_tags: int = 8) -> list[str]:
         document = ". ".join(parts) + ("." if parts else "")
         if row in tags:
             document = f"{document} Tags: {', '.join(tags[row])}.".strip()
+        if reviews.get(row):
+            document = " ".join([document, *reviews[row]]).strip()
         documents.append(document or str(record["item_id"]))
     return documents
 

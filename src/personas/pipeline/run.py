@@ -297,7 +297,9 @@ class Pipeline:
         run has no text."""
         if self.text_encoder_ is None:
             return None
-        documents = item_documents(dataset)
+        # Reviews say what an item is where it has no title or description (one review per product); the run's
+        # evaluation does not read these vectors, so no held-out review reaches it.
+        documents = item_documents(dataset, max_reviews=3)
         vectors = self.text_encoder_.encode(documents, batch_size=self.config.encode.batch_size, show_progress=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -8,6 +8,7 @@ Every model: ``fit(dataset, groups=None)``, ``recommend(user_ids, n)`` -> ``(ids
 from personas.recommend.als import ALS, ALSConfig
 from personas.recommend.base import (
     ITEM_PARTS,
+    NO_REASON,
     FitInputs,
     MostPopular,
     NewUser,
@@ -36,6 +37,7 @@ __all__ = [
     "ALS",
     "EASE",
     "ITEM_PARTS",
+    "NO_REASON",
     "ALSConfig",
     "ColdStartRouter",
     "ColdStartRouterConfig",

@@ -40,6 +40,7 @@ class ALS(Recommender):
 
     Config = ALSConfig
     config: ALSConfig
+    part = "warm"
 
     def _fit(self, inputs: FitInputs) -> None:
         try:

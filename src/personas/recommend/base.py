@@ -32,6 +32,7 @@ from personas.recommend.placement import GroupPlacer
 
 __all__ = [
     "ITEM_PARTS",
+    "NO_REASON",
     "SAVED_FORMAT",
     "FitInputs",
     "MostPopular",
@@ -40,9 +41,12 @@ __all__ = [
     "Reason",
     "Recommendations",
     "Recommender",
+    "blended_parts",
     "history_row",
+    "leading_parts",
     "normalise_rows",
     "reason_phrases",
+    "split_group_part",
     "top_n",
 ]
 
@@ -375,6 +379,30 @@ class Recommender(Component[ComponentConfig], ABC):
         return np.vstack([self._score_new(NewUser(None, None, history[i], None)) for i in range(history.shape[0])])
 
     # -- explanations --------------------------------------------------------------------------------
+    def contributions(
+        self,
+        *,
+        history: np.ndarray,
+        group: int | None = None,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The model's score of every item for a user who took ``history`` (item rows), is in ``group`` and
+        wrote ``text`` (encoded as ``vector``), split into the parts that produced it: part name -> (n_items,)
+        scores that add up to the score (``+inf`` where a part alone decides, as for new items). Names:
+        "popular", "group" (the group's lift over everyone), "warm", "item_knn", "content", "text", "side",
+        "new_item", "model" (a model that does not split its score)."""
+        self._check_fitted()
+        taken = history_row(np.unique(np.asarray(history, dtype=np.int64)), self.n_items_)
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float64).ravel()
+        return self.contributions_of(NewUser(text, vector, taken, group))
+
+    def contributions_of(self, query: NewUser) -> dict[str, np.ndarray]:
+        """:meth:`contributions` for a user given as a :class:`NewUser` (composite models ask their parts)."""
+        self._check_fitted()
+        return {name: np.asarray(part, dtype=np.float64).ravel() for name, part in self._contributions(query).items()}
+
     def explain(
         self,
         items: Sequence[int] | np.ndarray,
@@ -385,22 +413,15 @@ class Recommender(Component[ComponentConfig], ABC):
         vector: np.ndarray | None = None,
     ) -> list[Reason]:
         """Why each of ``items`` (item rows) was recommended to a user who took ``history`` (item rows), is in
-        ``group`` and wrote ``text`` (encoded as ``vector``): the part of the model that contributed most to
-        each item's score, and its evidence (the history item the model links to it, the group, the words)."""
+        ``group`` and wrote ``text`` (encoded as ``vector``): the part of the model that lifted the item most
+        above what it gives an average item (:meth:`contributions`), and its evidence (the history item the
+        model links to it, the group, the words). An item that no part lifts (every part gives all items the
+        same, and a fixed order broke the tie) has part None: no reason is made up for it."""
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
         history = np.asarray(history, dtype=np.int64)
         because = self._because(history, items) if history.size and items.size else np.full(len(items), -1)
-        taken = history_row(history, self.n_items_)
-        if vector is not None:
-            vector = np.asarray(vector, dtype=np.float64).ravel()
-        contributions = self._contributions(NewUser(text, vector, taken, group))
-        if not contributions:  # one part: the item link and the group, as the model reads them
-            shaped = group if group is not None and group >= 0 and self.uses_group(len(history)) else None
-            return [Reason(int(b), shaped) for b in because]
-        names = list(contributions)
-        stacked = np.vstack([contributions[name][items] for name in names])
-        leading = [names[i] for i in np.argmax(stacked, axis=0)] if len(items) else []
+        leading = leading_parts(self.contributions(history=history, group=group, text=text, vector=vector), items)
         words = self._matched_words(text, items) if text else [() for _ in items]
         return [
             Reason(
@@ -412,18 +433,21 @@ class Recommender(Component[ComponentConfig], ABC):
             for b, part, w in zip(because, leading, words, strict=True)
         ]
 
+    #: The part a model that does not split its score reports (see :meth:`contributions`).
+    part: ClassVar[str] = "model"
+
     def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
-        """A composite model's weighted parts for this user (name -> item scores; they add up to the score);
-        empty for single-part models."""
-        return {}
+        """This user's score split into parts (name -> item scores that add up to it); models made of parts,
+        or whose score mixes popularity in, override it. Default: the whole score under ``part``, or under
+        "popular" for a user the model knows nothing about (it answers with its fallback, popularity)."""
+        scores = self.score_new(query)
+        if query.n_history == 0 and query.text is None and query.vector is None:
+            return {"popular": scores}
+        return {self.part: scores}
 
     def _matched_words(self, text: str, items: np.ndarray) -> list[tuple[str, ...]]:
         """The user's words found in each item's text (models that read item texts override it)."""
         return [() for _ in items]
-
-    def uses_group(self, n_history: int) -> bool:
-        """Whether the group shapes this model's list for a user with this much history."""
-        return False
 
     def reads_text_vectors(self) -> bool:
         """Whether ``recommend_new(vector=...)`` reads a text vector in the space of the ``item_text_vectors``
@@ -533,17 +557,65 @@ class Recommender(Component[ComponentConfig], ABC):
 ITEM_PARTS = ("warm", "item_knn")
 
 
+def leading_parts(contributions: dict[str, np.ndarray], items: np.ndarray) -> list[str | None]:
+    """For each item (row), the part that lifts it most above what that part gives an average item; None where
+    no part lifts it (each part gives it no more than its average, so only the tie-break put it there).
+
+    A part that gives every item the same score (popularity where every item was taken once, a group that
+    likes what everyone likes) lifts none: it cannot be the reason for one item rather than another.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if not contributions or not len(items):
+        return [None for _ in items]
+    names = list(contributions)
+    stacked = np.vstack([np.asarray(contributions[name], dtype=np.float64).ravel() for name in names])
+    finite = np.isfinite(stacked)
+    means = np.array([row[ok].mean() if ok.any() else 0.0 for row, ok in zip(stacked, finite, strict=True)])
+    lift = np.where(finite, stacked - means[:, None], stacked)[:, items]  # +inf (a part alone decides) stays
+    finite_lift = lift[np.isfinite(lift)]
+    # Differences this small are rounding, not a preference (z-scores of a constant row are 0 up to ~1e-16).
+    floor = 1e-9 * (float(np.abs(finite_lift).max()) if finite_lift.size else 0.0)
+    best = np.argmax(np.where(np.isnan(lift), -np.inf, lift), axis=0)
+    top = lift[best, np.arange(len(items))]
+    return [names[b] if (t > floor and t > 0) else None for b, t in zip(best.tolist(), top.tolist(), strict=True)]
+
+
+def split_group_part(part: np.ndarray, global_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A weighted, z-normalised group-popularity part (``w * z(group rates)``) -> (what the group adds over
+    everyone, ``w * z(group rates) - w * z(global rates)``; what everyone's taste gives, ``w * z(global
+    rates)``). Their sum is the part; a group that likes what everyone likes adds nothing, so a list that is
+    global popularity is never credited to a group."""
+    part = np.asarray(part, dtype=np.float64).ravel()
+    weight = float(np.std(part))  # z-scores have spread 1: the spread of the part is its weight
+    everyone = weight * normalise_rows(np.asarray(global_rate, dtype=np.float64).reshape(1, -1))[0]
+    return part - everyone, everyone
+
+
+def blended_parts(parts: dict[str, np.ndarray], weight: float) -> dict[str, np.ndarray]:
+    """A model's parts (:meth:`Recommender.contributions`) as they enter a blend of ``weight`` * z-normalised
+    scores: each part less its mean, over the spread of their sum. They add up to ``weight * z(score)``; a
+    model whose score is the same for every item adds nothing."""
+    finite = {name: np.asarray(part, dtype=np.float64).ravel() for name, part in parts.items()}
+    if not finite or not weight:
+        return {}
+    spread = float(np.std(np.sum(np.vstack(list(finite.values())), axis=0)))
+    if not spread or not np.isfinite(spread):
+        return {}
+    return {name: weight * (part - part.mean()) / spread for name, part in finite.items()}
+
+
 @dataclass(frozen=True)
 class Reason:
     """Why an item was recommended.
 
-    ``part``: the part of the model that contributed most to the item's score (None for single-part models):
-    "warm"/"item_knn" (items like ones the user took), "group" (popular in the user's group), "side" (popular
-    with users who share their details), "popular", "content", "text" (what the user wrote means), "new_item"
-    (an item nobody took yet, scored from its features), "peers" (taken by users whose own words are like
-    the user's). ``because_of``: the history item that supports it most (an item row; -1 when none or when
-    another part led). ``group``: the group whose taste shaped it
-    (None when it did not). ``words``: the user's words found in the item's text (for the "text" part).
+    ``part``: the part of the model that lifted the item most (see :func:`leading_parts`; None when none did):
+    "warm"/"item_knn" (items like ones the user took), "group" (what the user's group likes more than
+    everyone), "side" (popular with users who share their details), "popular", "content", "text" (what the
+    user wrote means), "new_item" (an item nobody took yet, scored from its features), "peers"
+    (taken by users whose own words are like the user's), "model" (a model that does not split its score).
+    ``because_of``: the history item that supports it most (an item row; -1 when none or when another part led).
+    ``group``: the group whose taste lifted it (None when it did not). ``words``: the user's words found in the
+    item's text (for the "text" part).
     """
 
     because_of: int = -1
@@ -553,29 +625,37 @@ class Reason:
 
 
 _PART_PHRASES = {
+    "warm": "taken by people who took what you took",
+    "item_knn": "taken together with what you took",
+    "group": "liked more by people like you than by everyone",
     "side": "popular with people who share your details",
     "popular": "popular overall",
     "content": "close in title and genres to what you took",
     "new_item": "new here: close to what you took, by its features",
     "text": "close in meaning to what you wrote",
     "peers": "liked by people who wrote about themselves as you did",
+    "model": "ranked high for you by the model",
 }
+#: What an item that no part lifted reads: nothing in the model points to it more than to others.
+NO_REASON = "nothing singles it out: the model has no preference here and keeps a fixed order"
 
 
 def reason_phrases(reason: Reason, title_of: Callable[[int], str], group_name: Callable[[int], str]) -> list[str]:
     """The words a person reads for a reason: "like <title>", "popular with persona 3 (<name>)",
     "matches 'space', 'aliens'"... (the leading part first); one place for the service, the CLI and the
-    dashboard."""
+    dashboard. ``title_of`` should give the item's id where it has no title."""
     phrases = []
+    if reason.part is None and reason.because_of < 0 and reason.group is None and not reason.words:
+        return [NO_REASON]
     if reason.words:
         phrases.append("matches " + ", ".join(f"'{w}'" for w in reason.words))
-    elif reason.part in _PART_PHRASES and reason.because_of < 0 and reason.group is None:
-        phrases.append(_PART_PHRASES[reason.part])
+    elif reason.because_of < 0 and reason.group is None:
+        phrases.append(_PART_PHRASES.get(reason.part or "model", _PART_PHRASES["model"]))
     if reason.because_of >= 0:
         phrases.append(f"like {title_of(reason.because_of)}")
     if reason.group is not None:
         phrases.append(f"popular with persona {reason.group} ({group_name(reason.group)})")
-    return phrases or ["popular overall"]
+    return phrases
 
 
 @dataclass(frozen=True)
@@ -619,6 +699,7 @@ class MostPopular(Recommender):
     """Items ranked by how many users interacted with them: the same list for everyone."""
 
     Config = MostPopularConfig
+    part = "popular"
 
     def _fit(self, inputs: FitInputs) -> None:
         pass  # the base class already counted popularity_

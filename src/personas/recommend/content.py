@@ -56,6 +56,8 @@ class ItemVectorModel(Recommender):
     """A recommender that reads item vectors (n_items x d, e.g. sentence embeddings made by the pipeline) when
     ``fit`` is given them (``FitInputs.item_vectors``), and builds its own from item features otherwise."""
 
+    part = "content"
+
 
 class ContentBased(ItemVectorModel):
     """Cosine between a user profile and every item vector.

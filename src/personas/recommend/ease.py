@@ -68,6 +68,7 @@ class EASE(Recommender):
 
     Config = EASEConfig
     config: EASEConfig
+    part = "warm"
 
     def _fit(self, inputs: FitInputs) -> None:
         # Items nobody took have a Gram block of lambda * I: their weights are 0, so only the others are

@@ -17,7 +17,7 @@ from personas.data import Dataset
 from personas.holdout import first_best, recall_of_scores, simplex_grid, temporal_holdout
 from personas.recommend._checks import require
 from personas.recommend.als import ALS, ALSConfig
-from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
+from personas.recommend.base import FitInputs, NewUser, Recommender, blended_parts, normalise_rows
 from personas.recommend.content import ContentBased, ContentConfig
 from personas.recommend.ease import EASE, EASEConfig
 from personas.recommend.feature_cf import (
@@ -200,24 +200,50 @@ class Hybrid(Recommender):
         ]
         return fill_cold_items(self._blend(parts), self.cold_items_, self.seen_[user_rows], scale=self.cold_item_scale_)
 
-    def _score_new(self, query: NewUser) -> np.ndarray:
-        parts = []
+    @staticmethod
+    def _query_for(model: Recommender, query: NewUser) -> NewUser | None:
+        """What ``model`` can read of a new user (None: leave it out of their blend). Content reads vectors
+        only in the space of its item vectors (a text vector of another width is dropped, as the router does)
+        and text only in its TF-IDF space."""
+        if not isinstance(model, ContentBased):
+            return query
+        if query.vector is not None and query.vector.shape != (model.item_vectors_.shape[1],):
+            query = NewUser(query.text, None, query.history, query.group)
+        if query.text and not model.uses_text and query.vector is None:
+            return None  # text it cannot read: leave content out
+        return query
+
+    def _new_parts_scores(self, query: NewUser) -> list[tuple[NewUser | None, np.ndarray]]:
+        """Each component's query and raw scores (1 x items) for a new user; zeros for a component without
+        weight or with nothing to read."""
+        parts: list[tuple[NewUser | None, np.ndarray]] = []
         for name, w in zip(self.names_, self.weights_, strict=True):
             model = self.components_[name]
-            if not w:
-                parts.append(np.zeros((1, self.n_items_)))
-            elif isinstance(model, ContentBased) and query.text and not model.uses_text and query.vector is None:
-                parts.append(np.zeros((1, self.n_items_)))  # text it cannot read: leave content out
-            else:
-                parts.append(model.score_new(query).reshape(1, -1))
-        return fill_cold_items(self._blend(parts), self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
+            own = self._query_for(model, query) if w else None
+            scores = model.score_new(own).reshape(1, -1) if own is not None else np.zeros((1, self.n_items_))
+            parts.append((own, scores))
+        return parts
+
+    def _score_new(self, query: NewUser) -> np.ndarray:
+        blend = self._blend([scores for _, scores in self._new_parts_scores(query)])
+        return fill_cold_items(blend, self.cold_items_, query.history, scale=self.cold_item_scale_)[0]
+
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        # Each component's own parts (GroupPopular: everyone's rates and what the group adds; a component with
+        # no history to read: its fallback, popularity), scaled as the blend scales the component.
+        out: dict[str, np.ndarray] = {}
+        for name, w, (own, _) in zip(self.names_, self.weights_, self._new_parts_scores(query), strict=True):
+            if own is None:  # left out of this user's blend
+                continue
+            for key, piece in blended_parts(self.components_[name].contributions_of(own), float(w)).items():
+                out[key] = out.get(key, 0.0) + piece
+        if self.cold_items_ is not None and query.n_history:  # items nobody took: FeatureCF speaks for them
+            out["new_item"] = np.where(self.popularity_ == 0, np.inf, -np.inf)
+        return out
 
     def group_placer(self) -> GroupPlacer | None:
         part = self.components_.get("group_popular")
         return part.group_placer() if part is not None else None
-
-    def uses_group(self, n_history: int) -> bool:
-        return self.weights.get("group_popular", 0.0) > 0
 
     def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         part = self.components_.get("item_knn") or self.components_.get("ease")

@@ -54,6 +54,7 @@ class ItemKNN(Recommender):
 
     Config = ItemKNNConfig
     config: ItemKNNConfig
+    part = "item_knn"
 
     def _fit(self, inputs: FitInputs) -> None:
         x = self.seen_.tocsc()

@@ -83,15 +83,18 @@ class GroupPopular(Recommender):
     def group_placer(self) -> GroupPlacer:
         return GroupPlacer(self.labels_, self.group_scores_, np.diff(self.seen_.indptr) > 0)
 
-    def uses_group(self, n_history: int) -> bool:
-        return True
-
     def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
         return self.group_score_block(np.array([self.group_of_history(history[i]) for i in range(history.shape[0])]))
 
     def _score_new(self, query: NewUser) -> np.ndarray:
         group = query.group if query.group is not None else self.group_of_history(query.history)
         return self.group_score_block(np.array([group]))[0]
+
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        # The score is everyone's rate plus what the group adds to it: a group that likes what everyone likes
+        # (or no group) adds nothing, and its list is credited to popularity, not to the group.
+        scores = self._score_new(query)
+        return {"popular": self.global_rate_.copy(), "group": scores - self.global_rate_}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

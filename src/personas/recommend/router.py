@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from personas.data import Dataset, ProfileConfig, build_profiles, split_negation
-from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
+from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows, split_group_part
 from personas.recommend.content import ContentBased
 from personas.recommend.ease import EASE
 from personas.recommend.feature_cf import FeatureCF, fill_cold_items
@@ -186,9 +186,6 @@ class ColdStartRouter(Recommender):
     def reads_text_vectors(self) -> bool:
         return self.text_match_ is not None
 
-    def uses_group(self, n_history: int) -> bool:
-        return self.route_of(n_history) != "warm"  # the warm model alone reads no group
-
     def _because(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         # the part that links items on the user's route: the warm model on the warm route
         part = self.warm_ if self.route_of(len(history)) == "warm" else self.item_knn_
@@ -317,6 +314,9 @@ class ColdStartRouter(Recommender):
 
     def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
         parts = {name: np.asarray(part).ravel() for name, part in self._route_parts(query).items()}
+        if "group" in parts:  # what the group adds over everyone; what everyone likes is popularity
+            parts["group"], everyone = split_group_part(parts["group"], self.group_popular_.global_rate_)
+            parts["popular"] = parts.get("popular", 0.0) + everyone
         vector = self.text_match_.query_vector(query) if self.text_match_ is not None else None
         if "text" in parts and vector is not None:
             # The text part is weight * z(meaning + prior), and z is linear once the row's mean and spread are

@@ -161,6 +161,14 @@ class TextMatch(Recommender):
     def _score_histories(self, history: sp.csr_matrix) -> np.ndarray:
         return self.vector_scores(mean_item_vectors(self.item_vectors_, history))
 
+    def _contributions(self, query: NewUser) -> dict[str, np.ndarray]:
+        # What the words (or the items' texts) mean, and the popularity prior: never credit words with it.
+        vector = self.query_vector(query)
+        if vector is None:
+            return {"popular": self.fallback_scores(1)[0]}
+        meaning, prior = self.vector_parts(vector)
+        return {"text": meaning[0], "popular": prior[0]}
+
     def _score_new(self, query: NewUser) -> np.ndarray:
         if self.fits(query.vector):
             assert query.vector is not None

@@ -165,23 +165,40 @@ def test_item_documents_read_like_sentences() -> None:
     assert item_documents(dataset) == ["Alien (1979). Horror, Sci-Fi. Tags: space, ripley.", "b"]
 
 
+def test_item_documents_can_say_what_a_product_is_from_its_reviews() -> None:
+    # One review per product, no titles (issue 16's fine-food reviews): without the reviews, every item's text
+    # is its id, and a user's words are compared with product codes.
+    inter = pd.DataFrame(
+        {
+            "user_id": ["u", "v", "w", "x"],
+            "item_id": ["B001", "B001", "B002", "B003"],
+            "review": ["Dark roast coffee, rich.", "Smooth coffee" + " x" * 300, "My cats love it", None],
+        }
+    )
+    dataset = Dataset.from_frames(inter)
+    assert item_documents(dataset) == ["B001", "B002", "B003"]
+    documents = item_documents(dataset, max_reviews=2, review_chars=20)
+    assert documents == ["Dark roast coffee, r Smooth coffee x x x", "My cats love it", "B003"]
+
+
 def test_reasons_name_the_part_that_contributed_most(shelf: tuple[Dataset, np.ndarray]) -> None:
-    from personas.recommend import ITEM_PARTS, NewUser
+    from personas.recommend import ITEM_PARTS, NewUser, history_row
 
     dataset, vectors = shelf
     router = ColdStartRouter(min_history=3).fit(dataset, item_text_vectors=vectors)
     for history, vector in ((np.array([], dtype=np.int64), np.eye(TASTES)[1]), (np.array([0, 1]), None)):
         rec = router.recommend_new(vector=vector, history=[dataset.item_vocab.id(int(h)) for h in history], n=6)
         items = rec.ids[0]
-        taken = np.zeros((1, dataset.n_items))
-        taken[0, history] = 1
-        import scipy.sparse as sp
-
-        parts = router._contributions(NewUser(None, vector, sp.csr_matrix(taken), None))
+        parts = router.contributions(history=history, vector=vector)
+        # The parts add up to the score the list was ranked by (the route's parts are z-scores: mean 0).
+        total = sum(parts.values())
+        query = NewUser(None, vector, history_row(history, dataset.n_items), None)
+        assert np.allclose(total, router.score_new(query), atol=1e-9)
         reasons = router.explain(items, history=history, vector=vector)
         for item, reason in zip(items, reasons, strict=True):
-            assert reason.part == max(parts, key=lambda name: parts[name][item])
+            largest = max(parts, key=lambda name: parts[name][item])
+            assert reason.part == (largest if parts[largest][item] > 0 else None)
             assert (reason.because_of >= 0) <= (reason.part in ITEM_PARTS)
     # A typed text's items are credited to the words only for what the words mean, never for popularity.
     text_reasons = router.explain(np.arange(dataset.n_items), history=np.array([], dtype=np.int64), vector=np.eye(3)[2])
-    assert {r.part for r in text_reasons} <= {"side", "group", "content", "text", "popular"}
+    assert {r.part for r in text_reasons} <= {"side", "group", "content", "text", "popular", None}

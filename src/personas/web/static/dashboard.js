@@ -22,6 +22,17 @@ function element(tag, text, className) {
   return node;
 }
 
+// An item as a person reads it: its title, or its id where the data has no title (the id is what the
+// new-user form asks for, so it is shown beside a title too).
+function itemLine(item, tail) {
+  const hasTitle = Boolean(item.title && item.title.trim());
+  const line = element("li", hasTitle ? `${item.title} ` : `${item.item_id} `);
+  line.dataset.itemId = item.item_id;
+  if (hasTitle) line.append(element("span", `${item.item_id} `, "item-id"));
+  if (tail) line.append(tail);
+  return line;
+}
+
 function showError(target, error) {
   target.replaceChildren(element("p", error.message, "error"));
 }
@@ -52,7 +63,7 @@ async function loadCards() {
     const detail = await api(`/personas/${persona.group}`);
     const list = element("ol");
     for (const item of detail.card.distinctive_items.slice(0, 3)) {
-      list.append(element("li", `${item.title} (lift ${item.lift.toFixed(1)})`));
+      list.append(itemLine(item, element("span", `(lift ${item.lift.toFixed(1)})`, "muted")));
     }
     cards.querySelector(`[data-group="${persona.group}"]`).append(list);
   }));
@@ -90,10 +101,7 @@ async function loadMap() {
 function recommendationList(recs) {
   const list = element("ol", null, "recommendations");
   for (const item of recs.items) {
-    const li = element("li", `${item.title} `);
-    li.dataset.itemId = item.item_id;
-    li.append(element("span", item.reason.text, "why"));
-    list.append(li);
+    list.append(itemLine(item, element("span", item.reason.text, "why")));
   }
   return list;
 }
