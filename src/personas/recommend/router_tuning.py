@@ -23,6 +23,7 @@ from personas.holdout import (
     best_distinct,
     first_best,
     first_n_split,
+    lightest_near_best,
     list_overlap,
     ndcg_of_scores,
     simplex_grid,
@@ -278,7 +279,8 @@ def choose_profile_weight(
     """How much the text vector of what a cold user wrote about themselves counts on the cold route, through
     the items' texts (``text_weights``) and through the items of the users who wrote alike (``peer_weights``,
     :func:`text_peer_votes` over the fold's other users with a side text): the pair with the best NDCG@10 on
-    the :func:`cold_folds` users who have a side text, with their own side-text vector as their words, their
+    the :func:`cold_folds` users who have a side text (the lightest pair within ``profile_tolerance`` of the
+    best, :func:`~personas.holdout.lightest_near_best`), with their own side-text vector as their words, their
     side words and placement as the cold route uses them (weighted as ``cold_weights``), and all their items
     as the truth. No overlap bound: these are real texts and real items. Returns the text weight, the peer
     weight and the (3, pairs) trials (text weight, peer weight, NDCG@10); -1, 0 when no held user has a side
@@ -311,7 +313,7 @@ def choose_profile_weight(
     if n_users == 0:
         return none
     results = totals / n_users
-    weight, peer = pairs[first_best(results)]
+    weight, peer = pairs[lightest_near_best(results, [w + p for w, p in pairs], cfg.profile_tolerance)]
     trials = np.array([[w for w, _ in pairs], [p for _, p in pairs], list(results)])
     return float(weight), float(peer), trials
 
