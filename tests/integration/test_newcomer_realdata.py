@@ -131,6 +131,11 @@ def test_one_interaction_per_user_skips_evaluation_and_completes(
     assert len(run.personas) == 4
     users = pd.read_csv(NEWCOMER / "one_per_user" / "users.csv")
     assert sorted(run.users["user_id"]) == sorted(users["user_id"])
+    # Each theme has two items (p1-p2 coffee, p3-p4 tea, ...): the groups follow what users wrote.
+    taken = pd.read_csv(NEWCOMER / "one_per_user" / "interactions.csv").set_index("user_id")["item_id"]
+    themes = taken.map(lambda item: (int(item[1:]) - 1) // 2)
+    labels = run.users.set_index("user_id").loc[themes.index, "persona"]
+    assert normalized_mutual_info_score(themes, labels) >= 0.9
 
 
 BROKEN = NEWCOMER / "broken"
