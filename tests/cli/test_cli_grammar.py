@@ -186,3 +186,22 @@ def test_evaluate_says_why_a_protocol_cannot_score_and_what_to_try(tmp_path: Pat
     warm = runner.invoke(app, ["evaluate", "--dataset", str(ONE_PER_USER), "--protocol", "warm"])
     assert warm.exit_code == 1 and "Traceback" not in warm.output
     assert "try --protocol cold-users" in _flat(warm.output)
+
+
+def test_discover_cleans_a_users_files_as_run_does(tmp_path: Path) -> None:
+    """`personas discover` on review HTML: no markup, link part or @handle in any name or keyword (it used to
+    skip the cleaning that `personas run` does)."""
+    messy = Path(__file__).parents[1] / "data" / "newcomer" / "messy_html"
+    folder = tmp_path / "messy"
+    folder.mkdir()
+    (folder / "interactions.csv").write_bytes((messy / "reviews.csv").read_bytes())
+    (folder / "users.csv").write_bytes((messy / "users.csv").read_bytes())
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["discover", str(folder), "--encoder", "tfidf", "--k", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cards = json.loads((out / "personas.json").read_text(encoding="utf-8"))
+    cards = cards["personas"] if isinstance(cards, dict) else cards
+    words = " ".join([c["name"] for c in cards] + [k["term"] for c in cards for k in c["keywords"]]).split()
+    dirt = {"br", "span", "class", "tiny", "href", "http", "www", "com", "gp", "rt", "amazon"}
+    assert len(cards) == 3 and not dirt & set(words)
+    assert not any(w.startswith("@") for w in words)

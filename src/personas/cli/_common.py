@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from personas.data import Dataset, load_builtin, load_dataset, load_recbole
+from personas.data import Dataset, clean_dataset, load_builtin, load_dataset, load_recbole
 from personas.data.builtin import is_builtin
 from personas.data.hints import hint_style
 from personas.data.loaders import FORMATS, UnknownIdPolicy
@@ -157,4 +157,9 @@ def _open_dataset(
         )
     for warning in report.warnings:
         err_console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False)
+    # A user's files get the pipeline's default [data.clean] (markup, links, mentions), so `personas discover`
+    # and `encode` describe the same words as `personas run`; the built-in datasets are clean already.
+    dataset, cleaning = clean_dataset(dataset)
+    if cleaning.changed:
+        err_console.print(f"[dim]{escape(cleaning.summary())}[/]", highlight=False)
     return dataset
