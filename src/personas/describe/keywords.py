@@ -57,6 +57,9 @@ GENERIC_WORDS = frozenset(
         *("it's", "i'm", "i've", "i'd", "i'll", "you're", "you've", "we're", "they're", "that's", "there's"),
         *("what's", "let's", "he's", "she's", "don't", "doesn't", "didn't", "can't", "won't", "isn't", "wasn't"),
         *("aren't", "weren't", "haven't", "hasn't", "wouldn't", "couldn't", "shouldn't", "dont", "im", "ive"),
+        # praise that every review group shares: it says how much, never what
+        *("great", "good", "best", "better", "love", "loves", "loved", "nice", "excellent", "amazing", "awesome"),
+        *("favorite", "favourite", "perfect", "recommend", "recommended", "highly"),
         # the same in Chinese: like, taste, stuff/thing, product, use, try
         *("喜欢", "味道", "东西", "产品", "使用", "尝试"),
     }

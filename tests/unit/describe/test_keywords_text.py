@@ -31,6 +31,15 @@ def test_generic_words_are_never_keywords():
     assert not any(w in t.split() for t in terms for w in ("like", "taste", "it's"))
 
 
+def test_praise_every_review_group_shares_is_not_a_keyword():
+    coffee = ["great coffee, the best espresso", "I love this coffee", "great dark roast coffee", "best espresso"]
+    tea = ["great green tea", "I love oolong tea", "the best jasmine tea", "great tea leaves"]
+    kw = class_keywords(coffee + tea, np.array([0] * 4 + [1] * 4), 2, KeywordConfig(min_df=1))
+    terms = {k.term for group in kw for k in group}
+    assert {"coffee", "tea"} <= terms
+    assert not any(w in t.split() for t in terms for w in ("great", "best", "love"))
+
+
 def test_a_word_another_group_uses_more_is_not_this_groups_keyword():
     texts = [
         "coffee with milk",
