@@ -98,12 +98,15 @@ report = false
 """,
         encoding="utf-8",
     )
-    settings = Settings(home=home or data / "home")
+    _run_quietly(config, Settings(home=home or data / "home"))
+    return folder
+
+
+def _run_quietly(config: Path, settings: Settings) -> None:
     with warnings.catch_warnings():
         # Tiny data: the encoders say they reduce their dimensions, as expected here.
         warnings.filterwarnings("ignore", message=".*reduced to", category=UserWarning)
         Pipeline(load_config(config), settings=settings, console=Console(quiet=True)).run()
-    return folder
 
 
 #: Three kinds of product and the words their reviewers use (see :func:`write_review_run`).
@@ -157,10 +160,7 @@ report = false
 """,
         encoding="utf-8",
     )
-    settings = Settings(home=home or data / "home")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*reduced to", category=UserWarning)
-        Pipeline(load_config(config), settings=settings, console=Console(quiet=True)).run()
+    _run_quietly(config, Settings(home=home or data / "home"))
     return folder
 
 
