@@ -110,7 +110,9 @@ def test_personas_recommend_reads_the_spark_run_folder(spark_run: Any) -> None:
 
 
 def test_the_local_pipeline_refuses_a_spark_config() -> None:
-    config = PipelineConfig.model_validate({"engine": "spark", "data": {"dataset": "ml-100k"}})
+    config = PipelineConfig.model_validate(
+        {"engine": "spark", "data": {"dataset": "ml-100k"}, "recommend": {"models": ["most-popular", "als"]}}
+    )
     with pytest.raises(ConfigError, match="engine = 'spark'"):
         Pipeline(config).run()
     assert json.loads(config.model_dump_json())["master"] == "local[2]"

@@ -290,6 +290,10 @@ class OutputSection(ComponentConfig):
     report: bool = True
 
 
+#: Recommenders the Spark engine fits (registry kinds; ``[recommend] models`` spells them with dashes).
+SPARK_MODEL_KINDS = ("most_popular", "group_popular", "als")
+
+
 class PipelineConfig(ComponentConfig):
     #: BLAS/OpenMP threads for the numeric stages. 1 is the default because, on a small shared machine, 2-thread
     #: BLAS on ml-100k-sized matrices measured up to 30x slower than 1 thread when another process was busy.
@@ -312,6 +316,8 @@ class PipelineConfig(ComponentConfig):
     def _check_models(self) -> Self:
         if isinstance(self.recommend.models, dict):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
+        if self.engine == "spark":
+            self._check_spark()
         if self.encode.tune and self.engine != "local":
             # the Spark engine encodes on its workers and has no tuning stage: refuse rather than ignore the key
             raise ValueError(
@@ -319,6 +325,23 @@ class PipelineConfig(ComponentConfig):
                 f"space. Got engine = {self.engine!r} instead."
             )
         return self
+
+    def _check_spark(self) -> None:
+        """What the Spark engine cannot do is refused when the config is read, before any work: it used to fail
+        after minutes of work, at "fit recommenders"."""
+        kinds = {name: registry.kind(config) for name, config in self.recommend.model_configs().items()}
+        unsupported = [name for name, kind in kinds.items() if kind not in SPARK_MODEL_KINDS]
+        if unsupported:
+            supported = ", ".join(kind.replace("_", "-") for kind in SPARK_MODEL_KINDS)
+            raise ValueError(
+                f"The Spark engine fits the recommenders {supported}; [recommend] models asks for "
+                f'{", ".join(unsupported)} too. Remove them from [recommend] models, or run with engine = "local".'
+            )
+        if self.discover.method != "kmeans":
+            raise ValueError(
+                f"The Spark engine discovers groups with k-means; [discover] method = {self.discover.method!r} "
+                'runs on engine = "local" only.'
+            )
 
     def encoder_config(
         self, cache_dir: str | Path | None = None, *, behaviour_weight: float | None = None

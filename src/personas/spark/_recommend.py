@@ -8,6 +8,9 @@ format itself holds per user (ids, group labels, the seen-items lists that exclu
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +19,7 @@ import numpy as np
 
 from personas.config import ComponentConfig, as_name, registry
 from personas.errors import ConfigError
+from personas.pipeline.config import SPARK_MODEL_KINDS
 from personas.recommend import Recommender
 from personas.recommend.als import ALSConfig
 from personas.recommend.base import SAVED_FORMAT, tie_break_noise
@@ -31,8 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["SPARK_MODELS", "SeenItems", "fit_spark_models", "seen_items"]
 
 #: Recommenders the Spark engine fits: a subset of the registry's kinds (``[recommend] models`` spells them
-#: most-popular, group-popular, als).
-SPARK_MODELS = ("most_popular", "group_popular", "als")
+#: most-popular, group-popular, als); the config refuses others when it is read.
+SPARK_MODELS = SPARK_MODEL_KINDS
+#: ALS iterations between checkpoints (they cut the lineage that otherwise grows with every iteration).
+ALS_CHECKPOINT_INTERVAL = 5
 
 
 @dataclass
@@ -104,6 +110,13 @@ def als_state(data: SparkData, seen: SeenItems, config: ALSConfig) -> dict[str, 
     from pyspark.ml import recommendation
     from pyspark.sql import functions as sf
 
+    # Each ALS iteration extends the lineage; without checkpoints a long one overflows the JVM stack
+    # (StackOverflowError on ml-100k with the default 15 iterations). Spark checkpoints only with a directory.
+    context = seen.pairs.sparkSession.sparkContext
+    if context.getCheckpointDir() is None:
+        folder = tempfile.mkdtemp(prefix="personas-als-checkpoints-")
+        atexit.register(shutil.rmtree, folder, True)  # checkpoints only serve this process's fits
+        context.setCheckpointDir(folder)
     ratings = seen.pairs.select(
         sf.col("user_row").cast("int").alias("user"),
         sf.col("item_row").cast("int").alias("item"),
@@ -123,6 +136,7 @@ def als_state(data: SparkData, seen: SeenItems, config: ALSConfig) -> dict[str, 
         numUserBlocks=pairs_blocks(ratings),
         numItemBlocks=pairs_blocks(ratings),
         nonnegative=False,
+        checkpointInterval=ALS_CHECKPOINT_INTERVAL,
     ).fit(ratings)
 
     def factors(frame: DataFrame, n: int) -> np.ndarray:

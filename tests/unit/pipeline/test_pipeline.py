@@ -119,6 +119,16 @@ BAD_CONFIGS = [
         r"'min_interactions' parameter of \[evaluate\] must be more than the largest n_shots \(5\)",
     ),
     ("[data\n", "not valid TOML"),
+    # the Spark engine's limits are refused when the config is read, not after minutes of work
+    (
+        'engine = "spark"\n' + ML + '[recommend]\nmodels = ["most-popular", "hybrid", "router"]\n',
+        r"The Spark engine fits the recommenders most-popular, group-popular, als; \[recommend\] models asks for "
+        r"hybrid, router too",
+    ),
+    (
+        'engine = "spark"\n' + ML + '[discover]\nmethod = "hdbscan"\n[recommend]\nmodels = ["most-popular"]\n',
+        r"method = 'hdbscan' runs on engine = \"local\"",
+    ),
 ]
 
 
