@@ -316,14 +316,14 @@ class PipelineConfig(ComponentConfig):
     def _check_models(self) -> Self:
         if isinstance(self.recommend.models, dict):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
-        if self.engine == "spark":
-            self._check_spark()
         if self.encode.tune and self.engine != "local":
             # the Spark engine encodes on its workers and has no tuning stage: refuse rather than ignore the key
             raise ValueError(
                 "The 'encode.tune' parameter needs engine = \"local\"; the Spark engine does not tune the text "
                 f"space. Got engine = {self.engine!r} instead."
             )
+        if self.engine == "spark":
+            self._check_spark()
         return self
 
     def _check_spark(self) -> None:
