@@ -19,6 +19,7 @@ from personas.config import ComponentConfig
 from personas.data import Dataset, genre_tokens
 from personas.errors import ConfigError, DataError
 from personas.recommend.base import FitInputs, NewUser, Recommender
+from personas.recommend.neighbours import similarity_vote
 
 __all__ = [
     "LightFMConfig",
@@ -260,12 +261,7 @@ class ItemDemoKNN(Recommender):
         sims = np.asarray((sides @ self.side_.vectors_.T).todense())
         sims[:, ~self.voters_] = 0.0
         k = min(self.config.users, int(self.voters_.sum()))
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        for i in range(len(top)):
-            weights = np.clip(sims[i, top[i]], 0.0, None)
-            if weights.any():
-                out[i] = np.asarray(weights @ self.seen_[top[i]]).ravel()
-        return out
+        return similarity_vote(sims, np.arange(sims.shape[1]), self.seen_, k)
 
     def _blend(self, history: sp.csr_matrix, sides: sp.csr_matrix) -> np.ndarray:
         from personas.recommend import normalise_rows
@@ -364,13 +360,7 @@ class TextUserKNN(Recommender):
         sims = vectors @ self.voter_vectors_.T
         if exclude is not None:  # a known user is not their own neighbour
             sims[exclude[:, None] == self.voter_rows_[None, :]] = -np.inf
-        k = min(self.config.k, len(self.voter_rows_))
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        for i in range(len(top)):
-            weights = np.clip(sims[i, top[i]], 0.0, None)
-            if weights.any():
-                out[i] = np.asarray(weights @ self.seen_[self.voter_rows_[top[i]]]).ravel()
-        return out
+        return similarity_vote(sims, self.voter_rows_, self.seen_, self.config.k)
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:
         # Known users are scored by their neighbours' vote too (voters only; others get popularity).

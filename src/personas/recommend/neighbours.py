@@ -11,7 +11,7 @@ from personas.config import ComponentConfig
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser, Recommender
 
-__all__ = ["ItemKNN", "ItemKNNConfig", "top_k_per_row"]
+__all__ = ["ItemKNN", "ItemKNNConfig", "similarity_vote", "top_k_per_row"]
 
 
 class ItemKNNConfig(ComponentConfig):
@@ -101,3 +101,19 @@ class ItemKNN(Recommender):
         self.similarity_ = sp.csr_matrix(
             (arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]), shape=(n, n)
         )
+
+
+def similarity_vote(sims: np.ndarray, voter_rows: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
+    """User-kNN votes: for each row of ``sims`` (similarities to the voters, one column per ``voter_rows``
+    entry), the items ``seen`` by its ``k`` most similar voters, weighted by the (positive) similarity; zero
+    rows where no voter is similar."""
+    out = np.zeros((sims.shape[0], seen.shape[1]))
+    k = min(k, sims.shape[1])
+    if not k or not len(sims):
+        return out
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    for i in range(len(top)):
+        weights = np.clip(sims[i, top[i]], 0.0, None)
+        if weights.any():
+            out[i] = np.asarray(weights @ seen[voter_rows[top[i]]]).ravel()
+    return out

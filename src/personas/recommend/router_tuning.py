@@ -31,6 +31,7 @@ from personas.holdout import (
 )
 from personas.recommend.base import Recommender, normalise_rows
 from personas.recommend.feature_cf import FeatureCF, choose_fill_scale
+from personas.recommend.neighbours import similarity_vote
 from personas.recommend.placement import GroupPlacer
 from personas.recommend.popular import GroupPopular
 from personas.recommend.router_config import ColdStartRouterConfig
@@ -251,18 +252,11 @@ def text_peer_votes(
     vectors: np.ndarray, voter_vectors: np.ndarray, voter_rows: np.ndarray, seen: sp.csr_matrix, k: int
 ) -> np.ndarray:
     """Each (unit) text vector's vote over items: the items of the ``k`` voters whose (unit) side texts are
-    nearest it, weighted by the (positive) cosine; zero rows where no voter is near."""
-    out = np.zeros((len(vectors), seen.shape[1]))
+    nearest it, weighted by the (positive) cosine (:func:`~personas.recommend.neighbours.similarity_vote`)."""
     if not len(voter_rows) or not len(vectors):
-        return out
+        return np.zeros((len(vectors), seen.shape[1]))
     sims = np.asarray(vectors, dtype=np.float64) @ np.asarray(voter_vectors, dtype=np.float64).T
-    k = min(k, len(voter_rows))
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    for i in range(len(vectors)):
-        weights = np.clip(sims[i, top[i]], 0.0, None)
-        if weights.any():
-            out[i] = np.asarray(weights @ seen[voter_rows[top[i]]]).ravel()
-    return out
+    return similarity_vote(sims, voter_rows, seen, k)
 
 
 def choose_profile_weight(
