@@ -46,6 +46,15 @@ from personas.discover.selection import (
     group_quality,
     stability,
 )
+from personas.discover.tree import (
+    Hierarchy,
+    StabilityCheck,
+    choose_coarse_k,
+    coarse_refits,
+    group_stability,
+    nest,
+    refits,
+)
 from personas.discover.weighting import WeightChoice, WeightScore, choose_behaviour_weight
 
 __all__ = [
@@ -63,6 +72,7 @@ __all__ = [
     "GroupingWarning",
     "HDBSCANConfig",
     "HDBSCANGroups",
+    "Hierarchy",
     "KChoice",
     "KMeansConfig",
     "KMeansGroups",
@@ -71,17 +81,23 @@ __all__ = [
     "LeidenConfig",
     "LeidenGroups",
     "NeighboursConfig",
+    "StabilityCheck",
     "StabilityResult",
     "WeightChoice",
     "WeightScore",
     "centroids_of",
     "choose_behaviour_weight",
+    "choose_coarse_k",
     "choose_k",
+    "coarse_refits",
     "finder_config_from_json",
     "group_quality",
+    "group_stability",
     "grouping_report",
     "knn_graph",
     "make_finder",
+    "nest",
+    "refits",
     "stability",
 ]
 

@@ -27,6 +27,7 @@ __all__ = [
     "GroupingWarning",
     "as_unit_vectors",
     "centroids_of",
+    "exact_argmax",
     "grouping_report",
     "nearest_centroid",
 ]
@@ -196,8 +197,33 @@ def centroids_of(X: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray
     return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
 
 
-def nearest_centroid(X: np.ndarray, centroids: np.ndarray, *, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the most cosine-similar centroid for each row and that similarity, in blocks of rows."""
+#: Rows whose two best float32 similarities are closer than this are scored again in float64: float32 dot
+#: products of unit vectors carry rounding errors up to about d x 6e-8 (2.3e-5 at d = 384), and which rows
+#: land at the edge of a BLAS block (another micro-kernel, another summation order) depends on the thread
+#: count and the CPU's kernel. Above the margin float32 cannot reverse the order.
+EXACT_MARGIN = 1e-4
+#: Similarities this close in float64 are a tie, broken to the lowest centroid index (float64 rounding, up
+#: to about d x 1.1e-16, still differs between kernels).
+TIE_TOLERANCE = 1e-12
+
+
+def exact_argmax(X: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Most similar centroid of each row in float64, ties (within :data:`TIE_TOLERANCE`) broken to the lowest
+    index, and that similarity: the same answer at any thread count and on any BLAS kernel."""
+    sims = np.asarray(X, dtype=np.float64) @ np.asarray(centroids, dtype=np.float64).T
+    best = sims.max(axis=1, keepdims=True)
+    labels = np.argmax(sims >= best - TIE_TOLERANCE, axis=1).astype(np.int64)  # first index within the tolerance
+    return labels, sims[np.arange(len(labels)), labels]
+
+
+def nearest_centroid(
+    X: np.ndarray, centroids: np.ndarray, *, block: int = 65536, exact: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the most cosine-similar centroid for each row and that similarity, in blocks of rows.
+
+    float32 BLAS for speed; rows whose best two centroids are within :data:`EXACT_MARGIN` are decided again by
+    :func:`exact_argmax` (float64, lowest index on ties), so the labels do not depend on the BLAS thread count
+    or kernel. ``exact=True``: every row in float64 (a finder's final assignment)."""
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int64)
     sims = np.empty(n, dtype=np.float32)
@@ -206,10 +232,22 @@ def nearest_centroid(X: np.ndarray, centroids: np.ndarray, *, block: int = 65536
         sims.fill(np.nan)
         return labels, sims
     for start in range(0, n, block):
-        s = X[start : start + block] @ centroids.T
+        part = X[start : start + block]
+        if exact:
+            labels[start : start + block], top64 = exact_argmax(part, centroids)
+            sims[start : start + block] = top64
+            continue
+        s = part @ centroids.T
         best = np.argmax(s, axis=1)
+        top = s[np.arange(len(best)), best]
+        if centroids.shape[0] > 1:
+            second = np.partition(s, -2, axis=1)[:, -2]
+            close = np.flatnonzero(top - second < EXACT_MARGIN)
+            if len(close):
+                best[close], exact = exact_argmax(part[close], centroids)
+                top[close] = exact
         labels[start : start + block] = best
-        sims[start : start + block] = s[np.arange(len(best)), best]
+        sims[start : start + block] = top
     return labels, sims
 
 

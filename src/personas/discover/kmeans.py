@@ -23,6 +23,10 @@ __all__ = ["KMeansConfig", "KMeansGroups", "spherical_kmeans"]
 # k-means++ seeding for the faiss engine runs on a sample of this many rows per group (plus 1,000): its
 # cost grows with k x sample, and more rows do not seed measurably better (bench/cluster.py).
 _SEED_ROWS_PER_GROUP = 40
+#: Relative difference under which two seeding candidates or two restarts count as equally good (float32
+#: rounding of the similarities they are summed from); the first one is kept, so the choice does not hang
+#: on the BLAS thread count.
+_TIE = 1e-6
 
 
 class KMeansConfig(ComponentConfig):
@@ -62,7 +66,11 @@ def _kmeans_pp(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         # when every row already sits on a centre (duplicates), any row will do
         cand = rng.integers(n, size=1) if total <= 0 else rng.choice(n, size=trials, p=dist / total)
         cand_dist = np.minimum(dist[None, :], np.maximum(1.0 - X[cand] @ X.T, 0.0))
-        best = int(np.argmin(cand_dist.sum(axis=1)))
+        # Candidates within float32 rounding of the best are a tie (duplicate rows, or one row drawn twice, can
+        # differ in the last bits by where BLAS puts them): the lowest row index wins, at any thread count.
+        totals = cand_dist.sum(axis=1, dtype=np.float64)
+        near = np.flatnonzero(totals <= totals.min() + _TIE * max(totals.min(), 1.0))
+        best = int(near[np.argmin(cand[near])])
         centers[j] = X[cand[best]]
         dist = cand_dist[best]
     return centers
@@ -77,8 +85,8 @@ def _lloyd_numpy(X: np.ndarray, k: int, max_iter: int, rng: np.random.Generator)
         norms = np.linalg.norm(sums, axis=1)
         empty = norms == 0
         if empty.any():  # re-seed an empty group with the rows farthest from their centre
-            sims = np.einsum("ij,ij->i", X, centers[new_labels])
-            far = np.argsort(sims)[: int(empty.sum())]
+            sims = np.einsum("ij,ij->i", X.astype(np.float64), centers[new_labels].astype(np.float64))
+            far = np.argsort(sims, kind="stable")[: int(empty.sum())]
             sums[empty] = X[far]
             norms[empty] = 1.0
         centers = (sums / norms[:, None]).astype(np.float32)
@@ -124,7 +132,7 @@ def _faiss_kmeans(X: np.ndarray, config: KMeansConfig) -> np.ndarray:
         if config.n_init == 1:
             return centers
         score = float(nearest_centroid(X, centers)[1].sum(dtype=np.float64))  # higher = tighter groups
-        if best is None or score > best[0]:
+        if best is None or score > best[0] + _TIE * max(abs(best[0]), 1.0):
             best = (score, centers)
     assert best is not None
     return best[1]
@@ -143,7 +151,7 @@ def spherical_kmeans(X: np.ndarray, config: KMeansConfig) -> np.ndarray:
     for run in range(config.n_init):
         rng = np.random.default_rng([config.seed, run])
         result = _lloyd_numpy(X, config.k, config.max_iter, rng)
-        if best is None or result[1] < best[1]:
+        if best is None or result[1] < best[1] - _TIE * max(best[1], 1.0):
             best = result
     assert best is not None
     return best[0]
@@ -169,7 +177,9 @@ class KMeansGroups(BaseGroupFinder[KMeansConfig]):
                 "ask for fewer groups or give more users."
             )
         centers = spherical_kmeans(arr, self.config)
-        labels, sims = nearest_centroid(arr, centers)
+        # The final assignment in float64 with ties to the lowest centre, then groups numbered by size and
+        # first member (_set_result): the same labels at any BLAS thread count and on any BLAS kernel.
+        labels, sims = nearest_centroid(arr, centers, exact=True)
         self._set_result(arr, labels, centers)  # reorders the centres, so each row's similarity is unchanged
         self.inertia_ = float(np.sum(2.0 - 2.0 * sims.astype(np.float64)))
         warn_if_fewer(name, self.n_groups_, self.config.k)

@@ -1,0 +1,287 @@
+"""Two levels of personas, nested: fine groups for recommending, grouped into coarse ones for reading; and how
+stable each group is across seeds.
+
+- :func:`nest`: Ward merges of the fine groups (each weighted by its members, on their mean vectors: the merge
+  that adds least to the users' within-group spread), cut at ``n_coarse``. Every fine group belongs to exactly
+  one coarse group, so a user's coarse persona is their fine persona's parent.
+- :func:`choose_coarse_k`: the number of coarse groups a reader gets: silhouette and stability of each cut.
+- :func:`refits` and :func:`group_stability`: refit the method with other seeds on subsamples, label everyone
+  with ``assign``, and score each group by the best-matching refit group's Jaccard overlap of members.
+
+Merges are computed in float64 with ties broken to the lowest pair of groups, and coarse groups are numbered by
+size then first member, so the same fine groups give the same tree everywhere.
+"""
+
+# ruff: noqa: N803  (X is a matrix, as in scikit-learn)
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from sklearn.metrics import adjusted_rand_score
+
+from personas.discover._base import (
+    BaseGroupFinder,
+    GroupingWarning,
+    as_unit_vectors,
+    centroids_of,
+    compact_labels,
+    group_sums,
+    nearest_centroid,
+)
+from personas.discover.selection import KChoice, KScore, group_quality
+from personas.errors import ConfigError
+
+__all__ = [
+    "Hierarchy",
+    "StabilityCheck",
+    "choose_coarse_k",
+    "coarse_refits",
+    "group_stability",
+    "merge_order",
+    "nest",
+    "refits",
+]
+
+
+def merge_order(X: np.ndarray, labels: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
+    """Ward merges of groups ``0..n_groups-1``: pairs ``(a, b)``, group ``b`` merged into ``a`` (``a < b``,
+    each group named by its lowest original member group), cheapest first. The cost of merging A and B is
+    ``|A||B| / (|A|+|B|) * |mean A - mean B|^2``: how much the sum of squared distances to the group means
+    grows. Ties go to the lowest pair, so the order is the same on any machine."""
+    sums = group_sums(np.asarray(X, dtype=np.float32), labels, n_groups)  # float64
+    sizes = np.bincount(labels[labels >= 0], minlength=n_groups).astype(np.float64)
+    alive = sizes > 0
+    means = np.divide(sums, sizes[:, None], out=np.zeros_like(sums), where=sizes[:, None] > 0)
+
+    def costs(i: int) -> np.ndarray:
+        diff = means - means[i]
+        sq = np.einsum("ij,ij->i", diff, diff)
+        out = sizes * sizes[i] / np.maximum(sizes + sizes[i], 1.0) * sq
+        out[~alive] = np.inf
+        out[i] = np.inf
+        return out
+
+    cost = np.full((n_groups, n_groups), np.inf)
+    for i in np.flatnonzero(alive):
+        cost[i] = costs(int(i))
+    cost = np.round(cost, 12)  # float64 rounding differences are not a preference
+    merges = []
+    for _ in range(int(alive.sum()) - 1):
+        flat = int(np.argmin(np.triu(cost, 1) + np.tril(np.full_like(cost, np.inf))))
+        a, b = divmod(flat, n_groups)
+        merges.append((a, b))
+        sums[a] += sums[b]
+        sizes[a] += sizes[b]
+        sizes[b] = 0
+        alive[b] = False
+        means[a] = sums[a] / sizes[a]
+        cost[b, :] = cost[:, b] = np.inf
+        row = np.round(costs(a), 12)
+        cost[a, :] = cost[:, a] = row
+    return merges
+
+
+def _cut(merges: Sequence[tuple[int, int]], n_groups: int, n_clusters: int) -> np.ndarray:
+    """Each group's cluster (its surviving root's index) after all but the last ``n_clusters - 1`` merges."""
+    root = np.arange(n_groups)
+    for a, b in merges[: max(len(merges) - (n_clusters - 1), 0)]:
+        root[root == b] = a
+    return root
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Fine groups nested in coarse ones. ``parent[f]`` is fine group ``f``'s coarse group; ``fine_labels`` and
+    ``coarse_labels`` hold one label per user (-1: no group); centroids are unit mean directions."""
+
+    fine_labels: np.ndarray
+    coarse_labels: np.ndarray
+    parent: np.ndarray
+    fine_centroids: np.ndarray
+    coarse_centroids: np.ndarray
+
+    @property
+    def n_fine(self) -> int:
+        return len(self.parent)
+
+    @property
+    def n_coarse(self) -> int:
+        return len(self.coarse_centroids)
+
+    def children(self, coarse: int) -> list[int]:
+        return np.flatnonzero(self.parent == coarse).tolist()
+
+    def place(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coarse, fine) labels of new users: the nearest fine centroid, and its parent."""
+        arr = as_unit_vectors(X, owner="Hierarchy.place")
+        if arr.shape[1] != self.fine_centroids.shape[1]:
+            raise ConfigError(
+                f"Hierarchy.place: X has {arr.shape[1]} columns but the groups were found on "
+                f"{self.fine_centroids.shape[1]}; encode new users with the same encoder."
+            )
+        fine = nearest_centroid(arr, self.fine_centroids, exact=True)[0]
+        return self.parent[fine], fine
+
+
+def nest(X: np.ndarray, fine_labels: np.ndarray, n_coarse: int) -> Hierarchy:
+    """Group the fine groups of ``fine_labels`` into ``n_coarse`` coarse ones (Ward merges of the fine groups,
+    :func:`merge_order`). Coarse groups are numbered by size, then by their first member."""
+    arr = as_unit_vectors(X, owner="nest")
+    fine = np.asarray(fine_labels, dtype=np.int64)
+    if fine.shape != (arr.shape[0],):
+        raise ConfigError(f"nest: {len(fine)} labels for {arr.shape[0]} rows.")
+    n_fine = int(fine.max()) + 1 if (fine >= 0).any() else 0
+    if not 1 <= n_coarse <= max(n_fine, 1):
+        raise ConfigError(
+            f"The 'n_coarse' parameter of nest must be an int in [1, n_fine={n_fine}]. Got {n_coarse} instead."
+        )
+    root = _cut(merge_order(arr, fine, n_fine), n_fine, n_coarse)
+    users_root = np.where(fine >= 0, root[np.maximum(fine, 0)], -1)
+    coarse, old = compact_labels(users_root)
+    renumber = np.full(n_fine, -1, dtype=np.int64)
+    renumber[old] = np.arange(len(old))
+    parent = renumber[root]
+    return Hierarchy(
+        fine_labels=fine,
+        coarse_labels=coarse,
+        parent=parent,
+        fine_centroids=centroids_of(arr, fine, n_fine),
+        coarse_centroids=centroids_of(arr, coarse, len(old)),
+    )
+
+
+def refits(
+    finder: BaseGroupFinder[Any], X: np.ndarray, *, n_runs: int = 3, fraction: float = 0.8, seed: int = 0
+) -> list[np.ndarray]:
+    """Labels of every user from ``n_runs`` refits of an unfitted copy of ``finder``: run ``r`` fits on a random
+    ``fraction`` of the users with seed ``seed + 1 + r`` (when the method has a seed) and labels all of them with
+    ``assign``."""
+    if n_runs < 1:
+        raise ConfigError(f"The 'n_runs' parameter of refits must be an int >= 1. Got {n_runs} instead.")
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"The 'fraction' parameter of refits must be in (0, 1]. Got {fraction} instead.")
+    arr = as_unit_vectors(X, owner="refits")
+    n = arr.shape[0]
+    seeded = "seed" in type(finder.config).model_fields
+    out = []
+    with warnings.catch_warnings():  # a refit's own check; the grouping itself was checked when it was fitted
+        warnings.simplefilter("ignore", GroupingWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for run in range(n_runs):
+            rng = np.random.default_rng([seed, 1 + run])
+            rows = np.sort(rng.choice(n, max(2, round(fraction * n)), replace=False)) if fraction < 1 else np.arange(n)
+            model = finder.with_params(seed=seed + 1 + run) if seeded else finder.with_params()
+            out.append(np.asarray(model.fit(arr[rows]).assign(arr), dtype=np.int64))
+    return out
+
+
+def _best_jaccard(labels: np.ndarray, other: np.ndarray, n_groups: int) -> np.ndarray:
+    """For each group of ``labels``, the largest Jaccard overlap of its members with a group of ``other``."""
+    keep = (labels >= 0) & (other >= 0)
+    m = int(other.max()) + 1 if (other >= 0).any() else 0
+    inter = np.zeros((n_groups, max(m, 1)))
+    np.add.at(inter, (labels[keep], other[keep]), 1.0)
+    size_a = np.bincount(labels[labels >= 0], minlength=n_groups).astype(np.float64)
+    size_b = np.bincount(other[other >= 0], minlength=max(m, 1)).astype(np.float64)
+    union = size_a[:, None] + size_b[None, :] - inter
+    jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return jac.max(axis=1)
+
+
+def group_stability(labels: np.ndarray, others: Iterable[np.ndarray]) -> np.ndarray:
+    """Per group of ``labels``: the mean over ``others`` (labelings of the same users, e.g. :func:`refits`) of the
+    best-matching group's Jaccard overlap of members (1: found again exactly every time)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n_groups = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    scores = [_best_jaccard(labels, np.asarray(o, dtype=np.int64), n_groups) for o in others]
+    if not scores:
+        raise ConfigError("group_stability needs at least one other labeling of the same users.")
+    return np.mean(scores, axis=0)
+
+
+class StabilityCheck(BaseModel):
+    """How each group's stability was measured, and the result: ``fine``/``coarse`` hold one mean best-match
+    Jaccard per group; a group below ``threshold`` is flagged unstable."""
+
+    method: str
+    n_runs: int
+    fraction: float
+    threshold: float
+    fine: list[float]
+    coarse: list[float] | None = None
+
+
+def _coarse_of(X: np.ndarray, fine: np.ndarray, n_coarse: int) -> np.ndarray:
+    n_fine = int(fine.max()) + 1 if (fine >= 0).any() else 0
+    if n_fine == 0:
+        return fine
+    return nest(X, compact_labels(fine)[0], min(n_coarse, n_fine)).coarse_labels
+
+
+def choose_coarse_k(
+    X: np.ndarray,
+    fine_labels: np.ndarray,
+    candidates: Iterable[int] = range(5, 13),
+    *,
+    refit_labels: Sequence[np.ndarray] = (),
+    min_stability: float = 0.6,
+    tolerance: float = 0.05,
+    sample_size: int | None = 3000,
+    seed: int = 0,
+) -> KChoice:
+    """How many coarse groups a reader gets: each candidate cut of the fine groups' tree (:func:`nest`) is scored
+    by its cosine silhouette and its stability (mean ARI against the same cut of the tree built on each of
+    ``refit_labels``, 1.0 without refits). Rule: among cuts with stability >= ``min_stability``, the fewest
+    groups whose silhouette is within ``tolerance`` (relative) of the best: fewer groups read more easily, and
+    silhouettes that close are not told apart. Candidates above the number of fine groups are dropped; if none
+    is left, every fine group is its own coarse group."""
+    arr = as_unit_vectors(X, owner="choose_coarse_k")
+    fine = np.asarray(fine_labels, dtype=np.int64)
+    n_fine = int(fine.max()) + 1 if (fine >= 0).any() else 0
+    ks = sorted({int(c) for c in candidates if 2 <= int(c) <= n_fine})
+    if not ks:
+        k = max(n_fine, 1)
+        return KChoice(k=k, rule=f"no candidate in [2, {n_fine}] fine groups: each fine group is its own", scores=[])
+    scores = []
+    for k in ks:
+        coarse = nest(arr, fine, k).coarse_labels
+        quality = group_quality(arr, coarse, sample_size=sample_size, seed=seed)
+        aris = [float(adjusted_rand_score(coarse, _coarse_of(arr, other, k))) for other in refit_labels]
+        members = coarse[coarse >= 0]
+        scores.append(
+            KScore(
+                k=k,
+                n_groups=quality.n_groups,
+                silhouette=quality.silhouette,
+                davies_bouldin=quality.davies_bouldin,
+                stability=float(np.mean(aris)) if aris else 1.0,
+                largest_share=float(np.bincount(members).max() / len(arr)) if len(members) else 0.0,
+            )
+        )
+    stable = [s for s in scores if s.stability >= min_stability and s.silhouette is not None]
+    if stable:
+        top = max(s.silhouette or -1.0 for s in stable)
+        best = min(
+            (s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)),
+            key=lambda s: s.k,
+        )
+        rule = (
+            f"fewest coarse groups with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
+            f"best ({top:.3f}), among cuts of the {n_fine} fine groups' Ward tree"
+        )
+    else:
+        best = max(scores, key=lambda s: (s.stability, -s.k))
+        rule = f"no cut reached stability {min_stability}; the most stable cut of the {n_fine} fine groups' tree"
+    return KChoice(k=best.k, rule=rule, scores=scores)
+
+
+def coarse_refits(X: np.ndarray, refit_labels: Sequence[np.ndarray], n_coarse: int) -> list[np.ndarray]:
+    """The coarse labels of each refit: its own fine groups' tree cut at ``n_coarse``."""
+    arr = as_unit_vectors(X, owner="coarse_refits")
+    return [_coarse_of(arr, np.asarray(r, dtype=np.int64), n_coarse) for r in refit_labels]
