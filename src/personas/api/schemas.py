@@ -102,6 +102,11 @@ class PersonaBrief(BaseModel):
     size: int
     share: float
     keywords: list[str]
+    parent: int | None = Field(None, description="Two-level runs: a fine persona's coarse persona.")
+    stability: float | None = Field(
+        None, description="Mean Jaccard overlap of the members with the best-matching group of refits with other seeds."
+    )
+    unstable: bool = Field(False, description="stability below the run's threshold: trust this persona less.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -124,6 +129,19 @@ class PersonaPage(BaseModel):
     offset: int
     limit: int
     items: list[PersonaBrief]
+
+
+class TreeNode(BaseModel):
+    persona: PersonaBrief
+    children: list[PersonaBrief] = Field(description="Its fine sub-personas (empty in a one-level run).")
+
+
+class TreeOut(BaseModel):
+    """Coarse personas (for reading) with their fine sub-personas (for recommending); in a one-level run each
+    persona is a root without children."""
+
+    levels: Literal[1, 2]
+    roots: list[TreeNode]
 
 
 class Member(BaseModel):
@@ -193,6 +211,7 @@ class UserPersonaOut(BaseModel):
     user_id: str
     source: Literal["run", "api"] = Field(description="run: a user of the run folder; api: created with POST /users.")
     persona: PersonaBrief | None
+    coarse_persona: PersonaBrief | None = Field(None, description="Two-level runs: the persona's coarse persona.")
     x: float | None = Field(None, description="Map position (run users).")
     y: float | None = None
     events: int = Field(description="Events recorded through the API for this user.")
@@ -218,6 +237,7 @@ class NewUserIn(BaseModel):
 class NewUserOut(BaseModel):
     user_id: str
     persona: PersonaBrief | None
+    coarse_persona: PersonaBrief | None = Field(None, description="Two-level runs: the persona's coarse persona.")
     recommendations: RecommendationsOut
 
 

@@ -29,6 +29,8 @@ from personas.api.schemas import (
     Reason,
     Recommendation,
     RecommendationsOut,
+    TreeNode,
+    TreeOut,
     UserPersonaOut,
 )
 from personas.api.settings import ServeSettings
@@ -50,6 +52,9 @@ def _brief(persona: Persona) -> PersonaBrief:
         size=persona.size,
         share=persona.share,
         keywords=[k.term for k in persona.keywords[:6]],
+        parent=persona.parent,
+        stability=persona.stability,
+        unstable=persona.unstable,
     )
 
 
@@ -72,6 +77,7 @@ class PersonaService:
         self.user_xy = users[["x", "y"]].to_numpy(dtype=np.float64)
         self.user_row = {uid: i for i, uid in enumerate(self.user_ids.tolist())}
         self.personas = {p.group: p for p in self.artefact.personas}
+        self.coarse_personas = {p.group: p for p in self.artefact.coarse_personas}  # two-level runs only
         items = self.artefact.items
         self.item_ids: list[str] = items["item_id"].astype(str).tolist()
         self.item_titles: list[str] = items["title"].astype(str).tolist()
@@ -126,6 +132,26 @@ class PersonaService:
     def _persona_brief(self, group: int | None) -> PersonaBrief | None:
         persona = self.personas.get(group) if group is not None else None
         return _brief(persona) if persona is not None else None
+
+    def _coarse_brief(self, group: int | None) -> PersonaBrief | None:
+        """The coarse persona above a (fine) persona, in a two-level run."""
+        persona = self.personas.get(group) if group is not None else None
+        if persona is None or persona.parent is None or persona.parent not in self.coarse_personas:
+            return None
+        return _brief(self.coarse_personas[persona.parent])
+
+    def tree(self) -> TreeOut:
+        fine = sorted(self.personas.values(), key=lambda p: p.group)
+        if not self.coarse_personas:
+            return TreeOut(levels=1, roots=[TreeNode(persona=_brief(p), children=[]) for p in fine])
+        roots = [
+            TreeNode(
+                persona=_brief(c),
+                children=[_brief(self.personas[g]) for g in c.children if g in self.personas],
+            )
+            for c in sorted(self.coarse_personas.values(), key=lambda p: p.group)
+        ]
+        return TreeOut(levels=2, roots=roots)
 
     def _route(self, n_history: int) -> Any:
         return self.model.route_of(n_history)
@@ -233,6 +259,7 @@ class PersonaService:
                 user_id=user_id,
                 source="run",
                 persona=self._persona_brief(int(self.user_persona[row])),
+                coarse_persona=self._coarse_brief(int(self.user_persona[row])),
                 x=float(self.user_xy[row, 0]),
                 y=float(self.user_xy[row, 1]),
                 events=len(events),
@@ -240,7 +267,11 @@ class PersonaService:
         if stored is None:
             raise NotFoundError("user", user_id)
         return UserPersonaOut(
-            user_id=user_id, source="api", persona=self._persona_brief(stored.persona), events=len(events)
+            user_id=user_id,
+            source="api",
+            persona=self._persona_brief(stored.persona),
+            coarse_persona=self._coarse_brief(stored.persona),
+            events=len(events),
         )
 
     def recommendations(self, user_id: str, n: int) -> RecommendationsOut:
@@ -281,7 +312,12 @@ class PersonaService:
         # Everything is computed before the single write, so a failure leaves nothing behind.
         recs = self._recommend_new(user_id, text, vector, history, persona, n)
         self.storage.add_user(user_id, text=text, persona=persona, vector=vector, items=list(items))
-        return NewUserOut(user_id=user_id, persona=self._persona_brief(persona), recommendations=recs)
+        return NewUserOut(
+            user_id=user_id,
+            persona=self._persona_brief(persona),
+            coarse_persona=self._coarse_brief(persona),
+            recommendations=recs,
+        )
 
     def add_events(self, user_id: str, items: Sequence[str], kind: str) -> EventsOut:
         rows = self._check_items(items, "body.items")

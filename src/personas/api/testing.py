@@ -30,7 +30,17 @@ from rich.console import Console
 from personas.config import Settings
 from personas.pipeline import Pipeline, load_config
 
-__all__ = ["PRODUCTS", "TASTES", "ServerProcess", "ServerThread", "free_port", "write_example_run", "write_review_run"]
+__all__ = [
+    "PRODUCTS",
+    "SUB_TASTES",
+    "TASTES",
+    "ServerProcess",
+    "ServerThread",
+    "free_port",
+    "write_example_run",
+    "write_review_run",
+    "write_tree_run",
+]
 
 #: Three tastes with six titles each; each user mostly takes items of one taste and says so in their bio.
 TASTES: dict[str, list[str]] = {
@@ -157,6 +167,92 @@ enabled = false
 [output]
 dir = "{folder.as_posix()}"
 report = false
+""",
+        encoding="utf-8",
+    )
+    _run_quietly(config, Settings(home=home or data / "home"))
+    return folder
+
+
+#: Two broad tastes, each with two sub-tastes of five titles (see :func:`write_tree_run`).
+SUB_TASTES: dict[str, dict[str, list[str]]] = {
+    "space": {
+        "robots": ["Robot Wars", "Steel Giants", "Android Dawn", "Mech Force", "Circuit Heart"],
+        "aliens": ["Alien Planet", "First Contact", "Green Visitors", "Mothership", "Crop Circles"],
+    },
+    "crime": {
+        "heists": ["Heist Night", "Bank Job", "Vault Raid", "Casino Score", "Getaway Car"],
+        "detectives": ["Detective Noir", "Cold Case", "Murder Clue", "Private Eye", "Whodunit Manor"],
+    },
+}
+
+
+def write_tree_run(
+    folder: Path,
+    *,
+    users_per_sub_taste: int = 10,
+    seed: int = 0,
+    home: Path | None = None,
+    report: bool = False,
+    k: int | None = 4,
+) -> Path:
+    """A two-level run (``[discover] hierarchy = true``): users of four sub-tastes nested in two tastes, their bios
+    naming both ("I love space stories ... robots most of all"); fine k = ``k`` (None: "auto", by validation among
+    2, 4 and 6), coarse k chosen among 2 and 3. Returns ``folder``."""
+    folder = Path(folder)
+    data = folder.parent / f"{folder.name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    orders = ["user,item,rating"]
+    bios = ["user,bio"]
+    products = ["item,title"]
+    for taste, subs in SUB_TASTES.items():
+        names = list(subs)
+        for index, sub in enumerate(names):
+            products += [f"{item_id(t)},{t}" for t in subs[sub]]
+            sibling = subs[names[1 - index]]
+            for j in range(users_per_sub_taste):
+                user = f"{sub}-{j}"
+                bios.append(f"{user},I love {taste} stories and {taste} films and {taste} books; {sub} most of all")
+                taken = rng.choice(subs[sub], 4, replace=False)
+                mine = [f"{user},{item_id(str(t))},{rng.integers(4, 6)}" for t in taken]
+                mine += [f"{user},{item_id(sibling[(j + s) % len(sibling)])},4" for s in (0, 1)]
+                orders += [mine[i] for i in rng.permutation(len(mine))]  # file order is the time order here
+    (data / "interactions.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
+    (data / "users.csv").write_text("\n".join(bios) + "\n", encoding="utf-8")
+    (data / "items.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
+    config = data / "run.toml"
+    config.write_text(
+        f"""
+[data]
+interactions = "interactions.csv"
+users = "users.csv"
+items = "items.csv"
+[data.columns.interactions]
+user_id = "user"
+item_id = "item"
+[data.columns.users]
+user_id = "user"
+text = "bio"
+[data.columns.items]
+item_id = "item"
+title = "title"
+
+[encode]
+kind = "tfidf"
+[discover]
+k = {k if k is not None else '"auto"'}
+candidates = [2, 4, 6]
+seed = {seed}
+hierarchy = true
+coarse_candidates = [2, 3]
+[recommend]
+models = ["most-popular", "group-popular", "ease", "router"]
+[evaluate]
+enabled = false
+[output]
+dir = "{folder.as_posix()}"
+report = {str(report).lower()}
 """,
         encoding="utf-8",
     )

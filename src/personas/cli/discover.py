@@ -154,9 +154,39 @@ def discover(
     print_cards(personas, limit=None)
 
 
-def print_cards(personas: list[Any], limit: int | None = None) -> None:
+def _stability(p: Any) -> str:
+    if p.stability is None:
+        return ""
+    return f", stability {p.stability:.2f}" + (" [red]unstable[/]" if p.unstable else "")
+
+
+def print_tree(coarse: list[Any], fine: list[Any]) -> None:
+    """Coarse personas (for reading) with their fine sub-personas (for recommending): sizes, names, stability."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    by_group = {p.group: p for p in fine}
+    tree = Tree(f"[bold]{len(coarse)} coarse personas, {len(fine)} fine personas[/]")
+    for c in coarse:
+        branch = tree.add(
+            f"[bold]{c.group}: {escape(c.display_name)}[/] — {c.size} users ({100 * c.share:.0f}%){_stability(c)}"
+        )
+        for g in c.children:
+            if g in by_group:
+                f = by_group[g]
+                branch.add(
+                    f"{f.group}: {escape(f.display_name)} — {f.size} users ({100 * f.share:.0f}%){_stability(f)}"
+                )
+    console.print(tree)
+
+
+def print_cards(personas: list[Any], limit: int | None = None, parents: dict[int, Any] | None = None) -> None:
     for p in personas[:limit]:
-        body = [f"[bold]{p.size}[/] users ({100 * p.share:.0f}%)"]
+        body = [f"[bold]{p.size}[/] users ({100 * p.share:.0f}%){_stability(p)}"]
+        if parents and p.parent in parents:
+            body.append(f"in coarse persona {p.parent}: {parents[p.parent].display_name}")
+        if p.children:
+            body.append("sub-personas: " + ", ".join(map(str, p.children)))
         if p.keywords:
             body.append("keywords: " + ", ".join(k.term for k in p.keywords[:8]))
         if p.distinctive_items:
@@ -179,10 +209,13 @@ def describe(
         Path,
         typer.Argument(help="personas.json, or a folder with one (written by `personas run` or `personas discover`)."),
     ],
-    group: Annotated[int | None, typer.Option(help="Only this group.")] = None,
+    group: Annotated[int | None, typer.Option(help="Only this group (of --level; fine by default).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of cards.")] = False,
+    level: Annotated[
+        str, typer.Option(help="Two-level runs: 'all' (the tree, then both levels' cards), 'coarse' or 'fine'.")
+    ] = "all",
 ) -> None:
-    """Print persona cards."""
+    """Print persona cards; in a two-level run, the tree of coarse personas and their fine sub-personas first."""
     from personas.describe import personas_from_json, personas_to_json
 
     if personas_file.is_dir():
@@ -199,14 +232,35 @@ def describe(
         personas = personas_from_json(personas_file)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{personas_file} is not a personas file: {str(exc).splitlines()[0]}") from None
+    if level not in ("all", "coarse", "fine"):
+        raise ConfigError(f"--level must be one of all, coarse, fine. Got {level!r} instead.")
+    coarse_file = personas_file.with_name("coarse_personas.json")
+    coarse = personas_from_json(coarse_file) if coarse_file.is_file() else []
+    if level == "coarse" and not coarse:
+        raise DataError(f"{personas_file.parent} has one level of personas; run with [discover] hierarchy = true.")
+    if level == "coarse":
+        personas, coarse = coarse, []
     if group is not None:
         personas = [p for p in personas if p.group == group]
         if not personas:
             raise DataError(f"{personas_file} has no group {group}.")
-    if as_json:
-        console.print_json(personas_to_json(personas))
+    if level == "fine" or group is not None:
+        coarse_shown: list[Any] = []
     else:
-        print_cards(personas)
+        coarse_shown = coarse
+    if as_json:
+        if coarse_shown:
+            coarse_json = json.loads(personas_to_json(coarse_shown))
+            console.print_json(data={"coarse": coarse_json, "fine": json.loads(personas_to_json(personas))})
+        else:
+            console.print_json(personas_to_json(personas))
+        return
+    if coarse_shown:
+        print_tree(coarse_shown, personas)
+        console.rule("coarse personas (for reading)")
+        print_cards(coarse_shown)
+        console.rule("fine personas (for recommending)")
+    print_cards(personas, parents={c.group: c for c in coarse})
 
 
 def register(app: typer.Typer) -> None:

@@ -187,9 +187,14 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
     titles = [str(t) or str(i) for t, i in zip(run.items["title"], run.items["item_id"], strict=True)]
     labels = run.users["persona"].to_numpy()
     persona_names = {p.group: p.display_name for p in run.personas}
+    coarse_names = {p.group: p.display_name for p in run.coarse_personas}
 
     def describe(group: int | None) -> str:
-        return "none" if group is None or group < 0 else f"{group} ({persona_names.get(group, '?')})"
+        if group is None or group < 0:
+            return "none"
+        coarse = run.coarse_of(group)  # a two-level run: the coarse persona above it
+        above = f", in coarse persona {coarse} ({coarse_names.get(coarse, '?')})" if coarse is not None else ""
+        return f"{group} ({persona_names.get(group, '?')}){above}"
 
     def name_of(group: int) -> str:
         return persona_names.get(group, "?")
@@ -214,6 +219,6 @@ def _from_run(folder: Path, use: str | None, users: list[str], text: str | None,
         known = [i for i in history_ids if i in fitted.item_vocab_]
         history = fitted.item_vocab_.rows(known) if known else np.array([], dtype=np.int64)
         # the service's rule: the text's nearest persona centroid, else the items' group, else the text's words
-        new_group = _place_new(fitted, text, history, centroids=run.text_centroids(), vector=vector)
+        new_group = run.place(fitted, text=text, vector=vector, history=history_ids).fine
         console.print(f"[bold]New user[/]: {len(history)} items given, persona {describe(new_group)}", highlight=False)
         _show(fitted, titles, rec, history, new_group, text, vector, name_of)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -63,6 +64,18 @@ class Persona(BaseModel):
     representatives: list[Representative] = Field(default_factory=list)
     distinctive_items: list[DistinctiveItem] = Field(default_factory=list)
     attribute_skew: list[AttributeSkew] = Field(default_factory=list)
+    # Two-level runs ([discover] hierarchy = true) and stability: absent from older files, so all optional.
+    level: Literal["coarse", "fine"] | None = Field(
+        None, description="In a two-level run: a coarse persona (for reading) or a fine one (for recommending)."
+    )
+    parent: int | None = Field(None, description="A fine persona's coarse persona (its group number).")
+    children: list[int] = Field(default_factory=list, description="A coarse persona's fine personas.")
+    stability: float | None = Field(
+        None,
+        description="Mean Jaccard overlap of the members with the best-matching group of each refit (other seeds, "
+        "subsamples): 1 = found again exactly every time.",
+    )
+    unstable: bool = Field(False, description="stability is below the run's threshold: trust this persona less.")
 
     @property
     def display_name(self) -> str:

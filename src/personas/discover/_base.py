@@ -244,8 +244,7 @@ def nearest_centroid(
             second = np.partition(s, -2, axis=1)[:, -2]
             close = np.flatnonzero(top - second < EXACT_MARGIN)
             if len(close):
-                best[close], exact = exact_argmax(part[close], centroids)
-                top[close] = exact
+                best[close], top[close] = exact_argmax(part[close], centroids)
         labels[start : start + block] = best
         sims[start : start + block] = top
     return labels, sims

@@ -1,6 +1,6 @@
 """The main job end to end: ``Pipeline(load_config("run.toml")).run()`` or ``personas run run.toml``."""
 
-from personas.pipeline.artefact import RunArtefact, load_run, write_run
+from personas.pipeline.artefact import Placement, RunArtefact, load_run, write_run
 from personas.pipeline.config import PipelineConfig, load_config
 from personas.pipeline.run import Pipeline, PipelineResult
 
@@ -8,6 +8,7 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "PipelineResult",
+    "Placement",
     "RunArtefact",
     "load_config",
     "load_run",

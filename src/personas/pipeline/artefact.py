@@ -40,9 +40,9 @@ from personas._files import replace_dir, sha256_file
 from personas.describe import Persona, personas_from_json
 from personas.encode import ProjectionHead, TunedEncoder, make_encoder
 from personas.errors import DataError
-from personas.recommend import Recommender
+from personas.recommend import Recommender, history_row
 
-__all__ = ["RunArtefact", "RunWriter", "load_run", "read_manifest", "sha256_tree", "write_run"]
+__all__ = ["Placement", "RunArtefact", "RunWriter", "load_run", "read_manifest", "sha256_tree", "write_run"]
 
 MANIFEST = "manifest.json"
 FORMAT = "personas-run"
@@ -224,6 +224,15 @@ def _status(folder: Path) -> str | None:
     return str(manifest.get("status", "complete")) if isinstance(manifest, dict) else None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """A user's persona at both levels: ``fine`` (the one recommendations use) and ``coarse`` (its parent, in a
+    two-level run); None where there is none."""
+
+    fine: int | None
+    coarse: int | None
+
+
 @dataclass
 class RunArtefact:
     """A verified run folder. Models are loaded on demand."""
@@ -278,6 +287,45 @@ class RunArtefact:
         if info.get("head"):
             return TunedEncoder(encoder, ProjectionHead.load(self.folder / str(info["head"])))
         return encoder
+
+    @property
+    def coarse_personas(self) -> list[Persona]:
+        """The coarse persona cards of a two-level run (``[discover] hierarchy = true``); empty otherwise."""
+        path = self.folder / "coarse_personas.json"
+        return personas_from_json(path) if path.is_file() else []
+
+    def coarse_of(self, persona: int) -> int | None:
+        """The coarse persona of a (fine) persona in a two-level run; None in a one-level run or for no persona."""
+        parents = {p.group: p.parent for p in self.personas}
+        return parents.get(persona) if persona >= 0 else None
+
+    def place(
+        self,
+        model: Recommender,
+        *,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+        history: Iterable[str] = (),
+    ) -> Placement:
+        """Both personas of a new user, by the rule the service and the CLI use (:class:`GroupPlacer`): their text
+        vector's nearest persona, else their items' group, else the known users whose words are most like theirs;
+        the coarse persona is the fine one's parent. ``history``: item ids (unknown ones are ignored)."""
+        placer = model.group_placer()
+        rows = np.array([model.item_vocab_.row(i) for i in history if i in model.item_vocab_], dtype=np.int64)
+        if placer is None or (not len(rows) and not text and vector is None):
+            return Placement(fine=None, coarse=None)
+        placer = placer.with_side(centroids=self.text_centroids())
+        vec = None if vector is None else np.asarray(vector, dtype=np.float32).ravel()
+        fine = placer.place(text=text, vector=vec, history=history_row(np.unique(rows), model.n_items_))
+        if fine < 0:
+            return Placement(fine=None, coarse=None)
+        return Placement(fine=fine, coarse=self.coarse_of(fine))
+
+    def place_vector(self, vector: np.ndarray) -> tuple[int | None, int]:
+        """(coarse, fine) persona of a new user's text vector: the nearest fine persona's text centroid, and its
+        coarse persona (None in a one-level run)."""
+        fine = self.persona_of_vector(vector)
+        return self.coarse_of(fine), fine
 
     def persona_of_vector(self, vector: np.ndarray) -> int:
         """The persona whose text centroid is nearest (cosine) to a text vector."""

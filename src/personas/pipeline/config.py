@@ -158,6 +158,13 @@ class DiscoverSection(ComponentConfig):
     k: int | Literal["auto"] = "auto"
     candidates: list[int] = Field(default_factory=lambda: [4, 6, 8, 10, 12])
     seed: int = 0
+    # Two levels: fine personas (k = "auto": the candidate whose group-popular recommendations score best on a
+    # validation hold-out) nested in coarse ones for reading (a cut of the fine groups' Ward tree).
+    hierarchy: bool = False
+    coarse_candidates: list[int] = Field(default_factory=lambda: list(range(5, 13)))
+    # Stability on the cards: refits with other seeds on subsamples (0 = none), and the flag's threshold.
+    stability_runs: int = Field(3, ge=0, le=20)
+    stability_threshold: float = Field(0.6, ge=0.0, le=1.0)
 
     @property
     def chooses_k(self) -> bool:
@@ -190,6 +197,11 @@ class DiscoverSection(ComponentConfig):
     def _check_k(self) -> Self:
         if isinstance(self.k, int) and self.k < 2:
             raise ValueError(f"The 'k' parameter of [discover] must be an int >= 2 or \"auto\". Got {self.k} instead.")
+        if any(c < 2 for c in self.coarse_candidates) or not self.coarse_candidates:
+            raise ValueError(
+                "The 'coarse_candidates' parameter of [discover] must be a non-empty list of ints >= 2. "
+                f"Got {self.coarse_candidates} instead."
+            )
         if any(c < 2 for c in self.candidates) or not self.candidates:
             raise ValueError(
                 "The 'candidates' parameter of [discover] must be a non-empty list of ints >= 2. "

@@ -29,6 +29,9 @@ border-top:5px solid var(--c)}.card h3{margin:0 0 4px;font-size:16px}.meta{color
 .card ul{padding-left:18px;margin:6px 0;font-size:13px}.card q{color:#39415a;font-style:italic}
 table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:5px 10px;border:1px solid #dde1e8}
 th{background:#eef1f6;text-align:left}pre{background:#fff;padding:10px;font-size:12px;overflow:auto}
+.tree{background:#fff;border-radius:8px;padding:10px 16px;list-style:none}.tree>li{margin:8px 0;
+border-left:5px solid var(--c);padding-left:10px}.tree ul{margin:4px 0;padding-left:18px;font-size:13px}
+.unstable{display:inline-block;background:#fde2e1;color:#a4161a;border-radius:8px;padding:1px 7px;font-size:11px}
 """
 _PALETTE = [
     "#4C78A8",
@@ -109,7 +112,58 @@ def _choose_k_figure(choice: KChoice) -> go.Figure:
     return fig
 
 
-def _card(persona: Persona) -> str:
+def _stability(persona: Persona) -> str:
+    """The stability figure of a card, and a warning badge when it is below the run's threshold."""
+    if persona.stability is None:
+        return ""
+    badge = " <span class='unstable'>unstable</span>" if persona.unstable else ""
+    return f" · stability {persona.stability:.2f}{badge}"
+
+
+def _tree(coarse: Sequence[Persona], fine: Sequence[Persona]) -> str:
+    """Coarse personas with their fine sub-personas, sizes, names and stability."""
+    e = html.escape
+    by_group = {p.group: p for p in fine}
+    rows = []
+    for c in coarse:
+        children = "".join(
+            f"<li class='tree-fine' data-group='{f.group}'>{f.group}. {e(f.display_name)} "
+            f"<span class='meta'>{f.size} users · {100 * f.share:.1f}%{_stability(f)}</span></li>"
+            for f in (by_group[g] for g in c.children if g in by_group)
+        )
+        rows.append(
+            f"<li class='tree-coarse' style='--c:{colour(c.group)}' data-group='{c.group}'><b>{e(c.display_name)}</b> "
+            f"<span class='meta'>{c.size} users · {100 * c.share:.1f}% · {len(c.children)} sub-personas"
+            f"{_stability(c)}</span><ul>{children}</ul></li>"
+        )
+    return f"<ul class='tree'>{''.join(rows)}</ul>"
+
+
+def _levels_table(levels: dict[str, Any]) -> str:
+    """How each level's k was chosen: the fine level's validation scores, the coarse level's cut scores."""
+    e = html.escape
+    tree = levels.get("hierarchy")
+    if not tree:
+        return ""
+    fine, coarse = tree["fine"], tree["coarse"]
+    parts = []
+    by = fine["chosen_by"]
+    if isinstance(by, dict):
+        frame = pd.DataFrame(by["scores"]).set_index("k")
+        parts.append(
+            f"<p>Fine personas: k = {fine['k']}, {e(by['rule'])} ({e(by['metric'])}; {e(by['protocol'])}).</p>"
+            + _table(frame)
+        )
+    else:
+        parts.append(f"<p>Fine personas: k = {fine['k']} ({e(str(by))}).</p>")
+    cut = coarse["chosen_by"]
+    columns = ["k", "silhouette", "stability", "largest_share"]
+    frame = pd.DataFrame(cut["scores"], columns=columns).set_index("k") if cut["scores"] else pd.DataFrame()
+    parts.append(f"<p>Coarse personas: k = {coarse['k']}, {e(cut['rule'])}.</p>" + (_table(frame, digits=3)))
+    return "".join(parts)
+
+
+def _card(persona: Persona, parents: dict[int, Persona] | None = None) -> str:
     e = html.escape
     keywords = "".join(f"<span>{e(k.term)}</span>" for k in persona.keywords[:10])
     quotes = "".join(
@@ -126,10 +180,16 @@ def _card(persona: Persona) -> str:
     )
     generated = f"<div class='meta'>keyword name: {e(persona.name)}</div>" if persona.generated_name else ""
     return (
-        f"<div class='card persona-card' style='--c:{colour(persona.group)}' data-group='{persona.group}'>"
+        f"<div class='card persona-card' style='--c:{colour(persona.group)}' data-group='{persona.group}'"
+        f" data-level='{persona.level or 'fine'}'>"
         f"<h3>{persona.group}. {e(persona.display_name)}</h3>{generated}"
-        f"<div class='meta'>{persona.size} users · {100 * persona.share:.1f}%</div>"
-        f"<div class='kw'>{keywords}</div>"
+        f"<div class='meta'>{persona.size} users · {100 * persona.share:.1f}%{_stability(persona)}</div>"
+        + (
+            f"<div class='meta'>in {e(parents[persona.parent].display_name)}</div>"
+            if parents and persona.parent is not None and persona.parent in parents
+            else ""
+        )
+        + f"<div class='kw'>{keywords}</div>"
         + (f"<b>Distinctive items</b><ul>{items}</ul>" if items else "")
         + (f"<b>Over-represented</b><ul>{skew}</ul>" if skew else "")
         + (f"<b>Representative users</b><ul>{quotes}</ul>" if quotes else "")
@@ -149,6 +209,8 @@ def render_report(
     personas: Sequence[Persona],
     choice: KChoice | None,
     quality: dict[str, Any],
+    coarse_personas: Sequence[Persona] = (),
+    levels: dict[str, Any] | None = None,
     metrics_markdown: str,
     metrics: pd.DataFrame | None,
     per_persona: pd.DataFrame | None,
@@ -157,7 +219,32 @@ def render_report(
     """The report as one HTML string (about 5 MB: plotly's JavaScript is embedded so it works offline)."""
     e = html.escape
     parts = [f"<section><h2>Persona map</h2>{_figure_html(_map_figure(users, personas), first=True)}</section>"]
-    parts.append(f"<section><h2>Personas</h2><div class='cards'>{''.join(_card(p) for p in personas)}</div></section>")
+    levels = levels or {}
+    if coarse_personas:
+        parts.append(f"<section><h2>Persona tree</h2>{_tree(coarse_personas, personas)}</section>")
+        parents = {c.group: c for c in coarse_personas}
+        parts.append(
+            "<section><h2>Coarse personas (for reading)</h2>"
+            f"<div class='cards'>{''.join(_card(p) for p in coarse_personas)}</div></section>"
+        )
+        parts.append(
+            "<section><h2>Fine personas (for recommending)</h2>"
+            f"<div class='cards'>{''.join(_card(p, parents) for p in personas)}</div></section>"
+        )
+        parts.append(f"<section><h2>Number of personas at each level</h2>{_levels_table(levels)}</section>")
+    else:
+        parts.append(
+            f"<section><h2>Personas</h2><div class='cards'>{''.join(_card(p) for p in personas)}</div></section>"
+        )
+    stability = levels.get("stability")
+    if stability:
+        flagged = [p.group for p in personas if p.unstable]
+        parts.append(
+            "<section><h2>Stability</h2>"
+            f"<p>{e(stability['method'])}. Personas below {stability['threshold']:.2f} are marked unstable"
+            + (f": {', '.join(map(str, flagged))}." if flagged else "; none is.")
+            + "</p></section>"
+        )
     if choice is not None:
         parts.append(
             f"<section><h2>Number of personas</h2>{_figure_html(_choose_k_figure(choice), first=False)}</section>"

@@ -42,13 +42,20 @@ from personas.describe import Persona, describe_groups, personas_from_json, pers
 from personas.discover import (
     GroupingReport,
     GroupingWarning,
+    Hierarchy,
     KChoice,
+    StabilityCheck,
     WeightChoice,
     centroids_of,
     choose_behaviour_weight,
+    choose_coarse_k,
     choose_k,
+    coarse_refits,
     group_quality,
+    group_stability,
     make_finder,
+    nest,
+    refits,
 )
 from personas.encode import (
     BehaviourEncoder,
@@ -66,6 +73,7 @@ from personas.encode import (
 from personas.errors import ConfigError, DataError
 from personas.evaluate import Experiment, ExperimentResult, ModelRun
 from personas.evaluate.feasibility import protocol_check
+from personas.evaluate.fine_k import FineKChoice, choose_fine_k, validation_split
 from personas.pipeline.artefact import RunWriter, read_manifest
 from personas.pipeline.config import EncodeSection, PipelineConfig
 from personas.pipeline.report import map_2d, render_report
@@ -91,6 +99,8 @@ def evaluate_fix(fix: dict[str, Any]) -> str:
 
 #: The folder of the projection head in a tuned run (``[encode] tune = true``).
 HEAD_DIR = "encoder_head"
+#: The coarse persona cards of a two-level run (``[discover] hierarchy = true``); personas.json holds the fine.
+COARSE_PERSONAS = "coarse_personas.json"
 
 
 @dataclass
@@ -118,6 +128,10 @@ class PipelineResult:
     #: Stages taken from an earlier run folder by ``resume``.
     reused: list[str] = field(default_factory=list)
     weight_choice: WeightChoice | None = None  # how behaviour_weight = "auto" was decided
+    #: [discover] hierarchy = true: each user's coarse persona, and the coarse cards (``personas`` are the fine
+    #: ones, each with its ``parent``); empty in a one-level run.
+    coarse_labels: np.ndarray | None = None
+    coarse_personas: list[Persona] = field(default_factory=list)
 
 
 class Pipeline:
@@ -156,6 +170,10 @@ class Pipeline:
         self.notes_: dict[str, Any] = {}  # cleaning and language facts for the manifest
         self.grouping_: GroupingReport | None = None  # the group finder's check of its own result
         self.weight_choice_: WeightChoice | None = None  # behaviour_weight = "auto": chosen once per run
+        self.fine_choice_: FineKChoice | None = None  # hierarchy: how many fine personas (validation NDCG)
+        self.coarse_choice_: KChoice | None = None  # hierarchy: how many coarse personas (a cut of their tree)
+        self.tree_: Hierarchy | None = None
+        self.stability_: StabilityCheck | None = None  # each persona's stability across seeds
 
     @contextmanager
     def stage(self, name: str, note: str = "") -> Iterator[None]:
@@ -359,16 +377,23 @@ class Pipeline:
     def _finder_config(self, k: int) -> Any:
         return self.config.discover.finder_config(k)
 
-    def discover(self, vectors: np.ndarray) -> tuple[np.ndarray, KChoice | None]:
+    def discover(self, vectors: np.ndarray, dataset: Dataset | None = None) -> tuple[np.ndarray, KChoice | None]:
+        """The (fine) groups. ``k = "auto"``: chosen by silhouette and stability, or with ``hierarchy = true``
+        and a ``dataset``, by recommendation quality on a validation hold-out (:meth:`choose_fine_k`)."""
         section = self.config.discover
         choice = None
         k = section.k if isinstance(section.k, int) else 8
         if section.chooses_k:
             candidates = [c for c in section.candidates if c < len(vectors)]
-            choice = choose_k(
-                vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
-            )
-            k = choice.k
+            if section.hierarchy and dataset is not None:
+                self.fine_choice_ = self.choose_fine_k(dataset, candidates)
+            if self.fine_choice_ is not None:
+                k = self.fine_choice_.k
+            else:
+                choice = choose_k(
+                    vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
+                )
+                k = choice.k
         with warnings.catch_warnings(record=True) as caught:  # said on the console, kept in the manifest
             warnings.simplefilter("always", GroupingWarning)
             finder = make_finder(self._finder_config(k)).fit(vectors)
@@ -379,6 +404,144 @@ class Pipeline:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         self.grouping_ = finder.report_
         return np.asarray(finder.labels_, dtype=np.int64), choice
+
+    def choose_fine_k(self, dataset: Dataset, candidates: list[int]) -> FineKChoice | None:
+        """The number of fine personas by validation NDCG@10 of group-popular: the last 20% of each history
+        (users with 5+ interactions) held out, groups found on vectors of the rest (re-encoded, so no held-out
+        item reaches them). None when no user has enough history (the silhouette rule decides instead)."""
+        train, relevant = validation_split(dataset, fraction=0.2, min_interactions=5)
+        if relevant.nnz == 0:
+            self.console.print(
+                "[yellow]Warning:[/] no user has 5+ interactions to hold out; fine k by silhouette instead.",
+                highlight=False,
+            )
+            return None
+        kept = (self.text_encoder_, self.behaviour_vectors_)  # encode() resets them; the run's own are kept
+        try:
+            train_vectors, _, _ = self.encode(train, build_profiles(train, self.config.profiles))
+        finally:
+            self.text_encoder_, self.behaviour_vectors_ = kept
+
+        def labels_for(k: int) -> np.ndarray:
+            with warnings.catch_warnings():  # a candidate's own check; the chosen k is checked when fitted
+                warnings.simplefilter("ignore", GroupingWarning)
+                return np.asarray(make_finder(self._finder_config(k)).fit(train_vectors).labels_, dtype=np.int64)
+
+        users = int((np.diff(relevant.indptr) > 0).sum())
+        choice = choose_fine_k(
+            train,
+            relevant,
+            labels_for,
+            candidates,
+            protocol=f"last 20% of each history held out ({users:,} users with 5+ interactions); groups found on "
+            "vectors of the rest",
+        )
+        figures = ", ".join(f"{s.k}: {s.ndcg:.4f}" for s in choice.scores)
+        self.console.print(f"fine k = {choice.k} (validation NDCG@10 by k: {figures})", highlight=False)
+        return choice
+
+    def levels(self, vectors: np.ndarray, labels: np.ndarray) -> None:
+        """Each group's stability (refits with other seeds on subsamples) and, with ``hierarchy = true``, the
+        coarse level: the fine groups' Ward tree cut at the most readable k (``coarse_candidates``)."""
+        section = self.config.discover
+        k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+        others: list[np.ndarray] = []
+        fraction = 0.8
+        if section.stability_runs and k >= 1:
+            finder = make_finder(self._finder_config(max(k, 1)))
+            others = refits(finder, vectors, n_runs=section.stability_runs, fraction=fraction, seed=section.seed)
+        self.tree_ = None
+        self.coarse_choice_ = None
+        coarse_scores = None
+        if section.hierarchy and k >= 1:
+            self.coarse_choice_ = choose_coarse_k(
+                vectors, labels, section.coarse_candidates, refit_labels=others, seed=section.seed
+            )
+            self.tree_ = nest(vectors, labels, self.coarse_choice_.k)
+            if others:
+                coarse_scores = group_stability(
+                    self.tree_.coarse_labels, coarse_refits(vectors, others, self.coarse_choice_.k)
+                ).tolist()
+        self.stability_ = None
+        if others:
+            self.stability_ = StabilityCheck(
+                method=f"{len(others)} refits ({section.method}, seeds {section.seed + 1}..{section.seed + len(others)}"
+                f", each on a random {fraction:.0%} of users, all users labelled by assign); a group's stability is "
+                "the mean Jaccard overlap of its members with the best-matching refit group"
+                + ("; coarse groups: the same cut of each refit's tree" if coarse_scores is not None else ""),
+                n_runs=len(others),
+                fraction=fraction,
+                threshold=section.stability_threshold,
+                fine=group_stability(labels, others).tolist(),
+                coarse=coarse_scores,
+            )
+
+    def _levels_summary(self) -> dict[str, Any]:
+        """What quality.json and the manifest keep of the levels: how each k was chosen, the tree, stability."""
+        out: dict[str, Any] = {}
+        if self.tree_ is not None and self.coarse_choice_ is not None:
+            out["hierarchy"] = {
+                "fine": {
+                    "k": self.tree_.n_fine,
+                    "chosen_by": self.fine_choice_.model_dump() if self.fine_choice_ is not None else "[discover] k",
+                },
+                "coarse": {"k": self.tree_.n_coarse, "chosen_by": self.coarse_choice_.model_dump()},
+                "parent": self.tree_.parent.tolist(),
+            }
+        if self.stability_ is not None:
+            out["stability"] = self.stability_.model_dump()
+        return out
+
+    def _restore_levels(self, saved: dict[str, Any], users: pd.DataFrame, vectors: np.ndarray) -> None:
+        """The levels of a reused discover stage, back from quality.json and users.parquet."""
+        tree = saved.get("hierarchy")
+        if tree is not None and "coarse_persona" in users:
+            fine = users["persona"].to_numpy(np.int64)
+            coarse = users["coarse_persona"].to_numpy(np.int64)
+            parent = np.asarray(tree["parent"], dtype=np.int64)
+            self.tree_ = Hierarchy(
+                fine_labels=fine,
+                coarse_labels=coarse,
+                parent=parent,
+                fine_centroids=centroids_of(vectors, fine, len(parent)),
+                coarse_centroids=centroids_of(vectors, coarse, int(parent.max()) + 1),
+            )
+            self.coarse_choice_ = KChoice.model_validate(tree["coarse"]["chosen_by"])
+            fine_by = tree["fine"]["chosen_by"]
+            self.fine_choice_ = FineKChoice.model_validate(fine_by) if isinstance(fine_by, dict) else None
+        stability = saved.get("stability")
+        self.stability_ = None if stability is None else StabilityCheck.model_validate(stability)
+
+    def annotate(self, personas: list[Persona], coarse: list[Persona]) -> tuple[list[Persona], list[Persona]]:
+        """The cards with their place in the tree and their stability."""
+        check = self.stability_
+
+        def marks(scores: list[float] | None, group: int) -> dict[str, Any]:
+            if check is None or scores is None or group >= len(scores):
+                return {}
+            return {"stability": round(scores[group], 4), "unstable": scores[group] < check.threshold}
+
+        tree = self.tree_
+        fine_out = [
+            p.model_copy(
+                update={
+                    **marks(check.fine if check else None, p.group),
+                    **({"level": "fine", "parent": int(tree.parent[p.group])} if tree is not None else {}),
+                }
+            )
+            for p in personas
+        ]
+        coarse_out = [
+            p.model_copy(
+                update={
+                    **marks(check.coarse if check else None, p.group),
+                    "level": "coarse",
+                    "children": tree.children(p.group) if tree is not None else [],
+                }
+            )
+            for p in coarse
+        ]
+        return fine_out, coarse_out
 
     def fit_models(self, dataset: Dataset, labels: np.ndarray) -> dict[str, Recommender]:
         groups = np.where(labels >= 0, labels, -1)
@@ -604,8 +767,10 @@ class Pipeline:
                 self.text_centroids_ = np.load(path, allow_pickle=False) if path.is_file() else None
                 grouping = quality.get("grouping")
                 self.grouping_ = None if grouping is None else GroupingReport.model_validate(grouping)
+                self._restore_levels(saved, users, vectors)
             else:
-                labels, choice = self.discover(vectors)
+                labels, choice = self.discover(vectors, dataset)
+                self.levels(vectors, labels)
                 # Unit mean text vector of each persona: where new users (text, no behaviour) are placed.
                 self.text_centroids_ = (
                     None
@@ -619,7 +784,9 @@ class Pipeline:
                 users = pd.DataFrame(
                     {"user_id": dataset.user_vocab.ids.astype(str), "persona": labels, "x": xy[:, 0], "y": xy[:, 1]}
                 )
-                saved = {"quality": quality}
+                if self.tree_ is not None:  # the coarse persona of each user: their fine persona's parent
+                    users.insert(2, "coarse_persona", self.tree_.coarse_labels)
+                saved = {"quality": quality, **self._levels_summary()}
                 if choice is not None:
                     saved["choose_k"] = choice.model_dump()
                 written = writer.write(
@@ -629,14 +796,26 @@ class Pipeline:
                 )
                 writer.stage_done("discover groups", keys["discover groups"], written)
             manifest["grouping"] = None if self.grouping_ is None else self.grouping_.model_dump()
+            manifest.update(self._levels_summary())
+        coarse_personas: list[Persona] = []
         with self.stage("describe personas", note("describe personas")):
             if (earlier := reusable("describe personas")) is not None:
                 personas = personas_from_json(earlier[0] / "personas.json")
+                if (earlier[0] / COARSE_PERSONAS).is_file():
+                    coarse_personas = personas_from_json(earlier[0] / COARSE_PERSONAS)
             else:
                 personas = self.describe(dataset, texts, vectors, labels)
-                written = writer.write(files={"personas.json": personas_to_json(personas)})
+                if self.tree_ is not None:
+                    coarse_personas = self.describe(dataset, texts, vectors, self.tree_.coarse_labels)
+                personas, coarse_personas = self.annotate(personas, coarse_personas)
+                files = {"personas.json": personas_to_json(personas)}
+                if coarse_personas:
+                    files[COARSE_PERSONAS] = personas_to_json(coarse_personas)
+                written = writer.write(files=files)
                 writer.stage_done("describe personas", keys["describe personas"], written)
             manifest["n_personas"] = len(personas)
+            if coarse_personas:
+                manifest["n_coarse_personas"] = len(coarse_personas)
         with self.stage("fit recommenders", note("fit recommenders")):
             if (earlier := reusable("fit recommenders")) is not None:
                 names = list(self.config.recommend.model_configs())
@@ -659,6 +838,8 @@ class Pipeline:
             timings=self.timings,
             reused=reused,
             weight_choice=self.weight_choice_,
+            coarse_labels=None if self.tree_ is None else self.tree_.coarse_labels,
+            coarse_personas=coarse_personas,
         )
         result.evaluation = {"status": "disabled"}
         if self.config.evaluate.enabled:
@@ -765,6 +946,8 @@ class Pipeline:
                 ),
                 users=users,
                 personas=result.personas,
+                coarse_personas=result.coarse_personas,
+                levels=self._levels_summary(),
                 choice=result.k_choice,
                 quality=result.quality,
                 metrics_markdown=result.metrics_markdown,

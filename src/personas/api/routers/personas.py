@@ -1,4 +1,5 @@
-"""``GET /personas`` (paginated), ``GET /personas/{group}`` (card + members), ``GET /map`` (the 2-D map)."""
+"""``GET /personas`` (paginated), ``GET /personas/tree`` (both levels), ``GET /personas/{group}`` (card + members),
+``GET /map`` (the 2-D map)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from personas.api.deps import Service
 from personas.api.errors import INVALID, NOT_FOUND
-from personas.api.schemas import MapOut, PersonaDetail, PersonaPage
+from personas.api.schemas import MapOut, PersonaDetail, PersonaPage, TreeOut
 
 router = APIRouter(tags=["personas"])
 
@@ -21,6 +22,13 @@ async def list_personas(
 ) -> PersonaPage:
     """The personas of the run, by group number, one page at a time."""
     return service.list_personas(offset, limit)
+
+
+@router.get("/personas/tree", response_model=TreeOut)
+async def persona_tree(service: Service) -> TreeOut:
+    """Coarse personas (for reading) with their fine sub-personas (for recommending), with sizes, names and
+    stability; in a one-level run every persona is a root."""
+    return service.tree()
 
 
 @router.get("/personas/{group}", response_model=PersonaDetail, responses={**NOT_FOUND, **INVALID})

@@ -5,6 +5,7 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
   "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"];
 const colour = (group) => (group < 0 ? "#bbbbbb" : COLOURS[group % COLOURS.length]);
 const personaNames = {};
+const coarseNames = {};
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -44,6 +45,48 @@ async function loadSummary() {
     `${health.database}: ${health.new_users} new users, ${health.events} events`;
 }
 
+// "stability 0.83", and an "unstable" badge when the run flagged the persona.
+function stabilityNodes(persona) {
+  if (persona.stability === null || persona.stability === undefined) return [];
+  const nodes = [element("span", ` · stability ${persona.stability.toFixed(2)}`, "stability")];
+  if (persona.unstable) nodes.push(element("span", "unstable", "unstable"));
+  return nodes;
+}
+
+function sizeLine(persona, tag) {
+  const line = element(tag, `${persona.size} users (${(100 * persona.share).toFixed(1)}%)`, "size");
+  line.append(...stabilityNodes(persona));
+  return line;
+}
+
+async function loadTree() {
+  const tree = await api("/personas/tree");
+  if (tree.levels < 2) return;
+  const list = document.getElementById("tree");
+  list.replaceChildren();
+  for (const root of tree.roots) {
+    coarseNames[root.persona.group] = root.persona.display_name;
+    const node = element("li", null, "tree-coarse");
+    node.dataset.group = root.persona.group;
+    const head = element("div", null, "tree-head");
+    head.append(element("strong", root.persona.display_name, "tree-name"), element("span", " — "));
+    head.append(sizeLine(root.persona, "span"));
+    head.append(element("span", ` · ${root.children.length} sub-personas`, "muted"));
+    const children = element("ul");
+    for (const child of root.children) {
+      const leaf = element("li", null, "tree-fine");
+      leaf.dataset.group = child.group;
+      leaf.style.setProperty("--colour", colour(child.group));
+      leaf.append(element("span", `${child.group}. ${child.display_name}`, "tree-name"), element("span", " — "));
+      leaf.append(sizeLine(child, "span"));
+      children.append(leaf);
+    }
+    node.append(head, children);
+    list.append(node);
+  }
+  document.getElementById("tree-panel").hidden = false;
+}
+
 async function loadCards() {
   const page = await api("/personas?limit=100");
   const cards = document.getElementById("cards");
@@ -54,7 +97,10 @@ async function loadCards() {
     card.dataset.group = persona.group;
     card.style.setProperty("--colour", colour(persona.group));
     card.append(element("h3", `${persona.group}. ${persona.display_name}`));
-    card.append(element("div", `${persona.size} users (${(100 * persona.share).toFixed(1)}%)`));
+    card.append(sizeLine(persona, "div"));
+    if (persona.parent !== null && persona.parent !== undefined && coarseNames[persona.parent]) {
+      card.append(element("div", `in ${coarseNames[persona.parent]}`, "muted parent"));
+    }
     card.append(element("div", persona.keywords.join(", "), "keywords"));
     cards.append(card);
   }
@@ -111,6 +157,11 @@ function personaLine(persona, prefix) {
   return element("p", `${prefix}: ${persona.group}. ${persona.display_name}`, "persona-line");
 }
 
+// Two-level runs: the coarse persona above the fine one (nothing in a one-level run).
+function coarseLine(coarse) {
+  return coarse ? [element("p", `in the coarse persona ${coarse.display_name}`, "coarse-line")] : [];
+}
+
 async function showUser(userId) {
   const target = document.getElementById("user-result");
   target.replaceChildren(element("p", "loading…", "muted"));
@@ -123,6 +174,7 @@ async function showUser(userId) {
     const route = recs.route ? `, route ${recs.route}` : "";
     target.replaceChildren(
       personaLine(persona.persona, `User ${persona.user_id}`),
+      ...coarseLine(persona.coarse_persona),
       element("p", `${recs.history} items in the history${route}`, "muted"),
       recommendationList(recs),
     );
@@ -144,6 +196,7 @@ async function createUser(text, items) {
     });
     target.replaceChildren(
       personaLine(created.persona, `New user ${created.user_id}`),
+      ...coarseLine(created.coarse_persona),
       recommendationList(created.recommendations),
     );
     loadSummary();
@@ -167,6 +220,7 @@ document.getElementById("new-user-form").addEventListener("submit", (event) => {
 (async () => {
   try {
     await loadSummary();
+    await loadTree();
     await loadCards();
     await loadMap();
     document.body.dataset.ready = "true";
