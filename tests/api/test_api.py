@@ -220,6 +220,7 @@ def test_openapi_lists_every_endpoint_with_examples(client: TestClient) -> None:
     assert paths == {
         ("/health", "get"),
         ("/personas", "get"),
+        ("/personas/tree", "get"),
         ("/personas/{group}", "get"),
         ("/map", "get"),
         ("/users/{user_id}/persona", "get"),
