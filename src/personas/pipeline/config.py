@@ -354,6 +354,11 @@ class PipelineConfig(ComponentConfig):
                 f"The Spark engine discovers groups with k-means; [discover] method = {self.discover.method!r} "
                 'runs on engine = "local" only.'
             )
+        if self.discover.hierarchy:
+            raise ValueError(
+                'The Spark engine finds one level of personas; [discover] hierarchy = true runs on engine = "local" '
+                "only."
+            )
 
     def encoder_config(
         self, cache_dir: str | Path | None = None, *, behaviour_weight: float | None = None

@@ -129,6 +129,12 @@ BAD_CONFIGS = [
         'engine = "spark"\n' + ML + '[discover]\nmethod = "hdbscan"\n[recommend]\nmodels = ["most-popular"]\n',
         r"method = 'hdbscan' runs on engine = \"local\"",
     ),
+    (
+        'engine = "spark"\n' + ML + '[discover]\nhierarchy = true\n[recommend]\nmodels = ["most-popular"]\n',
+        r"The Spark engine finds one level of personas; \[discover\] hierarchy = true runs on engine = \"local\"",
+    ),
+    (ML + "[discover]\ncoarse_candidates = [1, 5]\n", r"'coarse_candidates' parameter of \[discover\] must be"),
+    (ML + "[discover]\nstability_threshold = 2\n", r"'stability_threshold' parameter of \[discover\]"),
 ]
 
 
