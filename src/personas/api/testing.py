@@ -72,9 +72,25 @@ def write_example_run(folder: Path, *, users_per_taste: int = 12, seed: int = 0,
                 orders.append(f"{user},{item_id(str(title))},{rng.integers(3, 6)}")
             other = TASTES[tastes[(index + 1) % len(tastes)]]
             orders.append(f"{user},{item_id(other[j % len(other)])},2")
+    products = ["item,title"] + [f"{item_id(t)},{t}" for titles in TASTES.values() for t in titles]
+    return _write_and_run(folder, data, orders, bios, products, f"k = 3\nseed = {seed}", home=home)
+
+
+def _write_and_run(
+    folder: Path,
+    data: Path,
+    orders: list[str],
+    bios: list[str],
+    products: list[str],
+    discover: str,
+    *,
+    home: Path | None,
+    report: bool = False,
+) -> Path:
+    """Write the CSVs (user,item,rating / user,bio / item,title) and a TF-IDF run config with the given
+    ``[discover]`` lines, run it quietly into ``folder``; returns ``folder``."""
     (data / "interactions.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
     (data / "users.csv").write_text("\n".join(bios) + "\n", encoding="utf-8")
-    products = ["item,title"] + [f"{item_id(t)},{t}" for titles in TASTES.values() for t in titles]
     (data / "items.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
     config = data / "run.toml"
     config.write_text(
@@ -96,15 +112,14 @@ title = "title"
 [encode]
 kind = "tfidf"
 [discover]
-k = 3
-seed = {seed}
+{discover}
 [recommend]
 models = ["most-popular", "group-popular", "ease", "router"]
 [evaluate]
 enabled = false
 [output]
 dir = "{folder.as_posix()}"
-report = false
+report = {str(report).lower()}
 """,
         encoding="utf-8",
     )
@@ -218,46 +233,12 @@ def write_tree_run(
                 mine = [f"{user},{item_id(str(t))},{rng.integers(4, 6)}" for t in taken]
                 mine += [f"{user},{item_id(sibling[(j + s) % len(sibling)])},4" for s in (0, 1)]
                 orders += [mine[i] for i in rng.permutation(len(mine))]  # file order is the time order here
-    (data / "interactions.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
-    (data / "users.csv").write_text("\n".join(bios) + "\n", encoding="utf-8")
-    (data / "items.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
-    config = data / "run.toml"
-    config.write_text(
-        f"""
-[data]
-interactions = "interactions.csv"
-users = "users.csv"
-items = "items.csv"
-[data.columns.interactions]
-user_id = "user"
-item_id = "item"
-[data.columns.users]
-user_id = "user"
-text = "bio"
-[data.columns.items]
-item_id = "item"
-title = "title"
-
-[encode]
-kind = "tfidf"
-[discover]
-k = {k if k is not None else '"auto"'}
-candidates = [2, 4, 6]
-seed = {seed}
-hierarchy = true
-coarse_candidates = [2, 3]
-[recommend]
-models = ["most-popular", "group-popular", "ease", "router"]
-[evaluate]
-enabled = false
-[output]
-dir = "{folder.as_posix()}"
-report = {str(report).lower()}
-""",
-        encoding="utf-8",
+    auto = '"auto"'
+    discover = (
+        f"k = {k if k is not None else auto}\ncandidates = [2, 4, 6]\nseed = {seed}\nhierarchy = true\n"
+        "coarse_candidates = [2, 3]"
     )
-    _run_quietly(config, Settings(home=home or data / "home"))
-    return folder
+    return _write_and_run(folder, data, orders, bios, products, discover, home=home, report=report)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -29,7 +29,16 @@ from sklearn.metrics import (
 from personas.discover._base import MAX_LARGEST_SHARE, BaseGroupFinder, GroupingWarning, as_unit_vectors
 from personas.errors import ConfigError
 
-__all__ = ["GroupQuality", "KChoice", "KScore", "StabilityResult", "choose_k", "group_quality", "stability"]
+__all__ = [
+    "GroupQuality",
+    "KChoice",
+    "KScore",
+    "StabilityResult",
+    "choose_k",
+    "group_quality",
+    "pick_stable",
+    "stability",
+]
 
 
 class GroupQuality(BaseModel):
@@ -176,6 +185,20 @@ class KChoice(BaseModel):
     scores: list[KScore]
 
 
+def pick_stable(
+    scores: Sequence[KScore], *, min_stability: float, tolerance: float, fewest: bool
+) -> tuple[KScore, float] | None:
+    """Among candidates with stability >= ``min_stability``, those whose silhouette is within ``tolerance``
+    (relative) of the best one; of those the largest k, or with ``fewest`` the smallest. Returns it and the best
+    silhouette, or None when no candidate is that stable."""
+    stable = [s for s in scores if s.stability >= min_stability and s.silhouette is not None]
+    if not stable:
+        return None
+    top = max(s.silhouette or -1.0 for s in stable)
+    near = [s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)]
+    return (min if fewest else max)(near, key=lambda s: s.k), top
+
+
 def choose_k(
     X: np.ndarray,
     candidates: Iterable[int] = range(2, 13),
@@ -251,11 +274,9 @@ def choose_k(
         lopsided = [s.k for s in scores if s not in balanced]
         aside = f"k = {lopsided} set aside (one group over {max_largest_share:.0%} of users); "
     pool = balanced or scores
-    stable = [s for s in pool if s.stability >= min_stability and s.silhouette is not None]
-    if stable:
-        top = max(s.silhouette or -1.0 for s in stable)
-        near = [s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)]
-        best = max(near, key=lambda s: s.k)
+    picked = pick_stable(pool, min_stability=min_stability, tolerance=tolerance, fewest=False)
+    if picked is not None:
+        best, top = picked
         rule = (
             f"{aside}largest k with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
             f"best stable silhouette ({top:.3f})"

@@ -34,7 +34,7 @@ from personas.discover._base import (
     group_sums,
     nearest_centroid,
 )
-from personas.discover.selection import KChoice, KScore, group_quality
+from personas.discover.selection import KChoice, KScore, group_quality, pick_stable
 from personas.errors import ConfigError
 
 __all__ = [
@@ -264,13 +264,9 @@ def choose_coarse_k(
                 largest_share=float(np.bincount(members).max() / len(arr)) if len(members) else 0.0,
             )
         )
-    stable = [s for s in scores if s.stability >= min_stability and s.silhouette is not None]
-    if stable:
-        top = max(s.silhouette or -1.0 for s in stable)
-        best = min(
-            (s for s in stable if (s.silhouette or -1.0) >= top - tolerance * abs(top)),
-            key=lambda s: s.k,
-        )
+    picked = pick_stable(scores, min_stability=min_stability, tolerance=tolerance, fewest=True)
+    if picked is not None:
+        best, top = picked
         rule = (
             f"fewest coarse groups with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
             f"best ({top:.3f}), among cuts of the {n_fine} fine groups' Ward tree"
