@@ -4,8 +4,11 @@ headers and the offline /docs."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -86,7 +89,7 @@ def _post_chunked(server: ServerProcess, path: str, total_bytes: int) -> tuple[b
             sock.sendall(head + b"%x\r\n%s\r\n" % (len(opening), opening))
             for _ in range(total_bytes // len(chunk)):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sock.sendall(b"7\r\n\"x\"]}  \r\n0\r\n\r\n")
+            sock.sendall(b'7\r\n"x"]}  \r\n0\r\n\r\n')
         except OSError:  # the server answered and closed
             pass
 
@@ -191,7 +194,8 @@ def edge_client(run_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
 def test_a_host_not_allowed_gets_400(edge_client: TestClient) -> None:
     # DNS rebinding: a page on attacker.example resolving to 127.0.0.1 sends its own name as Host.
     assert edge_client.get("/health", headers={"host": "attacker.example"}).status_code == 400
-    assert edge_client.get("/health", headers={"host": "attacker.example:8000"}).status_code == 400
+    refused = edge_client.get("/health", headers={"host": "attacker.example:8000"})
+    assert refused.status_code == 400 and refused.headers["x-content-type-options"] == "nosniff"
     for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
         assert edge_client.get("/health", headers={"host": host}).status_code == 200, host
 
@@ -238,3 +242,36 @@ def test_docs_use_only_local_assets(edge_client: TestClient) -> None:
     # The page's one inline script is allowed by its hash, not by 'unsafe-inline'.
     assert "'sha256-" in page.headers["content-security-policy"]
     assert edge_client.get("/redoc").status_code == 404  # ReDoc needs a CDN: not served
+
+
+def test_an_unavailable_database_gives_503_with_retry_after(edge_client: TestClient) -> None:
+    edge_client.app.state.service.storage.drop_schema()  # type: ignore[attr-defined]  # the tables are gone
+    response = edge_client.post("/users", json={"text": "space stories"})
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--db", "nonsense://x"], {}, "The database cannot be used"),
+        (["--db", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"], {}, "The database cannot be used"),
+        ([], {"PERSONAS_SERVE_MAX_N": "many"}, "PERSONAS_SERVE_MAX_N"),
+    ],
+    ids=["unknown-dialect", "unreachable-database", "bad-setting"],
+)
+def test_a_bad_setting_or_database_at_start_is_one_line(
+    run_dir: Path, tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    command = [sys.executable, "-c", "from personas.cli import main; main()", "serve", "--model", str(run_dir)]
+    done = subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PERSONAS_HOME": str(tmp_path), "COLUMNS": "400", **env},
+    )
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode != 0
+    assert len(lines) == 1 and expected in lines[0] and "secret" not in lines[0], lines[:5]

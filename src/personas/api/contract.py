@@ -45,7 +45,9 @@ def state_limits(schema: dict[str, Any], settings: ServeSettings, item_ids: Sequ
     components = schema["components"]["schemas"]
     new_user = components["NewUserIn"]["properties"]
     new_user["n"]["maximum"] = settings.max_n
-    _string_branch(new_user["text"])["maxLength"] = settings.max_text_chars
+    text = _string_branch(new_user["text"])
+    text["maxLength"] = settings.max_text_chars
+    text["pattern"] = "^[^\\u0000]*$"  # no NUL (schemas._no_nul: PostgreSQL cannot store it)
     _item_ids(new_user["items"], settings, item_ids)
     _item_ids(components["EventsIn"]["properties"]["items"], settings, item_ids)
     return schema

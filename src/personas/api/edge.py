@@ -64,7 +64,9 @@ class RouteBodyLimits:
     def __init__(self, app: ASGIApp, default: int, routes: Sequence[tuple[str, str, int]] = ()) -> None:
         self.app = app
         self.default = RequestBodyLimitMiddleware(app, default)
-        self.routes = [(method, re.compile(path), RequestBodyLimitMiddleware(app, limit)) for method, path, limit in routes]
+        self.routes = [
+            (method, re.compile(path), RequestBodyLimitMiddleware(app, limit)) for method, path, limit in routes
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,22 +113,23 @@ class SecurityHeaders:
 
 
 def install_edge(app: FastAPI, settings: ServeSettings, longest_item_id: int) -> None:
-    """The edge middleware, outermost last: hosts are checked first, then CORS, then headers and body limits."""
+    """The edge middleware. Outermost (added last) first: security headers (on refusals too), the Host check,
+    CORS, then the body limits around the app."""
     app.add_middleware(
-        RouteBodyLimits,  # type: ignore[arg-type]  # Starlette's middleware factory protocol is stricter than needed
+        RouteBodyLimits,
         default=settings.max_body_bytes,
         routes=body_limits(settings, longest_item_id),
     )
-    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,  # type: ignore[arg-type]
+            CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],  # only the listed origins, and without credentials
             max_age=600,
         )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())  # type: ignore[arg-type]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())
+    app.add_middleware(SecurityHeaders)
 
 
 # -- /docs without a CDN ------------------------------------------------------------------------------------
@@ -139,9 +142,7 @@ def _swagger_assets() -> str:
 
 def _inline_script_hashes(html: str) -> str:
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
-    return " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts
-    )
+    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
 
 
 def install_docs(app: FastAPI, docs_url: str = "/docs", static_url: str = "/static/docs") -> None:

@@ -24,8 +24,16 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from personas.api.schemas import ProblemOut
 from personas.errors import ConfigError, DataError, UnknownIdError
 
-__all__ = ["INVALID", "NOT_FOUND", "RETRY_AFTER_SECONDS", "TOO_LARGE", "FieldError", "NotFoundError", "UnknownReferenceError",
-           "install_error_handlers"]
+__all__ = [
+    "INVALID",
+    "NOT_FOUND",
+    "RETRY_AFTER_SECONDS",
+    "TOO_LARGE",
+    "FieldError",
+    "NotFoundError",
+    "UnknownReferenceError",
+    "install_error_handlers",
+]
 
 #: What a 503 tells a client to wait before retrying (the database usually answers again within seconds).
 RETRY_AFTER_SECONDS = 2
@@ -57,9 +65,7 @@ class UnknownReferenceError(FieldError):
         self.id = id_
 
 
-def _problem(
-    status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
+def _problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, "fields": [], **extra}, status_code=status, headers=headers)
 
 
@@ -111,7 +117,7 @@ async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
     field = getattr(exc, "field", None)
-    extra = {"id": exc.id, "kind": exc.kind} if isinstance(exc, UnknownReferenceError) else {}
+    extra: dict[str, Any] = {"id": exc.id, "kind": exc.kind} if isinstance(exc, UnknownReferenceError) else {}
     return _problem(422, "validation_error", str(exc), fields=[field] if field else [], **extra)
 
 

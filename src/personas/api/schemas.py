@@ -204,7 +204,9 @@ class NewUserIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"text": "I love space operas and old science fiction films", "items": ["50", "181"], "n": 10}],
+            "examples": [
+                {"text": "I love space operas and old science fiction films", "items": ["50", "181"], "n": 10}
+            ],
             # Either one is enough; the server refuses a body with neither (422 naming body).
             "anyOf": [
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},

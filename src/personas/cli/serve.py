@@ -45,9 +45,7 @@ def serve(
         f"{service.storage.dialect} storage on http://{host}:{port}/ (API docs at /docs)",
         highlight=False,
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=access_log, **uvicorn_options(settings)
-    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, **uvicorn_options(settings))
 
 
 @contextmanager
