@@ -275,3 +275,41 @@ def test_a_bad_setting_or_database_at_start_is_one_line(
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode != 0
     assert len(lines) == 1 and expected in lines[0] and "secret" not in lines[0], lines[:5]
+
+
+def test_the_h11_fallback_has_the_same_deadline_and_header_limit(run_dir: Path, tmp_path: Path) -> None:
+    """Without httptools, uvicorn's h11 protocol gets the request deadline, and h11 itself limits the headers."""
+    import uvicorn
+
+    from personas.api.edge import _deadline_h11, uvicorn_options
+    from personas.api.testing import free_port
+
+    settings = ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", request_timeout=1.0)
+    options = {**uvicorn_options(settings), "http": _deadline_h11(settings)}
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), port=port, log_level="warning", access_log=False, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed by the deadline, not by the 10 s socket timeout
+            assert time.monotonic() - started < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+            response = _read_response(sock)
+            assert (
+                response.startswith(b"HTTP/1.1 400") and f"limited to {settings.max_header_bytes}".encode() in response
+            )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # a normal request still works
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -253,12 +253,37 @@ def _header_limited_httptools(settings: ServeSettings) -> type[asyncio.Protocol]
 
 
 def _deadline_h11(settings: ServeSettings) -> type[asyncio.Protocol]:
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    seconds = settings.request_timeout
+    limit, seconds = settings.max_header_bytes, settings.request_timeout
 
     class EdgeH11Protocol(H11Protocol):
-        """uvicorn's h11 protocol with the request deadline (h11 limits the headers itself)."""
+        """uvicorn's h11 protocol with a limit on the request line and headers, and the request deadline.
+
+        (h11's own limit applies only to headers still incomplete in its buffer: ones that arrive whole pass.)
+        """
+
+        _head = b""
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.IDLE:  # between requests: this is a request line and headers
+                self._head += data
+                end = self._head.find(b"\r\n\r\n")
+                if (end if end >= 0 else len(self._head)) > limit:
+                    # Written directly: h11 has seen no request yet, so it would refuse to send a response.
+                    message = f"Request line and headers are limited to {limit} bytes.".encode()
+                    self.transport.write(
+                        b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(message), message)
+                    )
+                    self.transport.close()
+                    return
+                if end >= 0:
+                    self._head = b""
+            else:
+                self._head = b""
+            super().data_received(data)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
