@@ -313,3 +313,23 @@ def test_the_h11_fallback_has_the_same_deadline_and_header_limit(run_dir: Path, 
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def test_connections_over_the_cap_get_503(run_dir: Path, tmp_path: Path) -> None:
+    from personas.api.testing import ServerThread
+
+    settings = ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", max_connections=2)
+    with ServerThread(create_app(settings)) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+        try:
+            time.sleep(0.2)  # both accepted
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert _read_response(sock).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:  # room again
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")
