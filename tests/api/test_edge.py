@@ -333,3 +333,11 @@ def test_connections_over_the_cap_get_503(run_dir: Path, tmp_path: Path) -> None
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:  # room again
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert _read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_host_and_origin_lists_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
+    monkeypatch.setenv("PERSONAS_SERVE_ALLOWED_HOSTS", "api.example.com, *.example.org")
+    monkeypatch.setenv("PERSONAS_SERVE_CORS_ORIGINS", '["https://app.example.com"]')
+    settings = ServeSettings(model_dir=run_dir)
+    assert settings.resolved_allowed_hosts() == ["api.example.com", "*.example.org"]
+    assert settings.cors_origins == ["https://app.example.com"]
