@@ -229,7 +229,7 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
     run_dir = Path(pipeline.config.output.dir)
     settings = ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{run_dir.parent / 'serve.sqlite'}")
     rows = {str(i): r for r, i in enumerate(data.item_vocab.ids)}
-    client = TestClient(create_app(settings)).__enter__()
+    client = TestClient(create_app(settings), base_url="http://localhost").__enter__()  # an allowed Host
     for probe, vector in zip(PROBES, vectors, strict=True):
         lists["router via CLI"].append(through_cli(run_dir, probe.text))
         lists["router via API"].append(through_api(client, rows, probe.text))

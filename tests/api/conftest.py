@@ -141,5 +141,5 @@ def settings(run_dir: Path, tmp_path: Path) -> ServeSettings:
 
 @pytest.fixture
 def client(settings: ServeSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url="http://localhost") as test_client:  # an allowed Host
         yield test_client

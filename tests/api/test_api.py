@@ -95,11 +95,27 @@ def test_recommendations_for_a_run_user_match_the_saved_model_with_reasons(
 
 
 def test_n_is_bounded_and_named_when_wrong(client: TestClient) -> None:
+    # One naming scheme: the server's limit and the schema's bound both name query.n (body.n in a body).
     too_many = client.get("/users/space-0/recommendations", params={"n": 21})
-    assert too_many.status_code == 422 and too_many.json()["fields"] == ["n"]
+    assert too_many.status_code == 422 and too_many.json()["fields"] == ["query.n"]
     zero = client.get("/users/space-0/recommendations", params={"n": 0})
     assert zero.status_code == 422 and zero.json()["fields"] == ["query.n"]
+    assert client.post("/users", json={"text": "space", "n": 21}).json()["fields"] == ["body.n"]
     assert len(client.get("/users/space-0/recommendations", params={"n": 20}).json()["items"]) <= 20
+    # The schema states the same maximum the server enforces (max_n=20 in these tests), in both places.
+    schema = client.get("/openapi.json").json()
+    (n,) = [p for p in schema["paths"]["/users/{user_id}/recommendations"]["get"]["parameters"] if p["name"] == "n"]
+    assert n["schema"]["maximum"] == 20
+    assert schema["components"]["schemas"]["NewUserIn"]["properties"]["n"]["maximum"] == 20
+
+
+def test_the_schema_says_a_new_user_needs_text_or_items(client: TestClient) -> None:
+    new_user = client.get("/openapi.json").json()["components"]["schemas"]["NewUserIn"]
+    assert {tuple(branch["required"]) for branch in new_user["anyOf"]} == {("text",), ("items",)}
+    empty = client.post("/users", json={})
+    assert empty.status_code == 422 and empty.json()["fields"] == ["body"]
+    assert client.post("/users", json={"items": []}).status_code == 422
+    assert client.post("/users", json={"items": [item_id("Paris Love")]}).status_code == 201
 
 
 def test_new_user_from_text_is_placed_stored_and_recommended(client: TestClient, artefact: RunArtefact) -> None:
@@ -154,11 +170,13 @@ def test_events_of_a_run_user_are_not_recommended_back(client: TestClient) -> No
 def test_an_unknown_item_stores_nothing(client: TestClient) -> None:
     uid = client.post("/users", json={"text": "romance"}).json()["user_id"]
     response = client.post(f"/users/{uid}/events", json={"items": [item_id("Paris Love"), "sku-nope"]})
-    assert response.status_code == 404
+    # An unknown id inside the body makes the request invalid (422 naming the field); the URL itself is fine.
+    assert response.status_code == 422
     assert response.json()["id"] == "sku-nope" and response.json()["kind"] == "item"
+    assert response.json()["fields"] == ["body.items"]
     assert client.get(f"/users/{uid}/persona").json()["events"] == 0
     before = client.get("/health").json()["new_users"]
-    assert client.post("/users", json={"text": "x", "items": ["sku-nope"]}).status_code == 404
+    assert client.post("/users", json={"text": "x", "items": ["sku-nope"]}).status_code == 422
     assert client.get("/health").json()["new_users"] == before
     assert client.post("/users/nobody/events", json={"items": [item_id("Paris Love")]}).status_code == 404
 

@@ -1,6 +1,7 @@
-"""Property-based fuzzing from the OpenAPI schema (schemathesis): valid and invalid requests to every
-operation; no answer may be a server error, and every answer must match the documented status codes,
-content types and response schemas."""
+"""Property-based fuzzing from the OpenAPI schema (schemathesis, every check: `--checks all`): valid and invalid
+requests to every operation, and stateful sequences along the schema's links. No answer may be a server error;
+every answer must match the documented status codes, content types and response schemas; what the schema allows
+is accepted and what it forbids is refused; a created user can be used at once."""
 
 from __future__ import annotations
 
@@ -12,18 +13,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from personas.api import ServeSettings, create_app
 
 pytestmark = pytest.mark.slow
-
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,9 @@ def fuzzed_app(run_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: 
         url = request.getfixturevalue("postgres_database")("fuzz")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'db.sqlite'}"
-    return create_app(ServeSettings(model_dir=run_dir, database_url=url, max_n=50, max_items=10))
+    # schemathesis calls an ASGI app as Host: testserver.
+    settings = ServeSettings(model_dir=run_dir, database_url=url, max_n=50, max_items=10, allowed_hosts=["testserver"])
+    return create_app(settings)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +71,21 @@ def test_no_server_errors_and_answers_match_the_schema(
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate()  # all checks, positive_data_acceptance and negative_data_rejection included
 
     check()
+
+
+def test_stateful_sequences_along_the_links(api_schema: Any) -> None:
+    """POST /users then its events, persona and recommendations, with every check on each step."""
+    machine = api_schema.as_state_machine()
+    machine.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=5,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+    )

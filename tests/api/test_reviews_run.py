@@ -25,7 +25,9 @@ def review_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _client(run: Path, tmp_path: Path, model: str | None = None) -> TestClient:
     name = model or "default"
     db = f"sqlite:///{tmp_path / name}.sqlite"
-    return TestClient(create_app(ServeSettings(model_dir=run, database_url=db, model_name=model)))
+    return TestClient(
+        create_app(ServeSettings(model_dir=run, database_url=db, model_name=model)), base_url="http://localhost"
+    )
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_spark_profile_texts_match_the_single_machine_builder(spark: Any, ml100k
 
 def test_spark_run_folder_serves_over_http(spark_run: Any, tmp_path: Path) -> None:
     settings = ServeSettings(model_dir=spark_run.folder, database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["personas"] == len(spark_run.personas)
         first = client.get("/personas/0").json()["card"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from personas import __version__
+from personas.api.contract import install_contract
+from personas.api.edge import install_docs, install_edge
 from personas.api.errors import install_error_handlers
 from personas.api.routers import health, items, personas, users
 from personas.api.service import PersonaService
@@ -23,7 +25,8 @@ DESCRIPTION = """Personas and recommendations from a saved run folder (`personas
 
 Users of the run get recommendations from the saved recommender; new users (POST /users) are stored, placed
 in a persona and served by the cold-start router; events (POST /users/{id}/events) are remembered. Errors
-have one JSON shape: unknown ids give 404 naming the id, invalid input 422 naming the field.
+have one JSON shape: an unknown id in the path gives 404 naming the id, invalid input (an unknown item id in a
+body included) 422 naming the field, a body over the limit 413, an unavailable database 503 with Retry-After.
 """
 
 
@@ -36,23 +39,15 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
         yield
         service.storage.close()
 
-    app = FastAPI(title="personas", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs is served from local files (install_docs); ReDoc would need a CDN.
+    app = FastAPI(
+        title="personas", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.service = service
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse(
-                {
-                    "error": "payload_too_large",
-                    "detail": f"Request bodies are limited to {settings.max_body_bytes} bytes.",
-                    "fields": ["body"],
-                },
-                status_code=413,
-            )
-        return await call_next(request)
+    install_edge(app, settings, longest_item_id=max(map(len, service.item_ids), default=1))
+    install_contract(app, settings, service.item_ids)
+    install_docs(app)  # before the /static mount, which would otherwise take /static/docs
 
     for router in (health.router, personas.router, users.router, items.router):
         app.include_router(router)

@@ -1,11 +1,13 @@
 """The one place where errors become HTTP responses, all with a :class:`~personas.api.schemas.ProblemOut` body.
 
-NotFoundError (UnknownIdError)            404  names the id and what it names (user, item, persona)
+NotFoundError (UnknownIdError)            404  names the id in the path and what it names (user, item, persona)
 FieldError (ConfigError)             422  names the field (body.text, query.n, ...)
+UnknownReferenceError (FieldError)   422  an unknown id inside the body: names the field, the id and its kind
 RequestValidationError (FastAPI)     422  names every invalid field; malformed JSON names ``body``
 other DataError / ConfigError        422
 UnknownIdError (from the library)    404
-SQLAlchemyError                      503  the database is unavailable; nothing was half-written
+SQLAlchemyError                      503  the database is unavailable; nothing was half-written; Retry-After
+HTTPException 413 (body limit)       413  names the limit that applied; the connection is closed
 """
 
 from __future__ import annotations
@@ -17,11 +19,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from personas.api.schemas import ProblemOut
 from personas.errors import ConfigError, DataError, UnknownIdError
 
-__all__ = ["INVALID", "NOT_FOUND", "FieldError", "NotFoundError", "install_error_handlers"]
+__all__ = [
+    "INVALID",
+    "NOT_FOUND",
+    "RETRY_AFTER_SECONDS",
+    "TOO_LARGE",
+    "FieldError",
+    "NotFoundError",
+    "UnknownReferenceError",
+    "install_error_handlers",
+]
+
+#: What a 503 tells a client to wait before retrying (the database usually answers again within seconds).
+RETRY_AFTER_SECONDS = 2
 
 
 class NotFoundError(UnknownIdError):
@@ -41,8 +56,17 @@ class FieldError(ConfigError):
         self.field = field
 
 
-def _problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail, "fields": [], **extra}, status_code=status)
+class UnknownReferenceError(FieldError):
+    """An id inside a request body that the run does not know: the request is invalid; its URL is fine (not 404)."""
+
+    def __init__(self, field: str, kind: str, id_: str) -> None:
+        super().__init__(field, f"names no {kind} of this run: {id_!r}. Use the ids of GET /items.")
+        self.kind = kind
+        self.id = id_
+
+
+def _problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, "fields": [], **extra}, status_code=status, headers=headers)
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -64,8 +88,18 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, "validation_error", " ".join(messages) or "Invalid request.", fields=fields)
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 413:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        return _problem(
+            413,
+            "payload_too_large",
+            f"The request body of {request.method} {request.url.path} is limited to {limit} bytes.",
+            # The rest of the body is not read: closing is the only way to be done with it.
+            headers={"connection": "close"},
+            fields=["body"],
+        )
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): malformed input, like bad JSON.
         return _problem(422, "validation_error", f"The 'body' field is invalid: {exc.detail}.", fields=["body"])
@@ -83,12 +117,16 @@ async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
     field = getattr(exc, "field", None)
-    return _problem(422, "validation_error", str(exc), fields=[field] if field else [])
+    extra: dict[str, Any] = {"id": exc.id, "kind": exc.kind} if isinstance(exc, UnknownReferenceError) else {}
+    return _problem(422, "validation_error", str(exc), fields=[field] if field else [], **extra)
 
 
 async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(
-        503, "unavailable", f"The database is unavailable ({type(exc).__name__}); nothing was written. Retry later."
+        503,
+        "unavailable",
+        f"The database is unavailable ({type(exc).__name__}); nothing was written. Retry later.",
+        headers={"retry-after": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -107,4 +145,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ProblemOut, "description": "Invalid request (the fields are named in the body)."}
+}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ProblemOut, "description": "The request body is over the limit of this route (named in the body)."}
 }

@@ -223,13 +223,20 @@ class NewUserIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"text": "I love space operas and old science fiction films", "items": ["50", "181"], "n": 10}]
+            "examples": [
+                {"text": "I love space operas and old science fiction films", "items": ["50", "181"], "n": 10}
+            ],
+            # Either one is enough; the server refuses a body with neither (422 naming body).
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["items"], "properties": {"items": {"minItems": 1}}},
+            ],
         },
     )
 
     text: str | None = Field(None, min_length=1, description="Profile text (length limited by the server).")
     items: list[str] = Field(default_factory=list, description="Item ids the user took (count limited).")
-    n: int = Field(10, ge=1, description="How many recommendations to return (at most the server's max_n).")
+    n: int = Field(10, ge=1, description="How many recommendations to return (the maximum is the server's max_n).")
 
     _check_text = field_validator("text")(_no_nul)
 

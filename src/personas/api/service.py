@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from personas.api.errors import FieldError, NotFoundError
+from personas.api.errors import FieldError, NotFoundError, UnknownReferenceError
 from personas.api.schemas import (
     EventsOut,
     ItemOut,
@@ -113,9 +113,9 @@ class PersonaService:
                 self._encoder_loaded = True
         return self._encoder
 
-    def _check_n(self, n: int) -> int:
+    def _check_n(self, n: int, field: str) -> int:
         if n > self.settings.max_n:
-            raise FieldError("n", f"must be at most {self.settings.max_n}. Got {n} instead.")
+            raise FieldError(field, f"must be at most {self.settings.max_n}. Got {n} instead.")
         return n
 
     def _check_items(self, items: Sequence[str], field: str) -> list[int]:
@@ -125,7 +125,7 @@ class PersonaService:
         for item in items:
             row = self.item_row.get(item)
             if row is None:
-                raise NotFoundError("item", item, "in this run")
+                raise UnknownReferenceError(field, "item", item)
             rows.append(row)
         return rows
 
@@ -275,7 +275,7 @@ class PersonaService:
         )
 
     def recommendations(self, user_id: str, n: int) -> RecommendationsOut:
-        n = self._check_n(n)
+        n = self._check_n(n, "query.n")
         row = self.user_row.get(user_id)
         model_row = self.model_row.get(user_id)
         stored, events = self.storage.lookup(user_id, new_user=row is None)
@@ -300,7 +300,7 @@ class PersonaService:
             raise FieldError(
                 "body.text", f"holds at most {self.settings.max_text_chars} characters. Got {len(text)} instead."
             )
-        n = self._check_n(n)
+        n = self._check_n(n, "body.n")
         rows = self._check_items(items, "body.items")
         history = np.unique(np.asarray(rows, dtype=np.int64))
         vector = None

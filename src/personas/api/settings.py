@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from personas.config import get_settings
 
@@ -30,6 +32,43 @@ class ServeSettings(BaseSettings):
     members_sample: int = Field(20, ge=0, description="Members listed with a persona card.")
     map_points: int = Field(5_000, ge=1, description="Most users drawn on the dashboard map.")
     max_body_bytes: int = Field(1_000_000, ge=1_000, description="Larger request bodies are refused (413).")
+    # The server edge (personas.api.edge): what an untrusted client can hold open or send before the app runs.
+    host: str = Field("127.0.0.1", description="Interface `personas serve` listens on; allowed as a Host header too.")
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Host header values accepted, comma-separated (400 otherwise; '*.example.com' matches "
+        "subdomains). Default: localhost, 127.0.0.1, [::1] and the listening host. Stops DNS rebinding.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (CORS), comma-separated. Default: none.",
+    )
+    max_header_bytes: int = Field(16_384, ge=1_024, description="Request line plus headers larger than this: 400.")
+    request_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a whole request (headers and body); then closed."
+    )
+    keep_alive_timeout: int = Field(5, ge=1, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int = Field(1_000, ge=1, description="Open connections or requests at once; more get a 503.")
+    backlog: int = Field(2_048, ge=1, description="Connections queued by the OS before they are accepted.")
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # From the environment: "a.example.com,b.example.com" (a JSON list is accepted too).
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+        # 0.0.0.0 and :: are not names a client sends: list the public names in PERSONAS_SERVE_ALLOWED_HOSTS.
+        bound = f"[{self.host}]" if ":" in self.host else self.host
+        return hosts + ([bound] if bound not in {*hosts, "0.0.0.0", "[::]"} else [])
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -344,7 +344,12 @@ class ServerThread:
 
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False)
+        from personas.api.edge import uvicorn_options
+
+        # The edge settings of the app's service, as `personas serve` would pass them.
+        settings = getattr(getattr(app, "state", None), "service", None)
+        edge = uvicorn_options(settings.settings) if settings is not None else {}
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False, **edge)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="personas-serve", daemon=True)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from personas.cli._common import err_console, user_errors
+from personas.errors import ConfigError
 
 
 @user_errors
@@ -29,15 +32,40 @@ def serve(
     import uvicorn
 
     from personas.api import ServeSettings, create_app
+    from personas.api.edge import uvicorn_options
 
-    given: dict[str, Any] = {"database_url": db, "model_name": recommender}
+    given: dict[str, Any] = {"database_url": db, "model_name": recommender, "host": host}
     # Options left out fall back to PERSONAS_SERVE_* variables and .env.
-    settings = ServeSettings(model_dir=model, **{k: v for k, v in given.items() if v is not None})
-    app = create_app(settings)
+    with _one_line_start_errors(db):
+        settings = ServeSettings(model_dir=model, **{k: v for k, v in given.items() if v is not None})
+        app = create_app(settings)
     service = app.state.service
     err_console.print(
         f"Serving {model} ({len(service.personas)} personas, model {service.model_name}) with "
         f"{service.storage.dialect} storage on http://{host}:{port}/ (API docs at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, **uvicorn_options(settings))
+
+
+@contextmanager
+def _one_line_start_errors(db: str | None) -> Iterator[None]:
+    """A bad setting or database at start ends with one line that says which and how to fix it (user_errors)."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            problems.append(
+                f"The setting {name} (PERSONAS_SERVE_{name.upper()}) is invalid: {error['msg']}. "
+                f"Got {error.get('input')!r} instead."
+            )
+        raise ConfigError(" ".join(problems)) from None
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = "--db" if db else "PERSONAS_SERVE_DATABASE_URL"
+        raise ConfigError(f"The database cannot be used ({first}). Check {where}.") from None

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from personas.api.deps import Service
-from personas.api.errors import INVALID, NOT_FOUND
+from personas.api.errors import INVALID, NOT_FOUND, TOO_LARGE
 from personas.api.schemas import EventsIn, EventsOut, NewUserIn, NewUserOut, RecommendationsOut, UserPersonaOut
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -28,7 +28,8 @@ async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
 async def user_recommendations(
     service: Service,
     user_id: UserId,
-    n: Annotated[int, Query(ge=1, le=1000, description="How many items (capped by the server's max_n).")] = 10,
+    # The maximum (the server's max_n) is written into the schema when the app is built (api.contract).
+    n: Annotated[int, Query(ge=1, description="How many items (the maximum is the server's max_n).")] = 10,
 ) -> Response:
     """Top-n items with the reason for each: the persona's taste and the history item it resembles.
 
@@ -38,13 +39,15 @@ async def user_recommendations(
     return Response(service.recommendations(user_id, n).model_dump_json(), media_type="application/json")
 
 
-@router.post("", response_model=NewUserOut, status_code=201, responses={**NOT_FOUND, **INVALID})
+@router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **TOO_LARGE})
 def create_user(service: Service, body: Annotated[NewUserIn, Body()]) -> NewUserOut:
     """A new user from some text and/or a few items: stored, placed in a persona, recommended for."""
     return service.create_user(body.text, body.items, body.n)
 
 
-@router.post("/{user_id}/events", response_model=EventsOut, status_code=201, responses={**NOT_FOUND, **INVALID})
+@router.post(
+    "/{user_id}/events", response_model=EventsOut, status_code=201, responses={**NOT_FOUND, **INVALID, **TOO_LARGE}
+)
 def add_events(service: Service, user_id: UserId, body: Annotated[EventsIn, Body()]) -> EventsOut:
     """Record interactions. All are stored or none (an unknown item id stores nothing)."""
     return service.add_events(user_id, body.items, body.kind)
