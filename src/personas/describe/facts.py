@@ -180,6 +180,8 @@ def attribute_skew(
     """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), largest lift first."""
     columns = _attribute_columns(users, config)
     out: list[list[AttributeSkew]] = [[] for _ in range(n_groups)]
+    if n_groups == 0:
+        return out
     for name, series in columns.items():
         values = series.to_numpy(dtype=object)
         known = pd.notna(series).to_numpy()
@@ -188,22 +190,27 @@ def attribute_skew(
         vals, codes = np.unique(values[known].astype(str), return_inverse=True)
         overall = np.bincount(codes, minlength=len(vals)) / known.sum()
         known_labels = labels[known]
+        counts = np.stack([np.bincount(codes[known_labels == g], minlength=len(vals)) for g in range(n_groups)])
+        n_known = counts.sum(axis=1, keepdims=True)
+        shares = np.divide(counts, n_known, out=np.zeros(counts.shape), where=n_known > 0)
+        # contrast: the group's share over the largest share of any other group
+        top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, len(vals)))
         for g in range(n_groups):
-            counts = np.bincount(codes[known_labels == g], minlength=len(vals))
-            n_known = counts.sum()
-            if n_known == 0:
+            if n_known[g, 0] == 0:
                 continue
-            share = counts / n_known
+            share = shares[g]
             lift = share / overall
-            for v in np.flatnonzero((counts >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
+            others = np.where(share >= top2[0], top2[1], top2[0]) if n_groups > 1 else np.zeros(len(vals))
+            for v in np.flatnonzero((counts[g] >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
                 out[g].append(
                     AttributeSkew(
                         attribute=name,
                         value=str(vals[v]),
-                        users=int(counts[v]),
+                        users=int(counts[g, v]),
                         share_in_group=float(share[v]),
                         share_overall=float(overall[v]),
                         lift=float(lift[v]),
+                        contrast=float(share[v] / others[v]) if others[v] > 0 else None,
                     )
                 )
     for g in range(n_groups):

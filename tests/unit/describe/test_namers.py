@@ -35,7 +35,7 @@ def test_answers_are_cleaned_or_refused():
 
 def test_missing_model_keeps_the_keyword_name(tmp_path: Path):
     namer = GenerativeNamer(tmp_path / "missing.gguf", cache_dir=tmp_path)
-    with pytest.warns(RuntimeWarning, match="keyword names are kept"):
+    with pytest.warns(RuntimeWarning, match="composed names are kept"):
         assert namer.name(_persona()) is None
     assert namer.name(_persona()) is None  # warned once, then quiet
     texts = ["space opera starships", "starships aliens space", "romantic wedding", "wedding romantic kiss"]
