@@ -177,7 +177,9 @@ def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd
 def attribute_skew(
     users: pd.DataFrame, labels: np.ndarray, n_groups: int, config: FactsConfig
 ) -> list[list[AttributeSkew]]:
-    """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), largest lift first."""
+    """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), those that set the
+    group apart most first: share in the group x log lift (a value most of the group has, 1.4x as common,
+    before one 2% of it has, 3x as common)."""
     columns = _attribute_columns(users, config)
     out: list[list[AttributeSkew]] = [[] for _ in range(n_groups)]
     if n_groups == 0:
@@ -214,6 +216,6 @@ def attribute_skew(
                     )
                 )
     for g in range(n_groups):
-        out[g].sort(key=lambda s: (-s.lift, s.attribute, s.value))
+        out[g].sort(key=lambda s: (-s.share_in_group * np.log(s.lift), s.attribute, s.value))
         del out[g][config.n_attributes :]
     return out

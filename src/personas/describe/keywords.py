@@ -147,7 +147,7 @@ class KeywordConfig(ComponentConfig):
     )
     extra_stop_words: tuple[str, ...] = ()
     min_lift: float = Field(
-        1.2, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
+        1.05, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
     )
     min_contrast: float = Field(
         1.0, ge=0.0, description="...and >= this times its share in any other group (1: no group uses it more)."

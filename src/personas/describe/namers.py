@@ -62,6 +62,9 @@ class NameConfig(ComponentConfig):
     min_lift: float = Field(1.2, ge=1.0, description="A fact must be at least this much more common than overall.")
     min_support: float = Field(0.1, ge=0.0, le=1.0, description="...and true of at least this share of members.")
     min_contrast: float = Field(1.0, ge=0.0, description="...and no other group may have it more (1: none).")
+    min_attribute_share: float = Field(
+        0.25, ge=0.0, le=1.0, description="An attribute in a name must be true of at least this share of members."
+    )
     mostly: float = Field(0.5, gt=0.0, le=1.0, description="'mostly' before an attribute of this share or more.")
 
 
@@ -99,7 +102,7 @@ def attribute_label(attribute: str, value: str) -> str | None:
     if key in ("gender", "sex") and low in _GENDER:
         return _GENDER[low]
     if key == "age band":
-        return value if value.startswith("under") else f"aged {value}"
+        return value if value.startswith("under") else f"aged {value.replace('-', '–')}"
     if key in _OCCUPATION:
         if low in _FIELDS_OF_WORK:
             return f"in {low}"
@@ -115,6 +118,17 @@ def _display(term: str) -> str:
     return " ".join("-".join(p[:1].upper() + p[1:] for p in w.split("-")) for w in term.split())
 
 
+_ARTICLE = re.compile(r"^(?P<title>.+), (?P<article>The|A|An|Les|La|Le|Il|Das|Der|Die)(?P<rest>\s*\(.*)?$")
+_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+
+
+def _title(title: str) -> str:
+    """A catalogue title as a reader writes it: "First Wives Club, The (1996)" -> "The First Wives Club"."""
+    title = _YEAR.sub("", title).strip()
+    m = _ARTICLE.match(title)
+    return f"{m['article']} {m['title']}{m['rest'] or ''}" if m else title
+
+
 def _rank(share: float, lift: float) -> float:
     # How much of what sets the group apart the fact carries: its share of members x log lift (a KL term).
     return share * math.log(max(lift, 1.0))
@@ -126,26 +140,36 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
     one per attribute; where no keyword qualifies, the distinctive items stand in (their titles)."""
     config = config or NameConfig()
 
-    def ok(lift: float | None, share: float | None, contrast: float | None) -> bool:
+    def ok(lift: float | None, share: float | None, contrast: float | None, min_lift: float) -> bool:
         return (
             lift is not None
-            and lift >= config.min_lift
+            and lift >= min_lift
             and (share or 0.0) >= config.min_support
             and (contrast is None or contrast >= config.min_contrast)
         )
 
-    tastes = [
-        NameFact(kind="keyword", label=_display(k.term), source=k.term, lift=k.lift or 0.0, share=k.support or 0.0,
-                 contrast=k.contrast)
-        for k in persona.keywords
-        if ok(k.lift, k.support, k.contrast)
-    ]
-    tastes.sort(key=lambda f: (-_rank(f.share, f.lift), f.source))
+    def keyword_facts(min_lift: float) -> list[NameFact]:
+        facts = [
+            NameFact(
+                kind="keyword",
+                label=_display(k.term),
+                source=k.term,
+                lift=k.lift or 0.0,
+                share=k.support or 0.0,
+                contrast=k.contrast,
+            )
+            for k in persona.keywords
+            if ok(k.lift, k.support, k.contrast, min_lift)
+        ]
+        return sorted(facts, key=lambda f: -_rank(f.share, f.lift))  # stable: ties keep the c-TF-IDF order
+
+    # Strong keywords; else any over-represented one (lift > 1, a weaker fact); else the distinctive items.
+    tastes = keyword_facts(config.min_lift) or keyword_facts(1.0 + 1e-9)
     if not tastes:
         tastes = [
-            NameFact(kind="item", label=i.title, source=i.item_id, lift=i.lift, share=i.share_in_group)
+            NameFact(kind="item", label=_title(i.title), source=i.item_id, lift=i.lift, share=i.share_in_group)
             for i in persona.distinctive_items
-            if i.lift >= config.min_lift and i.share_in_group >= config.min_support
+            if ok(i.lift, i.share_in_group, None, config.min_lift)
         ]
     attributes: list[NameFact] = []
     seen: set[str] = set()
@@ -154,7 +178,9 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
     )
     for a in skews:
         label = attribute_label(a.attribute, a.value)
-        if label is None or a.attribute in seen or not ok(a.lift, a.share_in_group, a.contrast):
+        if label is None or a.attribute in seen or a.share_in_group < config.min_attribute_share:
+            continue
+        if not ok(a.lift, a.share_in_group, a.contrast, config.min_lift):
             continue
         seen.add(a.attribute)
         attributes.append(
@@ -174,13 +200,20 @@ def _no_repeats(facts: list[NameFact]) -> list[NameFact]:
     return kept
 
 
+def _is_people(fact: NameFact) -> bool:
+    attribute = fact.source.split(" = ")[0].strip().lower()
+    return attribute in ("gender", "sex", *_OCCUPATION) and not fact.label.startswith("in ")
+
+
 def compose_name(facts: Sequence[NameFact], *, mostly: float = 0.5) -> str:
     """The name a list of facts says: keyword (or item) facts joined by " & ", then attribute facts after
-    " · ", the first of them "mostly ..." when at least ``mostly`` of the members have it:
-    "Sci-Fi & Action · mostly men, students". No facts: ""."""
+    " · ", the first of them "mostly ..." when at least ``mostly`` of the members have it, else "many ..."
+    (over-represented, not most): "Sci-Fi & Action · mostly men, students". No facts: ""."""
     tastes = " & ".join(f.label for f in facts if f.kind != "attribute")
     people = [f for f in facts if f.kind == "attribute"]
-    words = [("mostly " if i == 0 and f.share >= mostly else "") + f.label for i, f in enumerate(people)]
+    # "mostly"/"many" goes before the first group of people ("many women"), not an age ("many aged 35-44")
+    first = next((i for i, f in enumerate(people) if _is_people(f)), -1)
+    words = [("mostly " if f.share >= mostly else "many ") * (i == first) + f.label for i, f in enumerate(people)]
     return " · ".join(part for part in (tastes, ", ".join(words)) if part)
 
 
