@@ -5,6 +5,7 @@ model and checked against those facts)."""
 from personas.describe._describe import DescribeConfig, Namer, describe_groups
 from personas.describe.facts import FactsConfig, age_band, attribute_skew, distinctive_items, quote, representatives
 from personas.describe.keywords import (
+    MARKUP_WORDS,
     KeywordConfig,
     class_keywords,
     descriptive_texts,
@@ -38,6 +39,7 @@ from personas.describe.persona import (
 )
 
 __all__ = [
+    "MARKUP_WORDS",
     "AttributeSkew",
     "ComposedNamer",
     "DescribeConfig",
