@@ -58,14 +58,15 @@ def describe_groups(
     Every input is optional and adds its part of the card. Keywords come from the words that describe the
     users (:func:`~personas.describe.descriptive_texts` of ``dataset``: their own text, reviews, tags, and
     the genres, descriptions and tags of what they liked, never item titles), or from ``texts`` (one per
-    user) when no dataset is given or the dataset has no such words; ``vectors`` give representative users, quoted from ``quotes`` (one per user: their own words), by
-    default the users' own texts and reviews in ``dataset`` when one is given (never generated profile parts
-    such as "liked: ..."; users who wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels
-    follow) gives distinctive items and attribute skew, and user ids. The name is composed from the card's
-    facts (its over-represented keywords and attributes: ``name_facts``, see
-    :func:`~personas.describe.composed_names`), distinct across cards; a card without such facts keeps
-    its keyword name. A ``namer`` may add a generated name, kept only when :func:`~personas.describe.check_name`
-    finds it true to the card's facts (:func:`~personas.describe.apply_namer`).
+    user) when no dataset is given or the dataset has no such words; ``vectors`` give representative
+    users, quoted from ``quotes`` (one per user: their own words), by default the users' own texts and
+    reviews in ``dataset`` when one is given (never generated profile parts such as "liked: ..."; users who
+    wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels follow) gives
+    distinctive items and attribute skew, and user ids. The name is composed from the card's facts (its
+    over-represented keywords and attributes: ``name_facts``, see :func:`~personas.describe.composed_names`),
+    distinct across cards; a card without such facts keeps its keyword name. A ``namer`` may add a generated
+    name, kept only when :func:`~personas.describe.check_name` finds it true to the card's facts
+    (:func:`~personas.describe.apply_namer`).
     """
     config = config or DescribeConfig()
     labels = np.asarray(labels, dtype=np.int64)

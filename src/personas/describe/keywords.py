@@ -283,9 +283,7 @@ def _merge_ngrams(order: list[int], terms: np.ndarray, counts: np.ndarray, *, in
     ]
     alone = {str(terms[i]): counts[i] for i in said if len(words[i]) == 1}
     return [
-        i
-        for i in said
-        if len(words[i]) == 1 or not all(w in alone and counts[i] < inside * alone[w] for w in words[i])
+        i for i in said if len(words[i]) == 1 or not all(w in alone and counts[i] < inside * alone[w] for w in words[i])
     ]
 
 

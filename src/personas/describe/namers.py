@@ -184,8 +184,14 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
             continue
         seen.add(a.attribute)
         attributes.append(
-            NameFact(kind="attribute", label=label, source=f"{a.attribute} = {a.value}", lift=a.lift,
-                     share=a.share_in_group, contrast=a.contrast)
+            NameFact(
+                kind="attribute",
+                label=label,
+                source=f"{a.attribute} = {a.value}",
+                lift=a.lift,
+                share=a.share_in_group,
+                contrast=a.contrast,
+            )
         )
     return _no_repeats(tastes), attributes
 
@@ -217,9 +223,7 @@ def compose_name(facts: Sequence[NameFact], *, mostly: float = 0.5) -> str:
     return " · ".join(part for part in (tastes, ", ".join(words)) if part)
 
 
-def composed_names(
-    personas: Sequence[Persona], config: NameConfig | None = None
-) -> list[tuple[str, list[NameFact]]]:
+def composed_names(personas: Sequence[Persona], config: NameConfig | None = None) -> list[tuple[str, list[NameFact]]]:
     """(name, facts) for every persona, no two names alike. Biggest groups first; a group whose name another
     already has says one more fact (its next keyword, then its next attribute, in turn) until it differs,
     and is told apart by its group number only when its facts run out. A card with no fact: ("", [])."""
@@ -272,6 +276,14 @@ _SAYS_GENDER = {
 }
 _SAYS_YOUNG = ("young", "youth", "youthful", "teen", "teens", "teenage", "teenagers", "juniors")
 _SAYS_OLD = ("older", "senior", "seniors", "elderly", "mature", "retirees", "veteran", "veterans", "boomers")
+# Decades of life ("in their thirties") and the age bands (first year) each may stand for.
+_DECADES = {
+    "twenties": range(18, 30),
+    "thirties": range(25, 40),
+    "forties": range(35, 50),
+    "fifties": range(45, 60),
+    "sixties": range(55, 70),
+}
 _WORD = re.compile(r"[^\W_][\w'-]*", re.UNICODE)
 
 
@@ -306,6 +318,15 @@ def _age_words(skew: Iterable[AttributeSkew]) -> set[str]:
     return allowed
 
 
+def _decade_ok(decade: str, skew: Iterable[AttributeSkew]) -> bool:
+    for a in skew:
+        if a.attribute == "age band" and not a.value.startswith("under"):
+            first = a.value.split("-")[0].rstrip("+")
+            if first.isdigit() and int(first) in _DECADES[decade]:
+                return True
+    return False
+
+
 def check_name(name: str, persona: Persona, others: Sequence[Persona] = ()) -> str | None:
     """Why ``name`` may not stand for ``persona`` (None: it may). A name must say at least one of the card's
     facts (a keyword, an over-represented attribute, a distinctive item's title), and nothing the card
@@ -318,8 +339,11 @@ def check_name(name: str, persona: Persona, others: Sequence[Persona] = ()) -> s
     own_terms += [f.source for f in persona.name_facts if f.kind == "keyword"]
     own_attrs = [lab for a in persona.attribute_skew if (lab := attribute_label(a.attribute, a.value))]
     own_items = [i.title for i in persona.distinctive_items]
-    genders = {_GENDER[a.value.lower()] for a in persona.attribute_skew
-               if a.attribute.lower() in ("gender", "sex") and a.value.lower() in _GENDER}
+    genders = {
+        _GENDER[a.value.lower()]
+        for a in persona.attribute_skew
+        if a.attribute.lower() in ("gender", "sex") and a.value.lower() in _GENDER
+    }
     ages = _age_words(persona.attribute_skew)
     for gender, synonyms in _SAYS_GENDER.items():
         said = next((w for w in synonyms if fold_plural(w) in words), None)
@@ -328,6 +352,13 @@ def check_name(name: str, persona: Persona, others: Sequence[Persona] = ()) -> s
     said_age = next((w for w in (*_SAYS_YOUNG, *_SAYS_OLD) if fold_plural(w) in words), None)
     if said_age is not None and said_age not in ages:
         return f"it says {said_age!r} but no age or occupation fact of this group supports it"
+    for decade in _DECADES:
+        if fold_plural(decade) in words and not _decade_ok(decade, persona.attribute_skew):
+            return f"it says {decade!r} but no age band of this group supports it"
+    facts_text = " ".join([*(k.term for k in persona.keywords), *(i.title for i in persona.distinctive_items)])
+    copied = next((w for w in _EXAMPLE_WORDS if fold_plural(w) in words and w not in facts_text.lower()), None)
+    if copied is not None:
+        return f"it copies {copied!r} from the prompt's example"
     own = {p.lower() for p in own_terms + own_attrs}
     for other in others:
         if other.group == persona.group:
@@ -335,12 +366,16 @@ def check_name(name: str, persona: Persona, others: Sequence[Persona] = ()) -> s
         theirs = [k.term for k in other.keywords] + [f.label for f in other.name_facts]
         theirs += [lab for a in other.attribute_skew if (lab := attribute_label(a.attribute, a.value))]
         for phrase in theirs:
-            if phrase.lower() not in own and not any(_says(_words(o), o, phrase) for o in own) and _says(
-                words, name, phrase
+            if (
+                phrase.lower() not in own
+                and not any(_says(_words(o), o, phrase) for o in own)
+                and _says(words, name, phrase)
             ):
                 return f"it says {phrase!r}, a fact of group {other.group} that this group does not have"
-    if not any(_says(words, name, p) for p in own_terms + own_attrs + own_items) and said_age is None and not (
-        genders and any(fold_plural(w) in words for g in genders for w in _SAYS_GENDER[g])
+    if (
+        not any(_says(words, name, p) for p in own_terms + own_attrs + own_items)
+        and said_age is None
+        and not (genders and any(fold_plural(w) in words for g in genders for w in _SAYS_GENDER[g]))
     ):
         return "it says none of the group's facts"
     return None
@@ -361,6 +396,7 @@ def apply_namer(personas: Sequence[Persona], namer: Any) -> list[Persona]:
         else:
             out.append(persona.model_copy(update={"name_check": f"{candidate!r} refused: {reason}"}))
     return out
+
 
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -398,16 +434,19 @@ def _prompt(persona: Persona) -> str:
     )
 
 
-# One worked example: a 135M model follows a shown answer format far better than a described one.
+# One worked example: a 135M model follows a shown answer format far better than a described one. It also
+# copies from it, so the check refuses any name that takes a word of the example the card does not have.
+_EXAMPLE_ANSWER = "Sourdough Bakers"
 _EXAMPLE = [
     {
         "role": "user",
         "content": "Facts about a group of users:\n- Baking (2.4x as common as overall)\n"
-        "- Sourdough (3.1x as common as overall)\n- aged 35-44 (1.6x as common as overall)\n"
+        "- Sourdough (3.1x as common as overall)\n"
         "Give the group a short name (2 to 5 words) built from these facts only. Answer with the name only.",
     },
-    {"role": "assistant", "content": "Sourdough Bakers in Their Thirties"},
+    {"role": "assistant", "content": _EXAMPLE_ANSWER},
 ]
+_EXAMPLE_WORDS = ("sourdough", "bakers", "baking", "baker", "bread")
 
 _CLEAN = re.compile(r"^(name\s*:\s*)|[\"'“”*#]", re.IGNORECASE)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter

@@ -24,7 +24,8 @@ main{padding:24px 32px;max-width:1400px}section{margin-bottom:32px}
 h2{font-size:18px;border-bottom:2px solid #dde1e8;padding-bottom:6px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:16px}
 .card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.1);
-border-top:5px solid var(--c)}.card h3{margin:0 0 4px;font-size:16px}.meta{color:#5b6478;font-size:12px}.name-facts{color:#234;font-size:13px;margin:2px 0}
+border-top:5px solid var(--c)}.card h3{margin:0 0 4px;font-size:16px}.meta{color:#5b6478;font-size:12px}
+.name-facts{color:#234;font-size:13px;margin:2px 0}
 .kw span{display:inline-block;background:#eef1f6;border-radius:10px;padding:2px 8px;margin:2px;font-size:12px}
 .card ul{padding-left:18px;margin:6px 0;font-size:13px}.card q{color:#39415a;font-style:italic}
 table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:5px 10px;border:1px solid #dde1e8}

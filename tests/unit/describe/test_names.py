@@ -51,7 +51,7 @@ def _movies(*, descriptions: bool = True) -> Dataset:
         {
             "user_id": [f"u{u}" for u in range(12)],
             "gender": ["M"] * 5 + ["F"] + ["F"] * 5 + ["M"],
-            "age": ["20", "21", "22", "23", "19", "40"] + ["35", "36", "41", "38", "60", "30"],
+            "age": ["20", "21", "22", "23", "19", "40", "35", "36", "41", "38", "60", "30"],
         }
     )
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
@@ -195,6 +195,8 @@ ROMANCE = Persona(
         ("Sci-Fi Romance Lovers", "'romance', a fact of group 1"),  # another group's genre
         ("Sci-Fi Ladies", "'ladies' but women are not over-represented"),
         ("Senior Sci-Fi Buffs", "'senior' but no age"),
+        ("Sci-Fi Fans in Their Thirties", "'thirties' but no age band"),  # the card says 18-24
+        ("Sourdough Sci-Fi", "copies 'sourdough' from the prompt's example"),
     ],
 )
 def test_the_check_refuses_a_name_that_contradicts_or_ignores_the_facts(name: str, reason: str):
@@ -202,7 +204,9 @@ def test_the_check_refuses_a_name_that_contradicts_or_ignores_the_facts(name: st
     assert refused is not None and reason in refused
 
 
-@pytest.mark.parametrize("name", ["Sci-Fi Guys", "Young Action Fans", "scifi fans", "Action Heroes"])
+@pytest.mark.parametrize(
+    "name", ["Sci-Fi Guys", "Young Action Fans", "scifi fans", "Action Heroes", "Sci-Fi Twenties"]
+)
 def test_the_check_accepts_a_name_true_to_the_facts(name: str):
     assert check_name(name, SCI_FI, [SCI_FI, ROMANCE]) is None
 
