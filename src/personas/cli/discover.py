@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from personas._files import write_atomic
@@ -157,6 +158,9 @@ def discover(
 def print_cards(personas: list[Any], limit: int | None = None) -> None:
     for p in personas[:limit]:
         body = [f"[bold]{p.size}[/] users ({100 * p.share:.0f}%)"]
+        facts = getattr(p, "name_facts", [])
+        if facts:  # the numbers behind the name
+            body.append("name facts: " + "; ".join(escape(f.evidence) for f in facts))
         if p.keywords:
             body.append("keywords: " + ", ".join(k.term for k in p.keywords[:8]))
         if p.distinctive_items:

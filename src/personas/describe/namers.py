@@ -161,7 +161,8 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
             for k in persona.keywords
             if ok(k.lift, k.support, k.contrast, min_lift)
         ]
-        return sorted(facts, key=lambda f: -_rank(f.share, f.lift))  # stable: ties keep the c-TF-IDF order
+        # stable: ties (to rounding noise) keep the c-TF-IDF order
+        return sorted(facts, key=lambda f: -round(_rank(f.share, f.lift), 9))
 
     # Strong keywords; else any over-represented one (lift > 1, a weaker fact); else the distinctive items.
     tastes = keyword_facts(config.min_lift) or keyword_facts(1.0 + 1e-9)
@@ -335,6 +336,11 @@ def check_name(name: str, persona: Persona, others: Sequence[Persona] = ()) -> s
     words = _words(name)
     if not words:
         return "it has no words"
+    echo = next((w for w in _PROMPT_WORDS if w in words), None)
+    if echo is not None:
+        return f"it echoes the prompt ({echo!r})"
+    if len(set(words)) < len(words):
+        return "it repeats a word"
     own_terms = [k.term for k in persona.keywords] + [f.label for f in persona.name_facts]
     own_terms += [f.source for f in persona.name_facts if f.kind == "keyword"]
     own_attrs = [lab for a in persona.attribute_skew if (lab := attribute_label(a.attribute, a.value))]
@@ -447,6 +453,8 @@ _EXAMPLE = [
     {"role": "assistant", "content": _EXAMPLE_ANSWER},
 ]
 _EXAMPLE_WORDS = ("sourdough", "bakers", "baking", "baker", "bread")
+# Words of the prompt's wording, not of any fact: an answer with them repeats the prompt.
+_PROMPT_WORDS = ("common", "overall", "fact", "facts", "users")
 
 _CLEAN = re.compile(r"^(name\s*:\s*)|[\"'“”*#]", re.IGNORECASE)
 

@@ -197,6 +197,8 @@ ROMANCE = Persona(
         ("Senior Sci-Fi Buffs", "'senior' but no age"),
         ("Sci-Fi Fans in Their Thirties", "'thirties' but no age band"),  # the card says 18-24
         ("Sourdough Sci-Fi", "copies 'sourdough' from the prompt's example"),
+        ("Sci-Fi Sci-Fi", "repeats a word"),
+        ("Sci-Fi (2.0x as common as", "echoes the prompt"),
     ],
 )
 def test_the_check_refuses_a_name_that_contradicts_or_ignores_the_facts(name: str, reason: str):
