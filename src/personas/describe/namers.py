@@ -429,30 +429,23 @@ def _facts_text(persona: Persona) -> str:
             NameFact(kind="item", label=i.title, source=i.item_id, lift=i.lift, share=i.share_in_group)
             for i in persona.distinctive_items[:3]
         ]
-    return "\n".join(f"- {f.label} ({f.lift:.1f}x as common as overall)" for f in facts) or "- none"
+    return ", ".join(f"{f.label} ({f.lift:.1f}x)" for f in facts) or "none"
+
+
+_ASK = "Name this group of users in 2 to 4 words, using its facts. Answer with the name only."
 
 
 def _prompt(persona: Persona) -> str:
-    return (
-        "Facts about a group of users:\n"
-        f"{_facts_text(persona)}\n"
-        "Give the group a short name (2 to 5 words) built from these facts only. Answer with the name only."
-    )
+    return f"{_ASK}\nFacts: {_facts_text(persona)}."
 
 
 # One worked example: a 135M model follows a shown answer format far better than a described one. It also
 # copies from it, so the check refuses any name that takes a word of the example the card does not have.
-_EXAMPLE_ANSWER = "Sourdough Bakers"
 _EXAMPLE = [
-    {
-        "role": "user",
-        "content": "Facts about a group of users:\n- Baking (2.4x as common as overall)\n"
-        "- Sourdough (3.1x as common as overall)\n"
-        "Give the group a short name (2 to 5 words) built from these facts only. Answer with the name only.",
-    },
-    {"role": "assistant", "content": _EXAMPLE_ANSWER},
+    {"role": "user", "content": f"{_ASK}\nFacts: Jazz (2.0x), Vinyl (1.8x), aged 45–54 (1.4x)."},
+    {"role": "assistant", "content": "Jazz Vinyl Collectors"},
 ]
-_EXAMPLE_WORDS = ("sourdough", "bakers", "baking", "baker", "bread")
+_EXAMPLE_WORDS = ("jazz", "vinyl", "collectors", "collector")
 # Words of the prompt's wording, not of any fact: an answer with them repeats the prompt.
 _PROMPT_WORDS = ("common", "overall", "fact", "facts", "users")
 
@@ -462,6 +455,7 @@ _CLEAN = re.compile(r"^(name\s*:\s*)|[\"'“”*#]", re.IGNORECASE)
 def _clean(answer: str, max_words: int) -> str | None:
     line = next((ln for ln in answer.strip().splitlines() if ln.strip()), "")
     line = line.split(";")[0]  # the small model sometimes lists several names ("The Lost; The Lost; ...")
+    line = line.split("(")[0]  # ...or goes on with the prompt's numbers ("Sci-Fi (2.0x as common as")
     name = _CLEAN.sub("", line).strip().rstrip(".!:,;").strip()
     words = name.split()
     if not words or len(words) > max_words or not any(c.isalpha() for c in name):

@@ -1,4 +1,4 @@
-"""The generated name: a real local model where installed, and the keyword-name fallback everywhere."""
+"""The generated name: a real local model where installed, and the composed-name fallback everywhere."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def test_answers_are_cleaned_or_refused():
     assert _clean('"Space Explorers."\nmore text', 6) == "Space Explorers"
     assert _clean("Name: **Night Owls**", 6) == "Night Owls"
     assert _clean("The Lost; The Lost; The Lost", 6) == "The Lost"
+    assert _clean("Sci-Fi Fans (2.0x", 6) == "Sci-Fi Fans"  # the prompt's numbers are not part of a name
     assert _clean("one two three four five six seven", 6) is None
     assert _clean("  \n 123 ", 6) is None
 

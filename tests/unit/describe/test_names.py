@@ -196,7 +196,7 @@ ROMANCE = Persona(
         ("Sci-Fi Ladies", "'ladies' but women are not over-represented"),
         ("Senior Sci-Fi Buffs", "'senior' but no age"),
         ("Sci-Fi Fans in Their Thirties", "'thirties' but no age band"),  # the card says 18-24
-        ("Sourdough Sci-Fi", "copies 'sourdough' from the prompt's example"),
+        ("Jazz Sci-Fi", "copies 'jazz' from the prompt's example"),
         ("Sci-Fi Sci-Fi", "repeats a word"),
         ("Sci-Fi (2.0x as common as", "echoes the prompt"),
     ],
@@ -206,9 +206,7 @@ def test_the_check_refuses_a_name_that_contradicts_or_ignores_the_facts(name: st
     assert refused is not None and reason in refused
 
 
-@pytest.mark.parametrize(
-    "name", ["Sci-Fi Guys", "Young Action Fans", "scifi fans", "Action Heroes", "Sci-Fi Twenties"]
-)
+@pytest.mark.parametrize("name", ["Sci-Fi Guys", "Young Action Fans", "scifi fans", "Action Heroes", "Sci-Fi Twenties"])
 def test_the_check_accepts_a_name_true_to_the_facts(name: str):
     assert check_name(name, SCI_FI, [SCI_FI, ROMANCE]) is None
 
