@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from personas.describe import DescribeConfig, DistinctiveItem, Keyword, KeywordConfig, Persona, describe_groups
-from personas.describe.namers import GenerativeNamer, _clean, smollm2_gguf_path
+from personas.describe.namers import GenerativeNamer, _clean, apply_namer, check_name, smollm2_gguf_path
 
 
 def _persona() -> Persona:
@@ -58,3 +58,9 @@ def test_smollm2_names_are_deterministic_and_cached():
     assert namer.name(_persona()) == first
     if first is not None:
         assert 1 <= len(first.split()) <= 8
+    # through the fact check: kept only when true to the card, else the composed name stays and says why
+    checked = apply_namer([_persona()], namer)[0]
+    if checked.name_source == "generated":
+        assert checked.generated_name == first and check_name(first, _persona()) is None
+    else:
+        assert checked.display_name == _persona().name and (first is None or checked.name_check)
