@@ -293,12 +293,13 @@ def descriptive_texts(
     min_rating: float | None = 4.0,
     max_reviews: int = 20,
     item_tags: int = 5,
+    item_tag_users: int = 2,
     description_chars: int = 300,
 ) -> list[str]:
     """Per user row, the words that describe the user: their own text, reviews (the first ``max_reviews``)
     and tags, then for every item they liked (rated ``min_rating`` or more; every item where they rated
     none that high) its genres, its description (cut to ``description_chars``) and its ``item_tags`` most
-    used tags. Item titles and ids are left out: they name films and products, they do not describe a
+    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name films and products, they do not describe a
     group ("independence day", "id4"). Texts are cleaned (markup, links: :func:`personas.data.clean_text`).
     Pieces are separated by phrase ends, so no n-gram runs from one genre or item into the next."""
     items = dataset.items
@@ -314,12 +315,16 @@ def descriptive_texts(
         frame = dataset.tags
         for user, tag in zip(frame["user"].to_numpy(), frame["tag"].astype(str).to_numpy(), strict=True):
             user_tags.setdefault(int(user), []).append(tag)
-        counted = (
-            pd.DataFrame({"item": frame["item"].to_numpy(), "tag": frame["tag"].astype(str).str.lower().to_numpy()})
-            .groupby(["item", "tag"])
-            .size()
-            .sort_values(ascending=False, kind="stable")
+        tagged = pd.DataFrame(
+            {
+                "item": frame["item"].to_numpy(),
+                "tag": frame["tag"].astype(str).str.lower().to_numpy(),
+                "user": frame["user"].to_numpy(),
+            }
         )
+        counted = tagged.groupby(["item", "tag"])["user"].nunique().sort_values(ascending=False, kind="stable")
+        # an item's tag that only one user gave is that user's habit ("ei muista" on all they rated), not the item
+        counted = counted[counted >= item_tag_users]
         for (item, tag), _ in counted.items():
             have = tags_of_item.setdefault(int(item), [])
             if len(have) < item_tags:

@@ -71,6 +71,21 @@ def test_descriptive_texts_have_genres_and_descriptions_but_no_titles():
     assert not any(t in texts[0] for t in ("Independence", "ID4", "Iron", "Wedding"))  # no titles, no dislikes
 
 
+def test_an_items_tags_count_only_where_two_users_gave_them():
+    base = _movies()
+    tags = pd.DataFrame(
+        {
+            "user_id": ["u0", "u1", "u2", "u2"],
+            "item_id": ["m1", "m1", "m2", "m3"],
+            "tag": ["aliens", "Aliens", "ei muista", "ei muista"],  # u2's habit on everything it rates
+        }
+    )
+    tagged = Dataset.from_frames(base.interactions(), users=base.users, items=base.items, tags=tags)
+    texts = descriptive_texts(tagged)
+    assert "aliens" in texts[3]  # m1's tag (two users), on everyone who liked m1
+    assert "ei muista" not in texts[3] and "ei muista" in texts[2]  # only in u2's own tags
+
+
 def test_sci_fi_fans_get_sci_fi_in_their_name_with_its_lift_on_the_card():
     sci_fi, romance = describe_groups(LABELS, dataset=_movies(descriptions=False), config=CONFIG)
     assert sci_fi.name.startswith("Sci-Fi & Action")  # sci-fi: 3 liked films per member, action: 2
