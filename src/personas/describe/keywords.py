@@ -299,9 +299,10 @@ def descriptive_texts(
     """Per user row, the words that describe the user: their own text, reviews (the first ``max_reviews``)
     and tags, then for every item they liked (rated ``min_rating`` or more; every item where they rated
     none that high) its genres, its description (cut to ``description_chars``) and its ``item_tags`` most
-    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name films and products, they do not describe a
-    group ("independence day", "id4"). Texts are cleaned (markup, links: :func:`personas.data.clean_text`).
-    Pieces are separated by phrase ends, so no n-gram runs from one genre or item into the next."""
+    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name
+    films and products, they do not describe a group ("independence day", "id4"). Texts are cleaned
+    (markup, links: :func:`personas.data.clean_text`). Pieces are separated by phrase ends, so no n-gram
+    runs from one genre or item into the next."""
     items = dataset.items
     genres = [", ".join(g) for g in genre_tokens(dataset)]
     descriptions = [""] * dataset.n_items
