@@ -63,6 +63,12 @@ def test_discover_writes_assignments_and_personas_then_describe_prints_them(fold
     shown = runner.invoke(app, ["describe", str(out / "personas.json"), "--group", str(first["u12"])])
     assert shown.exit_code == 0, shown.output
     assert "Casablanca" in shown.output or "Amelie" in shown.output
+    # the name is composed of the group's facts, printed with their numbers
+    romance = personas[first["u12"]]
+    # romance: 3 of each member's 5 genre words, 36 of all 108: 1.8x; writers: all 12 of 12, half overall
+    assert romance["name"] == "Romance & Comedy · mostly writers" and romance["name_source"] == "composed"
+    assert [f["label"] for f in romance["name_facts"]] == ["Romance", "Comedy", "writers"]
+    assert "name facts: Romance 1.8x, 100% of members" in shown.output
 
 
 def test_discover_auto_k_with_given_vectors_and_agglomerative_threshold(folder: Path, tmp_path: Path):

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from personas._files import write_atomic
@@ -162,7 +163,6 @@ def _stability(p: Any) -> str:
 
 def print_tree(coarse: list[Any], fine: list[Any]) -> None:
     """Coarse personas (for reading) with their fine sub-personas (for recommending): sizes, names, stability."""
-    from rich.markup import escape
     from rich.tree import Tree
 
     by_group = {p.group: p for p in fine}
@@ -187,6 +187,9 @@ def print_cards(personas: list[Any], limit: int | None = None, parents: dict[int
             body.append(f"in coarse persona {p.parent}: {parents[p.parent].display_name}")
         if p.children:
             body.append("sub-personas: " + ", ".join(map(str, p.children)))
+        facts = getattr(p, "name_facts", [])
+        if facts:  # the numbers behind the name
+            body.append("name facts: " + "; ".join(escape(f.evidence) for f in facts))
         if p.keywords:
             body.append("keywords: " + ", ".join(k.term for k in p.keywords[:8]))
         if p.distinctive_items:

@@ -11,7 +11,8 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
-from personas.describe.keywords import KeywordConfig, class_keywords, distinct_names
+from personas.describe.keywords import KeywordConfig, class_keywords, descriptive_texts, distinct_names
+from personas.describe.namers import NameConfig, apply_namer, composed_names
 from personas.describe.persona import Persona
 from personas.discover._base import centroids_of
 from personas.errors import DataError
@@ -22,10 +23,11 @@ __all__ = ["DescribeConfig", "Namer", "describe_groups"]
 class DescribeConfig(ComponentConfig):
     keywords: KeywordConfig = Field(default_factory=KeywordConfig)
     facts: FactsConfig = Field(default_factory=FactsConfig)
+    names: NameConfig = Field(default_factory=NameConfig)
 
 
 class Namer(Protocol):
-    """Gives a persona a readable name; returns None to keep the keyword name."""
+    """Gives a persona a readable name; returns None to keep the composed name."""
 
     def name(self, persona: Persona) -> str | None: ...
 
@@ -53,12 +55,18 @@ def describe_groups(
 ) -> list[Persona]:
     """One :class:`Persona` per group ``0..max(labels)`` (noise, ``-1``, gets none).
 
-    Every input is optional and adds its part of the card: ``texts`` (one per user) give keywords, the
-    name; ``vectors`` give representative users, quoted from ``quotes`` (one per user: their own words), by
-    default the users' own texts and reviews in ``dataset`` when one is given (never generated profile parts
-    such as "liked: ..."; users who wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels
-    follow) gives distinctive items and attribute skew, and user ids. A ``namer`` may add a generated name;
-    when it fails or returns None the card keeps its keyword name.
+    Every input is optional and adds its part of the card. Keywords come from the words that describe the
+    users (:func:`~personas.describe.descriptive_texts` of ``dataset``: their own text, reviews, tags, and
+    the genres, descriptions and tags of what they liked, never item titles), or from ``texts`` (one per
+    user) when no dataset is given or the dataset has no such words; ``vectors`` give representative
+    users, quoted from ``quotes`` (one per user: their own words), by default the users' own texts and
+    reviews in ``dataset`` when one is given (never generated profile parts such as "liked: ..."; users who
+    wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels follow) gives
+    distinctive items and attribute skew, and user ids. The name is composed from the card's facts (its
+    over-represented keywords and attributes: ``name_facts``, see :func:`~personas.describe.composed_names`),
+    distinct across cards; a card without such facts keeps its keyword name. A ``namer`` may add a generated
+    name, kept only when :func:`~personas.describe.check_name` finds it true to the card's facts
+    (:func:`~personas.describe.apply_namer`).
     """
     config = config or DescribeConfig()
     labels = np.asarray(labels, dtype=np.int64)
@@ -83,7 +91,18 @@ def describe_groups(
         _check_length("vectors", vectors, n)
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
 
-    keywords = class_keywords(texts, labels, n_groups, config.keywords) if texts is not None else [[]] * n_groups
+    keyword_texts: Sequence[str | None] | None = texts
+    ids: list[str] = []
+    if dataset is not None:
+        described = descriptive_texts(dataset, min_rating=config.facts.min_rating)
+        if any(t.strip() for t in described):
+            keyword_texts = described
+        ids = [str(i) for i in (*dataset.user_vocab.ids, *dataset.item_vocab.ids)]
+    keywords = (
+        class_keywords(keyword_texts, labels, n_groups, config.keywords, ids=ids)
+        if keyword_texts is not None
+        else [[] for _ in range(n_groups)]
+    )
     items = distinctive_items(dataset, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
     skew = attribute_skew(dataset.users, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
     centroids = None
@@ -93,7 +112,7 @@ def describe_groups(
         vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
         centroids = centroids_of(vecs, labels, n_groups)
 
-    names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
+    keyword_names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
     personas = []
     for g in range(n_groups):
         reps = (
@@ -112,7 +131,8 @@ def describe_groups(
         )
         persona = Persona(
             group=g,
-            name=names[g],
+            name=keyword_names[g],
+            keyword_name=keyword_names[g],
             size=int(sizes[g]),
             share=float(sizes[g] / n) if n else 0.0,
             keywords=keywords[g],
@@ -120,7 +140,8 @@ def describe_groups(
             distinctive_items=items[g],
             attribute_skew=skew[g],
         )
-        if namer is not None:
-            persona = persona.model_copy(update={"generated_name": namer.name(persona)})
         personas.append(persona)
-    return personas
+    for g, (name, facts) in enumerate(composed_names(personas, config.names)):
+        if name:
+            personas[g] = personas[g].model_copy(update={"name": name, "name_facts": facts, "name_source": "composed"})
+    return apply_namer(personas, namer) if namer is not None else personas

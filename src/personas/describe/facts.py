@@ -177,9 +177,13 @@ def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd
 def attribute_skew(
     users: pd.DataFrame, labels: np.ndarray, n_groups: int, config: FactsConfig
 ) -> list[list[AttributeSkew]]:
-    """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), largest lift first."""
+    """Attribute values over-represented in each group (lift >= ``min_attribute_lift``), those that set the
+    group apart most first: share in the group x log lift (a value most of the group has, 1.4x as common,
+    before one 2% of it has, 3x as common)."""
     columns = _attribute_columns(users, config)
     out: list[list[AttributeSkew]] = [[] for _ in range(n_groups)]
+    if n_groups == 0:
+        return out
     for name, series in columns.items():
         values = series.to_numpy(dtype=object)
         known = pd.notna(series).to_numpy()
@@ -188,25 +192,30 @@ def attribute_skew(
         vals, codes = np.unique(values[known].astype(str), return_inverse=True)
         overall = np.bincount(codes, minlength=len(vals)) / known.sum()
         known_labels = labels[known]
+        counts = np.stack([np.bincount(codes[known_labels == g], minlength=len(vals)) for g in range(n_groups)])
+        n_known = counts.sum(axis=1, keepdims=True)
+        shares = np.divide(counts, n_known, out=np.zeros(counts.shape), where=n_known > 0)
+        # contrast: the group's share over the largest share of any other group
+        top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, len(vals)))
         for g in range(n_groups):
-            counts = np.bincount(codes[known_labels == g], minlength=len(vals))
-            n_known = counts.sum()
-            if n_known == 0:
+            if n_known[g, 0] == 0:
                 continue
-            share = counts / n_known
+            share = shares[g]
             lift = share / overall
-            for v in np.flatnonzero((counts >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
+            others = np.where(share >= top2[0], top2[1], top2[0]) if n_groups > 1 else np.zeros(len(vals))
+            for v in np.flatnonzero((counts[g] >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
                 out[g].append(
                     AttributeSkew(
                         attribute=name,
                         value=str(vals[v]),
-                        users=int(counts[v]),
+                        users=int(counts[g, v]),
                         share_in_group=float(share[v]),
                         share_overall=float(overall[v]),
                         lift=float(lift[v]),
+                        contrast=float(share[v] / others[v]) if others[v] > 0 else None,
                     )
                 )
     for g in range(n_groups):
-        out[g].sort(key=lambda s: (-s.lift, s.attribute, s.value))
+        out[g].sort(key=lambda s: (-s.share_in_group * np.log(s.lift), s.attribute, s.value))
         del out[g][config.n_attributes :]
     return out

@@ -4,35 +4,48 @@ All texts of a group are pooled into one "class document". A term's weight in a 
 there (normalised by the group's total) times ``log(1 + A / f)``, where ``A`` is the average number of
 term occurrences per group and ``f`` the term's frequency over all groups: frequent in this group, rare
 overall. Stop words are removed, n-grams counted, and terms present in more than ``max_df`` of all users'
-texts are dropped (boilerplate such as "liked" in every profile). A keyword must also be over-represented
-in its group (share of the group's words >= ``min_lift`` x its share overall) and used in it at least
-``min_contrast`` times as much as in any other group (a word rarer in the group than elsewhere says nothing
-about it). Generic words (:data:`GENERIC_WORDS`: "like", "taste", "it's") are stop words. Chinese is split into
-words first (jieba), function words left out, so Chinese groups get Chinese keywords.
+texts can be dropped (boilerplate). A keyword must also be over-represented in its group (its lift: share
+of the group's words >= ``min_lift`` x its share overall), used in it at least ``min_contrast`` times as
+much as in any other group (a word rarer in the group than elsewhere says nothing about it), and used by at
+least ``min_support`` of the group's members (one member repeating a word is not the group's word).
+Generic words (:data:`GENERIC_WORDS`: "like", "taste", "it's", "day", "man") and markup left-overs
+(:data:`MARKUP_WORDS`) are stop words; so are words with a digit ("id4", product codes) and the ids passed
+in. Plurals are folded into one term ("comedy" and "comedies"), and a word is left out where a kept
+n-gram says it ("wars" beside "star wars"), an n-gram where its words are kept on their own. Chinese is
+split into words first (jieba), function words left out, so Chinese groups get Chinese keywords.
+
+:func:`descriptive_texts` gives each user the words that describe them rather than name things: their own
+text, reviews and tags, and the genres, descriptions and tags of the items they liked, never item titles.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from personas.config import ComponentConfig
+from personas.data import Dataset, clean_text
+from personas.data.items import genre_tokens
 from personas.data.language import has_han, segment
 from personas.describe.persona import Keyword
 
 __all__ = [
     "GENERIC_WORDS",
+    "MARKUP_WORDS",
     "PHRASE_END_PATTERN",
     "STOP_WORDS",
     "TOKEN_PATTERN",
     "KeywordConfig",
     "class_keywords",
+    "descriptive_texts",
     "distinct_names",
+    "fold_plural",
     "keyword_name",
 ]
 
@@ -60,24 +73,51 @@ GENERIC_WORDS = frozenset(
         # praise that every review group shares: it says how much, never what
         *("great", "good", "best", "better", "love", "loves", "loved", "nice", "excellent", "amazing", "awesome"),
         *("favorite", "favourite", "perfect", "recommend", "recommended", "highly"),
+        # words of every title and every life: they say nothing about one group
+        *("day", "days", "man", "men", "woman", "women", "life", "time", "times", "year", "years", "people"),
+        *("person", "world", "new", "old", "little", "big", "night", "kind", "sort"),
         # the same in Chinese: like, taste, stuff/thing, product, use, try
         *("喜欢", "味道", "东西", "产品", "使用", "尝试"),
     }
 )
-#: The stop words of keyword analysis: sklearn's English list and the generic words.
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS | GENERIC_WORDS)
+#: What markup and links leave behind when a text was not cleaned: tag, attribute and entity names, URL parts.
+MARKUP_WORDS = frozenset(
+    {
+        *("br", "nbsp", "amp", "quot", "apos", "lt", "gt", "href", "src", "img", "div", "span", "li", "ul"),
+        *("ol", "td", "tr", "th", "tbody", "html", "htm", "php", "http", "https", "www", "com", "org", "net"),
+    }
+)
+#: The stop words of keyword analysis: sklearn's English list, the generic words and markup left-overs.
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS | GENERIC_WORDS | MARKUP_WORDS)
+_DIGIT = re.compile(r"\d")
 
 
-def _analyzer(stop: frozenset[str], ngram_max: int) -> Callable[[str], list[str]]:
+def fold_plural(word: str) -> str:
+    """The singular-looking key of an English word, so that plurals merge with their singular: "comedies"
+    and "comedy" -> "comedy", "teas" -> "tea", "children's" -> "children". Not a stemmer: "organic" and
+    "organisation" stay apart (a Porter stemmer would merge them); words in -ss, -us, -is stay whole."""
+    w = word[:-2] if word.endswith("'s") else word
+    if len(w) <= 3 or w.endswith(("ss", "us", "is", "'")):
+        return w
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return w[:-2]
+    if w.endswith("s"):
+        return w[:-1]
+    return w
+
+
+def _analyzer(stop: frozenset[str], ngram_max: int, *, digits: bool = True) -> Callable[[str], list[str]]:
     """Lower-cased words that are not stop words, and n-grams within each phrase (never across its end)
     that neither start nor end with a stop word: "lost ark" and "good will hunting", never "raiders lost"
-    (from "Raiders of the Lost Ark") or "will hunting"."""
+    (from "Raiders of the Lost Ark") or "will hunting". ``digits=False``: a word with a digit is a stop word."""
 
     def analyse(text: str) -> list[str]:
         terms: list[str] = []
         for phrase in _PHRASE_END.split(text.lower()):
             words = _TOKEN.findall(phrase)
-            edge = [w not in stop for w in words]
+            edge = [w not in stop and (digits or not _DIGIT.search(w)) for w in words]
             terms.extend(w for w, ok in zip(words, edge, strict=True) if ok)
             for size in range(2, ngram_max + 1):
                 terms.extend(
@@ -94,10 +134,20 @@ class KeywordConfig(ComponentConfig):
     n_keywords: int = Field(10, ge=1)
     ngram_max: int = Field(2, ge=1, le=4)
     min_df: int = Field(2, ge=1, description="A term must appear in at least this many users' texts.")
-    max_df: float = Field(0.5, gt=0.0, le=1.0, description="Drop terms in more than this share of texts.")
+    # 1.0: a genre nearly every user likes ("drama") is still a fact where one group likes it more; lift and
+    # contrast, not frequency, decide what a group's word is.
+    max_df: float = Field(1.0, gt=0.0, le=1.0, description="Drop terms in more than this share of texts.")
+    min_support: float = Field(
+        0.05, ge=0.0, le=1.0, description="A keyword must be in the texts of at least this share of the group."
+    )
+    fold_plurals: bool = Field(True, description="Merge plurals with their singular ('comedies', 'comedy').")
+    digit_words: bool = Field(False, description="Keep words with a digit ('id4', codes); off: they are ids.")
+    merge_ngrams: bool = Field(
+        True, description="Leave out a word that a kept n-gram says, and an n-gram whose words are kept alone."
+    )
     extra_stop_words: tuple[str, ...] = ()
     min_lift: float = Field(
-        1.2, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
+        1.05, ge=0.0, description="A keyword's share of the group's words must be >= this times its share overall."
     )
     min_contrast: float = Field(
         1.0, ge=0.0, description="...and >= this times its share in any other group (1: no group uses it more)."
@@ -106,9 +156,15 @@ class KeywordConfig(ComponentConfig):
 
 
 def class_keywords(
-    texts: Sequence[str | None], labels: np.ndarray, n_groups: int, config: KeywordConfig | None = None
+    texts: Sequence[str | None],
+    labels: np.ndarray,
+    n_groups: int,
+    config: KeywordConfig | None = None,
+    *,
+    ids: Collection[str] = (),
 ) -> list[list[Keyword]]:
-    """Top keywords of each group ``0..n_groups-1`` (noise rows, label ``-1``, count only in the corpus)."""
+    """Top keywords of each group ``0..n_groups-1`` (noise rows, label ``-1``, count only in the corpus).
+    ``ids`` (user and item ids) are never keywords."""
     config = config or KeywordConfig()
     docs = [t or "" for t in texts]
     labels = np.asarray(labels)
@@ -118,31 +174,39 @@ def class_keywords(
     n_docs = sum(1 for d in docs if d.strip())
     if any(has_han(d) for d in docs):
         docs = [segment(d, content_words=True) for d in docs]
-    stop = frozenset(STOP_WORDS | {w.lower() for w in config.extra_stop_words})
+    stop = frozenset(STOP_WORDS | {w.lower() for w in config.extra_stop_words} | {str(i).lower() for i in ids})
+    digits = config.digit_words
     max_df = config.max_df if n_docs * config.max_df >= 1 else 1.0
     # Pass 1 finds boilerplate words (in more than max_df of texts); pass 2 treats them as stop words, so
     # they also vanish from n-grams ("liked star wars" -> "star wars").
-    words = CountVectorizer(analyzer=_analyzer(stop, 1), binary=True)
-    try:
-        presence = words.fit_transform(docs)
-    except ValueError:  # no word survived (all stop words)
-        return empty
-    doc_freq = np.asarray(presence.sum(axis=0)).ravel()
-    boilerplate = set(words.get_feature_names_out()[doc_freq > max_df * n_docs].tolist())
+    boilerplate: set[str] = set()
+    if max_df < 1.0:
+        words = CountVectorizer(analyzer=_analyzer(stop, 1, digits=digits), binary=True)
+        try:
+            presence = words.fit_transform(docs)
+        except ValueError:  # no word survived (all stop words)
+            return empty
+        doc_freq = np.asarray(presence.sum(axis=0)).ravel()
+        boilerplate = set(words.get_feature_names_out()[doc_freq > max_df * n_docs].tolist())
     vectorizer = CountVectorizer(
-        analyzer=_analyzer(stop | boilerplate, config.ngram_max), min_df=min(config.min_df, n_docs)
+        analyzer=_analyzer(stop | boilerplate, config.ngram_max, digits=digits), min_df=min(config.min_df, n_docs)
     )
     try:
         counts = vectorizer.fit_transform(docs)
     except ValueError:  # no term survived (all stop words or too rare)
         return empty
     terms = vectorizer.get_feature_names_out()
+    if config.fold_plurals:
+        counts, terms = _fold_terms(sp.csr_matrix(counts), terms)
     n_words = np.array([t.count(" ") + 1 for t in terms])
     keep = labels >= 0
     member = sp.csr_matrix(
         (np.ones(int(keep.sum())), (labels[keep], np.flatnonzero(keep))), shape=(n_groups, len(docs))
     )
     per_group = np.asarray((member @ counts).todense(), dtype=np.float64)
+    users = np.asarray((member @ (counts > 0).astype(np.float64)).todense())
+    sizes = np.bincount(labels[keep], minlength=n_groups).astype(np.float64)
+    support = users / np.maximum(sizes, 1.0)[:, None]
     totals = per_group.sum(axis=1, keepdims=True)
     tf = np.divide(per_group, totals, out=np.zeros_like(per_group), where=totals > 0)
     term_freq = per_group.sum(axis=0)
@@ -152,6 +216,7 @@ def class_keywords(
     # A keyword must be over-represented in its group: a term frequent everywhere ("horror" in a film
     # corpus) can top several groups by c-TF-IDF alone and then says nothing about any of them.
     overall = term_freq / max(term_freq.sum(), 1.0)
+    lift = np.divide(tf, overall[None, :], out=np.zeros_like(tf), where=overall[None, :] > 0)
     scores[tf < config.min_lift * overall[None, :]] = 0.0
     # Contrast: the group's share of a term over the largest share in any other group (> 1: its own term).
     if n_groups > 1:
@@ -161,22 +226,134 @@ def class_keywords(
         others = np.zeros_like(tf)
     # Rarer in the group than in another one (contrast < min_contrast): not this group's word.
     scores[tf < config.min_contrast * others] = 0.0
+    scores[support < config.min_support] = 0.0
     out = []
     for g in range(n_groups):
         row = scores[g]
         # highest score first; ties go to the longer n-gram (more specific), then alphabetical order
-        order = np.lexsort((terms, -n_words, -row))
+        order = [int(i) for i in np.lexsort((terms, -n_words, -row)) if row[i] > 0]
+        if config.merge_ngrams:  # among the top few only: what is left out is replaced from further down
+            order = _merge_ngrams(order[: 5 * config.n_keywords], terms, per_group[g])
         out.append(
             [
                 Keyword(
                     term=str(terms[i]),
                     score=float(row[i]),
                     contrast=float(tf[g, i] / others[g, i]) if others[g, i] > 0 else None,
+                    lift=float(lift[g, i]),
+                    support=float(support[g, i]),
                 )
                 for i in order[: config.n_keywords]
-                if row[i] > 0
             ]
         )
+    return out
+
+
+def _fold_terms(counts: sp.csr_matrix, terms: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Columns whose words fold to the same key (:func:`fold_plural`) summed into one, named by the form
+    used most ("comedy" over "comedies" when "comedy" is more frequent; ties: alphabetical)."""
+    keys = [" ".join(fold_plural(w) for w in str(t).split()) for t in terms]
+    unique, inverse = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    if len(unique) == len(terms):
+        return counts, terms
+    merge = sp.csr_matrix((np.ones(len(terms)), (np.arange(len(terms)), inverse)), shape=(len(terms), len(unique)))
+    freq = np.asarray(counts.sum(axis=0)).ravel()
+    best: dict[int, int] = {}
+    for i in np.lexsort((terms, -freq)):  # most frequent first, then alphabetical: the first seen wins
+        best.setdefault(int(inverse[i]), int(i))
+    names = np.array([str(terms[best[k]]) for k in range(len(unique))], dtype=object)
+    return sp.csr_matrix(counts @ merge), names
+
+
+def _merge_ngrams(order: list[int], terms: np.ndarray, counts: np.ndarray, *, inside: float = 0.5) -> list[int]:
+    """Ranked term columns without repeats: a term that a kept longer n-gram contains is left out where at
+    more than ``inside`` of its uses are in that n-gram ("wars" beside "star wars"); an n-gram whose every word
+    is kept on its own and mostly used apart ("animation children's" beside "animation" and "children's")
+    is left out."""
+    words = {i: str(terms[i]).split() for i in order}
+
+    def within(short: list[str], long: list[str]) -> bool:
+        n = len(short)
+        return n < len(long) and any(long[j : j + n] == short for j in range(len(long) - n + 1))
+
+    said = [
+        i
+        for i in order
+        if not any(within(words[i], words[j]) and counts[j] > inside * counts[i] for j in order if j != i)
+    ]
+    alone = {str(terms[i]): counts[i] for i in said if len(words[i]) == 1}
+    return [
+        i for i in said if len(words[i]) == 1 or not all(w in alone and counts[i] < inside * alone[w] for w in words[i])
+    ]
+
+
+def descriptive_texts(
+    dataset: Dataset,
+    *,
+    min_rating: float | None = 4.0,
+    max_reviews: int = 20,
+    item_tags: int = 5,
+    item_tag_users: int = 2,
+    description_chars: int = 300,
+) -> list[str]:
+    """Per user row, the words that describe the user: their own text, reviews (the first ``max_reviews``)
+    and tags, then for every item they liked (rated ``min_rating`` or more; every item where they rated
+    none that high) its genres, its description (cut to ``description_chars``) and its ``item_tags`` most
+    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name
+    films and products, they do not describe a group ("independence day", "id4"). Texts are cleaned
+    (markup, links: :func:`personas.data.clean_text`). Pieces are separated by phrase ends, so no n-gram
+    runs from one genre or item into the next."""
+    items = dataset.items
+    genres = [", ".join(g) for g in genre_tokens(dataset)]
+    descriptions = [""] * dataset.n_items
+    if "text" in items.columns:
+        descriptions = [
+            (clean_text(t) or "")[:description_chars] if isinstance(t, str) else "" for t in items["text"].tolist()
+        ]
+    user_tags: dict[int, list[str]] = {}
+    tags_of_item: dict[int, list[str]] = {}
+    if dataset.tags is not None and len(dataset.tags):
+        frame = dataset.tags
+        for user, tag in zip(frame["user"].to_numpy(), frame["tag"].astype(str).to_numpy(), strict=True):
+            user_tags.setdefault(int(user), []).append(tag)
+        tagged = pd.DataFrame(
+            {
+                "item": frame["item"].to_numpy(),
+                "tag": frame["tag"].astype(str).str.lower().to_numpy(),
+                "user": frame["user"].to_numpy(),
+            }
+        )
+        counted = tagged.groupby(["item", "tag"])["user"].nunique().sort_values(ascending=False, kind="stable")
+        # an item's tag that only one user gave is that user's habit ("ei muista" on all they rated), not the item
+        counted = counted[counted >= item_tag_users]
+        for (item, tag), _ in counted.items():
+            have = tags_of_item.setdefault(int(item), [])
+            if len(have) < item_tags:
+                have.append(str(tag))
+    about = [
+        "; ".join(p for p in (genres[i], descriptions[i], ", ".join(tags_of_item.get(i, []))) if p)
+        for i in range(dataset.n_items)
+    ]
+    rows, cols = dataset.user_rows, dataset.item_rows
+    liked = np.ones(len(rows), dtype=bool)
+    if min_rating is not None and dataset.has_ratings:
+        liked = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
+        none_liked = np.bincount(rows[liked], minlength=dataset.n_users) == 0
+        liked |= none_liked[rows]  # users who never rated that high: all their items
+    items_of: dict[int, list[int]] = {}
+    for user, item in zip(rows[liked].tolist(), cols[liked].tolist(), strict=True):
+        items_of.setdefault(user, []).append(item)
+    reviews_of: dict[int, list[str]] = {}
+    for user, review in zip(rows.tolist(), dataset.reviews.tolist(), strict=True):
+        if review and isinstance(review, str) and len(reviews_of.setdefault(user, [])) < max_reviews:
+            reviews_of[user].append(review)
+    own = dataset.user_texts()
+    out = []
+    for row in range(dataset.n_users):
+        pieces = [own[row] or "", *reviews_of.get(row, []), ", ".join(user_tags.get(row, []))]
+        pieces = [clean_text(p) or "" for p in pieces if p]
+        pieces += [about[i] for i in dict.fromkeys(items_of.get(row, [])) if about[i]]
+        out.append(". ".join(p.strip() for p in pieces if p.strip()))
     return out
 
 

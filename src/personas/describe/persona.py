@@ -13,6 +13,8 @@ __all__ = [
     "AttributeSkew",
     "DistinctiveItem",
     "Keyword",
+    "NameFact",
+    "NameSource",
     "Persona",
     "Representative",
     "personas_from_json",
@@ -28,6 +30,8 @@ class Keyword(BaseModel):
         description="The term's share of this group's words / its largest share in any other group "
         "(> 1: more this group's than any other's); None when no other group uses it.",
     )
+    lift: float | None = Field(None, description="The term's share of this group's words / its share overall.")
+    support: float | None = Field(None, description="Share of the group's members whose texts use the term.")
 
 
 class Representative(BaseModel):
@@ -52,12 +56,39 @@ class AttributeSkew(BaseModel):
     share_in_group: float
     share_overall: float
     lift: float
+    contrast: float | None = Field(
+        None, description="share_in_group / the largest share in any other group; None when no other has it."
+    )
+
+
+NameSource = Literal["composed", "keyword", "generated"]
+
+
+class NameFact(BaseModel):
+    """One fact a composed name says, with the numbers behind it: "Sci-Fi 2.1x, 34% of members"."""
+
+    kind: Literal["keyword", "attribute", "item"]
+    label: str = Field(description="The words the name uses for the fact: 'Sci-Fi', 'women', 'aged 18-24'.")
+    source: str = Field(description="What it stands for: the keyword, 'attribute = value', or the item id.")
+    lift: float = Field(description="How much more common in the group than overall.")
+    share: float = Field(description="Share of the group's members with it.")
+    contrast: float | None = Field(None, description="Group share / largest share in another group.")
+
+    @property
+    def evidence(self) -> str:
+        return f"{self.label} {self.lift:.1f}x, {100 * self.share:.0f}% of members"
 
 
 class Persona(BaseModel):
     group: int
-    name: str = Field(description="Deterministic name built from the top keywords.")
-    generated_name: str | None = Field(None, description="Name from a local language model, when one ran.")
+    name: str = Field(description="Deterministic name: composed from name_facts (else the keyword name).")
+    keyword_name: str = Field("", description="The name from the top keywords alone.")
+    name_facts: list[NameFact] = Field(default_factory=list, description="The facts the composed name says.")
+    generated_name: str | None = Field(
+        None, description="Name from a local language model, when one ran and its name passed the fact check."
+    )
+    name_source: NameSource = Field("keyword", description="Where display_name comes from.")
+    name_check: str | None = Field(None, description="Why a generated name was refused, when one was.")
     size: int
     share: float = Field(description="Share of all users (noise included) in this group.")
     keywords: list[Keyword] = Field(default_factory=list)

@@ -25,6 +25,7 @@ h2{font-size:18px;border-bottom:2px solid #dde1e8;padding-bottom:6px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:16px}
 .card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.1);
 border-top:5px solid var(--c)}.card h3{margin:0 0 4px;font-size:16px}.meta{color:#5b6478;font-size:12px}
+.name-facts{color:#234;font-size:13px;margin:2px 0}
 .kw span{display:inline-block;background:#eef1f6;border-radius:10px;padding:2px 8px;margin:2px;font-size:12px}
 .card ul{padding-left:18px;margin:6px 0;font-size:13px}.card q{color:#39415a;font-style:italic}
 table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:5px 10px;border:1px solid #dde1e8}
@@ -178,11 +179,20 @@ def _card(persona: Persona, parents: dict[int, Persona] | None = None) -> str:
         f"{100 * a.share_overall:.0f}% overall</span></li>"
         for a in persona.attribute_skew[:4]
     )
-    generated = f"<div class='meta'>keyword name: {e(persona.name)}</div>" if persona.generated_name else ""
+    facts = " · ".join(e(f.evidence) for f in persona.name_facts)
+    names = [f"name from: {e(persona.name_source)}"]
+    if persona.generated_name:
+        names.append(f"composed name: {e(persona.name)}")
+    if persona.keyword_name and persona.keyword_name != persona.display_name:
+        names.append(f"keyword name: {e(persona.keyword_name)}")
+    if persona.name_check:
+        names.append(f"generated name {e(persona.name_check)}")
     return (
         f"<div class='card persona-card' style='--c:{colour(persona.group)}' data-group='{persona.group}'"
         f" data-level='{persona.level or 'fine'}'>"
-        f"<h3>{persona.group}. {e(persona.display_name)}</h3>{generated}"
+        f"<h3>{persona.group}. {e(persona.display_name)}</h3>"
+        + (f"<div class='name-facts'>{facts}</div>" if facts else "")
+        + f"<div class='meta'>{' · '.join(names)}</div>"
         f"<div class='meta'>{persona.size} users · {100 * persona.share:.1f}%{_stability(persona)}</div>"
         + (
             f"<div class='meta'>in {e(parents[persona.parent].display_name)}</div>"

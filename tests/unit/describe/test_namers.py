@@ -1,4 +1,4 @@
-"""The generated name: a real local model where installed, and the keyword-name fallback everywhere."""
+"""The generated name: a real local model where installed, and the composed-name fallback everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from personas.describe import DescribeConfig, DistinctiveItem, Keyword, KeywordConfig, Persona, describe_groups
-from personas.describe.namers import GenerativeNamer, _clean, smollm2_gguf_path
+from personas.describe.namers import GenerativeNamer, _clean, apply_namer, check_name, smollm2_gguf_path
 
 
 def _persona() -> Persona:
@@ -29,13 +29,14 @@ def test_answers_are_cleaned_or_refused():
     assert _clean('"Space Explorers."\nmore text', 6) == "Space Explorers"
     assert _clean("Name: **Night Owls**", 6) == "Night Owls"
     assert _clean("The Lost; The Lost; The Lost", 6) == "The Lost"
+    assert _clean("Sci-Fi Fans (2.0x", 6) == "Sci-Fi Fans"  # the prompt's numbers are not part of a name
     assert _clean("one two three four five six seven", 6) is None
     assert _clean("  \n 123 ", 6) is None
 
 
 def test_missing_model_keeps_the_keyword_name(tmp_path: Path):
     namer = GenerativeNamer(tmp_path / "missing.gguf", cache_dir=tmp_path)
-    with pytest.warns(RuntimeWarning, match="keyword names are kept"):
+    with pytest.warns(RuntimeWarning, match="composed names are kept"):
         assert namer.name(_persona()) is None
     assert namer.name(_persona()) is None  # warned once, then quiet
     texts = ["space opera starships", "starships aliens space", "romantic wedding", "wedding romantic kiss"]
@@ -57,3 +58,9 @@ def test_smollm2_names_are_deterministic_and_cached():
     assert namer.name(_persona()) == first
     if first is not None:
         assert 1 <= len(first.split()) <= 8
+    # through the fact check: kept only when true to the card, else the composed name stays and says why
+    checked = apply_namer([_persona()], namer)[0]
+    if checked.name_source == "generated":
+        assert checked.generated_name == first and check_name(first, _persona()) is None
+    else:
+        assert checked.display_name == _persona().name and (first is None or checked.name_check)

@@ -97,6 +97,7 @@ async function loadCards() {
     card.dataset.group = persona.group;
     card.style.setProperty("--colour", colour(persona.group));
     card.append(element("h3", `${persona.group}. ${persona.display_name}`));
+    card.append(element("div", "", "name-facts"));
     card.append(sizeLine(persona, "div"));
     if (persona.parent !== null && persona.parent !== undefined && coarseNames[persona.parent]) {
       card.append(element("div", `in ${coarseNames[persona.parent]}`, "muted parent"));
@@ -107,11 +108,18 @@ async function loadCards() {
   // The distinctive items need the full card; fetch them after the cards are on screen.
   await Promise.all(page.items.map(async (persona) => {
     const detail = await api(`/personas/${persona.group}`);
+    const card = cards.querySelector(`[data-group="${persona.group}"]`);
+    // The numbers behind the name: "Sci-Fi 2.1x, 34% of members"; and where the name comes from.
+    const facts = (detail.card.name_facts || []).map(
+      (f) => `${f.label} ${f.lift.toFixed(1)}x, ${Math.round(100 * f.share)}% of members`,
+    );
+    const source = detail.card.name_source ? `name from: ${detail.card.name_source}` : "";
+    card.querySelector(".name-facts").textContent = [...facts, source].filter(Boolean).join(" · ");
     const list = element("ol");
     for (const item of detail.card.distinctive_items.slice(0, 3)) {
       list.append(itemLine(item, element("span", `(lift ${item.lift.toFixed(1)})`, "muted")));
     }
-    cards.querySelector(`[data-group="${persona.group}"]`).append(list);
+    card.append(list);
   }));
 }
 
