@@ -4,6 +4,7 @@ model and checked against those facts)."""
 
 from personas.describe._describe import DescribeConfig, Namer, describe_groups
 from personas.describe.facts import FactsConfig, age_band, attribute_skew, distinctive_items, quote, representatives
+from personas.describe.fidelity import NameFidelity, PersonaFidelity, name_fidelity, name_similarities
 from personas.describe.keywords import (
     MARKUP_WORDS,
     KeywordConfig,
@@ -51,9 +52,11 @@ __all__ = [
     "KeywordNamer",
     "NameConfig",
     "NameFact",
+    "NameFidelity",
     "NameSource",
     "Namer",
     "Persona",
+    "PersonaFidelity",
     "Representative",
     "age_band",
     "apply_namer",
@@ -70,6 +73,8 @@ __all__ = [
     "fact_candidates",
     "fold_plural",
     "keyword_name",
+    "name_fidelity",
+    "name_similarities",
     "personas_from_json",
     "personas_to_json",
     "quote",

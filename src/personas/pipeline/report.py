@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sklearn.decomposition import PCA
 
-from personas.describe import Persona
+from personas.describe import NameFidelity, Persona
 from personas.discover import KChoice
 
 __all__ = ["map_2d", "render_report"]
@@ -207,6 +207,39 @@ def _card(persona: Persona, parents: dict[int, Persona] | None = None) -> str:
     )
 
 
+def _fidelity_section(fidelity: NameFidelity) -> str:
+    """The names' fidelity: one line of explanation, the headline figures and each persona's AUC."""
+    e = html.escape
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    rows = "".join(
+        f"<tr><td>{p.group}</td><td>{e(p.name)}</td><td>{p.size}</td><td>{num(p.auc)}</td>"
+        f"<td>{num(p.matched)}</td><td>{'-' if p.closest_name is None else p.closest_name}</td></tr>"
+        for p in fidelity.personas
+    )
+    return (
+        "<section id='name-fidelity'><h2>Name fidelity</h2>"
+        "<p>Do the names point at their members? Each name is encoded like the users' texts and every user is "
+        "ranked by similarity to it: AUC is the chance a member ranks above a non-member (0.5 says nothing, 1 is "
+        "perfect); the matcher gives each user the closest name, as a reader with only the names would.</p>"
+        f"<p class='meta'>Names encoded by {e(fidelity.encoder)}; users: {e(fidelity.users)}, "
+        f"{fidelity.n_users:,} scored.</p>"
+        "<table><tr><th>mean AUC</th><th>worst AUC</th><th>matcher accuracy</th><th>chance (biggest / 1/k)</th>"
+        "<th>most similar two names (cosine)</th></tr>"
+        f"<tr><td>{num(fidelity.mean_auc)}</td><td>{num(fidelity.worst_auc)}</td>"
+        f"<td>{num(fidelity.matcher_accuracy)}</td>"
+        f"<td>{num(fidelity.chance_majority)} / {num(fidelity.chance_uniform)}</td>"
+        f"<td>{num(fidelity.max_name_similarity)}"
+        + ("" if fidelity.closest_pair is None else f" ({fidelity.closest_pair[0]} and {fidelity.closest_pair[1]})")
+        + "</td></tr></table>"
+        "<details><summary>Each persona</summary><table><tr><th>persona</th><th>name</th><th>users</th>"
+        f"<th>AUC</th><th>matched to its name</th><th>closest other name</th></tr>{rows}</table></details>"
+        "</section>"
+    )
+
+
 def _table(frame: pd.DataFrame, *, digits: int = 4) -> str:
     return str(frame.to_html(float_format=lambda v: f"{v:.{digits}f}", border=0, escape=True))
 
@@ -225,6 +258,7 @@ def render_report(
     metrics: pd.DataFrame | None,
     per_persona: pd.DataFrame | None,
     timings: dict[str, float],
+    fidelity: NameFidelity | None = None,
 ) -> str:
     """The report as one HTML string (about 5 MB: plotly's JavaScript is embedded so it works offline)."""
     e = html.escape
@@ -255,6 +289,8 @@ def render_report(
             + (f": {', '.join(map(str, flagged))}." if flagged else "; none is.")
             + "</p></section>"
         )
+    if fidelity is not None:
+        parts.append(_fidelity_section(fidelity))
     if choice is not None:
         parts.append(
             f"<section><h2>Number of personas</h2>{_figure_html(_choose_k_figure(choice), first=False)}</section>"

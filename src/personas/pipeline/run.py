@@ -38,7 +38,14 @@ from personas.data import (
     load_dataset,
 )
 from personas.data.hints import hint_style
-from personas.describe import Persona, describe_groups, personas_from_json, personas_to_json
+from personas.describe import (
+    NameFidelity,
+    Persona,
+    describe_groups,
+    name_fidelity,
+    personas_from_json,
+    personas_to_json,
+)
 from personas.discover import (
     GroupingReport,
     GroupingWarning,
@@ -59,6 +66,7 @@ from personas.discover import (
 )
 from personas.encode import (
     BehaviourEncoder,
+    Encoder,
     FusionEncoder,
     ProjectionHead,
     TunedEncoder,
@@ -132,6 +140,8 @@ class PipelineResult:
     #: ones, each with its ``parent``); empty in a one-level run.
     coarse_labels: np.ndarray | None = None
     coarse_personas: list[Persona] = field(default_factory=list)
+    #: How well the personas' names pick out their members in the users' text space (None: no text space).
+    name_fidelity: NameFidelity | None = None
 
 
 class Pipeline:
@@ -799,10 +809,17 @@ class Pipeline:
             manifest.update(self._levels_summary())
         coarse_personas: list[Persona] = []
         with self.stage("describe personas", note("describe personas")):
+            fidelity = None
             if (earlier := reusable("describe personas")) is not None:
                 personas = personas_from_json(earlier[0] / "personas.json")
                 if (earlier[0] / COARSE_PERSONAS).is_file():
                     coarse_personas = personas_from_json(earlier[0] / COARSE_PERSONAS)
+                saved_fidelity = earlier[1].get("name_fidelity")
+                fidelity = (
+                    NameFidelity.model_validate(saved_fidelity)
+                    if saved_fidelity is not None
+                    else self.name_fidelity(texts, personas, labels)  # a run folder from before the measure
+                )
             else:
                 personas = self.describe(dataset, texts, vectors, labels)
                 if self.tree_ is not None:
@@ -812,10 +829,17 @@ class Pipeline:
                 if coarse_personas:
                     files[COARSE_PERSONAS] = personas_to_json(coarse_personas)
                 written = writer.write(files=files)
-                writer.stage_done("describe personas", keys["describe personas"], written)
+                fidelity = self.name_fidelity(texts, personas, labels)
+                writer.stage_done(
+                    "describe personas",
+                    keys["describe personas"],
+                    written,
+                    name_fidelity=None if fidelity is None else fidelity.model_dump(mode="json"),
+                )
             manifest["n_personas"] = len(personas)
             if coarse_personas:
                 manifest["n_coarse_personas"] = len(coarse_personas)
+            manifest["name_fidelity"] = None if fidelity is None else fidelity.model_dump(mode="json")
         with self.stage("fit recommenders", note("fit recommenders")):
             if (earlier := reusable("fit recommenders")) is not None:
                 names = list(self.config.recommend.model_configs())
@@ -840,6 +864,7 @@ class Pipeline:
             weight_choice=self.weight_choice_,
             coarse_labels=None if self.tree_ is None else self.tree_.coarse_labels,
             coarse_personas=coarse_personas,
+            name_fidelity=fidelity,
         )
         result.evaluation = {"status": "disabled"}
         if self.config.evaluate.enabled:
@@ -954,6 +979,7 @@ class Pipeline:
                 metrics=result.metrics,
                 per_persona=self.per_persona(result),
                 timings=self.timings,
+                fidelity=result.name_fidelity,
             )
             writer.write(files={"report.html": html})
         writer.finish({**manifest, "timings": dict(self.timings), "reused_stages": result.reused}, result.models)
@@ -972,6 +998,31 @@ class Pipeline:
 
     def describe(self, dataset: Dataset, texts: list[str], vectors: np.ndarray, labels: np.ndarray) -> list[Persona]:
         return describe_groups(labels, texts=texts, vectors=vectors, dataset=dataset)
+
+    def name_fidelity(self, texts: list[str], personas: list[Persona], labels: np.ndarray) -> NameFidelity | None:
+        """How well each persona's name (the generated one where there is one) picks out its members: the names
+        are encoded by the run's text encoder and compared with the users' profile text vectors, the text part
+        of fused vectors (:func:`~personas.describe.name_fidelity`). None when the run has no text space
+        (behaviour only) or no persona."""
+        if self.text_vectors_ is None or not personas:
+            return None
+        encoder = self.text_encoder_ if self.text_encoder_ is not None else self._rebuilt_text_encoder(texts)
+        fused = 0.0 < self.behaviour_weight() < 1.0
+        users = "profile text vectors" + (" (the text part of the fused user vectors)" if fused else "")
+        if self.head_ is not None:
+            users += ", through the tuned projection head"
+        return name_fidelity(
+            [p.display_name for p in personas], labels, self.text_vectors_, encoder=encoder, users=users
+        )
+
+    def _rebuilt_text_encoder(self, texts: list[str]) -> Encoder:
+        """The run's text encoder again, for a resumed run whose encode stage was read from disk (its encoder
+        is not kept there): the same kind, fitted on the same texts, through the same head."""
+        section = self.config.encode
+        if self.encode_kind_ is not None:
+            section = section.model_copy(update={"kind": self.encode_kind_})
+        encoder = fitted_text_encoder(make_encoder(section.text_config(self.settings.home / "embeddings")), texts)
+        return encoder if self.head_ is None else TunedEncoder(encoder, self.head_)
 
     def groups_for(self, train: Dataset, k: int) -> np.ndarray:
         """Groups recomputed from a train split only (profiles, vectors, k-means at the chosen k), so the

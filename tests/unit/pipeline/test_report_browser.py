@@ -27,6 +27,9 @@ def test_report_opens_offline_with_one_card_per_persona(
     # every user is a point on the map
     assert page.locator(".js-plotly-plot .scatterlayer .point").count() == len(artefact.users)
     assert "NDCG@10" in page.content()
+    fidelity = artefact.manifest["name_fidelity"]  # the names' fidelity, said in one visible section
+    assert page.locator("#name-fidelity").is_visible()
+    assert f"{fidelity['mean_auc']:.2f}" in page.locator("#name-fidelity table").first.inner_text()
     assert problems == []
     page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
     page.close()
