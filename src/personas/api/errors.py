@@ -5,7 +5,9 @@ FieldError (ConfigError)             422  names the field (body.text, query.n, .
 RequestValidationError (FastAPI)     422  names every invalid field; malformed JSON names ``body``
 other DataError / ConfigError        422
 UnknownIdError (from the library)    404
+ConflictError                        409  the request cannot apply to that resource (e.g. erasing a run user)
 SQLAlchemyError                      503  the database is unavailable; nothing was half-written
+UnavailableError                     503  a part of the service failed (e.g. the text encoder); no server detail
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from personas.api.schemas import ProblemOut
-from personas.errors import ConfigError, DataError, UnknownIdError
+from personas.errors import ConfigError, DataError, PersonasError, UnknownIdError
 
-__all__ = ["INVALID", "NOT_FOUND", "FieldError", "NotFoundError", "install_error_handlers"]
+__all__ = [
+    "CONFLICT",
+    "INVALID",
+    "NOT_FOUND",
+    "ConflictError",
+    "FieldError",
+    "NotFoundError",
+    "UnavailableError",
+    "install_error_handlers",
+]
 
 
 class NotFoundError(UnknownIdError):
@@ -39,6 +50,18 @@ class FieldError(ConfigError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"The '{field}' field {message}")
         self.field = field
+
+
+class ConflictError(PersonasError):
+    """A request that cannot apply to the resource it names, whatever the client retries."""
+
+    def __init__(self, message: str, id_: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id_
+
+
+class UnavailableError(PersonasError):
+    """A part of the service failed on this request. The message is for clients: no path, no internals."""
 
 
 def _problem(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
@@ -86,6 +109,14 @@ async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, "validation_error", str(exc), fields=[field] if field else [])
 
 
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return _problem(409, "conflict", str(exc), id=getattr(exc, "id", None))
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return _problem(503, "unavailable", str(exc))
+
+
 async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(
         503, "unavailable", f"The database is unavailable ({type(exc).__name__}); nothing was written. Retry later."
@@ -96,6 +127,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(UnknownIdError, _not_found)
+    app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(UnavailableError, _unavailable)
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(ConfigError, _bad_value)
     app.add_exception_handler(SQLAlchemyError, _database)
@@ -107,4 +140,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ProblemOut, "description": "Invalid request (the fields are named in the body)."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ProblemOut, "description": "The request cannot apply to this resource (the body says why)."}
 }

@@ -30,11 +30,18 @@ class ServeSettings(BaseSettings):
     members_sample: int = Field(20, ge=0, description="Members listed with a persona card.")
     map_points: int = Field(5_000, ge=1, description="Most users drawn on the dashboard map.")
     max_body_bytes: int = Field(1_000_000, ge=1_000, description="Larger request bodies are refused (413).")
+    keep_text: bool = Field(
+        False,
+        description="Store new users' profile text. Off: only its vector and a salted hash are stored.",
+    )
+    idempotency_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long a POST's response is kept for replays of its Idempotency-Key."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         folder = get_settings().home / "serve"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database holds personal data
         # The run folder itself is checksummed, so the database lives outside it, one per run folder name.
         return f"sqlite:///{folder / (self.model_dir.resolve().name + '.db')}"
