@@ -323,7 +323,7 @@ class PersonaService:
         return out
 
     def add_events(self, user_id: str, items: Sequence[str], kind: str, receipt: Receipt | None = None) -> EventsOut:
-        rows = self._check_items(items, "body.items")
+        self._check_items(items, "body.items")  # every item known, or nothing is written
         run_row = self.user_row.get(user_id)
         if run_row is None and not storable(user_id):
             raise NotFoundError("user", user_id)
@@ -336,7 +336,7 @@ class PersonaService:
             write.add_events(items, kind)
             taken = write.items()
             if stored is not None:
-                history = np.unique(np.asarray([self.item_row[i] for i in taken if i in self.item_row] + rows))
+                history = np.unique(np.asarray([self.item_row[i] for i in taken if i in self.item_row]))
                 persona = self._place(stored.text, stored.vector, history.astype(np.int64))
                 write.set_persona(persona)
             else:

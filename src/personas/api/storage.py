@@ -273,6 +273,9 @@ class Storage:
             if database and database != ":memory:" and not database.startswith("file:"):
                 self.path = Path(database)
                 _private_file(self.path)
+        elif url.startswith("postgresql"):
+            # A database host that drops packets would otherwise hold a request for the OS's TCP timeout.
+            kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = create_engine(url, **kwargs)
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
