@@ -111,6 +111,33 @@ def test_without_keep_text_only_the_vector_and_a_keyed_hash_are_stored(run_dir: 
     assert digest != hashlib.blake2b(PII.encode(), digest_size=32).hexdigest()  # keyed: not a plain hash
 
 
+def test_erase_on_both_databases_leaves_only_an_audit_record(storage: Storage) -> None:
+    storage.add_user("u9", text="secret words", persona=1, vector=np.ones(3, np.float32), items=["a", "b"])
+    storage.add_events("u9", ["c"])
+    storage.add_events("u10", ["a"])
+    with storage.writing("u9") as write:
+        assert write.erase() == 3
+    assert storage.lookup("u9") == (None, [])
+    assert storage.lookup("u10") == (None, ["a"])  # nobody else's events
+    [(_, action, subject, detail)] = storage.audit_log()
+    assert (action, subject, detail) == ("delete_user", storage.text_hash("u9"), "events=3")
+
+
+def test_a_database_made_before_text_hashes_gets_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as connection:
+        connection.execute(
+            "CREATE TABLE new_users (user_id VARCHAR(64) PRIMARY KEY, text TEXT, persona INTEGER NOT NULL, "
+            "vector BLOB, created_at DATETIME NOT NULL)"
+        )
+        connection.execute("INSERT INTO new_users VALUES ('old-1', 'kept text', 2, NULL, '2026-01-01 00:00:00')")
+    store = Storage(f"sqlite:///{db}")
+    store.create_schema()
+    user, _ = store.lookup("old-1")
+    assert user is not None and (user.text, user.persona, user.text_hash) == ("kept text", 2, None)
+    store.close()
+
+
 # -- the file on disk ------------------------------------------------------------------------------------
 
 
