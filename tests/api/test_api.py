@@ -245,6 +245,7 @@ def test_openapi_lists_every_endpoint_with_examples(client: TestClient) -> None:
         ("/users/{user_id}/recommendations", "get"),
         ("/users", "post"),
         ("/users/{user_id}/events", "post"),
+        ("/users/{user_id}", "delete"),
         ("/items", "get"),
         ("/items/{item_id}", "get"),
     }

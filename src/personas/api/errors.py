@@ -6,8 +6,10 @@ UnknownReferenceError (FieldError)   422  an unknown id inside the body: names t
 RequestValidationError (FastAPI)     422  names every invalid field; malformed JSON names ``body``
 other DataError / ConfigError        422
 UnknownIdError (from the library)    404
+ConflictError                        409  the request cannot apply to that resource (e.g. erasing a run user)
 SQLAlchemyError                      503  the database is unavailable; nothing was half-written; Retry-After
 HTTPException 413 (body limit)       413  names the limit that applied; the connection is closed
+UnavailableError                     503  a part of the service failed (e.g. the text encoder); no server detail
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from personas.api.schemas import ProblemOut
-from personas.errors import ConfigError, DataError, UnknownIdError
+from personas.errors import ConfigError, DataError, PersonasError, UnknownIdError
 
 __all__ = [
+    "CONFLICT",
     "INVALID",
     "NOT_FOUND",
     "RETRY_AFTER_SECONDS",
     "TOO_LARGE",
+    "ConflictError",
     "FieldError",
     "NotFoundError",
+    "UnavailableError",
     "UnknownReferenceError",
     "install_error_handlers",
 ]
@@ -63,6 +68,18 @@ class UnknownReferenceError(FieldError):
         super().__init__(field, f"names no {kind} of this run: {id_!r}. Use the ids of GET /items.")
         self.kind = kind
         self.id = id_
+
+
+class ConflictError(PersonasError):
+    """A request that cannot apply to the resource it names, whatever the client retries."""
+
+    def __init__(self, message: str, id_: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id_
+
+
+class UnavailableError(PersonasError):
+    """A part of the service failed on this request. The message is for clients: no path, no internals."""
 
 
 def _problem(status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -121,6 +138,14 @@ async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, "validation_error", str(exc), fields=[field] if field else [], **extra)
 
 
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return _problem(409, "conflict", str(exc), id=getattr(exc, "id", None))
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return _problem(503, "unavailable", str(exc), headers={"retry-after": str(RETRY_AFTER_SECONDS)})
+
+
 async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(
         503,
@@ -134,6 +159,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(UnknownIdError, _not_found)
+    app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(UnavailableError, _unavailable)
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(ConfigError, _bad_value)
     app.add_exception_handler(SQLAlchemyError, _database)
@@ -148,4 +175,7 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ProblemOut, "description": "The request body is over the limit of this route (named in the body)."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ProblemOut, "description": "The request cannot apply to this resource (the body says why)."}
 }

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from personas.describe import Persona
 
 __all__ = [
+    "DeletedOut",
+    "Dependency",
     "EventsIn",
     "EventsOut",
     "Health",
@@ -46,7 +48,9 @@ def _no_nul(value: str | None) -> str | None:
 class ProblemOut(BaseModel):
     """Every error: what went wrong, and which id or field."""
 
-    error: Literal["not_found", "validation_error", "bad_request", "payload_too_large", "unavailable", "internal"]
+    error: Literal[
+        "not_found", "validation_error", "bad_request", "payload_too_large", "conflict", "unavailable", "internal"
+    ]
     detail: str
     id: str | None = Field(None, description="The unknown id (404).")
     kind: str | None = Field(None, description="What the unknown id names: user, item or persona (404).")
@@ -67,15 +71,21 @@ class ProblemOut(BaseModel):
     )
 
 
+class Dependency(BaseModel):
+    status: Literal["ok", "down", "unused"]
+    detail: str
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="ok: every dependency is up (HTTP 200); else 503.")
     model: str
     personas: int
     users: int
     items: int
     database: str = Field(description="Database dialect: sqlite or postgresql.")
-    new_users: int
-    events: int
+    new_users: int | None = Field(description="None while the database is down.")
+    events: int | None = Field(description="None while the database is down.")
+    checks: dict[str, Dependency] = Field(description="run_folder, encoder and database, each with its status.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -89,6 +99,11 @@ class Health(BaseModel):
                     "database": "sqlite",
                     "new_users": 12,
                     "events": 40,
+                    "checks": {
+                        "run_folder": {"status": "ok", "detail": "demo: verified at start"},
+                        "encoder": {"status": "ok", "detail": "matches the run's manifest (checked at start)"},
+                        "database": {"status": "ok", "detail": "sqlite answers"},
+                    },
                 }
             ]
         }
@@ -214,7 +229,9 @@ class UserPersonaOut(BaseModel):
     coarse_persona: PersonaBrief | None = Field(None, description="Two-level runs: the persona's coarse persona.")
     x: float | None = Field(None, description="Map position (run users).")
     y: float | None = None
-    events: int = Field(description="Events recorded through the API for this user.")
+    events: int | None = Field(
+        description="Events recorded through the API for this user (None: the database is down; run users only)."
+    )
 
 
 class NewUserIn(BaseModel):
@@ -262,6 +279,11 @@ class EventsOut(BaseModel):
     recorded: int
     events: int = Field(description="All events of this user recorded through the API.")
     persona: int | None
+
+
+class DeletedOut(BaseModel):
+    user_id: str
+    events_erased: int = Field(description="Events of the user that were erased with them.")
 
 
 class ItemOut(BaseModel):

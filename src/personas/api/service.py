@@ -3,20 +3,30 @@
 Users of the run are served by the saved recommender; users created through the API are served by its
 new-user path (the cold-start router routes them by how many items they have taken). Events recorded for
 any user are excluded from their next recommendations and, for new users, feed the router.
+
+A new user's persona is recomputed in the transaction that records their events (under the user's write lock),
+so concurrent events cannot overwrite each other's placement. Users of the run are served from the run folder
+alone while the database is down (without the events recorded since).
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from personas.api.errors import FieldError, NotFoundError, UnknownReferenceError
+from personas.api.errors import ConflictError, FieldError, NotFoundError, UnavailableError, UnknownReferenceError
 from personas.api.schemas import (
+    DeletedOut,
+    Dependency,
     EventsOut,
+    Health,
     ItemOut,
     ItemPage,
     ItemRef,
@@ -34,7 +44,7 @@ from personas.api.schemas import (
     UserPersonaOut,
 )
 from personas.api.settings import ServeSettings
-from personas.api.storage import Storage, storable
+from personas.api.storage import MAX_ID_CHARS, Receipt, Storage, StoredReceipt, StoredUser, storable
 from personas.describe import Persona
 from personas.encode import encode_query
 from personas.errors import DataError
@@ -42,6 +52,8 @@ from personas.pipeline import RunArtefact, load_run
 from personas.recommend import Recommendations, Recommender, history_row, reason_phrases
 
 __all__ = ["PersonaService"]
+
+logger = logging.getLogger(__name__)
 
 
 def _brief(persona: Persona) -> PersonaBrief:
@@ -64,6 +76,7 @@ class PersonaService:
     def __init__(self, settings: ServeSettings, storage: Storage | None = None) -> None:
         self.settings = settings
         self.artefact: RunArtefact = load_run(settings.model_dir)
+        self._manifest = _stat(Path(settings.model_dir) / "manifest.json")
         names = list(self.artefact.manifest.get("models", []))
         name = settings.model_name or ("router" if "router" in names else None)
         self.model: Recommender = self.artefact.model(name)
@@ -100,18 +113,25 @@ class PersonaService:
         # New users' text is placed in the run's text space; their items by the model's groups.
         placer = self.model.group_placer()
         self.placer = placer.with_side(centroids=self.centroids) if placer is not None else None
-        self._encoder: Any | None = None
-        self._encoder_lock = threading.Lock()
-        self._encoder_loaded = False
+        # The encoder is loaded and checked against the manifest now: a mismatch refuses to start, instead of
+        # failing the first text request.
+        self._encoder: Any | None = _verified_encoder(self.artefact) if self.centroids is not None else None
+        self.encoder_error: str | None = None  # set when encoding fails on a request (health reports it)
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _encoder_or_none(self) -> Any | None:
-        """The run's text encoder, loaded on first use (None for TF-IDF runs)."""
-        with self._encoder_lock:
-            if not self._encoder_loaded:
-                self._encoder = self.artefact.text_encoder() if self.centroids is not None else None
-                self._encoder_loaded = True
-        return self._encoder
+    def _encode(self, text: str) -> np.ndarray | None:
+        """The text in the run's text space (None for runs without a reusable encoder)."""
+        if self._encoder is None:
+            return None
+        try:
+            return encode_query(self._encoder, text).astype(np.float32)  # "..., but no horror" points away
+        except Exception as exc:  # whatever failed, the client gets no server detail
+            logger.exception("The text encoder failed on a request")
+            self.encoder_error = type(exc).__name__
+            raise UnavailableError(
+                "The text encoder failed on this request (the server log has the details); nothing was written. "
+                "Retry later, or send items only."
+            ) from None
 
     def _check_n(self, n: int, field: str) -> int:
         if n > self.settings.max_n:
@@ -251,9 +271,20 @@ class PersonaService:
         )
 
     # -- users ---------------------------------------------------------------------------------------
+    def _lookup(self, user_id: str, run_user: bool) -> tuple[StoredUser | None, list[str] | None]:
+        """The stored new user and the user's events; for a run user while the database is down, (None, None):
+        the run folder alone still serves them."""
+        try:
+            return self.storage.lookup(user_id, new_user=not run_user)
+        except SQLAlchemyError as exc:
+            if not run_user:
+                raise
+            logger.warning("Database unavailable (%s): run user served from the run folder only", type(exc).__name__)
+            return None, None
+
     def user_persona_of(self, user_id: str) -> UserPersonaOut:
         row = self.user_row.get(user_id)
-        stored, events = self.storage.lookup(user_id)
+        stored, events = self._lookup(user_id, row is not None)
         if row is not None:
             return UserPersonaOut(
                 user_id=user_id,
@@ -262,9 +293,9 @@ class PersonaService:
                 coarse_persona=self._coarse_brief(int(self.user_persona[row])),
                 x=float(self.user_xy[row, 0]),
                 y=float(self.user_xy[row, 1]),
-                events=len(events),
+                events=None if events is None else len(events),
             )
-        if stored is None:
+        if stored is None or events is None:
             raise NotFoundError("user", user_id)
         return UserPersonaOut(
             user_id=user_id,
@@ -275,25 +306,31 @@ class PersonaService:
         )
 
     def recommendations(self, user_id: str, n: int) -> RecommendationsOut:
+        return self.recommendations_of(user_id, n)[0]
+
+    def recommendations_of(self, user_id: str, n: int) -> tuple[RecommendationsOut, bool]:
+        """The recommendations, and whether they were made without the database (run users while it is down:
+        events recorded through the API are then not taken into account)."""
         n = self._check_n(n, "query.n")
         row = self.user_row.get(user_id)
         model_row = self.model_row.get(user_id)
-        stored, events = self.storage.lookup(user_id, new_user=row is None)
-        extra = np.unique([self.item_row[i] for i in events if i in self.item_row]).astype(np.int64)
+        stored, events = self._lookup(user_id, row is not None)
+        degraded = events is None
+        extra = np.unique([self.item_row[i] for i in events or [] if i in self.item_row]).astype(np.int64)
         if stored is not None:
-            return self._recommend_new(user_id, stored.text, stored.vector, extra, stored.persona, n)
+            return self._recommend_new(user_id, stored.text, stored.vector, extra, stored.persona, n), False
         if row is None or model_row is None:
             raise NotFoundError("user", user_id)
         persona = int(self.user_persona[row])
         indptr, indices = self.model.seen_.indptr, self.model.seen_.indices
         seen = indices[indptr[model_row] : indptr[model_row + 1]].astype(np.int64)
         if extra.size == 0:
-            return self._explain(user_id, self.model.recommend([user_id], n), seen, persona, n)
+            return self._explain(user_id, self.model.recommend([user_id], n), seen, persona, n), degraded
         # Events since the run: the history grows, and what was just taken is not recommended again.
         history = np.union1d(seen, extra)
-        return self._recommend_new(user_id, None, None, history, persona, n)
+        return self._recommend_new(user_id, None, None, history, persona, n), degraded
 
-    def create_user(self, text: str | None, items: Sequence[str], n: int) -> NewUserOut:
+    def create_user(self, text: str | None, items: Sequence[str], n: int, receipt: Receipt | None = None) -> NewUserOut:
         if text is None and not items:
             raise FieldError("body", "needs 'text' or 'items' (or both): say something about the new user.")
         if text is not None and len(text) > self.settings.max_text_chars:
@@ -303,41 +340,157 @@ class PersonaService:
         n = self._check_n(n, "body.n")
         rows = self._check_items(items, "body.items")
         history = np.unique(np.asarray(rows, dtype=np.int64))
-        vector = None
-        encoder = self._encoder_or_none() if text else None
-        if encoder is not None and text is not None:
-            vector = encode_query(encoder, text).astype(np.float32)  # "..., but no horror" points away
+        vector = self._encode(text) if text else None
         persona = self._place(text, vector, history)
         user_id = f"new-{uuid.uuid4().hex[:16]}"
         # Everything is computed before the single write, so a failure leaves nothing behind.
         recs = self._recommend_new(user_id, text, vector, history, persona, n)
-        self.storage.add_user(user_id, text=text, persona=persona, vector=vector, items=list(items))
-        return NewUserOut(
+        out = NewUserOut(
             user_id=user_id,
             persona=self._persona_brief(persona),
             coarse_persona=self._coarse_brief(persona),
             recommendations=recs,
         )
+        with self.storage.writing(user_id) as write:
+            write.add_user(text=text, persona=persona, vector=vector, keep_text=self.settings.keep_text)
+            write.add_events(items)
+            if receipt is not None:
+                write.save_receipt(receipt, 201, out.model_dump_json())
+        return out
 
-    def add_events(self, user_id: str, items: Sequence[str], kind: str) -> EventsOut:
-        rows = self._check_items(items, "body.items")
-        stored, events = self.storage.lookup(user_id) if storable(user_id) else (None, [])
-        if stored is None and user_id not in self.user_row:
+    def add_events(self, user_id: str, items: Sequence[str], kind: str, receipt: Receipt | None = None) -> EventsOut:
+        self._check_items(items, "body.items")  # every item known, or nothing is written
+        run_row = self.user_row.get(user_id)
+        if run_row is None and not storable(user_id):
             raise NotFoundError("user", user_id)
-        persona: int | None
-        if stored is not None:
-            known = [self.item_row[i] for i in events if i in self.item_row]
-            history = np.unique(np.asarray(known + rows, dtype=np.int64))
-            persona = self._place(stored.text, stored.vector, history)
-            self.storage.add_events(user_id, items, kind=kind, persona=persona)
-        else:
-            persona = int(self.user_persona[self.user_row[user_id]])
-            self.storage.add_events(user_id, items, kind=kind)
-        return EventsOut(
-            user_id=user_id,
-            recorded=len(items),
-            events=len(events) + len(items),
-            persona=persona if persona >= 0 else None,
+        # One transaction under the user's write lock: the persona is placed from every event, this write's
+        # included, and the count is the count after this write, whatever runs beside it.
+        with self.storage.writing(user_id) as write:
+            stored = write.user() if run_row is None else None
+            if stored is None and run_row is None:
+                raise NotFoundError("user", user_id)
+            write.add_events(items, kind)
+            taken = write.items()
+            if stored is not None:
+                history = np.unique(np.asarray([self.item_row[i] for i in taken if i in self.item_row]))
+                persona = self._place(stored.text, stored.vector, history.astype(np.int64))
+                write.set_persona(persona)
+            else:
+                assert run_row is not None
+                persona = int(self.user_persona[run_row])
+            out = EventsOut(
+                user_id=user_id, recorded=len(items), events=len(taken), persona=persona if persona >= 0 else None
+            )
+            if receipt is not None:
+                write.save_receipt(receipt, 201, out.model_dump_json())
+        return out
+
+    def delete_user(self, user_id: str) -> DeletedOut:
+        """Erase a new user: their row (text or its hash, vector, persona), events and kept responses, in one
+        transaction, with an audit record that holds no content. Users of the run cannot be erased here."""
+        if user_id in self.user_row:
+            raise ConflictError(
+                f"User {user_id!r} belongs to the run folder: their profile, vector and history are part of its "
+                "checksummed artefacts, which the service does not change. Remove them from the data and run the "
+                "pipeline again to erase them; nothing was erased.",
+                user_id,
+            )
+        if not storable(user_id):
+            raise NotFoundError("user", user_id)
+        with self.storage.writing(user_id) as write:
+            if write.user() is None:
+                raise NotFoundError("user", user_id)
+            erased = write.erase()
+        self.storage.compact()
+        return DeletedOut(user_id=user_id, events_erased=erased)
+
+    # -- idempotency ---------------------------------------------------------------------------------
+    def receipt_for(self, key: str | None, request: str, scope: str = "") -> Receipt | None:
+        """The receipt of a POST sent with an Idempotency-Key (None without one). ``request`` is the method,
+        path and canonical body; ``scope`` who sent it, so that clients' keys never meet."""
+        if key is None:
+            return None
+        if not key or not storable(key):
+            raise FieldError(
+                "header.Idempotency-Key",
+                f"must be 1 to {MAX_ID_CHARS} characters of text (no NUL). Got {len(key)} characters instead.",
+            )
+        return Receipt.of(key, request, scope=scope, ttl_s=self.settings.idempotency_ttl_s)
+
+    def once(
+        self, receipt: Receipt | None, status: int, write: Callable[[Receipt | None], BaseModel]
+    ) -> tuple[StoredReceipt, bool]:
+        """Run a POST at most once per Idempotency-Key: (the response, whether it is a replay). A replay of the
+        same request gets the first response back and writes nothing; the same key on another request is
+        refused (422)."""
+        if receipt is None:
+            return StoredReceipt("", status, write(None).model_dump_json()), False
+        done = self._replay(receipt)
+        if done is not None:
+            return done, True
+        try:
+            return StoredReceipt(receipt.request_hash, status, write(receipt).model_dump_json()), False
+        except IntegrityError:
+            # The same key in a concurrent request that committed first: this write was undone.
+            done = self._replay(receipt)
+            if done is None:
+                raise
+            return done, True
+
+    def _replay(self, receipt: Receipt) -> StoredReceipt | None:
+        done = self.storage.receipt(receipt)
+        if done is not None and done.request_hash != receipt.request_hash:
+            raise FieldError(
+                "header.Idempotency-Key",
+                "was already used for another request (another path or body). Send a new key with a new request.",
+            )
+        return done
+
+    # -- health --------------------------------------------------------------------------------------
+    def health(self) -> Health:
+        """Each dependency with its status; the overall status is "ok" only when none is down."""
+        folder = Path(self.settings.model_dir)
+        unchanged = _stat(folder / "manifest.json") == self._manifest
+        checks = {
+            "run_folder": Dependency(
+                status="ok" if unchanged else "down",
+                detail=f"{folder.name}: verified at start"
+                if unchanged
+                else f"{folder.name}: changed on disk since start; still serving what was loaded, restart to reload",
+            ),
+            "encoder": Dependency(
+                status="unused" if self._encoder is None else ("down" if self.encoder_error else "ok"),
+                detail="this run places new users' text without a reusable encoder"
+                if self._encoder is None
+                else (
+                    f"failed on a request ({self.encoder_error})"
+                    if self.encoder_error
+                    else "matches the run's manifest (checked at start)"
+                ),
+            ),
+        }
+        new_users = events = None
+        try:
+            self.storage.ping()
+            new_users = sum(self.storage.count_new_users().values())
+            events = self.storage.count_events()
+            checks["database"] = Dependency(status="ok", detail=f"{self.storage.dialect} answers")
+        except SQLAlchemyError as exc:
+            checks["database"] = Dependency(
+                status="down",
+                detail=f"{self.storage.dialect} does not answer ({type(exc).__name__}); users of the run are still "
+                "served, without the events recorded since",
+            )
+        return Health(
+            status="ok" if all(c.status != "down" for c in checks.values()) else "degraded",
+            model=self.model_name,
+            personas=len(self.personas),
+            users=len(self.user_ids),
+            items=len(self.item_ids),
+            database=self.storage.dialect,
+            new_users=new_users,
+            events=events,
+            checks=checks,
         )
 
     # -- items ---------------------------------------------------------------------------------------
@@ -368,3 +521,26 @@ class PersonaService:
             )
         page = [self._item_out(int(r)) for r in order[offset : offset + limit]]
         return ItemPage(total=len(order), offset=offset, limit=limit, items=page)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+def _verified_encoder(artefact: RunArtefact) -> Any | None:
+    """The run's text encoder, loaded, its identity (model and tokenizer fingerprints) equal to the manifest's.
+    Refused with one line (DataError) when it differs or does not load."""
+    try:
+        return artefact.text_encoder()
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged model file fails inside the runtime, in its own words
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DataError(
+            f"{artefact.folder}: the run's text encoder does not load ({type(exc).__name__}: {first[:200]}); "
+            "its model files are damaged or missing. Reinstall the model, or run the pipeline again."
+        ) from None

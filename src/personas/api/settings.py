@@ -70,10 +70,18 @@ class ServeSettings(BaseSettings):
         bound = f"[{self.host}]" if ":" in self.host else self.host
         return hosts + ([bound] if bound not in {*hosts, "0.0.0.0", "[::]"} else [])
 
+    keep_text: bool = Field(
+        False,
+        description="Store new users' profile text. Off: only its vector and a salted hash are stored.",
+    )
+    idempotency_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long a POST's response is kept for replays of its Idempotency-Key."
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         folder = get_settings().home / "serve"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database holds personal data
         # The run folder itself is checksummed, so the database lives outside it, one per run folder name.
         return f"sqlite:///{folder / (self.model_dir.resolve().name + '.db')}"

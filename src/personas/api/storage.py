@@ -1,19 +1,31 @@
 """What the service remembers: users created through the API and the events (interactions) of any user.
 
 SQLAlchemy over SQLite (the embedded default, in WAL mode so readers never wait for the writer) or PostgreSQL
-(by URL). Every write is one transaction: a new user and their first items are stored together or not at all.
+(by URL). Every write is one transaction (:meth:`Storage.writing`) that holds the user's write lock from its
+first statement (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock on the user id),
+so what a write reads (the user's events, to place them in a persona) is still true when it commits.
 
 Tables::
 
-    new_users  user_id (pk), text, persona, vector (float32 bytes, the text in the run's text space), created_at
-    events     id (pk), user_id (indexed; a run user or a new user), item_id, kind, created_at
+    new_users         user_id (pk), text (None unless the service keeps texts), text_hash (keyed BLAKE2b of
+                      the text, keyed by this database's salt), persona, vector (float32 bytes), created_at
+    events            id (pk), user_id (indexed; a run user or a new user), item_id, kind, created_at
+    idempotency_keys  key_hash (pk), request_hash, user_id, status, body (the first response), created_at,
+                      expires_at
+    audit             id (pk), at, action, subject (keyed hash of the user id), detail (counts, no content)
+    service_meta      key (pk), value: this database's random salt
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,16 +38,21 @@ from sqlalchemy import (
     Text,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
+    inspect,
+    make_url,
     select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-__all__ = ["MAX_ID_CHARS", "Storage", "StoredUser", "storable"]
+__all__ = ["MAX_ID_CHARS", "Receipt", "Storage", "StoredReceipt", "StoredUser", "Write", "storable"]
 
 MAX_ID_CHARS = 200
+_WRITE = "personas_write"  # execution option of the write engine: its transactions begin IMMEDIATE on SQLite
 
 
 class _Base(DeclarativeBase):
@@ -47,6 +64,7 @@ class _NewUser(_Base):
 
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     persona: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -62,6 +80,35 @@ class _Event(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class _Receipt(_Base):
+    __tablename__ = "idempotency_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS), index=True)
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class _Audit(_Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(200))
+
+
+class _Meta(_Base):
+    __tablename__ = "service_meta"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 @dataclass(frozen=True)
 class StoredUser:
     user_id: str
@@ -69,6 +116,29 @@ class StoredUser:
     persona: int
     vector: np.ndarray | None
     created_at: datetime
+    text_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What identifies one POST under an Idempotency-Key: the key (with whose it is) and the request."""
+
+    key_hash: str
+    request_hash: str
+    ttl: timedelta
+
+    @classmethod
+    def of(cls, key: str, request: str, *, scope: str = "", ttl_s: float = 86_400.0) -> Receipt:
+        """``request``: the method, path and canonical body; ``scope``: who sent it (keys are per client)."""
+        key_hash = hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+        return cls(key_hash, hashlib.sha256(request.encode()).hexdigest(), timedelta(seconds=ttl_s))
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    request_hash: str
+    status: int
+    body: str
 
 
 def storable(value: str) -> bool:
@@ -82,13 +152,110 @@ def storable(value: str) -> bool:
     return True
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def _sqlite_connect(connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling off: the "begin" listener below says BEGIN or BEGIN IMMEDIATE.
+    connection.isolation_level = None
     cursor = connection.cursor()
-    # WAL: readers do not block the writer; NORMAL is durable at checkpoints and much faster than FULL.
+    # WAL: readers do not block the writer. FULL: a commit is on disk (WAL fsynced) before it is acknowledged.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Deleted rows are overwritten with zeros, so an erased user's text does not linger in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A write takes the database's write lock at BEGIN, before it reads what it will base its write on.
+    immediate = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (its -wal and -shm files take the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        # Files made by earlier versions (0644) are tightened; someone else's file is left as it is.
+        with suppress(FileNotFoundError, PermissionError):
+            if companion.stat().st_mode & 0o077:
+                companion.chmod(0o600)
+
+
+class Write:
+    """One write transaction on one user (see :meth:`Storage.writing`)."""
+
+    def __init__(self, storage: Storage, session: Session, user_id: str) -> None:
+        self._storage = storage
+        self._session = session
+        self.user_id = user_id
+        self.now = datetime.now(UTC)
+
+    def user(self) -> StoredUser | None:
+        row = self._session.get(_NewUser, self.user_id)
+        return None if row is None else _stored(row)
+
+    def items(self) -> list[str]:
+        """Item ids of all events of the user, oldest first (those added in this write included)."""
+        self._session.flush()
+        return list(self._session.scalars(self._storage._events_of, {"user_id": self.user_id}))
+
+    def add_user(self, *, text: str | None, persona: int, vector: np.ndarray | None, keep_text: bool) -> None:
+        blob = None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
+        digest = None if text is None else self._storage.text_hash(text)
+        row = _NewUser(
+            user_id=self.user_id,
+            text=text if keep_text else None,
+            text_hash=digest,
+            persona=persona,
+            vector=blob,
+            created_at=self.now,
+        )
+        self._session.add(row)
+
+    def add_events(self, items: Sequence[str], kind: str = "interaction") -> None:
+        self._session.add_all(
+            _Event(user_id=self.user_id, item_id=item, kind=kind, created_at=self.now) for item in items
+        )
+
+    def set_persona(self, persona: int) -> None:
+        row = self._session.get(_NewUser, self.user_id)
+        if row is not None:
+            row.persona = persona
+
+    def save_receipt(self, receipt: Receipt, status: int, body: str) -> None:
+        """Keep the response under its Idempotency-Key, in this transaction: stored with the write or not at
+        all. A key already used makes the commit fail (IntegrityError) and the write is undone."""
+        self._session.execute(delete(_Receipt).where(_Receipt.expires_at < self.now))
+        self._session.add(
+            _Receipt(
+                key_hash=receipt.key_hash,
+                request_hash=receipt.request_hash,
+                user_id=self.user_id,
+                status=status,
+                body=body,
+                created_at=self.now,
+                expires_at=self.now + receipt.ttl,
+            )
+        )
+
+    def erase(self) -> int:
+        """Delete the user's row, events and stored responses; leave an audit record without content.
+        Returns how many events were erased."""
+        session, uid = self._session, self.user_id
+        erased = session.execute(delete(_Event).where(_Event.user_id == uid)).rowcount  # type: ignore[attr-defined]
+        session.execute(delete(_Receipt).where(_Receipt.user_id == uid))
+        session.execute(delete(_NewUser).where(_NewUser.user_id == uid))
+        session.add(
+            _Audit(at=self.now, action="delete_user", subject=self._storage.text_hash(uid), detail=f"events={erased}")
+        )
+        return int(erased)
+
+
+def _stored(row: Any) -> StoredUser:
+    vector = None if row.vector is None else np.frombuffer(row.vector, dtype="<f4").copy()
+    return StoredUser(row.user_id, row.text, row.persona, vector, row.created_at, row.text_hash)
 
 
 class Storage:
@@ -98,13 +265,24 @@ class Storage:
         self.url = url
         is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not is_sqlite}
+        self.path: Path | None = None
         if is_sqlite:
             # Requests are served from a thread pool; each connection is still used by one thread at a time.
             kwargs["connect_args"] = {"check_same_thread": False}
+            database = make_url(url).database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self.path = Path(database)
+                _private_file(self.path)
+        elif url.startswith("postgresql"):
+            # A database host that drops packets would otherwise hold a request for the OS's TCP timeout.
+            kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = create_engine(url, **kwargs)
         if is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
+        self._salt: bytes | None = None
         events, users = _Event.__table__, _NewUser.__table__
         self._events_of = select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
         self._new_user = select(users).where(users.c.user_id == bindparam("user_id"))
@@ -115,10 +293,39 @@ class Storage:
 
     def create_schema(self) -> None:
         _Base.metadata.create_all(self.engine)
+        # Databases made before texts were hashed lack the column (create_all adds tables, not columns).
+        columns = {c["name"] for c in inspect(self.engine).get_columns("new_users")}
+        if "text_hash" not in columns:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE new_users ADD COLUMN text_hash VARCHAR(64)"))
+        self.salt()
 
     def drop_schema(self) -> None:
         """Remove the tables and everything in them (tests start clean with it)."""
         _Base.metadata.drop_all(self.engine)
+        self._salt = None
+
+    def salt(self) -> bytes:
+        """This database's random salt (made once, with the schema): the key of its text and id hashes."""
+        if self._salt is None:
+            with self._sessions() as session:
+                found = session.get(_Meta, "salt")
+            if found is None:
+                try:
+                    with self._writes.begin() as session:
+                        session.add(_Meta(key="salt", value=secrets.token_bytes(16)))
+                except IntegrityError:
+                    pass  # another process made it first
+                with self._sessions() as session:
+                    found = session.get(_Meta, "salt")
+            assert found is not None
+            self._salt = bytes(found.value)
+        return self._salt
+
+    def text_hash(self, value: str) -> str:
+        """Keyed BLAKE2b of a text (or id): equal texts match within this database, and the hash says nothing
+        to whoever lacks the salt. For deduplication and audit, not for passwords."""
+        return hashlib.blake2b(value.encode("utf-8"), key=self.salt(), digest_size=32).hexdigest()
 
     def ping(self) -> bool:
         with self.engine.connect() as connection:
@@ -126,15 +333,33 @@ class Storage:
 
     def journal_mode(self) -> str | None:
         """SQLite's journal mode (``wal`` expected); None for other databases."""
+        return self._pragma("journal_mode")
+
+    def synchronous(self) -> str | None:
+        """SQLite's synchronous level as a number (2 = FULL); None for other databases."""
+        return self._pragma("synchronous")
+
+    def _pragma(self, name: str) -> str | None:
         if self.dialect != "sqlite":
             return None
         with self.engine.connect() as connection:
-            return str(connection.execute(text("PRAGMA journal_mode")).scalar())
+            return str(connection.execute(text(f"PRAGMA {name}")).scalar())
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- writes (one transaction each) ---------------------------------------------------------------
+    @contextmanager
+    def writing(self, user_id: str) -> Iterator[Write]:
+        """A transaction holding the write lock of ``user_id`` from its start: writes on one user are serial,
+        so one write's reads (events, persona) cannot be overtaken by another's. Commits on leaving, rolls
+        back on an exception."""
+        with self._writes.begin() as session:
+            if self.dialect == "postgresql":
+                # Run users have no row to lock FOR UPDATE; an advisory lock on the id covers every user.
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": user_id})
+            yield Write(self, session, user_id)
+
     def add_user(
         self,
         user_id: str,
@@ -144,26 +369,30 @@ class Storage:
         vector: np.ndarray | None,
         items: Sequence[str],
         kind: str = "interaction",
+        keep_text: bool = True,
     ) -> StoredUser:
-        now = datetime.now(UTC)
-        blob = None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
-        with self._sessions.begin() as session:
-            session.add(_NewUser(user_id=user_id, text=text, persona=persona, vector=blob, created_at=now))
-            session.add_all(_Event(user_id=user_id, item_id=item, kind=kind, created_at=now) for item in items)
-        return StoredUser(user_id, text, persona, None if vector is None else np.asarray(vector, "<f4"), now)
+        with self.writing(user_id) as write:
+            write.add_user(text=text, persona=persona, vector=vector, keep_text=keep_text)
+            write.add_events(items, kind)
+        kept = np.asarray(vector, "<f4") if vector is not None else None
+        return StoredUser(user_id, text if keep_text else None, persona, kept, write.now)
 
     def add_events(
         self, user_id: str, items: Sequence[str], *, kind: str = "interaction", persona: int | None = None
     ) -> int:
         """Record the events; when ``persona`` is given, the stored new user's persona changes with them."""
-        now = datetime.now(UTC)
-        with self._sessions.begin() as session:
-            session.add_all(_Event(user_id=user_id, item_id=item, kind=kind, created_at=now) for item in items)
+        with self.writing(user_id) as write:
+            write.add_events(items, kind)
             if persona is not None:
-                row = session.get(_NewUser, user_id)
-                if row is not None:
-                    row.persona = persona
+                write.set_persona(persona)
         return len(items)
+
+    def compact(self) -> None:
+        """SQLite: move the WAL into the database file and truncate it, so erased rows leave no copy in the
+        WAL (secure_delete has zeroed them in the pages). Best effort: readers may hold it for a while."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reads ---------------------------------------------------------------------------------------
     def lookup(self, user_id: str, *, new_user: bool = True) -> tuple[StoredUser | None, list[str]]:
@@ -175,10 +404,21 @@ class Storage:
         with self.engine.connect() as connection:
             items = list(connection.scalars(self._events_of, {"user_id": user_id}))
             row = connection.execute(self._new_user, {"user_id": user_id}).first() if new_user else None
-        if row is None:
-            return None, items
-        vector = None if row.vector is None else np.frombuffer(row.vector, dtype="<f4").copy()
-        return StoredUser(row.user_id, row.text, row.persona, vector, row.created_at), items
+        return (None if row is None else _stored(row)), items
+
+    def receipt(self, receipt: Receipt) -> StoredReceipt | None:
+        """The response kept under this Idempotency-Key, unless it has expired."""
+        with self._sessions() as session:
+            row = session.get(_Receipt, receipt.key_hash)
+            if row is None or _aware(row.expires_at) < datetime.now(UTC):
+                return None
+            return StoredReceipt(row.request_hash, row.status, row.body)
+
+    def audit_log(self) -> list[tuple[datetime, str, str, str]]:
+        """(at, action, subject hash, detail) of every audited action, oldest first."""
+        with self._sessions() as session:
+            rows = session.execute(select(_Audit.at, _Audit.action, _Audit.subject, _Audit.detail).order_by(_Audit.id))
+            return [(at, action, subject, detail) for at, action, subject, detail in rows]
 
     def count_new_users(self) -> dict[int, int]:
         """New users per persona."""
@@ -189,3 +429,8 @@ class Storage:
     def count_events(self) -> int:
         with self._sessions() as session:
             return int(session.scalar(select(func.count()).select_from(_Event)) or 0)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes (stored in UTC).
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -9,7 +9,9 @@ Used by the API and dashboard tests and by ``bench/serve.py``::
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +36,7 @@ __all__ = [
     "PRODUCTS",
     "SUB_TASTES",
     "TASTES",
+    "PostgresCluster",
     "ServerProcess",
     "ServerThread",
     "free_port",
@@ -371,3 +374,64 @@ class ServerThread:
     ) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster on a free loopback port (Debian's binaries), for tests: ``start()``,
+    ``stop()`` (immediate, like a crash or an outage), ``start()`` again on the same data, ``remove()``.
+
+    PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` OS user.
+    """
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[4]))
+        if not found:
+            raise FileNotFoundError(
+                "PostgreSQL is not installed; `make test` installs it (scripts/ensure-system-deps)."
+            )
+        self.bin = Path(found[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="personas-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres", "postgres")
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def available() -> bool:
+        return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True)
+
+    def start(self) -> PostgresCluster:
+        try:
+            if not self.data.exists():
+                initdb = str(self.bin / "initdb")
+                self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+            options = (
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            )
+            log = str(self.root / "log")
+            self._run(
+                str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", options, "start"
+            )
+        except subprocess.CalledProcessError as exc:
+            log_path = self.root / "log"
+            log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
+            self.remove()
+            raise RuntimeError(f"could not start PostgreSQL: {exc.stderr!r} {log_text[-2000:]}") from exc
+        return self
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: like a crash (this cluster acknowledges commits before they are on disk, so the last
+        ones may be lost); ``fast``: a clean shutdown that keeps every commit."""
+        subprocess.run(
+            [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop"], capture_output=True
+        )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

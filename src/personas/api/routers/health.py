@@ -1,11 +1,11 @@
-"""``GET /health``: the run and the database answer."""
+"""``GET /health``: each dependency (run folder, text encoder, database) with its status."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from personas.api.deps import Service
-from personas.api.schemas import Health, ProblemOut
+from personas.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 
@@ -13,19 +13,12 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": ProblemOut, "description": "The database does not answer."}},
+    responses={503: {"model": Health, "description": "A dependency is down (named in checks)."}},
 )
-async def health(service: Service) -> Health:
-    """Liveness and readiness: the run folder is loaded and the database answers a query."""
-    storage = service.storage
-    storage.ping()
-    return Health(
-        status="ok",
-        model=service.model_name,
-        personas=len(service.personas),
-        users=len(service.user_ids),
-        items=len(service.item_ids),
-        database=storage.dialect,
-        new_users=sum(storage.count_new_users().values()),
-        events=storage.count_events(),
-    )
+def health(service: Service, response: Response) -> Health:
+    """Liveness and readiness: 200 when the run folder, the encoder and the database are all up, else 503 with
+    the same body (status "degraded"). Sync: a database that does not answer must not hold the event loop."""
+    report = service.health()
+    if report.status != "ok":
+        response.status_code = 503
+    return report

@@ -1,21 +1,45 @@
-"""Users: a run user's or a new user's persona and recommendations; new users; events.
+"""Users: a run user's or a new user's persona and recommendations; new users; events; erasure.
 
 Reads are ``async`` (short CPU work, no hop to the thread pool); writes and text encoding run in the pool.
+Every POST takes an ``Idempotency-Key``: a retry with the same key and body gets the first response back
+(header ``Idempotent-Replayed: true``) and writes nothing.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from personas.api.deps import Service
-from personas.api.errors import INVALID, NOT_FOUND, TOO_LARGE
-from personas.api.schemas import EventsIn, EventsOut, NewUserIn, NewUserOut, RecommendationsOut, UserPersonaOut
+from personas.api.errors import CONFLICT, INVALID, NOT_FOUND, TOO_LARGE
+from personas.api.schemas import (
+    DeletedOut,
+    EventsIn,
+    EventsOut,
+    NewUserIn,
+    NewUserOut,
+    RecommendationsOut,
+    UserPersonaOut,
+)
+from personas.api.storage import StoredReceipt
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 UserId = Annotated[str, Path(description="A user of the run, or one created with POST /users.", examples=["196"])]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string per intended write (e.g. a UUID): a retry with the same key and body "
+        "returns the first response and writes nothing; the same key with another body gives 422. Kept 24 h.",
+    ),
+]
+
+
+def _answer(done: StoredReceipt, replayed: bool) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return Response(done.body, status_code=done.status, media_type="application/json", headers=headers)
 
 
 @router.get("/{user_id}/persona", response_model=UserPersonaOut, responses={**NOT_FOUND, **INVALID})
@@ -33,21 +57,42 @@ async def user_recommendations(
 ) -> Response:
     """Top-n items with the reason for each: the persona's taste and the history item it resembles.
 
-    Items recorded with POST /users/{user_id}/events are never recommended back.
+    Items recorded with POST /users/{user_id}/events are never recommended back. While the database is down,
+    users of the run are still served from the run folder (header ``Personas-Degraded``), without those events.
     """
+    out, degraded = service.recommendations_of(user_id, n)
+    headers = {"Personas-Degraded": "database unavailable; events recorded through the API not used"}
     # The hot path: serialised once here instead of validated again by FastAPI (response_model documents it).
-    return Response(service.recommendations(user_id, n).model_dump_json(), media_type="application/json")
+    return Response(out.model_dump_json(), media_type="application/json", headers=headers if degraded else None)
 
 
 @router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **TOO_LARGE})
-def create_user(service: Service, body: Annotated[NewUserIn, Body()]) -> NewUserOut:
-    """A new user from some text and/or a few items: stored, placed in a persona, recommended for."""
-    return service.create_user(body.text, body.items, body.n)
+def create_user(
+    service: Service, body: Annotated[NewUserIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Response:
+    """A new user from some text and/or a few items: stored, placed in a persona, recommended for.
+
+    The profile text itself is stored only when the server keeps texts (PERSONAS_SERVE_KEEP_TEXT); by default
+    its vector and a salted hash are.
+    """
+    receipt = service.receipt_for(idempotency_key, f"POST /users\n{body.model_dump_json()}")
+    return _answer(*service.once(receipt, 201, lambda r: service.create_user(body.text, body.items, body.n, r)))
 
 
 @router.post(
     "/{user_id}/events", response_model=EventsOut, status_code=201, responses={**NOT_FOUND, **INVALID, **TOO_LARGE}
 )
-def add_events(service: Service, user_id: UserId, body: Annotated[EventsIn, Body()]) -> EventsOut:
+def add_events(
+    service: Service, user_id: UserId, body: Annotated[EventsIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Response:
     """Record interactions. All are stored or none (an unknown item id stores nothing)."""
-    return service.add_events(user_id, body.items, body.kind)
+    receipt = service.receipt_for(idempotency_key, f"POST /users/{user_id}/events\n{body.model_dump_json()}")
+    return _answer(*service.once(receipt, 201, lambda r: service.add_events(user_id, body.items, body.kind, r)))
+
+
+@router.delete("/{user_id}", response_model=DeletedOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
+def delete_user(service: Service, user_id: UserId) -> DeletedOut:
+    """Erase a user created with POST /users: their text (or its hash), vector, persona, events and kept
+    responses, in one transaction; an audit record keeps the time, the action and a keyed hash of the id.
+    Users of the run folder give 409 (their data is part of the run's artefacts)."""
+    return service.delete_user(user_id)
