@@ -21,7 +21,7 @@ def tree_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tree_client(tree_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
     settings = ServeSettings(model_dir=tree_dir, database_url=f"sqlite:///{tmp_path / 'tree.sqlite'}")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         yield client
 
 

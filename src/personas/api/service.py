@@ -440,9 +440,10 @@ class PersonaService:
     def _replay(self, receipt: Receipt) -> StoredReceipt | None:
         done = self.storage.receipt(receipt)
         if done is not None and done.request_hash != receipt.request_hash:
-            raise FieldError(
-                "header.Idempotency-Key",
-                "was already used for another request (another path or body). Send a new key with a new request.",
+            # 409, not 422: the request itself is valid; its key belongs to another request.
+            raise ConflictError(
+                "The Idempotency-Key header was already used for another request (another path or body). "
+                "Send a new key with a new request."
             )
         return done
 

@@ -66,7 +66,7 @@ async def user_recommendations(
     return Response(out.model_dump_json(), media_type="application/json", headers=headers if degraded else None)
 
 
-@router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **TOO_LARGE})
+@router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **CONFLICT, **TOO_LARGE})
 def create_user(
     service: Service, body: Annotated[NewUserIn, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -80,7 +80,10 @@ def create_user(
 
 
 @router.post(
-    "/{user_id}/events", response_model=EventsOut, status_code=201, responses={**NOT_FOUND, **INVALID, **TOO_LARGE}
+    "/{user_id}/events",
+    response_model=EventsOut,
+    status_code=201,
+    responses={**NOT_FOUND, **INVALID, **CONFLICT, **TOO_LARGE},
 )
 def add_events(
     service: Service, user_id: UserId, body: Annotated[EventsIn, Body()], idempotency_key: IdempotencyKey = None
