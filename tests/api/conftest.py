@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from personas.api import ServeSettings, Storage, create_app
+from personas.api.auth import create_key
 from personas.api.testing import free_port, write_example_run
 from personas.pipeline import RunArtefact, load_run
 
@@ -134,12 +135,21 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
 
 @pytest.fixture
 def settings(run_dir: Path, tmp_path: Path) -> ServeSettings:
+    # No rate limits here: these tests send requests faster than any client would (test_security_auth has its own).
     return ServeSettings(
-        model_dir=run_dir, database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}", max_n=20, max_items=5
+        model_dir=run_dir,
+        database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}",
+        max_n=20,
+        max_items=5,
+        rate_limit_per_key="",
+        rate_limit_per_address="",
     )
 
 
 @pytest.fixture
 def client(settings: ServeSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    """The app with an admin key in every request (test_security_auth checks what other callers get)."""
+    app = create_app(settings)
+    _, key = create_key(app.state.service.storage, "admin", name="tests")
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as test_client:
         yield test_client

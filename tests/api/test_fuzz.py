@@ -20,6 +20,7 @@ from schemathesis.checks import (
 )
 
 from personas.api import ServeSettings, create_app
+from personas.api.testing import key_headers
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,12 @@ def fuzzed_app(run_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: 
         url = request.getfixturevalue("postgres_database")("fuzz")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'db.sqlite'}"
-    return create_app(ServeSettings(model_dir=run_dir, database_url=url, max_n=50, max_items=10))
+    settings = ServeSettings(
+        model_dir=run_dir, database_url=url, max_n=50, max_items=10, rate_limit_per_key="", rate_limit_per_address=""
+    )
+    app = create_app(settings)
+    app.state.fuzz_headers = key_headers(url)  # an admin key: every operation is reached
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ CASES = [
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_no_server_errors_and_answers_match_the_schema(
-    api_schema: Any, method: str, path: str, mode: GenerationMode
+    api_schema: Any, fuzzed_app: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
     operation = api_schema[path][method]
 
@@ -76,6 +82,6 @@ def test_no_server_errors_and_answers_match_the_schema(
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=CHECKS, headers=fuzzed_app.state.fuzz_headers)
 
     check()

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from personas import __version__
+from personas.api.auth import Access, RateLimitHeaders
 from personas.api.errors import install_error_handlers
 from personas.api.routers import health, items, personas, users
 from personas.api.service import PersonaService
@@ -24,6 +25,10 @@ DESCRIPTION = """Personas and recommendations from a saved run folder (`personas
 Users of the run get recommendations from the saved recommender; new users (POST /users) are stored, placed
 in a persona and served by the cold-start router; events (POST /users/{id}/events) are remembered. Errors
 have one JSON shape: unknown ids give 404 naming the id, invalid input 422 naming the field.
+
+Access: an API key (`personas keys create`) in `Authorization: Bearer <key>` or `X-API-Key`, with the scope
+`read`, `write` or `admin`. A new user belongs to the key that created it; users of the run need an admin key
+or one created with `--run-users`. Requests are rate-limited per key and per address (429, `Retry-After`).
 """
 
 
@@ -38,7 +43,9 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
 
     app = FastAPI(title="personas", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
+    app.state.access = Access(settings, service.storage)  # checks the rate settings now, before serving
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -6,6 +6,8 @@ RequestValidationError (FastAPI)     422  names every invalid field; malformed J
 other DataError / ConfigError        422
 UnknownIdError (from the library)    404
 SQLAlchemyError                      503  the database is unavailable; nothing was half-written
+AccessError (PersonasError)          401  no key or a bad one (WWW-Authenticate); 403 a scope or user out of
+                                          reach; 429 over a rate limit (Retry-After)
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from personas.api.schemas import ProblemOut
-from personas.errors import ConfigError, DataError, UnknownIdError
+from personas.errors import ConfigError, DataError, PersonasError, UnknownIdError
 
-__all__ = ["INVALID", "NOT_FOUND", "FieldError", "NotFoundError", "install_error_handlers"]
+__all__ = ["ACCESS", "INVALID", "NOT_FOUND", "AccessError", "FieldError", "NotFoundError", "install_error_handlers"]
+
+
+class AccessError(PersonasError):
+    """A request refused by access control (personas.api.auth): 401, 403 or 429."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.headers = headers or {}
 
 
 class NotFoundError(UnknownIdError):
@@ -86,6 +98,13 @@ async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(422, "validation_error", str(exc), fields=[field] if field else [])
 
 
+async def _access(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessError)
+    return JSONResponse(
+        {"error": exc.error, "detail": str(exc), "fields": []}, status_code=exc.status, headers=exc.headers
+    )
+
+
 async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(
         503, "unavailable", f"The database is unavailable ({type(exc).__name__}); nothing was written. Retry later."
@@ -99,6 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(ConfigError, _bad_value)
     app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(AccessError, _access)
 
 
 #: OpenAPI documentation of the error responses every route may give.
@@ -107,4 +127,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ProblemOut, "description": "Invalid request (the fields are named in the body)."}
+}
+ACCESS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemOut, "description": "No API key, or not a valid one (see WWW-Authenticate)."},
+    403: {"model": ProblemOut, "description": "The key lacks the scope, or the user is out of its reach."},
+    429: {"model": ProblemOut, "description": "Over a rate limit; retry after Retry-After seconds."},
 }

@@ -46,7 +46,17 @@ def _no_nul(value: str | None) -> str | None:
 class ProblemOut(BaseModel):
     """Every error: what went wrong, and which id or field."""
 
-    error: Literal["not_found", "validation_error", "bad_request", "payload_too_large", "unavailable", "internal"]
+    error: Literal[
+        "not_found",
+        "validation_error",
+        "bad_request",
+        "payload_too_large",
+        "unavailable",
+        "internal",
+        "unauthorized",
+        "forbidden",
+        "rate_limited",
+    ]
     detail: str
     id: str | None = Field(None, description="The unknown id (404).")
     kind: str | None = Field(None, description="What the unknown id names: user, item or persona (404).")

@@ -262,7 +262,8 @@ class PersonaService:
         history = np.union1d(seen, extra)
         return self._recommend_new(user_id, None, None, history, persona, n)
 
-    def create_user(self, text: str | None, items: Sequence[str], n: int) -> NewUserOut:
+    def create_user(self, text: str | None, items: Sequence[str], n: int, *, owner: str | None = None) -> NewUserOut:
+        """Store, place and recommend for a new user; ``owner``: the id of the API key it belongs to."""
         if text is None and not items:
             raise FieldError("body", "needs 'text' or 'items' (or both): say something about the new user.")
         if text is not None and len(text) > self.settings.max_text_chars:
@@ -280,7 +281,7 @@ class PersonaService:
         user_id = f"new-{uuid.uuid4().hex[:16]}"
         # Everything is computed before the single write, so a failure leaves nothing behind.
         recs = self._recommend_new(user_id, text, vector, history, persona, n)
-        self.storage.add_user(user_id, text=text, persona=persona, vector=vector, items=list(items))
+        self.storage.add_user(user_id, text=text, persona=persona, vector=vector, items=list(items), owner=owner)
         return NewUserOut(user_id=user_id, persona=self._persona_brief(persona), recommendations=recs)
 
     def add_events(self, user_id: str, items: Sequence[str], kind: str) -> EventsOut:

@@ -7,6 +7,11 @@ Tables::
 
     new_users  user_id (pk), text, persona, vector (float32 bytes, the text in the run's text space), created_at
     events     id (pk), user_id (indexed; a run user or a new user), item_id, kind, created_at
+    api_keys   key_id (pk), name, scopes, run_users, hash (argon2; never the key), created_at, revoked_at
+    user_owners user_id (pk: a new user), key_id (the API key that created the user)
+
+New tables are created in an existing database by ``create_schema``, so older databases need no migration
+(their new users have no owner: only an admin key reaches them).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     Integer,
@@ -33,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-__all__ = ["MAX_ID_CHARS", "Storage", "StoredUser", "storable"]
+__all__ = ["MAX_ID_CHARS", "Storage", "StoredKey", "StoredUser", "storable"]
 
 MAX_ID_CHARS = 200
 
@@ -62,6 +68,38 @@ class _Event(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class _ApiKey(_Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
+    scopes: Mapped[str] = mapped_column(String(64))
+    run_users: Mapped[bool] = mapped_column(Boolean)
+    hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class _UserOwner(_Base):
+    __tablename__ = "user_owners"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An API key as stored: its argon2 hash, never the key itself."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    run_users: bool
+    hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 @dataclass(frozen=True)
 class StoredUser:
     user_id: str
@@ -80,6 +118,11 @@ def storable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _stored_key(row: Any) -> StoredKey:
+    scopes = tuple(s for s in row.scopes.split(",") if s)
+    return StoredKey(row.key_id, row.name, scopes, bool(row.run_users), row.hash, row.created_at, row.revoked_at)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -108,6 +151,9 @@ class Storage:
         events, users = _Event.__table__, _NewUser.__table__
         self._events_of = select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
         self._new_user = select(users).where(users.c.user_id == bindparam("user_id"))
+        owners, keys = _UserOwner.__table__, _ApiKey.__table__
+        self._owner = select(owners.c.key_id).where(owners.c.user_id == bindparam("user_id"))
+        self._key = select(keys).where(keys.c.key_id == bindparam("key_id"))
 
     @property
     def dialect(self) -> str:
@@ -144,11 +190,15 @@ class Storage:
         vector: np.ndarray | None,
         items: Sequence[str],
         kind: str = "interaction",
+        owner: str | None = None,
     ) -> StoredUser:
+        """Store a new user with their first items; ``owner`` (an API key id) is stored with them."""
         now = datetime.now(UTC)
         blob = None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
         with self._sessions.begin() as session:
             session.add(_NewUser(user_id=user_id, text=text, persona=persona, vector=blob, created_at=now))
+            if owner is not None:
+                session.add(_UserOwner(user_id=user_id, key_id=owner))
             session.add_all(_Event(user_id=user_id, item_id=item, kind=kind, created_at=now) for item in items)
         return StoredUser(user_id, text, persona, None if vector is None else np.asarray(vector, "<f4"), now)
 
@@ -185,6 +235,50 @@ class Storage:
         with self._sessions() as session:
             rows = session.execute(select(_NewUser.persona, func.count()).group_by(_NewUser.persona)).all()
         return {int(persona): int(count) for persona, count in rows}
+
+    def owner_of(self, user_id: str) -> str | None:
+        """The id of the API key that created this new user (None: unknown, a run user, or created before
+        keys existed)."""
+        if not storable(user_id):
+            return None
+        with self.engine.connect() as connection:
+            return connection.execute(self._owner, {"user_id": user_id}).scalar()
+
+    # -- API keys ------------------------------------------------------------------------------------
+    def add_key(self, key_id: str, *, name: str, scopes: Sequence[str], run_users: bool, hash: str) -> StoredKey:
+        row = _ApiKey(
+            key_id=key_id,
+            name=name,
+            scopes=",".join(scopes),
+            run_users=run_users,
+            hash=hash,
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _stored_key(row)
+
+    def key(self, key_id: str) -> StoredKey | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(self._key, {"key_id": key_id}).first()
+        return None if row is None else _stored_key(row)
+
+    def keys(self) -> list[StoredKey]:
+        with self._sessions() as session:
+            rows = session.scalars(select(_ApiKey).order_by(_ApiKey.created_at, _ApiKey.key_id)).all()
+        return [_stored_key(row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> StoredKey | None:
+        """Mark the key revoked (kept for the record); None when no such key. Revoking twice keeps the first
+        time."""
+        with self._sessions.begin() as session:
+            row = session.get(_ApiKey, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return _stored_key(row)
 
     def count_events(self) -> int:
         with self._sessions() as session:

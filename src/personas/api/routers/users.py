@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
+from personas.api.auth import ReadableUser, WritableUser, Writer
 from personas.api.deps import Service
-from personas.api.errors import INVALID, NOT_FOUND
+from personas.api.errors import ACCESS, INVALID, NOT_FOUND
 from personas.api.schemas import EventsIn, EventsOut, NewUserIn, NewUserOut, RecommendationsOut, UserPersonaOut
 
-router = APIRouter(prefix="/users", tags=["users"])
-
-UserId = Annotated[str, Path(description="A user of the run, or one created with POST /users.", examples=["196"])]
+# Each user is reached only by the key that created it (or an admin key); see personas.api.auth.
+router = APIRouter(prefix="/users", tags=["users"], responses=ACCESS)
 
 
 @router.get("/{user_id}/persona", response_model=UserPersonaOut, responses={**NOT_FOUND, **INVALID})
-async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
+async def user_persona(service: Service, user_id: ReadableUser) -> UserPersonaOut:
     """Which persona a user belongs to (and where they sit on the map)."""
     return service.user_persona_of(user_id)
 
@@ -27,7 +27,7 @@ async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
 @router.get("/{user_id}/recommendations", response_model=RecommendationsOut, responses={**NOT_FOUND, **INVALID})
 async def user_recommendations(
     service: Service,
-    user_id: UserId,
+    user_id: ReadableUser,
     n: Annotated[int, Query(ge=1, le=1000, description="How many items (capped by the server's max_n).")] = 10,
 ) -> Response:
     """Top-n items with the reason for each: the persona's taste and the history item it resembles.
@@ -39,12 +39,13 @@ async def user_recommendations(
 
 
 @router.post("", response_model=NewUserOut, status_code=201, responses={**NOT_FOUND, **INVALID})
-def create_user(service: Service, body: Annotated[NewUserIn, Body()]) -> NewUserOut:
-    """A new user from some text and/or a few items: stored, placed in a persona, recommended for."""
-    return service.create_user(body.text, body.items, body.n)
+def create_user(service: Service, caller: Writer, body: Annotated[NewUserIn, Body()]) -> NewUserOut:
+    """A new user from some text and/or a few items: stored, placed in a persona, recommended for. The user
+    belongs to the calling key: other keys (but admin ones) cannot read it or add to it."""
+    return service.create_user(body.text, body.items, body.n, owner=caller.key_id)
 
 
 @router.post("/{user_id}/events", response_model=EventsOut, status_code=201, responses={**NOT_FOUND, **INVALID})
-def add_events(service: Service, user_id: UserId, body: Annotated[EventsIn, Body()]) -> EventsOut:
+def add_events(service: Service, user_id: WritableUser, body: Annotated[EventsIn, Body()]) -> EventsOut:
     """Record interactions. All are stored or none (an unknown item id stores nothing)."""
     return service.add_events(user_id, body.items, body.kind)
