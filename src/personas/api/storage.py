@@ -264,7 +264,7 @@ class Storage:
             row = connection.execute(self._key, {"key_id": key_id}).first()
         return None if row is None else _stored_key(row)
 
-    def keys(self) -> list[StoredKey]:
+    def api_keys(self) -> list[StoredKey]:
         with self._sessions() as session:
             rows = session.scalars(select(_ApiKey).order_by(_ApiKey.created_at, _ApiKey.key_id)).all()
         return [_stored_key(row) for row in rows]
