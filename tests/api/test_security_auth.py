@@ -76,7 +76,7 @@ def test_no_key_gets_401_on_every_data_endpoint(http: TestClient) -> None:
 
 
 def test_a_wrong_revoked_or_malformed_key_gets_401(app: Any, http: TestClient) -> None:
-    stored, secret = create_key(app.state.service.storage, "read")
+    _, secret = create_key(app.state.service.storage, "read")
     assert http.get("/personas", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     wrong_secret = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")  # right key id, wrong secret
     for bad in [wrong_secret, "pk_000000000000_" + "A" * 43, "nonsense", ""]:
@@ -209,5 +209,8 @@ def test_the_served_process_refuses_without_a_key_and_limits_a_burst(run_dir: Pa
         statuses = [http.get("/personas", headers=reader).status_code for _ in range(6)]
         assert statuses == [200] * 5 + [429]
         assert int(http.get("/personas", headers=reader).headers["retry-after"]) >= 1
-    with ServerProcess(run_dir, database_url=db, key_scopes="read") as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(run_dir, database_url=db, key_scopes="read") as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
         assert http.post("/users", json=NEW_USER, headers=server.headers).status_code == 403
