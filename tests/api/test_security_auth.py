@@ -75,7 +75,7 @@ def test_no_key_gets_401_on_every_data_endpoint(http: TestClient) -> None:
     assert http.get("/health").json()["events"] == 0  # the refused event was not stored
 
 
-def test_a_wrong_revoked_or_malformed_key_gets_401(app: Any, http: TestClient) -> None:
+def test_a_wrong_or_malformed_key_gets_401(app: Any, http: TestClient) -> None:
     _, secret = create_key(app.state.service.storage, "read")
     assert http.get("/personas", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     wrong_secret = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")  # right key id, wrong secret
