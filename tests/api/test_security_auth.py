@@ -200,7 +200,8 @@ def test_a_bad_rate_setting_is_refused_at_start(make_app: Callable[..., Any]) ->
 
 @pytest.mark.slow
 def test_the_served_process_refuses_without_a_key_and_limits_a_burst(run_dir: Path, tmp_path: Path) -> None:
-    """`personas serve` in its own process: 401 without a key, 403 with the wrong scope, 429 in a burst."""
+    """`personas serve` in its own process: 401 without a key, 403 with the wrong scope, 429 in a burst; with
+    --allow-anonymous-read, reads without a key."""
     db = f"sqlite:///{tmp_path / 'served.sqlite'}"
     env = {"PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "5/minute"}
     with ServerProcess(run_dir, database_url=db, env=env) as server, httpx.Client(base_url=server.url) as http:
@@ -214,3 +215,10 @@ def test_the_served_process_refuses_without_a_key_and_limits_a_burst(run_dir: Pa
         httpx.Client(base_url=server.url) as http,
     ):
         assert http.post("/users", json=NEW_USER, headers=server.headers).status_code == 403
+    # The local demo: reads without a key (run users too), writes still need one.
+    demo = ("--allow-anonymous-read", "--no-access-log", "--log-level", "warning")
+    with ServerProcess(run_dir, database_url=db, extra_args=demo, key_scopes=None) as server:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/users/space-0/recommendations").status_code == 200
+            assert http.post("/users", json=NEW_USER).status_code == 403
+        assert "Writes need a key" in server.log()
