@@ -87,6 +87,17 @@ def test_a_wrong_or_malformed_key_gets_401(app: Any, http: TestClient) -> None:
     assert http.get("/personas", headers={"X-API-Key": wrong_secret}).status_code == 401
 
 
+def test_guessing_keys_is_slowed_down_to_ten_a_minute(app: Any, http: TestClient) -> None:
+    known, fresh = key(app, "read"), key(app, "read")
+    assert http.get("/personas", headers=known).status_code == 200
+    real_id = fresh["Authorization"].split("_")[1]
+    guesses = [f"Bearer pk_{real_id}_{i:043d}" for i in range(11)]  # each one costs the server a hash
+    statuses = [http.get("/personas", headers={"Authorization": g}).status_code for g in guesses]
+    assert statuses == [401] * 10 + [429]
+    assert http.get("/personas", headers=fresh).status_code == 429  # not checked either, until the minute is over
+    assert http.get("/personas", headers=known).status_code == 200  # a key verified before goes on
+
+
 def test_a_revoked_key_stops_working(make_app: Callable[..., Any]) -> None:
     app = make_app(key_recheck_seconds=0.2)
     stored, secret = create_key(app.state.service.storage, "read")

@@ -22,7 +22,9 @@ run, never a public service.
 Limits. Every request counts against its client address; requests with a key also against the key. Over
 either limit: 429 with ``Retry-After``. Every counted answer carries ``RateLimit-Limit``,
 ``RateLimit-Remaining`` and ``RateLimit-Reset`` of the shortest window of the key's limit (the address's for
-requests without a key), and ``RateLimit-Policy`` (all limits).
+requests without a key), and ``RateLimit-Policy`` (all limits). Whatever the settings, an address that
+presented 10 wrong keys within a minute (each may cost a hash) has its next unknown keys refused with 429
+until the minute is over.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ SCOPES: tuple[str, ...] = ("read", "write", "admin")
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _KEY = re.compile(r"pk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _MAX_CACHED = 10_000
+#: Wrong keys an address may present (each may cost a hash) before its key checks wait (429).
+_FAILED_KEYS = parse_many("10/minute")[0]
 
 
 @dataclass(frozen=True)
@@ -261,17 +265,19 @@ class RateLimiter:
         window (for the RateLimit headers; one more look-up, so only for the limits the headers describe)."""
         for item in items:
             if not self.strategy.hit(item, kind, who):
-                window = self._window(item, kind, who)
-                raise AccessError(
-                    429,
-                    "rate_limited",
-                    f"Too many requests for this {kind}: at most {item.amount} per {item.get_expiry()} s. "
-                    f"Retry in {window.reset} s.",
-                    headers={"Retry-After": str(window.reset), **self.headers(window)},
-                )
+                raise self.refusal(item, kind, who, f"requests for this {kind}")
         if not report or not items:
             return None
         return self._window(min(items, key=lambda item: item.get_expiry()), kind, who)
+
+    def refusal(self, item: RateLimitItem, kind: str, who: str, what: str) -> AccessError:
+        window = self._window(item, kind, who)
+        return AccessError(
+            429,
+            "rate_limited",
+            f"Too many {what}: at most {item.amount} per {item.get_expiry()} s. Retry in {window.reset} s.",
+            headers={"Retry-After": str(window.reset), **self.headers(window)},
+        )
 
     def headers(self, window: _Window) -> dict[str, str]:
         return {
@@ -317,7 +323,15 @@ class Access:
                 )
             caller = ANONYMOUS_READER
         else:
-            found = self.keys.remembered(key) or await run_in_threadpool(self.keys.verify, key)
+            found = self.keys.remembered(key)
+            if found is None:
+                address = request.client.host if request.client else "unknown"
+                # Each wrong key with a real key id costs a hash: an address gets a few wrong keys a minute.
+                if not limiter.strategy.test(_FAILED_KEYS, "failed key", address):
+                    raise limiter.refusal(_FAILED_KEYS, "failed key", address, "wrong API keys from this address")
+                found = await run_in_threadpool(self.keys.verify, key)
+                if found is None:
+                    limiter.strategy.hit(_FAILED_KEYS, "failed key", address)
             if found is None:
                 raise AccessError(
                     401,
