@@ -10,6 +10,14 @@ JSON without model work or database) it measures:
 - in process: the same work as a library call without HTTP, to show what HTTP and the framework add.
 
 The load generator runs on the same machine as the server, so both share its cores; compare within one run.
+Requests carry an admin API key; the rate limits are raised out of reach (their counting still runs).
+
+    .venv/bin/python bench/serve.py --model runs/demo --compare-auth   # what access control costs
+
+--compare-auth serves the run twice at once, auth off (no keys, no limits) and auth on (a read-write key with
+the run-users grant, per-key and per-address limits counted), and sends both the same GET recommendations and
+POST /users at a fixed rate, alternating between the two servers for --rounds rounds; it prints p50/p95/p99
+of each and the ratio on/off (target: auth adds at most 10% to p99).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personas.api import PersonaService, ServeSettings
-from personas.api.testing import ServerProcess
+from personas.api.testing import ServerProcess, key_headers
 
 console = Console()
 
@@ -52,16 +60,19 @@ class Connection:
     """A minimal HTTP/1.1 keep-alive client on one connection: the load generator shares the machine with the
     server, so it must cost little CPU (a general-purpose client costs more than the server's answer)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int, headers: str = ""
+    ) -> None:
         self.reader, self.writer, self.host, self.port = reader, writer, host, port
+        self.headers = headers
 
     @classmethod
-    async def open(cls, host: str, port: int) -> Connection:
+    async def open(cls, host: str, port: int, headers: dict[str, str] | None = None) -> Connection:
         reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer, host, port)
+        return cls(reader, writer, host, port, "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()))
 
     async def request(self, method: str, path: str, body: bytes = b"") -> int:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
         if body:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         message = head.encode() + b"\r\n" + body
@@ -196,9 +207,10 @@ def in_process(service: PersonaService, users: list[str], seconds: float) -> tup
     return out[0], out[1]
 
 
-async def run_http(
-    host: str, port: int, pid: int, users: list[str], floor_item: str, args: argparse.Namespace
-) -> list[Result]:
+async def run_http(server: ServerProcess, users: list[str], floor_item: str, args: argparse.Namespace) -> list[Result]:
+    assert server.process is not None
+    host, port, pid = server.host, server.port, server.process.pid
+
     def recommendations(connection: Connection, i: int) -> Awaitable[int]:
         return connection.request("GET", f"/users/{users[i % len(users)]}/recommendations?n=10")
 
@@ -212,7 +224,7 @@ async def run_http(
 
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(max(args.concurrency, args.connections)):
-        pool.put_nowait(await Connection.open(host, port))
+        pool.put_nowait(await Connection.open(host, port, server.headers))
     results = []
     for name, request, rate in (
         ("GET /items/{id} (floor)", item, args.rate),
@@ -237,6 +249,104 @@ async def run_http(
     return results
 
 
+#: Limits counted but never reached (the bench measures speed, not refusals): the shape of the defaults.
+UNREACHED_LIMITS = {
+    "PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "1000000/second;60000000/minute",
+    "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": "1000000/second;60000000/minute",
+}
+AUTH_OFF = {
+    "PERSONAS_SERVE_AUTH": "false",
+    "PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "",
+    "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": "",
+}
+
+
+async def compare_auth(
+    off: ServerProcess, on: ServerProcess, users: list[str], args: argparse.Namespace
+) -> dict[tuple[str, str], Result]:
+    """The same requests to both servers, alternating in rounds; latencies pooled per (endpoint, variant)."""
+    bodies = [json.dumps({"text": text, "n": 10}).encode() for text in TEXTS]
+    scenarios: list[tuple[str, Request, float]] = [
+        (
+            "GET /users/{id}/recommendations",
+            lambda c, i: c.request("GET", f"/users/{users[i % len(users)]}/recommendations?n=10"),
+            args.rate,
+        ),
+        ("POST /users", lambda c, i: c.request("POST", "/users", bodies[i % len(bodies)]), args.post_rate),
+    ]
+    pools: dict[str, asyncio.Queue[Connection]] = {}
+    for variant, server in (("auth off", off), ("auth on", on)):
+        pools[variant] = asyncio.Queue()
+        for _ in range(args.connections):
+            pools[variant].put_nowait(await Connection.open(server.host, server.port, server.headers))
+    pids = {"auth off": off.process.pid, "auth on": on.process.pid}  # type: ignore[union-attr]
+    out: dict[tuple[str, str], Result] = {}
+    for name, request, rate in scenarios:
+        for variant, pool in pools.items():
+            connection = await pool.get()
+            for i in range(20):  # warm up: lazy model parts, the text encoder, the key's first check
+                assert await request(connection, i) < 400, f"{variant}: {name} refused"
+            pool.put_nowait(connection)
+        for round_ in range(args.rounds):
+            order = list(pools) if round_ % 2 == 0 else list(reversed(pools))  # neither always goes first
+            for variant in order:
+                cpu = cpu_seconds(pids[variant])
+                result = await fixed_rate(pools[variant], request, rate, args.seconds)
+                result.server_cpu_s = cpu_seconds(pids[variant]) - cpu
+                pooled = out.setdefault((name, variant), Result(name, variant, 0, 0, 0.0, [], 0.0))
+                pooled.requests += result.requests
+                pooled.errors += result.errors
+                pooled.seconds += result.seconds
+                pooled.latencies_ms += result.latencies_ms
+                pooled.server_cpu_s += result.server_cpu_s
+    for pool in pools.values():
+        while not pool.empty():
+            pool.get_nowait().close()
+    return out
+
+
+def print_auth_comparison(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> None:
+    table = Table(
+        title=(
+            f"Access control on vs off: the same requests at a fixed rate ({args.rate:g} req/s, {args.post_rate:g} for "
+            f"POST /users), {args.rounds} alternating rounds of {args.seconds:g} s per variant"
+        ),
+        title_justify="left",
+    )
+    for column in (
+        "endpoint",
+        "variant",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99 on/off",
+        "CPU ms/req",
+    ):
+        table.add_column(column, justify="left" if column in ("endpoint", "variant") else "right")
+    verdicts = []
+    for (name, variant), result in results.items():
+        base = results[(name, "auth off")]
+        ratio = result.percentile(99) / base.percentile(99)
+        if variant == "auth on":
+            verdicts.append(f"{name}: p99 x{ratio:.2f} ({'meets' if ratio <= 1.10 else 'misses'} the 1.10 target)")
+        table.add_row(
+            name,
+            variant,
+            f"{result.requests:,}",
+            str(result.errors),
+            f"{result.percentile(50):.1f}",
+            f"{result.percentile(95):.1f}",
+            f"{result.percentile(99):.1f}",
+            f"{ratio:.2f}" if variant == "auth on" else "",
+            f"{result.cpu_ms:.2f}",
+        )
+    console.print(table)
+    for verdict in verdicts:
+        console.print(verdict)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("runs/demo"), help="Run folder to serve.")
@@ -246,6 +356,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of each phase.")
     parser.add_argument("--connections", type=int, default=32, help="Keep-alive connections at fixed rate.")
     parser.add_argument("--concurrency", type=int, default=16, help="Clients in the saturation phase.")
+    parser.add_argument("--compare-auth", action="store_true", help="Only auth on vs auth off (see above).")
+    parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds per variant (--compare-auth).")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="personas-bench-") as tmp:
@@ -255,9 +367,20 @@ def main() -> None:
         users = [str(u) for u in rng.choice(service.user_ids, size=min(500, len(service.user_ids)), replace=False)]
         console.print(f"Serving {args.model} ({len(service.user_ids)} users, model {service.model_name}) ...")
         floor_item = service.item_ids[int(service.popular_order[0])]
-        with ServerProcess(args.model, database_url=url) as server:
-            assert server.process is not None
-            results = uvloop.run(run_http(server.host, server.port, server.process.pid, users, floor_item, args))
+        if args.compare_auth:
+            on_url = f"sqlite:///{Path(tmp) / 'auth-on.sqlite'}"
+            off_url = f"sqlite:///{Path(tmp) / 'auth-off.sqlite'}"
+            with (
+                ServerProcess(args.model, database_url=off_url, env=AUTH_OFF, key_scopes=None) as off,
+                ServerProcess(args.model, database_url=on_url, env=UNREACHED_LIMITS, key_scopes=None) as on,
+            ):
+                # A client's key, not an admin one: the scope, run-users grant and ownership checks all run.
+                on.headers = key_headers(on_url, "read,write", run_users=True)
+                compared = uvloop.run(compare_auth(off, on, users, args))
+            print_auth_comparison(compared, args)
+            return
+        with ServerProcess(args.model, database_url=url, env=UNREACHED_LIMITS) as server:
+            results = uvloop.run(run_http(server, users, floor_item, args))
         library = in_process(service, users, args.seconds)
 
     floor = {r.mode: r for r in results if r.scenario.endswith("(floor)")}

@@ -225,11 +225,13 @@ def evaluate(dataset: str) -> list[dict[str, object]]:
     from fastapi.testclient import TestClient
 
     from personas.api import ServeSettings, create_app
+    from personas.api.testing import key_headers
 
     run_dir = Path(pipeline.config.output.dir)
-    settings = ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{run_dir.parent / 'serve.sqlite'}")
+    db = f"sqlite:///{run_dir.parent / 'serve.sqlite'}"
+    settings = ServeSettings(model_dir=run_dir, database_url=db, rate_limit_per_key="", rate_limit_per_address="")
     rows = {str(i): r for r, i in enumerate(data.item_vocab.ids)}
-    client = TestClient(create_app(settings), base_url="http://localhost").__enter__()  # an allowed Host
+    client = TestClient(create_app(settings), base_url="http://localhost", headers=key_headers(db)).__enter__()
     for probe, vector in zip(PROBES, vectors, strict=True):
         lists["router via CLI"].append(through_cli(run_dir, probe.text))
         lists["router via API"].append(through_api(client, rows, probe.text))

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from personas.api import ServeSettings, Storage, create_app
+from personas.api.auth import create_key
 from personas.api.testing import PostgresCluster, write_example_run
 from personas.pipeline import RunArtefact, load_run
 
@@ -82,12 +83,22 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
 
 @pytest.fixture
 def settings(run_dir: Path, tmp_path: Path) -> ServeSettings:
+    # No rate limits here: these tests send requests faster than any client would (test_security_auth has its own).
     return ServeSettings(
-        model_dir=run_dir, database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}", max_n=20, max_items=5
+        model_dir=run_dir,
+        database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}",
+        max_n=20,
+        max_items=5,
+        rate_limit_per_key="",
+        rate_limit_per_address="",
     )
 
 
 @pytest.fixture
 def client(settings: ServeSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="http://localhost") as test_client:  # an allowed Host
+    """The app with an admin key in every request (test_security_auth checks what other callers get)."""
+    app = create_app(settings)
+    _, key = create_key(app.state.service.storage, "admin", name="tests")
+    # An allowed Host (localhost), and the key.
+    with TestClient(app, base_url="http://localhost", headers={"Authorization": f"Bearer {key}"}) as test_client:
         yield test_client

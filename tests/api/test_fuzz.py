@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from personas.api import ServeSettings, create_app
+from personas.api.testing import key_headers
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,18 @@ def fuzzed_app(run_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: 
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'db.sqlite'}"
     # schemathesis calls an ASGI app as Host: testserver.
-    settings = ServeSettings(model_dir=run_dir, database_url=url, max_n=50, max_items=10, allowed_hosts=["testserver"])
-    return create_app(settings)
+    settings = ServeSettings(
+        model_dir=run_dir,
+        database_url=url,
+        max_n=50,
+        max_items=10,
+        allowed_hosts=["testserver"],
+        rate_limit_per_key="",
+        rate_limit_per_address="",
+    )
+    app = create_app(settings)
+    app.state.fuzz_headers = key_headers(url)  # an admin key: every operation is reached
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ CASES = [
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_no_server_errors_and_answers_match_the_schema(
-    api_schema: Any, method: str, path: str, mode: GenerationMode
+    api_schema: Any, fuzzed_app: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
     operation = api_schema[path][method]
 
@@ -71,7 +82,8 @@ def test_no_server_errors_and_answers_match_the_schema(
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
-        case.call_and_validate()  # all checks, positive_data_acceptance and negative_data_rejection included
+        # all checks, positive_data_acceptance and negative_data_rejection included
+        case.call_and_validate(headers=fuzzed_app.state.fuzz_headers)
 
     check()
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, create_app
-from personas.api.testing import write_review_run
+from personas.api.testing import key_headers, write_review_run
 from personas.recommend import NO_REASON
 
 
@@ -25,9 +25,8 @@ def review_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _client(run: Path, tmp_path: Path, model: str | None = None) -> TestClient:
     name = model or "default"
     db = f"sqlite:///{tmp_path / name}.sqlite"
-    return TestClient(
-        create_app(ServeSettings(model_dir=run, database_url=db, model_name=model)), base_url="http://localhost"
-    )
+    app = create_app(ServeSettings(model_dir=run, database_url=db, model_name=model, rate_limit_per_key=""))
+    return TestClient(app, base_url="http://localhost", headers=key_headers(db))
 
 
 @pytest.fixture

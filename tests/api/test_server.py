@@ -18,7 +18,10 @@ def test_every_endpoint_over_http_and_users_survive_a_restart(
     run_dir: Path, postgres_database: Callable[[str], str]
 ) -> None:
     postgres_url = postgres_database("e2e")
-    with ServerProcess(run_dir, database_url=postgres_url) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(run_dir, database_url=postgres_url) as server,
+        httpx.Client(base_url=server.url, headers=server.headers) as http,
+    ):
         health = http.get("/health").json()
         assert health["database"] == "postgresql" and health["personas"] == 3
 
@@ -54,7 +57,10 @@ def test_every_endpoint_over_http_and_users_survive_a_restart(
         persona_of_uid = http.get(f"/users/{uid}/persona").json()
 
     # A new process on the same database remembers the user, their persona and their events.
-    with ServerProcess(run_dir, database_url=postgres_url) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(run_dir, database_url=postgres_url) as server,
+        httpx.Client(base_url=server.url, headers=server.headers) as http,
+    ):
         again = http.get(f"/users/{uid}/persona").json()
         assert again == {**persona_of_uid, "events": 1}
         assert http.get("/health").json()["new_users"] == 1

@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from personas.api import ServeSettings, create_app
+from personas.api.testing import key_headers
 from personas.cli.main import app
 from personas.data import Dataset, build_profiles
 from personas.discover import KMeansGroups
@@ -91,8 +92,9 @@ def test_spark_profile_texts_match_the_single_machine_builder(spark: Any, ml100k
 
 
 def test_spark_run_folder_serves_over_http(spark_run: Any, tmp_path: Path) -> None:
-    settings = ServeSettings(model_dir=spark_run.folder, database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}")
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+    db = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    settings = ServeSettings(model_dir=spark_run.folder, database_url=db)
+    with TestClient(create_app(settings), base_url="http://localhost", headers=key_headers(db)) as client:
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["personas"] == len(spark_run.personas)
         first = client.get("/personas/0").json()["card"]

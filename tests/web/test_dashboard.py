@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, watched_page: Any) -> None:
+def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, dashboard_key: str, watched_page: Any) -> None:
     page, problems = watched_page((dashboard_url,))
     page.goto(dashboard_url + "/")
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
@@ -37,7 +37,9 @@ def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, watched_pag
     persona = httpx.get(dashboard_url + "/users/space-0/persona").json()["persona"]
     assert persona["display_name"] in page.locator("#user-result .persona-line").inner_text()
 
-    # A new user's text: stored, placed in the crime persona, recommendations listed.
+    # A new user's text (a write: the page sends the key typed in): stored, placed in the crime persona.
+    page.fill("#api-key", dashboard_key)
+    page.click("#key-form button")
     page.fill("#new-text", "I mostly enjoy crime stories and crime films")
     page.click("#new-user-form button")
     page.wait_for_selector("#new-user-result .recommendations li", timeout=20_000)
@@ -53,6 +55,23 @@ def test_dashboard_map_cards_search_and_new_user(dashboard_url: str, watched_pag
     page.wait_for_selector("#user-result .error", timeout=20_000)
     assert "nobody" in page.locator("#user-result .error").inner_text()
     assert [p for p in problems if "404" not in p] == []
+    page.close()
+
+
+def test_without_anonymous_reads_the_page_asks_for_a_key_and_then_loads(
+    locked_dashboard_url: str, dashboard_key: str, watched_page: Any
+) -> None:
+    page, problems = watched_page((locked_dashboard_url,))
+    page.goto(locked_dashboard_url + "/")
+    page.wait_for_selector("#summary .error", timeout=30_000)
+    assert "needs an API key" in page.locator("#summary .error").inner_text()
+    page.fill("#api-key", dashboard_key)
+    page.click("#key-form button")
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.locator(".persona-card").count() == 3
+    assert page.input_value("#api-key") == ""  # the key is not left on screen
+    # The refused requests before the key, and the favicon.
+    assert [p for p in problems if "401" not in p and "404" not in p] == []
     page.close()
 
 

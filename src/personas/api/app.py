@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from personas import __version__
+from personas.api.auth import Access, RateLimitHeaders
 from personas.api.contract import install_contract
 from personas.api.edge import install_docs, install_edge
 from personas.api.errors import install_error_handlers
@@ -27,6 +28,11 @@ Users of the run get recommendations from the saved recommender; new users (POST
 in a persona and served by the cold-start router; events (POST /users/{id}/events) are remembered. Errors
 have one JSON shape: an unknown id in the path gives 404 naming the id, invalid input (an unknown item id in a
 body included) 422 naming the field, a body over the limit 413, an unavailable database 503 with Retry-After.
+have one JSON shape: unknown ids give 404 naming the id, invalid input 422 naming the field.
+
+Access: an API key (`personas keys create`) in `Authorization: Bearer <key>` or `X-API-Key`, with the scope
+`read`, `write` or `admin`. A new user belongs to the key that created it; users of the run need an admin key
+or one created with `--run-users`. Requests are rate-limited per key and per address (429, `Retry-After`).
 """
 
 
@@ -44,7 +50,9 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
         title="personas", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.service = service
+    app.state.access = Access(settings, service.storage)  # checks the rate settings now, before serving
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)  # inside the edge: refused requests never reach a counter
     install_edge(app, settings, longest_item_id=max(map(len, service.item_ids), default=1))
     install_contract(app, settings, service.item_ids)
     install_docs(app)  # before the /static mount, which would otherwise take /static/docs

@@ -10,6 +10,8 @@ ConflictError                        409  the request cannot apply to that resou
 SQLAlchemyError                      503  the database is unavailable; nothing was half-written; Retry-After
 HTTPException 413 (body limit)       413  names the limit that applied; the connection is closed
 UnavailableError                     503  a part of the service failed (e.g. the text encoder); no server detail
+AccessError (PersonasError)          401  no key or a bad one (WWW-Authenticate); 403 a scope or user out of
+                                          reach; 429 over a rate limit (Retry-After)
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from personas.api.schemas import ProblemOut
 from personas.errors import ConfigError, DataError, PersonasError, UnknownIdError
 
 __all__ = [
+    "ACCESS",
     "CONFLICT",
     "INVALID",
     "NOT_FOUND",
     "RETRY_AFTER_SECONDS",
     "TOO_LARGE",
+    "AccessError",
     "ConflictError",
     "FieldError",
     "NotFoundError",
@@ -42,6 +46,16 @@ __all__ = [
 
 #: What a 503 tells a client to wait before retrying (the database usually answers again within seconds).
 RETRY_AFTER_SECONDS = 2
+
+
+class AccessError(PersonasError):
+    """A request refused by access control (personas.api.auth): 401, 403 or 429."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.headers = headers or {}
 
 
 class NotFoundError(UnknownIdError):
@@ -146,6 +160,13 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(503, "unavailable", str(exc), headers={"retry-after": str(RETRY_AFTER_SECONDS)})
 
 
+async def _access(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessError)
+    return JSONResponse(
+        {"error": exc.error, "detail": str(exc), "fields": []}, status_code=exc.status, headers=exc.headers
+    )
+
+
 async def _database(_request: Request, exc: Exception) -> JSONResponse:
     return _problem(
         503,
@@ -164,6 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _bad_value)
     app.add_exception_handler(ConfigError, _bad_value)
     app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(AccessError, _access)
 
 
 #: OpenAPI documentation of the error responses every route may give.
@@ -178,4 +200,9 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ProblemOut, "description": "The request cannot apply to this resource (the body says why)."}
+}
+ACCESS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemOut, "description": "No API key, or not a valid one (see WWW-Authenticate)."},
+    403: {"model": ProblemOut, "description": "The key lacks the scope, or the user is out of its reach."},
+    429: {"model": ProblemOut, "description": "Over a rate limit; retry after Retry-After seconds."},
 }

@@ -49,7 +49,16 @@ class ProblemOut(BaseModel):
     """Every error: what went wrong, and which id or field."""
 
     error: Literal[
-        "not_found", "validation_error", "bad_request", "payload_too_large", "conflict", "unavailable", "internal"
+        "not_found",
+        "validation_error",
+        "bad_request",
+        "payload_too_large",
+        "conflict",
+        "unavailable",
+        "internal",
+        "unauthorized",
+        "forbidden",
+        "rate_limited",
     ]
     detail: str
     id: str | None = Field(None, description="The unknown id (404).")

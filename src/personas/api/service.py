@@ -330,7 +330,16 @@ class PersonaService:
         history = np.union1d(seen, extra)
         return self._recommend_new(user_id, None, None, history, persona, n), degraded
 
-    def create_user(self, text: str | None, items: Sequence[str], n: int, receipt: Receipt | None = None) -> NewUserOut:
+    def create_user(
+        self,
+        text: str | None,
+        items: Sequence[str],
+        n: int,
+        receipt: Receipt | None = None,
+        *,
+        owner: str | None = None,
+    ) -> NewUserOut:
+        """Store, place and recommend for a new user; ``owner``: the id of the API key it belongs to."""
         if text is None and not items:
             raise FieldError("body", "needs 'text' or 'items' (or both): say something about the new user.")
         if text is not None and len(text) > self.settings.max_text_chars:
@@ -352,7 +361,7 @@ class PersonaService:
             recommendations=recs,
         )
         with self.storage.writing(user_id) as write:
-            write.add_user(text=text, persona=persona, vector=vector, keep_text=self.settings.keep_text)
+            write.add_user(text=text, persona=persona, vector=vector, keep_text=self.settings.keep_text, owner=owner)
             write.add_events(items)
             if receipt is not None:
                 write.save_receipt(receipt, 201, out.model_dump_json())

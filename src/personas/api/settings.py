@@ -77,6 +77,26 @@ class ServeSettings(BaseSettings):
     idempotency_ttl_s: float = Field(
         86_400.0, gt=0, description="How long a POST's response is kept for replays of its Idempotency-Key."
     )
+    # Access (personas.api.auth): API keys with scopes, each new user bound to the key that created it.
+    auth: bool = Field(
+        True,
+        description="False: no keys, every client may do anything (only behind a gateway that authenticates).",
+    )
+    allow_anonymous_read: bool = Field(
+        False, description="Requests without a key may read, run users included (a local demo of your own run)."
+    )
+    rate_limit_per_key: str = Field(
+        "20/second;600/minute", description="Requests per API key (limits notation; '' turns it off)."
+    )
+    rate_limit_per_address: str = Field(
+        "40/second;1200/minute", description="Requests per client address, with or without a key ('' turns it off)."
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where the counters live: memory:// (per process) or e.g. redis://host:6379."
+    )
+    key_recheck_seconds: float = Field(
+        2.0, ge=0, description="A verified key is re-read from the database (revocation) at most this often."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -14,6 +14,11 @@ Tables::
                       expires_at
     audit             id (pk), at, action, subject (keyed hash of the user id), detail (counts, no content)
     service_meta      key (pk), value: this database's random salt
+    api_keys   key_id (pk), name, scopes, run_users, hash (argon2; never the key), created_at, revoked_at
+    user_owners user_id (pk: a new user), key_id (the API key that created the user)
+
+New tables are created in an existing database by ``create_schema``, so older databases need no migration
+(their new users have no owner: only an admin key reaches them).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     Integer,
@@ -49,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-__all__ = ["MAX_ID_CHARS", "Receipt", "Storage", "StoredReceipt", "StoredUser", "Write", "storable"]
+__all__ = ["MAX_ID_CHARS", "Receipt", "Storage", "StoredKey", "StoredReceipt", "StoredUser", "Write", "storable"]
 
 MAX_ID_CHARS = 200
 _WRITE = "personas_write"  # execution option of the write engine: its transactions begin IMMEDIATE on SQLite
@@ -109,6 +115,38 @@ class _Meta(_Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class _ApiKey(_Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
+    scopes: Mapped[str] = mapped_column(String(64))
+    run_users: Mapped[bool] = mapped_column(Boolean)
+    hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class _UserOwner(_Base):
+    __tablename__ = "user_owners"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An API key as stored: its argon2 hash, never the key itself."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    run_users: bool
+    hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 @dataclass(frozen=True)
 class StoredUser:
     user_id: str
@@ -150,6 +188,11 @@ def storable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _stored_key(row: Any) -> StoredKey:
+    scopes = tuple(s for s in row.scopes.split(",") if s)
+    return StoredKey(row.key_id, row.name, scopes, bool(row.run_users), row.hash, row.created_at, row.revoked_at)
 
 
 def _sqlite_connect(connection: Any, _record: Any) -> None:
@@ -201,7 +244,9 @@ class Write:
         self._session.flush()
         return list(self._session.scalars(self._storage._events_of, {"user_id": self.user_id}))
 
-    def add_user(self, *, text: str | None, persona: int, vector: np.ndarray | None, keep_text: bool) -> None:
+    def add_user(
+        self, *, text: str | None, persona: int, vector: np.ndarray | None, keep_text: bool, owner: str | None = None
+    ) -> None:
         blob = None if vector is None else np.asarray(vector, dtype="<f4").tobytes()
         digest = None if text is None else self._storage.text_hash(text)
         row = _NewUser(
@@ -213,6 +258,8 @@ class Write:
             created_at=self.now,
         )
         self._session.add(row)
+        if owner is not None:  # the API key that created the user (personas.api.auth)
+            self._session.add(_UserOwner(user_id=self.user_id, key_id=owner))
 
     def add_events(self, items: Sequence[str], kind: str = "interaction") -> None:
         self._session.add_all(
@@ -247,6 +294,7 @@ class Write:
         erased = session.execute(delete(_Event).where(_Event.user_id == uid)).rowcount  # type: ignore[attr-defined]
         session.execute(delete(_Receipt).where(_Receipt.user_id == uid))
         session.execute(delete(_NewUser).where(_NewUser.user_id == uid))
+        session.execute(delete(_UserOwner).where(_UserOwner.user_id == uid))
         session.add(
             _Audit(at=self.now, action="delete_user", subject=self._storage.text_hash(uid), detail=f"events={erased}")
         )
@@ -286,6 +334,9 @@ class Storage:
         events, users = _Event.__table__, _NewUser.__table__
         self._events_of = select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
         self._new_user = select(users).where(users.c.user_id == bindparam("user_id"))
+        owners, keys = _UserOwner.__table__, _ApiKey.__table__
+        self._owner = select(owners.c.key_id).where(owners.c.user_id == bindparam("user_id"))
+        self._key = select(keys).where(keys.c.key_id == bindparam("key_id"))
 
     @property
     def dialect(self) -> str:
@@ -370,9 +421,11 @@ class Storage:
         items: Sequence[str],
         kind: str = "interaction",
         keep_text: bool = True,
+        owner: str | None = None,
     ) -> StoredUser:
+        """Store a new user with their first items; ``owner`` (an API key id) is stored with them."""
         with self.writing(user_id) as write:
-            write.add_user(text=text, persona=persona, vector=vector, keep_text=keep_text)
+            write.add_user(text=text, persona=persona, vector=vector, keep_text=keep_text, owner=owner)
             write.add_events(items, kind)
         kept = np.asarray(vector, "<f4") if vector is not None else None
         return StoredUser(user_id, text if keep_text else None, persona, kept, write.now)
@@ -425,6 +478,50 @@ class Storage:
         with self._sessions() as session:
             rows = session.execute(select(_NewUser.persona, func.count()).group_by(_NewUser.persona)).all()
         return {int(persona): int(count) for persona, count in rows}
+
+    def owner_of(self, user_id: str) -> str | None:
+        """The id of the API key that created this new user (None: unknown, a run user, or created before
+        keys existed)."""
+        if not storable(user_id):
+            return None
+        with self.engine.connect() as connection:
+            return connection.execute(self._owner, {"user_id": user_id}).scalar()
+
+    # -- API keys ------------------------------------------------------------------------------------
+    def add_key(self, key_id: str, *, name: str, scopes: Sequence[str], run_users: bool, hash: str) -> StoredKey:
+        row = _ApiKey(
+            key_id=key_id,
+            name=name,
+            scopes=",".join(scopes),
+            run_users=run_users,
+            hash=hash,
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _stored_key(row)
+
+    def key(self, key_id: str) -> StoredKey | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(self._key, {"key_id": key_id}).first()
+        return None if row is None else _stored_key(row)
+
+    def api_keys(self) -> list[StoredKey]:
+        with self._sessions() as session:
+            rows = session.scalars(select(_ApiKey).order_by(_ApiKey.created_at, _ApiKey.key_id)).all()
+        return [_stored_key(row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> StoredKey | None:
+        """Mark the key revoked (kept for the record); None when no such key. Revoking twice keeps the first
+        time."""
+        with self._sessions.begin() as session:
+            row = session.get(_ApiKey, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return _stored_key(row)
 
     def count_events(self) -> int:
         with self._sessions() as session:

@@ -4,7 +4,7 @@ Used by the API and dashboard tests and by ``bench/serve.py``::
 
     folder = write_example_run(tmp / "run")
     with ServerProcess(folder, database_url="sqlite:///" + str(tmp / "db.sqlite")) as server:
-        urllib.request.urlopen(server.url + "/health")
+        httpx.get(server.url + "/personas", headers=server.headers)   # an admin key made for this server
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "ServerProcess",
     "ServerThread",
     "free_port",
+    "key_headers",
     "write_example_run",
     "write_review_run",
     "write_tree_run",
@@ -244,6 +245,20 @@ def write_tree_run(
     return _write_and_run(folder, data, orders, bios, products, discover, home=home, report=report)
 
 
+def key_headers(database_url: str, scopes: str = "admin", *, run_users: bool = False) -> dict[str, str]:
+    """A new API key in that database (tables made when missing), as the header that sends it."""
+    from personas.api.auth import create_key
+    from personas.api.storage import Storage
+
+    storage = Storage(database_url)
+    try:
+        storage.create_schema()
+        _, key = create_key(storage, scopes, name="testing", run_users=run_users)
+    finally:
+        storage.close()
+    return {"Authorization": f"Bearer {key}"}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -252,7 +267,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ServerProcess:
-    """``personas serve`` in a child process on a loopback port; ready when ``/health`` answers 200."""
+    """``personas serve`` in a child process on a loopback port; ready when ``/health`` answers 200.
+
+    ``key_scopes`` (default admin; None: none): a key made in the server's database before it starts, sent by
+    ``headers``. Without ``database_url`` the database is the default one as this process resolves it.
+    """
 
     def __init__(
         self,
@@ -264,8 +283,11 @@ class ServerProcess:
         extra_args: tuple[str, ...] = ("--no-access-log", "--log-level", "warning"),
         env: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
+        key_scopes: str | None = "admin",
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.key_scopes = key_scopes
+        self.headers: dict[str, str] = {}
         self.database_url = database_url
         self.host = host
         self.port = port or free_port(host)
@@ -283,6 +305,11 @@ class ServerProcess:
         return Path(self._log.name).read_text(encoding="utf-8", errors="replace")
 
     def __enter__(self) -> ServerProcess:
+        if self.key_scopes is not None:
+            from personas.api.settings import ServeSettings
+
+            url = self.database_url or ServeSettings(model_dir=self.model_dir).resolved_database_url()
+            self.headers = key_headers(url, self.key_scopes)
         command = [
             sys.executable,
             "-c",

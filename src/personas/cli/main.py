@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from personas import __version__
-from personas.cli import data, discover, evaluate, run
+from personas.cli import data, discover, evaluate, keys, run
 from personas.cli import encode as encode_cli
 from personas.cli import recommend as recommend_cli
 from personas.cli import serve as serve_cli
@@ -25,6 +25,7 @@ app.command("recommend")(recommend_cli.recommend)
 app.command("demo")(run.demo)
 app.command("encode")(encode_cli.encode)
 app.command("serve")(serve_cli.serve)
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()

@@ -27,6 +27,13 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    allow_anonymous_read: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-anonymous-read/--no-anonymous-read",
+            help="Requests without a key may read, users of the run included: a local demo of your own run.",
+        ),
+    ] = None,
 ) -> None:
     """Serve personas, recommendations, new users and events over HTTP, with a dashboard at /."""
     import uvicorn
@@ -34,7 +41,12 @@ def serve(
     from personas.api import ServeSettings, create_app
     from personas.api.edge import uvicorn_options
 
-    given: dict[str, Any] = {"database_url": db, "model_name": recommender, "host": host}
+    given: dict[str, Any] = {
+        "database_url": db,
+        "model_name": recommender,
+        "host": host,
+        "allow_anonymous_read": allow_anonymous_read,
+    }
     # Options left out fall back to PERSONAS_SERVE_* variables and .env.
     with _one_line_start_errors(db):
         settings = ServeSettings(model_dir=model, **{k: v for k, v in given.items() if v is not None})
@@ -45,6 +57,7 @@ def serve(
         f"{service.storage.dialect} storage on http://{host}:{port}/ (API docs at /docs)",
         highlight=False,
     )
+    _say_how_to_get_in(settings, service.storage, model, db, host)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, **uvicorn_options(settings))
 
 
@@ -69,3 +82,25 @@ def _one_line_start_errors(db: str | None) -> Iterator[None]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "--db" if db else "PERSONAS_SERVE_DATABASE_URL"
         raise ConfigError(f"The database cannot be used ({first}). Check {where}.") from None
+
+
+def _say_how_to_get_in(settings: Any, storage: Any, model: Path, db: str | None, host: str) -> None:
+    """One line on access: open reads (and to whom), or how to make the first key."""
+    if not settings.auth:
+        err_console.print("[bold red]Auth is off[/]: every client may read and write every user.", highlight=False)
+        return
+    where = f"--db {db}" if db else f"--model {model}"
+    if settings.allow_anonymous_read:
+        exposed = host not in ("127.0.0.1", "localhost", "::1")
+        err_console.print(
+            ("[bold red]Warning:[/] " if exposed else "")
+            + f"Anyone who reaches {host} may read, run users' histories included (--allow-anonymous-read). "
+            f"Writes need a key: `personas keys create --scope read,write {where}`.",
+            highlight=False,
+        )
+    elif not any(key.revoked_at is None for key in storage.api_keys()):
+        err_console.print(
+            f"No API keys yet: every request but /health gets 401. Create one with "
+            f"`personas keys create --scope read,write {where}` (or serve with --allow-anonymous-read).",
+            highlight=False,
+        )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
+from personas.api.auth import read_access
 from personas.api.deps import Service
-from personas.api.errors import INVALID, NOT_FOUND
+from personas.api.errors import ACCESS, INVALID, NOT_FOUND
 from personas.api.schemas import ItemOut, ItemPage
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], dependencies=[Depends(read_access)], responses=ACCESS)
 
 
 @router.get("", response_model=ItemPage, responses=INVALID)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
+from personas.api.auth import read_access
 from personas.api.deps import Service
-from personas.api.errors import INVALID, NOT_FOUND
+from personas.api.errors import ACCESS, INVALID, NOT_FOUND
 from personas.api.schemas import MapOut, PersonaDetail, PersonaPage, TreeOut
 
-router = APIRouter(tags=["personas"])
+router = APIRouter(tags=["personas"], dependencies=[Depends(read_access)], responses=ACCESS)
 
 
 @router.get("/personas", response_model=PersonaPage, responses=INVALID)

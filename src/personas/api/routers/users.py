@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 
+from personas.api.auth import ReadableUser, WritableUser, Writer
 from personas.api.deps import Service
-from personas.api.errors import CONFLICT, INVALID, NOT_FOUND, TOO_LARGE
+from personas.api.errors import ACCESS, CONFLICT, INVALID, NOT_FOUND, TOO_LARGE
 from personas.api.schemas import (
     DeletedOut,
     EventsIn,
@@ -24,15 +25,15 @@ from personas.api.schemas import (
 )
 from personas.api.storage import StoredReceipt
 
-router = APIRouter(prefix="/users", tags=["users"])
+# Each user is reached only by the key that created it (or an admin key); see personas.api.auth.
+router = APIRouter(prefix="/users", tags=["users"], responses=ACCESS)
 
-UserId = Annotated[str, Path(description="A user of the run, or one created with POST /users.", examples=["196"])]
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         description="Any unique string per intended write (e.g. a UUID): a retry with the same key and body "
-        "returns the first response and writes nothing; the same key with another body gives 422. Kept 24 h.",
+        "returns the first response and writes nothing; the same key with another body gives 409. Kept 24 h.",
     ),
 ]
 
@@ -43,7 +44,7 @@ def _answer(done: StoredReceipt, replayed: bool) -> Response:
 
 
 @router.get("/{user_id}/persona", response_model=UserPersonaOut, responses={**NOT_FOUND, **INVALID})
-async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
+async def user_persona(service: Service, user_id: ReadableUser) -> UserPersonaOut:
     """Which persona a user belongs to (and where they sit on the map)."""
     return service.user_persona_of(user_id)
 
@@ -51,7 +52,7 @@ async def user_persona(service: Service, user_id: UserId) -> UserPersonaOut:
 @router.get("/{user_id}/recommendations", response_model=RecommendationsOut, responses={**NOT_FOUND, **INVALID})
 async def user_recommendations(
     service: Service,
-    user_id: UserId,
+    user_id: ReadableUser,
     # The maximum (the server's max_n) is written into the schema when the app is built (api.contract).
     n: Annotated[int, Query(ge=1, description="How many items (the maximum is the server's max_n).")] = 10,
 ) -> Response:
@@ -68,15 +69,20 @@ async def user_recommendations(
 
 @router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **CONFLICT, **TOO_LARGE})
 def create_user(
-    service: Service, body: Annotated[NewUserIn, Body()], idempotency_key: IdempotencyKey = None
+    service: Service, caller: Writer, body: Annotated[NewUserIn, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """A new user from some text and/or a few items: stored, placed in a persona, recommended for.
+    """A new user from some text and/or a few items: stored, placed in a persona, recommended for. The user
+    belongs to the calling key: other keys (but admin ones) cannot read it or add to it.
 
     The profile text itself is stored only when the server keeps texts (PERSONAS_SERVE_KEEP_TEXT); by default
     its vector and a salted hash are.
     """
-    receipt = service.receipt_for(idempotency_key, f"POST /users\n{body.model_dump_json()}")
-    return _answer(*service.once(receipt, 201, lambda r: service.create_user(body.text, body.items, body.n, r)))
+    receipt = service.receipt_for(idempotency_key, f"POST /users\n{body.model_dump_json()}", caller.key_id or "")
+    return _answer(
+        *service.once(
+            receipt, 201, lambda r: service.create_user(body.text, body.items, body.n, r, owner=caller.key_id)
+        )
+    )
 
 
 @router.post(
@@ -86,15 +92,20 @@ def create_user(
     responses={**NOT_FOUND, **INVALID, **CONFLICT, **TOO_LARGE},
 )
 def add_events(
-    service: Service, user_id: UserId, body: Annotated[EventsIn, Body()], idempotency_key: IdempotencyKey = None
+    service: Service,
+    caller: Writer,
+    user_id: WritableUser,
+    body: Annotated[EventsIn, Body()],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record interactions. All are stored or none (an unknown item id stores nothing)."""
-    receipt = service.receipt_for(idempotency_key, f"POST /users/{user_id}/events\n{body.model_dump_json()}")
+    request = f"POST /users/{user_id}/events\n{body.model_dump_json()}"
+    receipt = service.receipt_for(idempotency_key, request, caller.key_id or "")
     return _answer(*service.once(receipt, 201, lambda r: service.add_events(user_id, body.items, body.kind, r)))
 
 
 @router.delete("/{user_id}", response_model=DeletedOut, responses={**NOT_FOUND, **CONFLICT, **INVALID})
-def delete_user(service: Service, user_id: UserId) -> DeletedOut:
+def delete_user(service: Service, user_id: WritableUser) -> DeletedOut:
     """Erase a user created with POST /users: their text (or its hash), vector, persona, events and kept
     responses, in one transaction; an audit record keeps the time, the action and a keyed hash of the id.
     Users of the run folder give 409 (their data is part of the run's artefacts)."""

@@ -7,8 +7,14 @@ const colour = (group) => (group < 0 ? "#bbbbbb" : COLOURS[group % COLOURS.lengt
 const personaNames = {};
 const coarseNames = {};
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+// The API key typed into the page, for this tab only (sessionStorage): sent with every request.
+const KEY_STORE = "personas-api-key";
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json();
   if (!response.ok) {
     throw new Error(body.detail || `HTTP ${response.status}`);
@@ -225,7 +231,16 @@ document.getElementById("new-user-form").addEventListener("submit", (event) => {
   createUser(text, items);
 });
 
-(async () => {
+document.getElementById("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = document.getElementById("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_STORE, key);
+  else sessionStorage.removeItem(KEY_STORE);
+  document.getElementById("api-key").value = "";
+  loadAll();
+});
+
+async function loadAll() {
   try {
     await loadSummary();
     await loadTree();
@@ -235,4 +250,6 @@ document.getElementById("new-user-form").addEventListener("submit", (event) => {
   } catch (error) {
     showError(document.getElementById("summary"), error);
   }
-})();
+}
+
+loadAll();
