@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, create_app
+from personas.api.auth import create_key
 from personas.api.testing import ServerProcess, item_id
 
 REQUEST_TIMEOUT = 1.5
@@ -187,7 +188,9 @@ def edge_client(run_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         cors_origins=["https://app.example.com"],
     )
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+    app = create_app(settings)
+    _, key = create_key(app.state.service.storage, "admin", name="tests")
+    with TestClient(app, base_url="http://localhost", headers={"Authorization": f"Bearer {key}"}) as client:
         yield client
 
 

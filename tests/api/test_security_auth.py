@@ -47,7 +47,7 @@ def app(make_app: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def http(app: Any) -> Iterator[TestClient]:
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         yield client
 
 
@@ -102,7 +102,7 @@ def test_a_revoked_key_stops_working(make_app: Callable[..., Any]) -> None:
     app = make_app(key_recheck_seconds=0.2)
     stored, secret = create_key(app.state.service.storage, "read")
     headers = {"Authorization": f"Bearer {secret}"}
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         assert http.get("/personas", headers=headers).status_code == 200
         revoke_key(app.state.service.storage, stored.key_id)
         time.sleep(0.3)  # past key_recheck_seconds: the remembered verdict is checked again
@@ -148,19 +148,19 @@ def test_run_users_need_admin_or_the_run_users_grant(app: Any, http: TestClient)
 
 
 def test_anonymous_reads_only_when_allowed(make_app: Callable[..., Any]) -> None:
-    with TestClient(make_app(allow_anonymous_read=True)) as http:
+    with TestClient(make_app(allow_anonymous_read=True), base_url="http://localhost") as http:
         assert http.get("/personas").status_code == 200
         assert http.get("/users/space-0/recommendations").status_code == 200  # the local demo's dashboard
         refused = http.post("/users", json=NEW_USER)
         assert refused.status_code == 403 and "'write' scope" in refused.json()["detail"]
-    with TestClient(make_app()) as http:
+    with TestClient(make_app(), base_url="http://localhost") as http:
         assert http.get("/users/space-0/recommendations").status_code == 401
 
 
 def test_over_the_rate_limit_gets_429_with_retry_after(make_app: Callable[..., Any]) -> None:
     app = make_app(rate_limit_per_key="3/minute", rate_limit_per_address="8/minute")
     first, second = key(app, "read"), key(app, "read")
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         answers = [http.get("/personas", headers=first) for _ in range(4)]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert [a.headers["ratelimit-remaining"] for a in answers[:3]] == ["2", "1", "0"]
@@ -194,7 +194,7 @@ def test_the_keys_command_creates_lists_and_revokes(make_app: Callable[..., Any]
     listed = runner.invoke(cli, ["keys", "list", "--db", db])
     key_id = secret.split("_")[1]
     assert key_id in listed.stdout and "shop" in listed.stdout and secret not in listed.stdout
-    with TestClient(make_app(key_recheck_seconds=0)) as http:
+    with TestClient(make_app(key_recheck_seconds=0), base_url="http://localhost") as http:
         assert http.post("/users", json=NEW_USER, headers={"X-API-Key": secret}).status_code == 201
         assert runner.invoke(cli, ["keys", "revoke", key_id, "--db", db]).exit_code == 0
         assert http.get("/personas", headers={"X-API-Key": secret}).status_code == 401

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, Storage, create_app
-from personas.api.testing import TASTES, PostgresCluster, ServerProcess, free_port, item_id
+from personas.api.testing import TASTES, PostgresCluster, ServerProcess, free_port, item_id, keyed_client
 
 PII = "Jane Roe, jane.roe@example.com, +44 20 7946 0958, loves space stories"
 SPACE = [item_id(t) for t in TASTES["space"]]
@@ -53,7 +53,7 @@ def test_delete_erases_text_vector_and_events_from_the_database_file(run_dir: Pa
     # A vector with bytes that occur nowhere else (this TF-IDF run has no encoder, so it is stored directly,
     # in the service's own format).
     vector = np.array([1.2345678e-3, -9.876543e2, 3.1415927, 2.7182817], dtype=np.float32)
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+    with keyed_client(create_app(settings)) as client:
         made = client.post("/users", json={"text": PII, "items": SPACE[:2]})
         assert made.status_code == 201
         uid = made.json()["user_id"]
@@ -97,9 +97,7 @@ def test_a_run_user_cannot_be_erased_and_nothing_changes(client: TestClient) -> 
 
 def test_without_keep_text_only_the_vector_and_a_keyed_hash_are_stored(run_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "serve.sqlite"
-    with TestClient(
-        create_app(sqlite_settings(run_dir, db)), base_url="http://localhost"
-    ) as client:  # keep_text defaults to false
+    with keyed_client(create_app(sqlite_settings(run_dir, db))) as client:  # keep_text defaults to false
         made = client.post("/users", json={"text": PII, "n": 3})
         assert made.status_code == 201 and len(made.json()["recommendations"]["items"]) == 3
         uid = made.json()["user_id"]
@@ -156,7 +154,7 @@ def open_umask() -> Iterator[None]:
 @pytest.mark.usefixtures("open_umask")
 def test_database_files_are_owner_only_and_commits_are_synced(run_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "new" / "serve.sqlite"
-    with TestClient(create_app(sqlite_settings(run_dir, db)), base_url="http://localhost") as client:
+    with keyed_client(create_app(sqlite_settings(run_dir, db))) as client:
         assert client.post("/users", json={"items": SPACE[:1]}).status_code == 201
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             assert path.exists() and path.stat().st_mode & 0o777 == 0o600, path
@@ -172,12 +170,12 @@ def test_database_files_are_owner_only_and_commits_are_synced(run_dir: Path, tmp
 # -- lost updates ----------------------------------------------------------------------------------------
 
 
-def burst(url: str, uid: str, items: list[str]) -> list[int]:
+def burst(url: str, uid: str, items: list[str], headers: dict[str, str]) -> list[int]:
     """Post each item as its own event, all at once from as many threads; the ``events`` of each answer."""
     start = threading.Barrier(len(items))
 
     def post(item: str) -> int:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
             start.wait()
             response = http.post(f"/users/{uid}/events", json={"items": [item]})
             assert response.status_code == 201, response.text
@@ -195,12 +193,15 @@ def test_a_concurrent_events_burst_leaves_the_persona_of_all_items(
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     if backend == "postgresql":
         url = request.getfixturevalue("postgres_database")("burst")
-    with ServerProcess(run_dir, database_url=url) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(run_dir, database_url=url) as server,
+        httpx.Client(base_url=server.url, headers=server.headers) as http,
+    ):
         crime_taste = http.post("/users", json={"items": CRIME}).json()["persona"]["group"]
         for trial in range(3):
             start = SPACE[trial % 6 : trial % 6 + 1] + SPACE[(trial + 1) % 6 : (trial + 1) % 6 + 1]
             uid = http.post("/users", json={"items": start}).json()["user_id"]
-            counts = burst(server.url, uid, CRIME)
+            counts = burst(server.url, uid, CRIME, server.headers)
             # Each answer counts its own write and every one committed before it: 3, 4, ..., 8 in some order.
             assert sorted(counts) == list(range(3, 9)), (trial, counts)
             at_once = http.post("/users", json={"items": start + CRIME}).json()["persona"]["group"]
@@ -214,7 +215,7 @@ def test_a_concurrent_events_burst_leaves_the_persona_of_all_items(
 
 def test_a_replayed_idempotency_key_writes_once(run_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "serve.sqlite"
-    with TestClient(create_app(sqlite_settings(run_dir, db)), base_url="http://localhost") as client:
+    with keyed_client(create_app(sqlite_settings(run_dir, db))) as client:
         body = {"text": "space stories", "items": SPACE[:1], "n": 3}
         first = client.post("/users", json=body, headers={"Idempotency-Key": "create-1"})
         again = client.post("/users", json=body, headers={"Idempotency-Key": "create-1"})
@@ -250,9 +251,7 @@ def test_a_replayed_idempotency_key_writes_once(run_dir: Path, tmp_path: Path) -
 
 def test_idempotency_keys_expire(run_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "serve.sqlite"
-    with TestClient(
-        create_app(sqlite_settings(run_dir, db, idempotency_ttl_s=0.001)), base_url="http://localhost"
-    ) as client:
+    with keyed_client(create_app(sqlite_settings(run_dir, db, idempotency_ttl_s=0.001))) as client:
         body, key = {"items": SPACE[:1]}, {"Idempotency-Key": "short-lived"}
         ids = {client.post("/users", json=body, headers=key).json()["user_id"] for _ in range(2)}
         assert len(ids) == 2  # expired at once: the second is a new write
@@ -282,9 +281,7 @@ def test_a_run_whose_encoder_differs_refuses_to_start_in_one_line(run_dir: Path,
 def test_an_encoder_failing_on_a_request_is_a_503_without_server_paths(run_dir: Path, tmp_path: Path) -> None:
     from personas.encode import OnnxConfig, OnnxEncoder
 
-    with TestClient(
-        create_app(sqlite_settings(run_dir, tmp_path / "db.sqlite")), base_url="http://localhost"
-    ) as client:
+    with keyed_client(create_app(sqlite_settings(run_dir, tmp_path / "db.sqlite"))) as client:
         # A real encoder whose model file is gone (deleted or moved after start): it fails naming its path.
         client.app.state.service._encoder = OnnxEncoder(OnnxConfig(model=str(tmp_path / "secret-dir" / "m.onnx")))  # type: ignore[attr-defined]
         failed = client.post("/users", json={"text": "space stories"})
@@ -309,7 +306,7 @@ def test_health_reports_each_dependency(client: TestClient) -> None:
 @pytest.mark.slow
 def test_run_users_are_served_while_the_database_is_down(run_dir: Path, own_postgres: PostgresCluster) -> None:
     settings = ServeSettings(model_dir=run_dir, database_url=own_postgres.url)
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+    with keyed_client(create_app(settings)) as client:
         before = client.get("/users/crime-1/recommendations", params={"n": 5}).json()
         uid = client.post("/users", json={"items": SPACE[:2]}).json()["user_id"]
 

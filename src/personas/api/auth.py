@@ -83,7 +83,6 @@ _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _KEY = re.compile(r"pk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _MAX_CACHED = 10_000
 #: Wrong keys an address may present (each may cost a hash) before its key checks wait (429).
-_FAILED_KEYS = parse_many("10/minute")[0]
 
 
 @dataclass(frozen=True)
@@ -295,6 +294,9 @@ class Access:
         self.settings = settings
         self.keys = KeyVerifier(storage, settings.key_recheck_seconds)
         self.limiter = RateLimiter(settings)
+        # Key guessing: each wrong key with a real key id costs a hash, so an address gets only a few a minute.
+        failed = parse_rates(settings.rate_limit_failed_keys, "rate_limit_failed_keys")
+        self.failed_keys = failed[0] if failed else None
 
     async def caller(self, request: Request, key: str | None) -> Caller:
         """Authenticate and count the request (401 / 429), without looking at scopes."""
@@ -326,12 +328,12 @@ class Access:
             found = self.keys.remembered(key)
             if found is None:
                 address = request.client.host if request.client else "unknown"
-                # Each wrong key with a real key id costs a hash: an address gets a few wrong keys a minute.
-                if not limiter.strategy.test(_FAILED_KEYS, "failed key", address):
-                    raise limiter.refusal(_FAILED_KEYS, "failed key", address, "wrong API keys from this address")
+                guard = self.failed_keys
+                if guard is not None and not limiter.strategy.test(guard, "failed key", address):
+                    raise limiter.refusal(guard, "failed key", address, "wrong API keys from this address")
                 found = await run_in_threadpool(self.keys.verify, key)
-                if found is None:
-                    limiter.strategy.hit(_FAILED_KEYS, "failed key", address)
+                if found is None and guard is not None:
+                    limiter.strategy.hit(guard, "failed key", address)
             if found is None:
                 raise AccessError(
                     401,

@@ -91,6 +91,10 @@ class ServeSettings(BaseSettings):
     rate_limit_per_address: str = Field(
         "40/second;1200/minute", description="Requests per client address, with or without a key ('' turns it off)."
     )
+    rate_limit_failed_keys: str = Field(
+        "10/minute",
+        description="Wrong API keys per client address before its unknown keys get 429 unhashed ('' turns it off).",
+    )
     rate_limit_storage: str = Field(
         "memory://", description="Where the counters live: memory:// (per process) or e.g. redis://host:6379."
     )

@@ -41,6 +41,7 @@ __all__ = [
     "ServerThread",
     "free_port",
     "key_headers",
+    "keyed_client",
     "write_example_run",
     "write_review_run",
     "write_tree_run",
@@ -462,3 +463,14 @@ class PostgresCluster:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def keyed_client(app: Any, scopes: str = "admin") -> Any:
+    """A TestClient of ``app`` as a trusted caller: an allowed Host (localhost) and a new key of those scopes
+    in every request (enter it with ``with``)."""
+    from fastapi.testclient import TestClient
+
+    from personas.api.auth import create_key
+
+    _, key = create_key(app.state.service.storage, scopes, name="testing")
+    return TestClient(app, base_url="http://localhost", headers={"Authorization": f"Bearer {key}"})
