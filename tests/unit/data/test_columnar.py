@@ -1,0 +1,149 @@
+"""The columnar data layer gives what the per-user code gives: the same profile texts, string for string, and
+the same group-popular counts, on messy synthetic data (blank texts, missing ratings, repeated items, tags)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from personas.data import Dataset, ProfileConfig, build_profiles
+from personas.data.columnar import additive_separators, group_item_counts, profile_texts
+from personas.data.profiles import build_profiles_loop, count_tokens
+
+_WORDS = ["space", "opera", "Tea", "love", "ok", "it's", "sci-fi", "état", "日本", "x1", "42"]
+_ENDS = ["", ".", "!", "?", " ", ";", "。", "  . ", ")"]
+
+
+def _text(rng: np.random.Generator, most: int = 12) -> str:
+    words = rng.choice(_WORDS, size=rng.integers(0, most)).tolist()
+    return " ".join(words) + str(rng.choice(_ENDS))
+
+
+def messy(seed: int, n_users: int = 60, n_items: int = 25) -> Dataset:
+    """Users with and without texts, reviews, tags, ratings (some all missing) and interactions."""
+    rng = np.random.default_rng(seed)
+    n = n_users * 6
+    users = rng.integers(0, n_users - 3, size=n)  # the last three users have no interactions
+    ratings = rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, np.nan], size=n)
+    ratings[users % 7 == 0] = np.nan  # users who never rated
+    ratings[(users % 7 == 1) & (ratings >= 4)] = 2.0  # users who never rated high
+    reviews = [None if rng.random() < 0.5 else _text(rng) for _ in range(n)]
+    inter = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in users],
+            "item_id": [f"i{i}" for i in rng.integers(0, n_items, size=n)],  # repeats: the same item twice
+            "rating": ratings,
+            "timestamp": rng.integers(0, 30, size=n),  # ties: the item row decides
+            "review": reviews,
+        }
+    )
+    texts = [None if rng.random() < 0.3 else _text(rng, 40) for _ in range(n_users)]
+    texts[1] = "   "  # present but blank
+    frame_users = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in range(n_users)],
+            "text": texts,
+            "age": [None if rng.random() < 0.2 else int(rng.integers(15, 70)) for _ in range(n_users)],
+            "gender": rng.choice(["M", "F", "X"], size=n_users),
+            "occupation": [None if rng.random() < 0.5 else str(rng.choice(["writer", "nurse"])) for _ in range(n_users)],
+        }
+    )
+    titles = [None if i % 9 == 4 else f"Film {i}" + ("." if i % 5 == 0 else "") for i in range(n_items)]
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "title": titles,
+            "release_year": [None if i % 4 == 0 else 1990 + i for i in range(n_items)],
+            "genres": [None if i % 3 == 0 else "Drama|Sci-Fi" for i in range(n_items)],
+        }
+    )
+    tag_users = rng.integers(0, n_users, size=40)
+    tags = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in tag_users],
+            "item_id": [f"i{i}" for i in rng.integers(0, n_items, size=40)],
+            "tag": rng.choice(["funny", "dark", "funny", "slow burn", "日本"], size=40),
+        }
+    )
+    return Dataset.from_frames(inter, users=frame_users, items=items, tags=tags)
+
+
+CONFIGS = [
+    ProfileConfig(),
+    ProfileConfig(max_tokens=8),
+    ProfileConfig(max_tokens=20),
+    ProfileConfig(max_tokens=45, max_reviews=2, max_tags=1),
+    ProfileConfig(min_rating=None),
+    ProfileConfig(parts=("behaviour", "demographics", "tags", "text")),
+    ProfileConfig(parts=("demographics", "behaviour", "demographics"), part_separator=" | ", item_separator=" / "),
+    ProfileConfig(parts=("text", "reviews")),
+    ProfileConfig(behaviour_template="[{items}].", item_template="{title}", demographics_template="{gender}"),
+    ProfileConfig(max_reviews=0, max_tags=0, part_separator="."),
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("config", CONFIGS, ids=range(len(CONFIGS)))
+def test_profile_texts_equal_the_per_user_loop(seed: int, config: ProfileConfig) -> None:
+    dataset = messy(seed)
+    loop = build_profiles_loop(dataset, config)
+    columns = profile_texts(dataset, config)
+    assert columns is not None
+    assert sum(1 for a, b in zip(loop, columns, strict=True) if a != b) == 0
+    assert any(count_tokens(t) == config.max_tokens for t in loop) or config.max_tokens > 40  # budgets do bite
+
+
+def test_separators_that_could_merge_words_take_the_loop() -> None:
+    config = ProfileConfig(item_separator=" and ")  # ends in a space: safe
+    assert additive_separators(config)
+    for unsafe in (
+        ProfileConfig(item_separator="and"),
+        ProfileConfig(part_separator="x"),
+        ProfileConfig(behaviour_template="liked{items}"),
+        ProfileConfig(part_separator=".x "),
+    ):
+        assert not additive_separators(unsafe)
+        dataset = messy(0)
+        assert profile_texts(dataset, unsafe) is None
+        assert build_profiles(dataset, unsafe) == build_profiles_loop(dataset, unsafe)
+
+
+def test_a_custom_counter_takes_the_loop() -> None:
+    dataset = messy(1)
+    config = ProfileConfig(max_tokens=60)
+
+    def chars(text: str) -> int:
+        return len(text) // 4
+
+    assert build_profiles(dataset, config, counter=chars) == build_profiles_loop(dataset, config, counter=chars)
+    assert build_profiles(dataset, config, counter=chars) != build_profiles(dataset, config)
+
+
+def test_users_without_anything_get_an_empty_text() -> None:
+    inter = pd.DataFrame({"user_id": ["a"], "item_id": ["i"]})
+    users = pd.DataFrame({"user_id": ["a", "b"]})
+    items = pd.DataFrame({"item_id": ["i"], "title": ["Heat"]})
+    dataset = Dataset.from_frames(inter, users=users, items=items)
+    assert profile_texts(dataset, ProfileConfig()) == build_profiles_loop(dataset) == ["liked: Heat", ""]
+
+
+def test_group_item_counts_count_each_user_item_pair_once() -> None:
+    users = np.array([0, 0, 0, 1, 2, 2, 3])
+    items = np.array([1, 1, 2, 1, 0, 2, 2])
+    labels = np.array([0, 0, 1, -1])
+    counts = group_item_counts(users, items, labels, 2, 3)
+    # group 0 = users 0, 1: item 1 by both (user 0 twice), item 2 by user 0; group 1 = user 2; user 3 none
+    assert counts.tolist() == [[0.0, 2.0, 1.0], [1.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_item_counts_equal_the_sparse_product(seed: int) -> None:
+    dataset = messy(seed)
+    labels = np.random.default_rng(seed).integers(-1, 4, size=dataset.n_users)
+    member = np.flatnonzero(labels >= 0)
+    onehot = sp.csr_matrix((np.ones(len(member)), (labels[member], member)), shape=(4, dataset.n_users))
+    expected = (onehot @ dataset.matrix("binary")).toarray()
+    got = group_item_counts(dataset.user_rows, dataset.item_rows, labels, 4, dataset.n_items)
+    np.testing.assert_array_equal(got, expected)
