@@ -302,14 +302,23 @@ def profile_texts(dataset: Dataset, config: ProfileConfig) -> list[str] | None:
 
 
 def group_item_counts(
-    user_rows: np.ndarray, item_rows: np.ndarray, labels: np.ndarray, n_groups: int, n_items: int
+    user_rows: np.ndarray,
+    item_rows: np.ndarray,
+    labels: np.ndarray,
+    n_groups: int,
+    n_items: int,
+    *,
+    distinct: bool = False,
 ) -> np.ndarray:
     """(n_groups, n_items) float64: how many users of each group took each item (each pair once), as one
-    group-by over interaction rows; users labelled -1 count in no group."""
+    group-by over interaction rows; users labelled -1 count in no group. ``distinct=True`` says the pairs are
+    already distinct (the entries of a binary user x item matrix), which skips the deduplication."""
     users = np.asarray(user_rows, dtype=np.int64)
     items = np.asarray(item_rows, dtype=np.int64)
-    groups = np.asarray(labels, dtype=np.int64)[users]
-    keep = groups >= 0
-    pairs = np.unique(users[keep] * n_items + items[keep])
-    cells = groups[pairs // n_items] * n_items + pairs % n_items
+    labels = np.asarray(labels, dtype=np.int64)
+    keep = labels[users] >= 0
+    pairs = users[keep] * n_items + items[keep]
+    if not distinct:
+        pairs = np.unique(pairs)
+    cells = labels[pairs // n_items] * n_items + pairs % n_items
     return np.bincount(cells, minlength=n_groups * n_items).reshape(n_groups, n_items).astype(np.float64)

@@ -147,3 +147,32 @@ def test_group_item_counts_equal_the_sparse_product(seed: int) -> None:
     expected = (onehot @ dataset.matrix("binary")).toarray()
     got = group_item_counts(dataset.user_rows, dataset.item_rows, labels, 4, dataset.n_items)
     np.testing.assert_array_equal(got, expected)
+
+
+def _reference_group_scores(dataset: Dataset, labels: np.ndarray, shrinkage: float = 5.0) -> np.ndarray:
+    """GroupPopular's scores as the sparse product it used before the group-by."""
+    seen = dataset.matrix("binary")
+    active = (np.diff(seen.indptr) > 0).astype(np.float64)
+    global_rate = np.asarray(seen.sum(axis=0)).ravel() / max(active.sum(), 1.0)
+    n_groups = int(labels.max()) + 1
+    member = np.flatnonzero(labels >= 0)
+    onehot = sp.csr_matrix((np.ones(len(member)), (labels[member], member)), shape=(n_groups, dataset.n_users))
+    counts = (onehot @ seen).toarray()
+    denom = (onehot @ active)[:, None] + shrinkage
+    return (counts + shrinkage * global_rate[None, :]) / denom
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_popular_fit_as_a_group_by_gives_the_same_scores_and_lists(seed: int) -> None:
+    from personas.recommend.popular import GroupPopular
+
+    dataset = messy(seed)
+    labels = np.random.default_rng(seed).integers(-1, 4, size=dataset.n_users)
+    labels[:4] = [0, 1, 2, 3]
+    model = GroupPopular().fit(dataset, groups=labels)
+    np.testing.assert_array_equal(model.group_scores_, _reference_group_scores(dataset, labels))
+    users = dataset.user_vocab.ids[labels >= 0][:10]
+    ids, _ = model.recommend(users, n=5)
+    reference = GroupPopular().fit(dataset, groups=labels)
+    reference.group_scores_ = _reference_group_scores(dataset, labels)
+    assert ids.tolist() == reference.recommend(users, n=5).ids.tolist()
