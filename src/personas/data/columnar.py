@@ -101,7 +101,15 @@ def _concat(*columns: pa.Array | str) -> pa.Array:
 
 def _sorted_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Interaction indices per user, newest first (ties: item row), and each user's first position."""
-    order = np.lexsort((dataset.item_rows, -dataset.timestamps, dataset.user_rows))
+    users, times, items = dataset.user_rows, dataset.timestamps, dataset.item_rows
+    newest = int(times.max()) if len(times) else 0
+    span = newest - int(times.min()) + 1 if len(times) else 1
+    if dataset.n_users * span * max(dataset.n_items, 1) < 2**62:
+        # One int64 key (user, newest first, item) and one stable sort: a third of lexsort's three passes.
+        key = (users.astype(np.int64) * span + (newest - times)) * max(dataset.n_items, 1) + items
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((items, -times, users))
     starts = np.searchsorted(dataset.user_rows[order], np.arange(dataset.n_users + 1))
     return order, starts
 

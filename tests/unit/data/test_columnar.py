@@ -176,3 +176,73 @@ def test_group_popular_fit_as_a_group_by_gives_the_same_scores_and_lists(seed: i
     reference = GroupPopular().fit(dataset, groups=labels)
     reference.group_scores_ = _reference_group_scores(dataset, labels)
     assert ids.tolist() == reference.recommend(users, n=5).ids.tolist()
+
+
+def _same_dataset(a: Dataset, b: Dataset) -> None:
+    assert a.user_vocab == b.user_vocab and a.item_vocab == b.item_vocab
+    for name in ("user_rows", "item_rows", "ratings", "timestamps"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.reviews.tolist() == b.reviews.tolist()
+    pd.testing.assert_frame_equal(a.users, b.users)
+    pd.testing.assert_frame_equal(a.items, b.items)
+    if a.tags is None or b.tags is None:
+        assert a.tags is None and b.tags is None
+    else:
+        pd.testing.assert_frame_equal(a.tags, b.tags)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_parquet_interactions_load_as_columns_into_the_dataset_the_pandas_path_builds(seed: int, tmp_path) -> None:
+    from personas.data import load_dataset
+
+    source = messy(seed)
+    inter = source.interactions()[["user_id", "item_id", "rating", "timestamp", "review"]]
+    inter.to_parquet(tmp_path / "inter.parquet")
+    inter.to_csv(tmp_path / "inter.csv", index=False)  # CSV takes the pandas path: the reference
+    source.users.to_csv(tmp_path / "users.csv", index=False)
+    source.items.to_csv(tmp_path / "items.csv", index=False)
+    tags = source.tags
+    assert tags is not None
+    pd.DataFrame(
+        {"user_id": source.user_vocab.ids[tags["user"]], "item_id": source.item_vocab.ids[tags["item"]], "tag": tags["tag"]}
+    ).to_csv(tmp_path / "tags.csv", index=False)
+    files = {"users": tmp_path / "users.csv", "items": tmp_path / "items.csv", "tags": tmp_path / "tags.csv"}
+    fast, fast_report = load_dataset(tmp_path / "inter.parquet", **files, name="x")
+    slow, slow_report = load_dataset(tmp_path / "inter.csv", **files, name="x")
+    _same_dataset(fast, slow)
+    assert fast_report == slow_report
+    assert build_profiles(fast) == build_profiles(slow)
+
+
+def test_parquet_integer_ids_without_entity_files_keep_first_appearance_order(tmp_path) -> None:
+    from personas.data import load_dataset
+
+    inter = pd.DataFrame(
+        {"user": [30, 4, 30, 7], "movie": [9, 9, 1, 2], "rating": [4.0, None, 2.0, 5.0], "ts": [5, 6, None, 8]}
+    )
+    inter.to_parquet(tmp_path / "i.parquet")
+    inter.astype(object).to_csv(tmp_path / "i.csv", index=False)
+    columns = {"interactions": {"user_id": "user", "item_id": "movie", "timestamp": "ts"}}
+    fast, _ = load_dataset(tmp_path / "i.parquet", columns=columns)
+    assert list(fast.user_vocab.ids) == ["30", "4", "7"] and list(fast.item_vocab.ids) == ["9", "1", "2"]
+    assert fast.timestamps.tolist() == [5, 6, -1, 8]
+    slow, _ = load_dataset(tmp_path / "i.csv", columns=columns)
+    _same_dataset(fast.subset_interactions(np.ones(4, dtype=bool), name=slow.name), slow)
+
+
+def test_parquet_values_the_columns_cannot_vouch_for_get_the_pandas_path_and_its_messages(tmp_path) -> None:
+    from personas.data import load_dataset
+    from personas.errors import DataError
+
+    pd.DataFrame({"user_id": ["a", " b"], "item_id": ["x", "y"]}).to_parquet(tmp_path / "padded.parquet")
+    padded, _ = load_dataset(tmp_path / "padded.parquet")
+    assert list(padded.user_vocab.ids) == ["a", "b"]  # stripped, as the pandas rules say
+    pd.DataFrame({"user_id": ["a", ""], "item_id": ["x", "y"]}).to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(DataError, match=r"empty.parquet, row 2, field 'user_id': empty user id"):
+        load_dataset(tmp_path / "empty.parquet")
+    pd.DataFrame({"user_id": ["a"]}).to_csv(tmp_path / "users.csv", index=False)
+    pd.DataFrame({"user_id": ["a", "zz"], "item_id": ["x", "y"]}).to_parquet(tmp_path / "unknown.parquet")
+    with pytest.raises(DataError, match=r"row 2, field 'user_id': user id 'zz' is not in"):
+        load_dataset(tmp_path / "unknown.parquet", users=tmp_path / "users.csv")
+    dropped, report = load_dataset(tmp_path / "unknown.parquet", users=tmp_path / "users.csv", unknown_ids="drop")
+    assert dropped.n_interactions == 1 and report.dropped_unknown_users == 1
