@@ -344,13 +344,13 @@ def _canonical_frame(table: Table, schema: Mapping[str, tuple[bool, str]]) -> pd
         elif kind_of_value == "time":
             out[canon] = _times(table, canon, col)
         else:
-            out[canon] = [None if _is_empty(v) else str(v) for v in col]
+            out[canon] = [None if _is_empty(v) else str(v) for v in col.to_numpy(dtype=object)]
     frame = pd.DataFrame(out)
     if _KEEP_EXTRA[table.kind]:
         used = set(table.source_columns.values())
         for name in raw.columns:
             if name not in used:
-                frame[str(name)] = [None if _is_empty(v) else v for v in raw[name]]
+                frame[str(name)] = [None if _is_empty(v) else v for v in raw[name].to_numpy(dtype=object)]
     return frame
 
 
