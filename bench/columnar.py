@@ -123,8 +123,14 @@ def child(engine: str, folder: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     digest = hashlib.sha256("\n".join(f"{u}\t{t}" for u, t in sorted(zip(users, texts, strict=True))).encode())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB -> GB (Linux)
-    return {"engine": engine, "seconds": seconds, "peak_gb": peak, "users": len(users), "bad": bad,
-            "digest": digest.hexdigest()[:12]}
+    return {
+        "engine": engine,
+        "seconds": seconds,
+        "peak_gb": peak,
+        "users": len(users),
+        "bad": bad,
+        "digest": digest.hexdigest()[:12],
+    }
 
 
 def main() -> None:
@@ -160,8 +166,10 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         same = "yes" if r["digest"] == rows[0]["digest"] else f"NO ({r['digest']})"
-        print(f"| {r['engine']} | {r['seconds']:.2f} | {r['seconds'] / base:.2f}x | {r['peak_gb']:.2f} | "
-              f"{r['users']:,} | {r['bad']} | {same} |")
+        print(
+            f"| {r['engine']} | {r['seconds']:.2f} | {r['seconds'] / base:.2f}x | {r['peak_gb']:.2f} | "
+            f"{r['users']:,} | {r['bad']} | {same} |"
+        )
     print(f"\nload average at end: {os.getloadavg()}")
 
 

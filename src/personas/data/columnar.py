@@ -129,7 +129,7 @@ def _reviews(dataset: Dataset, order: np.ndarray, max_reviews: int) -> _Part:
     if max_reviews <= 0:
         return _python_part([""] * dataset.n_users)
     reviews = dataset.reviews[order]
-    has = np.not_equal(reviews, None) & np.not_equal(reviews, "")  # elementwise: None or "" is no review
+    has = reviews.astype(bool)  # bool() of each value, in C: None and "" are no review, as in the loop
     users = dataset.user_rows[order][has]
     keep = _per_user_rank(users, dataset.n_users) < max_reviews
     chosen = reviews[has][keep]
@@ -158,9 +158,7 @@ def _demographics(dataset: Dataset, config: ProfileConfig) -> _Part:
     from personas.data.profiles import count_tokens
 
     users = dataset.users
-    fields = sorted(
-        {name for _, name, _, _ in _parse(config.demographics_template) if name and name in users.columns}
-    )
+    fields = sorted({name for _, name, _, _ in _parse(config.demographics_template) if name and name in users.columns})
     if not fields:
         text = fill_template(config.demographics_template, {}, config.value_maps)
         n = dataset.n_users
@@ -177,8 +175,7 @@ def _demographics(dataset: Dataset, config: ProfileConfig) -> _Part:
     codes = keys.groupby(fields, sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(codes, return_index=True)[1]
     combos = [
-        {name: value for name, value in zip(fields, keys.iloc[row], strict=True) if value is not None}
-        for row in first
+        {name: value for name, value in zip(fields, keys.iloc[row], strict=True) if value is not None} for row in first
     ]
     filled = [fill_template(config.demographics_template, combo, config.value_maps) for combo in combos]
     tokens = np.array([count_tokens(t) for t in filled], dtype=np.int64)
@@ -199,7 +196,7 @@ def _behaviour(
     order: np.ndarray,
     used: np.ndarray,
 ) -> _Part:
-    """"liked: A; B; ..." per user: liked items (or the highest rated), newest first, each once, as many as
+    """ "liked: A; B; ..." per user: liked items (or the highest rated), newest first, each once, as many as
     the token budget left after the parts before (``used`` tokens) allows."""
     from personas.data.profiles import count_tokens
 
@@ -250,10 +247,8 @@ def _behaviour(
     last = np.zeros(n_users, dtype=np.int64)
     ends_at = np.cumsum(counts) - 1  # users are sorted: each user's last kept item
     last[present] = items[ends_at[present]]
-    if suffix.strip():
-        ends = np.full(n_users, suffix.rstrip()[-1:] in _SENTENCE_ENDS)
-    else:  # template item texts are stripped and non-empty, so the last name ends the part
-        ends = item_ends[last]
+    # Template item texts are stripped and non-empty: without a suffix, the last name ends the part.
+    ends = np.full(n_users, suffix.rstrip()[-1:] in _SENTENCE_ENDS) if suffix.strip() else item_ends[last]
     return _Part(joined, tokens, ends & present, np.zeros(n_users, dtype=bool))
 
 

@@ -47,7 +47,9 @@ def messy(seed: int, n_users: int = 60, n_items: int = 25) -> Dataset:
             "text": texts,
             "age": [None if rng.random() < 0.2 else int(rng.integers(15, 70)) for _ in range(n_users)],
             "gender": rng.choice(["M", "F", "X"], size=n_users),
-            "occupation": [None if rng.random() < 0.5 else str(rng.choice(["writer", "nurse"])) for _ in range(n_users)],
+            "occupation": [
+                None if rng.random() < 0.5 else str(rng.choice(["writer", "nurse"])) for _ in range(n_users)
+            ],
         }
     )
     titles = [None if i % 9 == 4 else f"Film {i}" + ("." if i % 5 == 0 else "") for i in range(n_items)]
@@ -204,7 +206,11 @@ def test_parquet_interactions_load_as_columns_into_the_dataset_the_pandas_path_b
     tags = source.tags
     assert tags is not None
     pd.DataFrame(
-        {"user_id": source.user_vocab.ids[tags["user"]], "item_id": source.item_vocab.ids[tags["item"]], "tag": tags["tag"]}
+        {
+            "user_id": source.user_vocab.ids[tags["user"]],
+            "item_id": source.item_vocab.ids[tags["item"]],
+            "tag": tags["tag"],
+        }
     ).to_csv(tmp_path / "tags.csv", index=False)
     files = {"users": tmp_path / "users.csv", "items": tmp_path / "items.csv", "tags": tmp_path / "tags.csv"}
     fast, fast_report = load_dataset(tmp_path / "inter.parquet", **files, name="x")
