@@ -252,3 +252,59 @@ def test_parquet_values_the_columns_cannot_vouch_for_get_the_pandas_path_and_its
         load_dataset(tmp_path / "unknown.parquet", users=tmp_path / "users.csv")
     dropped, report = load_dataset(tmp_path / "unknown.parquet", users=tmp_path / "users.csv", unknown_ids="drop")
     assert dropped.n_interactions == 1 and report.dropped_unknown_users == 1
+
+
+@pytest.mark.slow  # ~8 s on a quiet machine (the per-user loop and the CSV reference path)
+def test_ten_thousand_users_same_dataset_texts_groups_and_top_n(tmp_path) -> None:
+    """The shape of bench/scale.py at 10^4 users: Parquet read as columns vs CSV through pandas, then texts
+    per column vs per user, k-means groups (ARI 1.0 at one seed), group-popular scores and lists."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from personas.data import load_dataset
+    from personas.discover import KMeansGroups
+    from personas.recommend.popular import GroupPopular
+
+    rng = np.random.default_rng(7)
+    n_users, n_items, per_user = 10_000, 500, 20
+    taste = rng.integers(8, size=n_users)
+    liked = rng.choice(n_items, size=(8, 40))
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.where(rng.random(len(users)) < 0.8, liked[taste[users], rng.integers(40, size=len(users))], 0)
+    items = np.where(items == 0, rng.integers(n_items, size=len(users)), items)
+    pd.DataFrame(
+        {
+            "user_id": users.astype(str),
+            "item_id": items.astype(str),
+            "rating": rng.integers(1, 6, size=len(users)).astype(float),
+            "timestamp": rng.integers(10**9, 10**9 + 1000, size=len(users)),  # many ties
+        }
+    ).to_parquet(tmp_path / "inter.parquet")
+    pd.read_parquet(tmp_path / "inter.parquet").to_csv(tmp_path / "inter.csv", index=False)
+    genres = ["Action", "Comedy", "Drama", "Horror"]
+    pd.DataFrame(
+        {
+            "item_id": np.arange(n_items).astype(str),
+            "title": [f"Film {i} {genres[i % 4].lower()} story" for i in range(n_items)],
+            "genres": [genres[i % 4] for i in range(n_items)],
+        }
+    ).to_csv(tmp_path / "items.csv", index=False)
+    pd.DataFrame(
+        {"user_id": np.arange(n_users).astype(str), "age": rng.integers(15, 70, size=n_users).astype(str)}
+    ).to_csv(tmp_path / "users.csv", index=False)
+    files = {"users": tmp_path / "users.csv", "items": tmp_path / "items.csv"}
+    fast, _ = load_dataset(tmp_path / "inter.parquet", **files, name="s")
+    slow, _ = load_dataset(tmp_path / "inter.csv", **files, name="s")
+    _same_dataset(fast, slow)
+    assert build_profiles_loop(slow) == build_profiles(fast)
+    # Groups from the behaviour, the same at one seed on both datasets (texts: the ml-100k realdata test).
+    labels = [
+        KMeansGroups(k=8, seed=0).fit(d.matrix("binary").toarray().astype(np.float32)).labels_ for d in (fast, slow)
+    ]
+    assert adjusted_rand_score(labels[0], labels[1]) == 1.0
+    model = GroupPopular().fit(fast, groups=labels[0])
+    np.testing.assert_array_equal(model.group_scores_, _reference_group_scores(slow, labels[1]))
+    users = fast.user_vocab.ids[:500]
+    assert (
+        model.recommend(users, n=10).ids.tolist()
+        == GroupPopular().fit(slow, groups=labels[1]).recommend(users, n=10).ids.tolist()
+    )
