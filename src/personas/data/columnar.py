@@ -10,18 +10,22 @@ Polars and DuckDB on the same task.
   joined per user by Arrow's ``binary_join``. Python runs once per item, per distinct demographics value and
   per user-written text (their tokens must be counted), not once per interaction.
 - :func:`group_item_counts`: users of each group who took each item, as one group-by over interaction rows.
+- :func:`phrase_matrix` and :func:`term_counts`: the document x term counts of a phrase-wise analyser (such as
+  the keyword analyser of ``personas.describe``) with each distinct phrase analysed once: profile texts repeat
+  the same item names across millions of users. (Not yet used by ``describe``'s keywords.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from personas.data._template import fill_template
 from personas.data.dataset import Dataset
@@ -30,7 +34,7 @@ from personas.data.items import item_texts
 if TYPE_CHECKING:
     from personas.data.profiles import ProfileConfig
 
-__all__ = ["additive_separators", "group_item_counts", "profile_texts"]
+__all__ = ["additive_separators", "group_item_counts", "phrase_matrix", "profile_texts", "term_counts"]
 
 _WORD_CHAR = re.compile(r"\w")
 # What _join (profiles.py) takes for the end of a sentence.
@@ -325,3 +329,55 @@ def group_item_counts(
         pairs = np.unique(pairs)
     cells = labels[pairs // n_items] * n_items + pairs % n_items
     return np.bincount(cells, minlength=n_groups * n_items).reshape(n_groups, n_items).astype(np.float64)
+
+
+def phrase_matrix(texts: Sequence[str], split: re.Pattern[str]) -> tuple[sp.csr_matrix, list[str]]:
+    """(documents x distinct phrases) counts of ``split.split(text.lower())`` over ``texts``, and the phrases
+    (in order of first appearance). Built once, it serves several analysers (:func:`term_counts`)."""
+    index: dict[str, int] = {}
+    ids: list[int] = []
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    for row, text in enumerate(texts):
+        for phrase in split.split(text.lower()):
+            ids.append(index.setdefault(phrase, len(index)))
+        indptr[row + 1] = len(ids)
+    data = np.ones(len(ids), dtype=np.int64)
+    matrix = sp.csr_matrix((data, np.asarray(ids, dtype=np.int64), indptr), shape=(len(texts), len(index)))
+    matrix.sum_duplicates()
+    return matrix, list(index)
+
+
+def term_counts(
+    phrases: tuple[sp.csr_matrix, list[str]],
+    analyse: Callable[[str], list[str]],
+    *,
+    min_df: int = 1,
+    binary: bool = False,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(documents x terms) counts and the terms, sorted, for an analyser whose terms for a text are the terms
+    of its phrases put together (``analyse(text) == sum(analyse(p) for p in split.split(text.lower()))``):
+    what ``CountVectorizer(analyzer=analyse, min_df=min_df, binary=binary).fit_transform(texts)`` and its
+    ``get_feature_names_out()`` give, with ``analyse`` run once per distinct phrase instead of once per text.
+    Terms in fewer than ``min_df`` documents are left out; no term left gives a matrix with no columns."""
+    docs, phrase_list = phrases
+    vocabulary: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, phrase in enumerate(phrase_list):
+        for term in analyse(phrase):
+            rows.append(row)
+            cols.append(vocabulary.setdefault(term, len(vocabulary)))
+    per_phrase = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.int64), (rows, cols)), shape=(len(phrase_list), len(vocabulary))
+    )
+    counts = sp.csr_matrix(docs @ per_phrase)  # a term's count in a text: sum over its phrases
+    counts.eliminate_zeros()
+    terms = np.asarray(list(vocabulary), dtype=object)
+    present = np.bincount(counts.indices, minlength=len(terms))
+    keep = np.flatnonzero(present >= min_df)
+    keep = keep[np.argsort(terms[keep].astype(str), kind="stable")]  # CountVectorizer sorts its vocabulary
+    counts = sp.csr_matrix(counts[:, keep])
+    counts.sort_indices()
+    if binary:
+        counts.data[:] = 1
+    return counts, terms[keep].astype(str)

@@ -308,3 +308,26 @@ def test_ten_thousand_users_same_dataset_texts_groups_and_top_n(tmp_path) -> Non
         model.recommend(users, n=10).ids.tolist()
         == GroupPopular().fit(slow, groups=labels[1]).recommend(users, n=10).ids.tolist()
     )
+
+
+def test_term_counts_equal_count_vectorizer_with_the_keyword_analyser() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from personas.data.columnar import phrase_matrix, term_counts
+    from personas.describe.keywords import _PHRASE_END, STOP_WORDS, _analyzer
+
+    texts = [*build_profiles(messy(0)), *build_profiles(messy(1), ProfileConfig(parts=("text", "reviews")))]
+    texts += [
+        "Raiders of the Lost Ark; good will hunting. The Wizard of Oz, (musical) sci-fi: star wars",
+        "   ",
+        "end with a dot.",
+        "a.b.c. d. e.; Star WARS.",
+    ]
+    phrases = phrase_matrix(texts, _PHRASE_END)
+    for stop, ngram, min_df, binary in [(STOP_WORDS, 1, 1, True), (STOP_WORDS | {"film"}, 2, 2, False)]:
+        analyse = _analyzer(frozenset(stop), ngram)
+        vectorizer = CountVectorizer(analyzer=analyse, min_df=min_df, binary=binary)
+        expected = vectorizer.fit_transform(texts)
+        counts, terms = term_counts(phrases, analyse, min_df=min_df, binary=binary)
+        assert terms.tolist() == vectorizer.get_feature_names_out().tolist()
+        assert (counts != expected).nnz == 0
