@@ -39,6 +39,7 @@ __all__ = ["additive_separators", "group_item_counts", "phrase_matrix", "profile
 _WORD_CHAR = re.compile(r"\w")
 # What _join (profiles.py) takes for the end of a sentence.
 _SENTENCE_ENDS = (".", "!", "?", "。", "！", "？")
+_BLOCK = 200_000  # users whose profile strings are joined at a time
 
 
 def _edge_safe(text: str) -> bool:
@@ -256,10 +257,11 @@ def _behaviour(
     return _Part(joined, tokens, ends & present, np.zeros(n_users, dtype=bool))
 
 
-def profile_texts(dataset: Dataset, config: ProfileConfig) -> list[str] | None:
+def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOCK) -> list[str] | None:
     """Every user's profile text, equal string for string to the per-user loop of ``build_profiles`` with
     the default token counter; None where the config's separators or templates could merge tokens across a
-    junction (:func:`additive_separators`), where only the loop is exact."""
+    junction (:func:`additive_separators`), where only the loop is exact. The parts are joined ``block``
+    users at a time (the joined strings of every user are never held twice)."""
     from personas.data.profiles import _within, count_tokens
 
     if not additive_separators(config):
@@ -269,13 +271,13 @@ def profile_texts(dataset: Dataset, config: ProfileConfig) -> list[str] | None:
     separator = config.part_separator
     short = separator[1:] if separator.startswith(".") else separator
     sep_tokens, short_tokens = count_tokens(separator), count_tokens(short)
-    out = pa.array([""] * n_users, type=pa.string())
     pieces = np.zeros(n_users, dtype=np.int64)  # non-empty pieces so far
     piece_tokens = np.zeros(n_users, dtype=np.int64)  # their tokens, without separators
     total = np.zeros(n_users, dtype=np.int64)  # tokens of the joined text so far
     ends = np.zeros(n_users, dtype=bool)  # the joined text's last non-space character ends a sentence
     short_ends = bool(short.strip()) and short.rstrip()[-1:] in _SENTENCE_ENDS
     sep_ends = bool(separator.strip()) and separator.rstrip()[-1:] in _SENTENCE_ENDS
+    plan: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]] = []  # texts, here, follows, use_short
     for name in config.parts:
         if name == "text":
             part = _own_text(dataset)
@@ -291,9 +293,7 @@ def profile_texts(dataset: Dataset, config: ProfileConfig) -> list[str] | None:
         here = part.present
         follows = here & (pieces > 0)
         use_short = follows & ends
-        joiner = pc.if_else(pa.array(use_short), short, separator)
-        glued = _concat(out, joiner, part.texts)
-        out = pc.if_else(pa.array(follows), glued, pc.if_else(pa.array(here), part.texts, out))
+        plan.append((part.texts, here, follows, use_short))
         total += np.where(follows, np.where(use_short, short_tokens, sep_tokens), 0) + np.where(here, part.tokens, 0)
         # After a blank piece the text ends where its separator (or the text before) did.
         joiner_ends = np.where(use_short, short_ends, sep_ends)
@@ -302,7 +302,18 @@ def profile_texts(dataset: Dataset, config: ProfileConfig) -> list[str] | None:
         ends = np.where(here, np.where(part.blank, after_blank, part.ends), ends)
         piece_tokens += np.where(here, part.tokens, 0)
         pieces += here
-    profiles: list[str] = out.to_pylist()
+    del order
+    profiles: list[str] = []
+    for start in range(0, n_users, block):
+        size = min(block, n_users - start)
+        out = pa.array([""] * size, type=pa.string())
+        for texts, here, follows, use_short in plan:
+            piece = texts.slice(start, size)
+            joiner = pc.if_else(pa.array(use_short[start : start + size]), short, separator)
+            glued = _concat(out, joiner, piece)
+            alone = pc.if_else(pa.array(here[start : start + size]), piece, out)
+            out = pc.if_else(pa.array(follows[start : start + size]), glued, alone)
+        profiles.extend(out.to_pylist())
     for row in np.flatnonzero(total > config.max_tokens):
         profiles[row] = _within(profiles[row], config.max_tokens, count_tokens)
     return profiles

@@ -94,6 +94,7 @@ def test_profile_texts_equal_the_per_user_loop(seed: int, config: ProfileConfig)
     columns = profile_texts(dataset, config)
     assert columns is not None
     assert sum(1 for a, b in zip(loop, columns, strict=True) if a != b) == 0
+    assert profile_texts(dataset, config, block=7) == loop  # joined a few users at a time
     assert any(count_tokens(t) == config.max_tokens for t in loop) or config.max_tokens > 40  # budgets do bite
 
 
