@@ -554,18 +554,25 @@ def load_recbole(
 _PLAIN_ID = r"(?s)^[!-~](.*[!-~])?$"
 
 
-def _arrow_ids(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """String ids from an integer or string Parquet column, or None when a value needs the pandas rules
-    (missing, empty, surrounding spaces, non-ASCII ends, float ids)."""
+def _arrow_ids(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
+    """The distinct ids of an integer or string Parquet column as strings, in order of first appearance, and
+    each row's index into them; None when a value needs the pandas rules (missing, empty, surrounding spaces,
+    non-ASCII ends, float ids). Ids repeat (20 interactions per user), so the checks run on distinct values."""
     if column.null_count:
         return None
-    if pa.types.is_integer(column.type):
-        return pc.cast(column, pa.string())
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not (
+        pa.types.is_integer(column.type) or pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    ):
         return None
-    if not pc.all(pc.match_substring_regex(column, _PLAIN_ID)).as_py():
+    # Arrow's dictionary lists values in order of first appearance; unify keeps it across chunks.
+    encoded = column.dictionary_encode().unify_dictionaries()
+    if not encoded.num_chunks:
         return None
-    return pc.cast(column, pa.string())
+    values = pc.cast(encoded.chunk(0).dictionary, pa.string())
+    codes = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int64)
+    if not pa.types.is_integer(column.type) and not pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py():
+        return None
+    return values, codes
 
 
 def _arrow_numbers(column: pa.ChunkedArray) -> np.ndarray | None:
@@ -629,8 +636,9 @@ def _load_columnar(
         (item_ids, items, "items", ("title", "text")),
     ):
         id_col = "user_id" if kind == "users" else "item_id"
+        values, codes = ids
         if file is None:
-            frame = pd.DataFrame({id_col: pc.unique(ids).to_numpy(zero_copy_only=False).astype(object)})
+            frame = pd.DataFrame({id_col: values.to_numpy(zero_copy_only=False).astype(object)})
         else:
             entity = read(file, kind)  # type: ignore[arg-type]
             _check_unique(entity, id_col, kind[:-1])
@@ -640,10 +648,10 @@ def _load_columnar(
                 frame[col] = None
         front = [id_col, *extra]
         frame = frame[front + [c for c in frame.columns if c not in front]].reset_index(drop=True)
-        rows = pc.index_in(ids, value_set=pa.array(frame[id_col].to_numpy(dtype=object), type=pa.string()))
+        rows = pc.index_in(values, value_set=pa.array(frame[id_col].to_numpy(dtype=object), type=pa.string()))
         if rows.null_count:  # an id the file does not know: the pandas path applies the policy
             return None
-        entities.append((frame, rows.to_numpy().astype(np.int32)))
+        entities.append((frame, rows.to_numpy().astype(np.int32)[codes]))
     (user_frame, user_rows), (item_frame, item_rows) = entities
     tag_frame = None
     if tags is not None:

@@ -332,3 +332,18 @@ def test_term_counts_equal_count_vectorizer_with_the_keyword_analyser() -> None:
         counts, terms = term_counts(phrases, analyse, min_df=min_df, binary=binary)
         assert terms.tolist() == vectorizer.get_feature_names_out().tolist()
         assert (counts != expected).nnz == 0
+
+
+def test_parquet_string_ids_in_several_row_groups_keep_first_appearance_order(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from personas.data import load_dataset
+
+    inter = pd.DataFrame({"user_id": ["b", "a", "c", "a", "d", "b", "e"], "item_id": list("xyzxwvx")})
+    pq.write_table(pa.Table.from_pandas(inter, preserve_index=False), tmp_path / "i.parquet", row_group_size=2)
+    inter.to_csv(tmp_path / "i.csv", index=False)
+    fast, _ = load_dataset(tmp_path / "i.parquet", name="i")
+    slow, _ = load_dataset(tmp_path / "i.csv", name="i")
+    assert list(fast.user_vocab.ids) == ["b", "a", "c", "d", "e"]
+    _same_dataset(fast, slow)
