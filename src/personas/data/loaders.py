@@ -564,12 +564,13 @@ def _arrow_ids(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
         pa.types.is_integer(column.type) or pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     ):
         return None
-    # Arrow's dictionary lists values in order of first appearance; unify keeps it across chunks.
-    encoded = column.dictionary_encode().unify_dictionaries()
-    if not encoded.num_chunks:
-        return None
-    values = pc.cast(encoded.chunk(0).dictionary, pa.string())
-    codes = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int64)
+    if pa.types.is_string(column.type) and column.nbytes >= 2**31:
+        column = pc.cast(column, pa.large_string())  # one array's 32-bit offsets would overflow
+    # One array, one dictionary, values in order of first appearance (unifying one dictionary per Parquet
+    # page instead took 24 s at 2 x 10^7 rows).
+    encoded = column.combine_chunks().dictionary_encode()
+    values = pc.cast(encoded.dictionary, pa.string())
+    codes = encoded.indices.to_numpy().astype(np.int64)
     if not pa.types.is_integer(column.type) and not pc.all(pc.match_substring_regex(values, _PLAIN_ID)).as_py():
         return None
     return values, codes
