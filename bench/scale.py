@@ -163,6 +163,9 @@ def timed(name: str, rows: list[dict[str, Any]], memory: PeakMemory) -> Iterator
 
 
 def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     from personas.data import build_profiles, load_dataset
     from personas.describe import describe_groups
     from personas.discover import KMeansGroups
@@ -173,10 +176,10 @@ def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
     memory = PeakMemory()
     with timed("load", rows, memory):
         dataset, _ = load_dataset(paths["interactions"], users=paths["users"], items=paths["items"])
-        table = pd.read_parquet(paths["vectors"])
-        order = dataset.user_vocab.rows(table["user_id"])
+        table = pq.read_table(paths["vectors"])
+        order = dataset.user_vocab.rows(table["user_id"].to_numpy())
         vectors = np.empty((dataset.n_users, DIM), dtype=np.float32)
-        vectors[order] = np.stack(table["vector"].to_numpy())
+        vectors[order] = pc.list_flatten(table["vector"]).to_numpy().reshape(-1, DIM)  # no object per user
         del table
     with timed("profile texts", rows, memory):
         texts = build_profiles(dataset)

@@ -21,7 +21,7 @@ from personas.data.dataset import Dataset
 from personas.data.items import item_texts
 from personas.errors import ConfigError
 
-__all__ = ["ProfileConfig", "build_profiles", "count_tokens"]
+__all__ = ["ProfileConfig", "build_profiles", "build_profiles_loop", "count_tokens"]
 
 Part = Literal["text", "reviews", "tags", "demographics", "behaviour"]
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -81,7 +81,29 @@ def build_profiles(
     *,
     counter: Callable[[str], int] = count_tokens,
 ) -> list[str]:
-    """A profile text for every user row (an empty string where nothing is known)."""
+    """A profile text for every user row (an empty string where nothing is known).
+
+    Built per column (:func:`personas.data.columnar.profile_texts`: no Python per interaction) with the
+    default token counter; a custom ``counter``, or separators that could merge tokens, take the per-user
+    loop (:func:`build_profiles_loop`), which gives the same texts."""
+    config = config or ProfileConfig()
+    if counter is count_tokens:
+        # Imported here: the columnar module imports this one (ProfileConfig, count_tokens, _within).
+        from personas.data.columnar import profile_texts
+
+        texts = profile_texts(dataset, config)
+        if texts is not None:
+            return texts
+    return build_profiles_loop(dataset, config, counter=counter)
+
+
+def build_profiles_loop(
+    dataset: Dataset,
+    config: ProfileConfig | None = None,
+    *,
+    counter: Callable[[str], int] = count_tokens,
+) -> list[str]:
+    """:func:`build_profiles` one user at a time: the reference the columnar builder is tested against."""
     config = config or ProfileConfig()
     users = dataset.users
     texts = item_texts(dataset, "template", template=config.item_template, value_maps=config.value_maps)
