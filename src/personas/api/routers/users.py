@@ -23,7 +23,7 @@ from personas.api.schemas import (
     RecommendationsOut,
     UserPersonaOut,
 )
-from personas.api.storage import StoredReceipt
+from personas.api.storage import MAX_ID_CHARS, StoredReceipt
 
 # Each user is reached only by the key that created it (or an admin key); see personas.api.auth.
 router = APIRouter(prefix="/users", tags=["users"], responses=ACCESS)
@@ -32,6 +32,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_ID_CHARS,
         description="Any unique string per intended write (e.g. a UUID): a retry with the same key and body "
         "returns the first response and writes nothing; the same key with another body gives 409. Kept 24 h.",
     ),
