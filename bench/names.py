@@ -19,8 +19,8 @@ Methods: ``keyword`` (the card's keyword name, :class:`KeywordNamer`), ``compose
 :class:`ComposedNamer`), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
 the model gives, the composed name where it gives none) and ``generated (checked)`` (through
 :func:`personas.describe.apply_namer`, as a run uses it: an answer that fails the fact check is refused and the
-composed name kept; the pass rate is reported). The model is slow on this machine, so by default it names the
-coarse level only (``--generated-levels coarse,fine`` for both). A method that cannot run here is skipped with
+composed name kept; the pass rate is reported). It names both levels (``--generated-levels coarse`` when the
+model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
 the reason printed. The section between the ``reading`` markers of an existing ``--out`` file is hand-written
 and kept when the file is rewritten.
 Data: ml-100k and ml-latest-small are built-in (fetched from the package registry once); the drug reviews come
@@ -465,7 +465,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the markdown here (e.g. docs/results/names.md)")
     parser.add_argument(
         "--generated-levels",
-        default="coarse",
+        default="coarse,fine",
         help="levels of a two-level run the (slow) generative namer names: coarse, fine or coarse,fine",
     )
     args = parser.parse_args()
@@ -504,7 +504,7 @@ def main() -> None:
         if datasets == list(DATASETS) and methods == list(NAMERS)
         else f" --datasets {','.join(datasets)} --namers {','.join(methods)}"
     )
-    if generated_levels != ["coarse"] and "generated" in methods:
+    if generated_levels != ["coarse", "fine"] and "generated" in methods:
         command += f" --generated-levels {','.join(generated_levels)}"
     lines = [
         "# Name fidelity: do the persona names point at their members?",
@@ -534,7 +534,10 @@ def main() -> None:
         "are in the encoder's eyes, not whether it is true; a name close to its group's centroid scores well even "
         "when it is only a frequent word. That is why the drug reviews' reference row (each condition its own "
         "persona, named by its label) is not a ceiling: conditions are not clusters of this space (ARI below), "
-        "and names of the found groups can score above it.",
+        "and names of the found groups can score above it. The two 'reference' rows of each level are vectors, not "
+        "names: the group's mean profile vector is where a name saying what its members' profiles say on average "
+        "lands, about the best a text can do under this cosine; the contrast vector (members' mean minus the "
+        "others') drops what every profile shares, and shows how separable the groups are in this space.",
         "",
         *reading(args.out),
         "## Protocol",
