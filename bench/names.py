@@ -4,8 +4,10 @@
     python bench/names.py --out docs/results/names.md        # the same, written to the results page
     python bench/names.py --datasets ml-100k,drugs --namers keyword
 
-Each dataset is run the way `personas run` runs it (the pipeline's own load, profile, encode, discover and
-describe stages; evaluation and recommenders left out), once; then every namer names the same personas and
+Each dataset is run the way `personas run` runs it (the pipeline's own load, profile, encode, discover, levels and
+describe stages; evaluation and recommenders left out), once; with ``[discover] hierarchy = true`` (the demo
+config: ml-100k, ml-latest-small) both levels are named and scored: the coarse personas the report shows to
+readers and the fine ones that recommend. Then every method names the same personas and
 :func:`personas.describe.name_fidelity` scores the names in the run's text space: each name is encoded by the
 run's text encoder and every user (their profile text vector, the text part of fused vectors) ranked by cosine
 to it. Columns: mean and worst AUC of members vs non-members over the personas, the accuracy of a matcher that
@@ -13,7 +15,14 @@ gives each user the closest name (beside chance: always the biggest persona), an
 between two names). On the drug reviews the condition is the ground truth: the groups' ARI against it, and a
 ceiling row where each condition is its own persona, named by the condition label itself.
 
-Namers are looked up by name in :data:`NAMERS`; one that cannot run here is skipped with the reason printed.
+Methods: ``keyword`` (the card's keyword name, :class:`KeywordNamer`), ``composed`` (the card's name,
+:class:`ComposedNamer`), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
+the model gives, the composed name where it gives none) and ``generated (checked)`` (through
+:func:`personas.describe.apply_namer`, as a run uses it: an answer that fails the fact check is refused and the
+composed name kept; the pass rate is reported). It names both levels (``--generated-levels coarse`` when the
+model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
+the reason printed. The section between the ``reading`` markers of an existing ``--out`` file is hand-written
+and kept when the file is rewritten.
 Data: ml-100k and ml-latest-small are built-in (fetched from the package registry once); the drug reviews come
 from the explabox demo wheel (bench/discover.py); the fine-food reviews are tests/data/newcomer/fine_food.
 Same command, same table: seeds are fixed and the namers deterministic (greedy decoding).
@@ -31,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -42,7 +52,7 @@ from threadpoolctl import threadpool_limits
 import personas.describe
 from personas._files import write_atomic
 from personas.data import build_profiles
-from personas.describe import NameFidelity, Namer, Persona, name_fidelity
+from personas.describe import NameFidelity, Namer, Persona, apply_namer, name_fidelity
 from personas.pipeline import Pipeline, load_config
 from personas.pipeline.config import PipelineConfig
 
@@ -90,13 +100,31 @@ def _generated() -> Namer:
     return _from_describe("GenerativeNamer")
 
 
-#: Namers by the name the table shows. Each returns a Namer (``name(persona) -> str | None``; None keeps the
-#: card's name) or raises NamerUnavailableError.
+#: Namers by the name given to ``--namers``. Each returns a Namer (``name(persona) -> str | None``; None keeps
+#: the card's name) or raises NamerUnavailableError. ``generated`` gives two rows: raw and checked.
 NAMERS: dict[str, Callable[[], Namer]] = {
     "keyword": lambda: _from_describe("KeywordNamer", fallback=CardName),
     "composed": lambda: _from_describe("ComposedNamer"),
     "generated": _generated,
 }
+RAW, CHECKED = "generated (raw)", "generated (checked, composed fallback)"
+
+
+class Remembered:
+    """A namer whose answers are kept, so that the raw and the checked rows come from the same generation."""
+
+    def __init__(self, namer: Namer) -> None:
+        self.namer = namer
+        self.answers: dict[tuple[str | None, int], str | None] = {}
+        self.seconds: dict[tuple[str | None, int], float] = {}
+
+    def name(self, persona: Persona) -> str | None:
+        key = (persona.level, persona.group)
+        if key not in self.answers:
+            start = time.perf_counter()
+            self.answers[key] = self.namer.name(persona)
+            self.seconds[key] = time.perf_counter() - start
+        return self.answers[key]
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -116,6 +144,18 @@ class Run:
     seconds: float
     truth: np.ndarray | None = None  # the condition of each user (drug reviews)
     notes: list[str] = field(default_factory=list)
+    #: with [discover] hierarchy = true: the coarse level (what the report shows readers)
+    coarse_labels: np.ndarray | None = None
+    coarse_personas: list[Persona] = field(default_factory=list)
+    coarse_rule: str = ""
+    refusals: list[str] = field(default_factory=list)  # why the fact check refused generated names
+
+    def levels(self) -> list[tuple[str, np.ndarray, list[Persona]]]:
+        """(level, labels, personas): coarse first (the names readers see), then fine; one "flat" level when the
+        run has no hierarchy."""
+        if self.coarse_labels is None:
+            return [("flat", self.labels, self.personas)]
+        return [("coarse", self.coarse_labels, self.coarse_personas), ("fine", self.labels, self.personas)]
 
 
 def _demo_config(dataset: str, out: Path) -> PipelineConfig:
@@ -185,10 +225,27 @@ def run_dataset(name: str, tmp: Path) -> Run:
         if text_vectors is None:
             raise SystemExit(f"{name}: the run has no text vectors (behaviour only); names cannot be scored.")
         pipeline.text_vectors_ = text_vectors
-        labels, choice = pipeline.discover(vectors)
+        labels, choice = pipeline.discover(vectors, dataset)
+        pipeline.levels(vectors, labels)
         personas = pipeline.describe(dataset, texts, vectors, labels)
+        coarse_labels, coarse_personas = None, []
+        if pipeline.tree_ is not None:
+            coarse_labels = pipeline.tree_.coarse_labels
+            coarse_personas = pipeline.describe(dataset, texts, vectors, coarse_labels)
+        personas, coarse_personas = pipeline.annotate(personas, coarse_personas)
     seconds = time.perf_counter() - start
-    k_rule = f"chosen from {config.discover.candidates} ({choice.rule})" if choice is not None else "fixed"
+    if pipeline.fine_choice_ is not None:
+        k_rule = f"chosen from {config.discover.candidates} by validation NDCG@10 of group-popular"
+    elif choice is not None:
+        k_rule = f"chosen from {config.discover.candidates} ({choice.rule})"
+    else:
+        k_rule = "fixed"
+    coarse_rule = ""
+    if pipeline.coarse_choice_ is not None and pipeline.tree_ is not None:
+        coarse_rule = (
+            f"coarse k = {pipeline.tree_.n_coarse} from {config.discover.coarse_candidates} (a cut of the fine "
+            "groups' Ward tree, chosen for readability)"
+        )
     truth = None
     if conditions is not None:
         truth = np.array([conditions[str(u)] for u in dataset.user_vocab.ids])
@@ -209,6 +266,9 @@ def run_dataset(name: str, tmp: Path) -> Run:
         seconds=seconds,
         truth=truth,
         notes=[f"users scored by their {users}"],
+        coarse_labels=coarse_labels,
+        coarse_personas=coarse_personas,
+        coarse_rule=coarse_rule,
     )
 
 
@@ -219,39 +279,87 @@ DATASETS: tuple[str, ...] = ("ml-100k", "ml-latest-small", "drugs", "fine-food")
 @dataclass
 class Row:
     dataset: str
+    level: str
     method: str
     fidelity: NameFidelity | None
     names: list[str]
     seconds: float = 0.0  # median seconds per persona
-    fallbacks: int = 0
+    fallbacks: int = 0  # personas that kept the composed name (no answer, or a refused one)
+    passed: str = "-"  # the fact check's pass rate (checked generated names)
     skipped: str | None = None
 
 
-def name_with(namer: Namer, personas: Sequence[Persona]) -> tuple[list[str], int, list[float]]:
-    """Each persona's name by ``namer``, the card's name where it returns None; how many fell back; and the
-    seconds each name took."""
-    names, fallbacks, seconds = [], 0, []
-    for persona in personas:
-        start = time.perf_counter()
-        name = namer.name(persona)
-        seconds.append(time.perf_counter() - start)
-        if not name:
-            fallbacks += 1
-        names.append(name or persona.name)
-    return names, fallbacks, seconds
+def _score(run: Run, level: str, labels: np.ndarray, method: str, names: list[str], **extra: Any) -> Row:
+    fidelity = name_fidelity(names, labels, run.text_vectors, encoder=run.pipeline.text_encoder_, users=run.notes[0])
+    return Row(run.dataset, level, method, fidelity, names, **extra)
 
 
-def score(run: Run, method: str, namer: Namer) -> Row:
-    # The run's thread limit, as in `personas run`: a language model on more threads than free cores ran 15x
-    # slower here (2 torch threads on a shared 2-core machine: 40 s per name; 1 thread: 3 s).
-    with threadpool_limits(limits=run.config.threads):
-        names, fallbacks, times = name_with(namer, run.personas)
-    # the median: the first name of a language model also pays for loading it
-    seconds = float(np.median(times))
-    fidelity = name_fidelity(
-        names, run.labels, run.text_vectors, encoder=run.pipeline.text_encoder_, users=run.notes[0]
-    )
-    return Row(run.dataset, method, fidelity, names, seconds, fallbacks)
+def score(run: Run, method: str, namer: Namer, levels: Sequence[str]) -> list[Row]:
+    """The rows of one method at each level of ``run`` (the generated ones only at ``levels``)."""
+    rows = []
+    for level, labels, cards in run.levels():
+        if method == "generated" and level not in levels and level != "flat":
+            continue
+        # The run's thread limit, as in `personas run`: a language model on more threads than free cores ran 15x
+        # slower here (2 torch threads on a shared 2-core machine: 40 s per name; 1 thread: 3 s).
+        with threadpool_limits(limits=run.config.threads):
+            if method != "generated":
+                times = []
+                names = []
+                for persona in cards:
+                    begin = time.perf_counter()
+                    names.append(namer.name(persona) or persona.name)
+                    times.append(time.perf_counter() - begin)
+                rows.append(_score(run, level, labels, method, names, seconds=float(np.median(times))))
+                continue
+            remembered = Remembered(namer)
+            checked = apply_namer(cards, remembered)
+        # the median: the first name of a language model also pays for loading it
+        seconds = float(np.median(list(remembered.seconds.values())))
+        raw = [remembered.answers[(p.level, p.group)] or p.name for p in cards]
+        no_answer = sum(1 for p in cards if not remembered.answers[(p.level, p.group)])
+        rows.append(_score(run, level, labels, RAW, raw, seconds=seconds, fallbacks=no_answer))
+        passed = sum(1 for p in checked if p.generated_name)
+        rows.append(
+            _score(
+                run,
+                level,
+                labels,
+                CHECKED,
+                [p.display_name for p in checked],
+                seconds=seconds,
+                fallbacks=len(checked) - passed,
+                passed=f"{passed}/{len(checked)}",
+            )
+        )
+        run.refusals.extend(f"{run.dataset} {level} {p.group}: {p.name_check}" for p in checked if p.name_check)
+    return rows
+
+
+MEAN_PROFILE = "reference: the group's mean profile vector as its 'name'"
+CONTRAST = "reference: members' mean minus the others' mean as its 'name'"
+
+
+def references(run: Run) -> list[Row]:
+    """Two vectors in place of names, at each level: what no name can beat by much and what the space allows.
+
+    The group's mean (unit) profile vector is where a name that says what its members' profiles say on average
+    lands; its AUC is about the best a name can do under this cosine (names are texts encoded like the
+    profiles). The contrast vector (members' mean minus the others' mean) removes what every profile shares; it
+    is no text's vector, and shows how separable the groups are in this space."""
+    rows = []
+    unit = run.text_vectors / np.maximum(np.linalg.norm(run.text_vectors, axis=1, keepdims=True), 1e-12)
+    for level, labels, _cards in run.levels():
+        k = int(labels.max()) + 1
+        means = np.stack([unit[labels == g].mean(axis=0) for g in range(k)])
+        contrast = np.stack(
+            [unit[labels == g].mean(axis=0) - unit[(labels != g) & (labels >= 0)].mean(axis=0) for g in range(k)]
+        )
+        for method, vectors in ((MEAN_PROFILE, means), (CONTRAST, contrast)):
+            labels_text = [f"group {g}" for g in range(k)]
+            fidelity = name_fidelity(labels_text, labels, run.text_vectors, name_vectors=vectors, users=run.notes[0])
+            rows.append(Row(run.dataset, level, method, fidelity, labels_text))
+    return rows
 
 
 def ceiling(run: Run) -> Row:
@@ -262,7 +370,7 @@ def ceiling(run: Run) -> Row:
     fidelity = name_fidelity(
         conditions, codes, run.text_vectors, encoder=run.pipeline.text_encoder_, users=run.notes[0]
     )
-    return Row(run.dataset, "condition label (reference: personas = conditions)", fidelity, conditions)
+    return Row(run.dataset, "conditions", "condition label (reference: personas = conditions)", fidelity, conditions)
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -272,20 +380,20 @@ def _f(x: float | None) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| dataset | names | k | mean AUC | worst AUC | matcher accuracy | chance (biggest / 1/k) "
-        "| max name cosine | mean name cosine | naming s per persona (median) | fell back |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | level | names | k | mean AUC | worst AUC | matcher accuracy | chance (biggest / 1/k) "
+        "| max name cosine | mean name cosine | naming s per persona (median) | passed check | kept composed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.fidelity is None:
-            lines.append(f"| {r.dataset} | {r.method} | - | skipped: {r.skipped} | | | | | | | |")
+            lines.append(f"| {r.dataset} | {r.level} | {r.method} | - | skipped: {r.skipped} | | | | | | | | |")
             continue
         f = r.fidelity
         lines.append(
-            f"| {r.dataset} | {r.method} | {len(f.personas)} | {_f(f.mean_auc)} | {_f(f.worst_auc)} | "
+            f"| {r.dataset} | {r.level} | {r.method} | {len(f.personas)} | {_f(f.mean_auc)} | {_f(f.worst_auc)} | "
             f"{_f(f.matcher_accuracy)} | {_f(f.chance_majority)} / {_f(f.chance_uniform)} | "
             f"{_f(f.max_name_similarity)} | {_f(f.mean_name_similarity)} | "
-            f"{r.seconds:.2f} | {r.fallbacks} |"
+            f"{r.seconds:.2f} | {r.passed} | {r.fallbacks} |"
         )
     return lines
 
@@ -298,7 +406,9 @@ def protocol(runs: Sequence[Run]) -> list[str]:
         lines.append(
             f"- **{run.dataset}**: {sizes}; profiles {list(c.profiles.parts)} (<= {c.profiles.max_tokens} tokens); "
             f"vectors `{run.encoder_name}`; {c.discover.method} seed {c.discover.seed}, "
-            f"k = {int(run.labels.max()) + 1} {run.k_rule}; {run.notes[0]}; stages took {run.seconds:.0f} s."
+            f"k = {int(run.labels.max()) + 1} {run.k_rule}"
+            + (f"; {run.coarse_rule}" if run.coarse_rule else "")
+            + f"; {run.notes[0]}; stages took {run.seconds:.0f} s."
         )
         if run.truth is not None:
             ari = adjusted_rand_score(run.truth, run.labels)
@@ -309,9 +419,9 @@ def protocol(runs: Sequence[Run]) -> list[str]:
 def names_list(rows: Sequence[Row]) -> list[str]:
     lines = []
     for r in rows:
-        if r.fidelity is None:
+        if r.fidelity is None or r.method.startswith("reference"):
             continue
-        lines.append(f"- **{r.dataset}, {r.method}**:")
+        lines.append(f"- **{r.dataset}, {r.level}, {r.method}**:")
         for p in r.fidelity.personas:
             lines.append(f"  - {p.group} ({p.size} users, AUC {_f(p.auc)}): {p.name}")
     return lines
@@ -321,11 +431,31 @@ def targets(rows: Sequence[Row]) -> list[str]:
     lines = []
     for dataset in TARGET_DATASETS:
         for r in rows:
-            if r.dataset == dataset and r.fidelity is not None and not r.method.startswith("condition"):
+            if (
+                r.dataset == dataset
+                and r.fidelity is not None
+                and r.level != "conditions"
+                and not r.method.startswith("reference")
+            ):
                 auc = r.fidelity.mean_auc or 0.0
                 verdict = "met" if auc >= TARGET_AUC else "not met"
-                lines.append(f"- {dataset}, {r.method} names: mean AUC {auc:.3f}: {verdict}.")
+                lines.append(f"- {dataset}, {r.level} level, {r.method} names: mean AUC {auc:.3f}: {verdict}.")
     return lines
+
+
+READING_START = "<!-- reading: hand-written; bench/names.py keeps this part when it rewrites the file -->"
+READING_END = "<!-- /reading -->"
+
+
+def reading(out: Path | None) -> list[str]:
+    """The hand-written reading of an existing results page (between the markers), to keep it on a rewrite."""
+    if out is None or not out.is_file():
+        return []
+    text = out.read_text(encoding="utf-8")
+    if READING_START not in text or READING_END not in text:
+        return []
+    body = text.split(READING_START, 1)[1].split(READING_END, 1)[0]
+    return [READING_START, *body.strip("\n").splitlines(), READING_END, ""]
 
 
 def main() -> None:
@@ -333,7 +463,13 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, from {', '.join(DATASETS)}")
     parser.add_argument("--namers", default=",".join(NAMERS), help=f"comma-separated, from {', '.join(NAMERS)}")
     parser.add_argument("--out", type=Path, help="also write the markdown here (e.g. docs/results/names.md)")
+    parser.add_argument(
+        "--generated-levels",
+        default="coarse,fine",
+        help="levels of a two-level run the (slow) generative namer names: coarse, fine or coarse,fine",
+    )
     args = parser.parse_args()
+    generated_levels = [x.strip() for x in args.generated_levels.split(",") if x.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     methods = [m.strip() for m in args.namers.split(",") if m.strip()]
     unknown = [m for m in methods if m not in NAMERS]
@@ -356,10 +492,11 @@ def main() -> None:
             runs.append(run)
             for method, namer in namers.items():
                 if isinstance(namer, str):
-                    rows.append(Row(dataset, method, None, [], skipped=namer))
+                    rows.append(Row(dataset, "-", method, None, [], skipped=namer))
                     continue
                 print(f"{dataset}: {method} names ...", file=sys.stderr)
-                rows.append(score(run, method, namer))
+                rows.extend(score(run, method, namer, generated_levels))
+            rows.extend(references(run))
             if run.truth is not None:
                 rows.append(ceiling(run))
     command = "python bench/names.py" + (
@@ -367,6 +504,8 @@ def main() -> None:
         if datasets == list(DATASETS) and methods == list(NAMERS)
         else f" --datasets {','.join(datasets)} --namers {','.join(methods)}"
     )
+    if generated_levels != ["coarse", "fine"] and "generated" in methods:
+        command += f" --generated-levels {','.join(generated_levels)}"
     lines = [
         "# Name fidelity: do the persona names point at their members?",
         "",
@@ -377,7 +516,12 @@ def main() -> None:
         "it. AUC: the chance that a member of the persona ranks above a non-member (0.5: the name says nothing "
         "about its group). Matcher: each user given the persona whose name is the closest, as a reader with only "
         "the names would; chance is always picking the biggest persona (and 1/k). Max name cosine: the two most "
-        "alike names (1: the same). Fell back: personas the namer gave no name, which keep the card's name.",
+        "alike names (1: the same). Level: with a hierarchy (the demo config), the coarse personas are the ones "
+        "the report shows readers, the fine ones recommend; flat: a one-level run. Names: keyword = the card's "
+        "keyword name; composed = the card's name, composed from its facts; generated (raw) = every answer of "
+        "the generative namer (SmolLM2-135M); generated (checked) = the answers that pass the fact check "
+        "(`apply_namer`), the composed name where refused. Passed check: answers the check accepted. Kept "
+        "composed: personas whose name is the composed one (no answer, or refused).",
         "",
         *table(rows),
         "",
@@ -390,11 +534,20 @@ def main() -> None:
         "are in the encoder's eyes, not whether it is true; a name close to its group's centroid scores well even "
         "when it is only a frequent word. That is why the drug reviews' reference row (each condition its own "
         "persona, named by its label) is not a ceiling: conditions are not clusters of this space (ARI below), "
-        "and names of the found groups can score above it.",
+        "and names of the found groups can score above it. The two 'reference' rows of each level are vectors, not "
+        "names: the group's mean profile vector is where a name saying what its members' profiles say on average "
+        "lands, about the best a text can do under this cosine; the contrast vector (members' mean minus the "
+        "others') drops what every profile shares, and shows how separable the groups are in this space.",
         "",
+        *reading(args.out),
         "## Protocol",
         "",
         *protocol(runs),
+        *(
+            ["", "Generated names the fact check refused:", ""] + [f"- {r}" for run in runs for r in run.refusals]
+            if any(run.refusals for run in runs)
+            else []
+        ),
         "",
         "## The names",
         "",

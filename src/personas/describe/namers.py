@@ -197,12 +197,26 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
     return _no_repeats(tastes), attributes
 
 
+def _word_keys(text: str) -> set[str]:
+    """The keys a word of a fact is known by: its folded plural, and for a plain -s plural the word without it
+    (fold_plural makes "cookies" "cooky", which would not meet "cookie")."""
+    keys = set()
+    for w in text.lower().split():
+        keys.add(fold_plural(w))
+        if w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+            keys.add(w[:-1])
+        else:
+            keys.add(w)
+    return keys
+
+
 def _no_repeats(facts: list[NameFact]) -> list[NameFact]:
-    """Keyword facts that say something new: none sharing a word with a better one ("star trek", "trek")."""
+    """Keyword facts that say something new: none sharing a word with a better one ("star trek", "trek";
+    "cookies", "cookie")."""
     kept: list[NameFact] = []
     for fact in facts:
-        words = {fold_plural(w) for w in fact.source.lower().split()}
-        if not any(words & {fold_plural(w) for w in k.source.lower().split()} for k in kept):
+        words = _word_keys(fact.source)
+        if not any(words & _word_keys(k.source) for k in kept):
             kept.append(fact)
     return kept
 

@@ -172,6 +172,14 @@ def test_composed_names_are_distinct():
     assert [f.label for f in facts1] == ["Tea", "Oolong", "students"]
 
 
+def test_a_name_never_says_a_word_and_its_plural():
+    # "cookies" folds to "cooky", not "cookie": the name must still say the word once ("Cookies & Cake")
+    card = _card(0, 10, [("cookies", 3.0), ("cookie", 2.5), ("cake", 2.0)], [])
+    ((name, facts),) = composed_names([card])
+    assert name == "Cookies & Cake"
+    assert [f.source for f in facts] == ["cookies", "cake"]
+
+
 def test_namers_behind_the_protocol():
     personas = describe_groups(LABELS, dataset=_movies(), config=CONFIG)
     assert KeywordNamer().name(personas[0]) == personas[0].keyword_name
