@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from personas.api import ServeSettings, create_app
-from personas.api.testing import ServerThread, write_tree_run
+from personas.api.testing import ServerThread, key_headers, write_tree_run
 from personas.pipeline import load_run
 
 pytestmark = pytest.mark.browser
@@ -23,14 +23,20 @@ def tree_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tree_url(tree_dir: Path, tmp_path: Path) -> Iterator[str]:
-    app = create_app(ServeSettings(model_dir=tree_dir, database_url=f"sqlite:///{tmp_path / 'tree.sqlite'}"))
+def tree_database(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tree.sqlite'}"
+
+
+@pytest.fixture
+def tree_url(tree_dir: Path, tree_database: str) -> Iterator[str]:
+    """The local demo: reads open, writes with a key typed into the dashboard."""
+    app = create_app(ServeSettings(model_dir=tree_dir, database_url=tree_database, allow_anonymous_read=True))
     with ServerThread(app) as server:
         yield server.url
 
 
 def test_the_dashboard_shows_the_tree_and_places_a_new_user_at_both_levels(
-    tree_dir: Path, tree_url: str, watched_page: Any
+    tree_dir: Path, tree_url: str, tree_database: str, watched_page: Any
 ) -> None:
     run = load_run(tree_dir)
     page, problems = watched_page((tree_url,))
@@ -58,7 +64,9 @@ def test_the_dashboard_shows_the_tree_and_places_a_new_user_at_both_levels(
         card = page.locator(f".persona-card[data-group='{persona.group}']")
         assert f"in {parent.display_name}" in card.inner_text()
 
-    # A new user who took two heist films: the heists persona, inside the crime persona.
+    # A new user who took two heist films: the heists persona, inside the crime persona (a write: needs a key).
+    page.fill("#api-key", key_headers(tree_database, "read,write")["Authorization"].removeprefix("Bearer "))
+    page.click("#key-form button")
     page.fill("#new-items", "sku-vault-raid, sku-bank-job")
     page.click("#new-user-form button")
     page.wait_for_selector("#new-user-result .recommendations li", timeout=20_000)

@@ -242,7 +242,7 @@ class Write:
     def items(self) -> list[str]:
         """Item ids of all events of the user, oldest first (those added in this write included)."""
         self._session.flush()
-        return list(self._session.scalars(self._storage._events_of, {"user_id": self.user_id}))
+        return list(self._session.scalars(self._storage.events_query, {"user_id": self.user_id}))
 
     def add_user(
         self, *, text: str | None, persona: int, vector: np.ndarray | None, keep_text: bool, owner: str | None = None
@@ -332,7 +332,10 @@ class Storage:
         self._writes = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._salt: bytes | None = None
         events, users = _Event.__table__, _NewUser.__table__
-        self._events_of = select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
+        #: A user's item ids, oldest first (shared with Write, which runs it in its own transaction).
+        self.events_query = (
+            select(events.c.item_id).where(events.c.user_id == bindparam("user_id")).order_by(events.c.id)
+        )
         self._new_user = select(users).where(users.c.user_id == bindparam("user_id"))
         owners, keys = _UserOwner.__table__, _ApiKey.__table__
         self._owner = select(owners.c.key_id).where(owners.c.user_id == bindparam("user_id"))
@@ -455,7 +458,7 @@ class Storage:
             return None, []
         # Core statements on one connection: this runs on every recommendation request.
         with self.engine.connect() as connection:
-            items = list(connection.scalars(self._events_of, {"user_id": user_id}))
+            items = list(connection.scalars(self.events_query, {"user_id": user_id}))
             row = connection.execute(self._new_user, {"user_id": user_id}).first() if new_user else None
         return (None if row is None else _stored(row)), items
 

@@ -27,12 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from personas.data._profile_config import count_tokens, within
 from personas.data._template import fill_template
 from personas.data.dataset import Dataset
 from personas.data.items import item_texts
 
 if TYPE_CHECKING:
-    from personas.data.profiles import ProfileConfig
+    from personas.data._profile_config import ProfileConfig
 
 __all__ = ["additive_separators", "group_item_counts", "phrase_matrix", "profile_texts", "term_counts"]
 
@@ -77,7 +78,6 @@ class _Part:
 
 def _python_part(values: Sequence[str]) -> _Part:
     """A part written by users (own text, reviews, tags): its tokens must be read, once per present text."""
-    from personas.data.profiles import count_tokens
 
     n = len(values)
     tokens = np.zeros(n, dtype=np.int64)
@@ -160,7 +160,6 @@ def _tags(dataset: Dataset, max_tags: int) -> _Part:
 def _demographics(dataset: Dataset, config: ProfileConfig) -> _Part:
     """fill_template once per distinct combination of the template's fields (ages x genders x occupations),
     not once per user: the filled text depends only on each field's ``str`` and on whether it is missing."""
-    from personas.data.profiles import count_tokens
 
     users = dataset.users
     fields = sorted({name for _, name, _, _ in _parse(config.demographics_template) if name and name in users.columns})
@@ -203,7 +202,6 @@ def _behaviour(
 ) -> _Part:
     """ "liked: A; B; ..." per user: liked items (or the highest rated), newest first, each once, as many as
     the token budget left after the parts before (``used`` tokens) allows."""
-    from personas.data.profiles import count_tokens
 
     n_users, n_items = dataset.n_users, dataset.n_items
     texts = item_texts(dataset, "template", template=config.item_template, value_maps=config.value_maps)
@@ -262,7 +260,6 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
     the default token counter; None where the config's separators or templates could merge tokens across a
     junction (:func:`additive_separators`), where only the loop is exact. The parts are joined ``block``
     users at a time (the joined strings of every user are never held twice)."""
-    from personas.data.profiles import _within, count_tokens
 
     if not additive_separators(config):
         return None
@@ -315,7 +312,7 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
             out = pc.if_else(pa.array(follows[start : start + size]), glued, alone)
         profiles.extend(out.to_pylist())
     for row in np.flatnonzero(total > config.max_tokens):
-        profiles[row] = _within(profiles[row], config.max_tokens, count_tokens)
+        profiles[row] = within(profiles[row], config.max_tokens, count_tokens)
     return profiles
 
 

@@ -4,6 +4,7 @@ both levels, shown by `personas describe` and the report, and a new user placed 
 from __future__ import annotations
 
 import json
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_the_report_shows_the_tree_with_sizes_names_and_stability(tree_run: Path
     run = load_run(tree_run)
     assert "Persona tree" in html and "Coarse personas (for reading)" in html
     for persona in [*run.coarse_personas, *run.personas]:
-        assert persona.display_name in html
+        assert html_escape(persona.display_name, quote=True) in html
     assert html.count("class='tree-coarse'") == 2 and html.count("class='tree-fine'") == 4
     assert "stability 1.00" in html and "Number of personas at each level" in html
 

@@ -48,7 +48,7 @@ def test_messy_reviews_give_clean_keywords_names_and_quotes(tmp_path: Path) -> N
         words = [k.term for k in persona.keywords] + [persona.name] + [r.quote for r in persona.representatives]
         assert persona.keywords and all(r.quote for r in persona.representatives)
         assert not [w for w in words if DIRT.search(w)], persona
-    names = sorted(p.name for p in result.personas)
+    names = sorted(p.name.lower() for p in result.personas)
     assert any("coffee" in n for n in names) and any("tea" in n for n in names) and any("dog" in n for n in names)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["cleaning"]["changed"] >= 24
@@ -56,11 +56,13 @@ def test_messy_reviews_give_clean_keywords_names_and_quotes(tmp_path: Path) -> N
 
 
 @pytest.mark.filterwarnings("ignore:TfidfEncoder")
-def test_without_cleaning_the_dirt_becomes_keywords(tmp_path: Path) -> None:
-    """The same data with [data.clean] enabled = false: links and handles name the groups."""
+def test_without_cleaning_the_dirt_stays_in_the_texts_but_not_in_keywords_or_names(tmp_path: Path) -> None:
+    """The same data with [data.clean] enabled = false: the texts keep markup, links and handles; keywords and
+    names still do not (they keep only over-represented words, never markup words, ids or digits)."""
     result = _run(tmp_path, {"enabled": False}).result  # type: ignore[attr-defined]
-    terms = [k.term for p in result.personas for k in p.keywords]
-    assert any(DIRT.search(t) for t in terms)
+    assert sum(bool(DIRT.search(text)) for text in result.texts) >= 10
+    words = [k.term for p in result.personas for k in p.keywords] + [p.name for p in result.personas]
+    assert not [w for w in words if DIRT.search(w)]
 
 
 def test_cleaning_is_set_in_the_data_clean_table(tmp_path: Path) -> None:
