@@ -34,6 +34,8 @@ class Namer(Protocol):
 
 def own_words(dataset: Dataset) -> list[str]:
     """Each user's own text and reviews (empty where they wrote nothing): what a persona card may quote."""
+    if "text" not in dataset.users.columns and not dataset.reviews.astype(bool).any():
+        return [""] * dataset.n_users  # nobody wrote anything (ratings only): no texts to build
     return build_profiles(dataset, ProfileConfig(parts=("text", "reviews")))
 
 

@@ -168,17 +168,19 @@ def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd
         names = tuple(
             c
             for c in users.columns
-            if c not in ("user_id", "text") and 2 <= users[c].nunique(dropna=True) <= 50 and c != "age"
+            if c not in ("user_id", "text", "age") and 2 <= users[c].nunique(dropna=True) <= 50
         )
         if "age" in users.columns:
             names = ("age", *names)
     for name in names:
         if name not in users.columns:
             continue
-        if name == "age" and pd.to_numeric(users[name], errors="coerce").notna().any():
-            columns["age band"] = age_band(users[name], config.age_bands)
-        else:
-            columns[name] = users[name].astype(object)
+        if name == "age":
+            ages = pd.to_numeric(users[name], errors="coerce")  # once: parsing 10^6 strings takes seconds
+            if ages.notna().any():
+                columns["age band"] = age_band(ages, config.age_bands)
+                continue
+        columns[name] = users[name].astype(object)
     return columns
 
 

@@ -173,3 +173,14 @@ def test_describe_groups_gives_the_cards_of_the_per_text_path(seed: int, monkeyp
     slow = describe_groups(labels, vectors=vectors, dataset=dataset, config=config)
     assert [p.model_dump() for p in fast] == [p.model_dump() for p in slow]
     assert all(p.keywords for p in fast) and len({p.name for p in fast}) == 4
+
+
+def test_users_who_wrote_nothing_are_quoted_with_nothing_as_build_profiles_says() -> None:
+    from personas.data import ProfileConfig, build_profiles
+    from personas.describe._describe import own_words
+
+    rated = Dataset.from_frames(pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "rating": [5.0, 1.0]}))
+    assert own_words(rated) == build_profiles(rated, ProfileConfig(parts=("text", "reviews"))) == ["", ""]
+    written = _dataset(0)
+    assert own_words(written) == build_profiles(written, ProfileConfig(parts=("text", "reviews")))
+    assert any(own_words(written))
