@@ -11,7 +11,13 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
-from personas.describe.keywords import KeywordConfig, class_keywords, descriptive_keywords, distinct_names
+from personas.describe.keywords import (
+    KeywordConfig,
+    class_keywords,
+    descriptive_keywords,
+    distinct_names,
+    own_texts,
+)
 from personas.describe.namers import NameConfig, apply_namer, composed_names
 from personas.describe.persona import Keyword, Persona
 from personas.discover._base import centroids_of
@@ -34,7 +40,7 @@ class Namer(Protocol):
 
 def own_words(dataset: Dataset) -> list[str]:
     """Each user's own text and reviews (empty where they wrote nothing): what a persona card may quote."""
-    if "text" not in dataset.users.columns and not dataset.reviews.astype(bool).any():
+    if not own_texts(dataset) and np.count_nonzero(dataset.reviews) == 0:
         return [""] * dataset.n_users  # nobody wrote anything (ratings only): no texts to build
     return build_profiles(dataset, ProfileConfig(parts=("text", "reviews")))
 

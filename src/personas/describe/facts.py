@@ -166,9 +166,7 @@ def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd
     names = config.attributes
     if names is None:
         names = tuple(
-            c
-            for c in users.columns
-            if c not in ("user_id", "text", "age") and 2 <= users[c].nunique(dropna=True) <= 50
+            c for c in users.columns if c not in ("user_id", "text", "age") and 2 <= users[c].nunique(dropna=True) <= 50
         )
         if "age" in users.columns:
             names = ("age", *names)

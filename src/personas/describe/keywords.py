@@ -343,15 +343,23 @@ def _item_words(
     return about, user_tags
 
 
+def own_texts(dataset: Dataset) -> dict[int, str]:
+    """Per user row with an own text (neither missing nor ""), that text: :meth:`Dataset.user_texts` without
+    a Python object per user."""
+    users = dataset.users
+    if "text" not in users.columns:
+        return {}
+    values = users["text"].to_numpy(dtype=object)
+    present = np.flatnonzero(users["text"].notna().to_numpy() & (values != ""))
+    return {int(row): str(values[row]) for row in present}
+
+
 def _user_words(dataset: Dataset, user_tags: dict[int, list[str]], *, max_reviews: int) -> dict[int, list[str]]:
     """Per user row who wrote anything, their own text, reviews (the first ``max_reviews``) and tags (joined),
     each cleaned and stripped, blanks left out. Python runs per written text, not per user or interaction."""
-    raw: dict[int, list[str]] = {}
-    for row, own in enumerate(dataset.user_texts() if "text" in dataset.users.columns else ()):
-        if own:
-            raw[row] = [own]
+    raw: dict[int, list[str]] = {row: [text] for row, text in own_texts(dataset).items()}
     reviews = dataset.reviews
-    written = np.flatnonzero(reviews.astype(bool))  # None and "" are no review
+    written = np.flatnonzero(reviews)  # None and "" are no review (truth values, in C)
     per_user: dict[int, int] = {}
     for user, review in zip(dataset.user_rows[written].tolist(), reviews[written].tolist(), strict=True):
         if isinstance(review, str) and per_user.get(user, 0) < max_reviews:

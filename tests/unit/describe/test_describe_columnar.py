@@ -184,3 +184,14 @@ def test_users_who_wrote_nothing_are_quoted_with_nothing_as_build_profiles_says(
     written = _dataset(0)
     assert own_words(written) == build_profiles(written, ProfileConfig(parts=("text", "reviews")))
     assert any(own_words(written))
+
+
+def test_own_texts_are_the_datasets_user_texts() -> None:
+    from personas.describe.keywords import own_texts
+
+    dataset = _dataset(1)
+    expected = {row: text for row, text in enumerate(dataset.user_texts()) if text is not None}
+    assert own_texts(dataset) == expected and "   " in expected.values()
+    users = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "text": [None, "", float("nan"), "hi"]})
+    inter = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "item_id": ["x"] * 4})
+    assert own_texts(Dataset.from_frames(inter, users=users)) == {3: "hi"}
