@@ -156,10 +156,22 @@ def _write_parts(path: Path, tables: Iterable[Any]) -> None:
 @contextmanager
 def timed(name: str, rows: list[dict[str, Any]], memory: PeakMemory) -> Iterator[None]:
     memory.reset()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     yield
-    rows.append({"stage": name, "seconds": time.perf_counter() - start, "peak_gb": memory.peak / 1e9})
-    print(f"  {name}: {rows[-1]['seconds']:.1f} s, peak {rows[-1]['peak_gb']:.2f} GB", file=sys.stderr, flush=True)
+    rows.append(
+        {
+            "stage": name,
+            "seconds": time.perf_counter() - start,
+            # CPU of this Python process, all its threads (not Spark's JVM): on a shared machine it moves less
+            "cpu_s": time.process_time() - cpu,
+            "peak_gb": memory.peak / 1e9,
+        }
+    )
+    print(
+        f"  {name}: {rows[-1]['seconds']:.1f} s (CPU {rows[-1]['cpu_s']:.1f} s), peak {rows[-1]['peak_gb']:.2f} GB",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
@@ -247,8 +259,10 @@ def child(args: argparse.Namespace) -> None:
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (users, stage): seconds and peak GB per engine, the Spark/local time ratio, n x n GB."""
-    wide = frame.pivot_table(index=["users", "stage"], columns="engine", values=["seconds", "peak_gb"], sort=False)
-    wide.columns = [f"{engine} {'s' if what == 'seconds' else 'peak GB'}" for what, engine in wide.columns]
+    units = {"seconds": "s", "cpu_s": "CPU s", "peak_gb": "peak GB"}
+    values = [v for v in units if v in frame.columns]
+    wide = frame.pivot_table(index=["users", "stage"], columns="engine", values=values, sort=False)
+    wide.columns = [f"{engine} {units[what]}" for what, engine in wide.columns]
     wide = wide.reset_index()
     if {"local s", "spark s"} <= set(wide.columns):
         wide["spark/local time"] = wide["spark s"] / wide["local s"]
@@ -287,16 +301,21 @@ def main() -> None:
             print(f"{engine}, {n:,} users...", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "--engine", engine, "--users", str(n), "--data", args.data]
             cmd += ["--driver-memory", args.driver_memory]
-            start = time.perf_counter()
+            start, before = time.perf_counter(), os.times()
             # stderr passes through: per-stage lines show as they finish, even if a long size is interrupted
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
             wall = time.perf_counter() - start
+            after = os.times()  # the child's CPU (and its children's: Spark's JVM) once it has been waited for
+            cpu = after.children_user + after.children_system - before.children_user - before.children_system
             if done.returncode != 0:
-                results.append({"users": n, "engine": engine, "stage": "FAILED", "seconds": wall, "peak_gb": np.nan})
+                results.append(
+                    {"users": n, "engine": engine, "stage": "FAILED", "seconds": wall, "cpu_s": cpu, "peak_gb": np.nan}
+                )
                 continue
             for row in json.loads(done.stdout.strip().splitlines()[-1]):
                 results.append({"users": n, "engine": engine, **row})
-            results.append({"users": n, "engine": engine, "stage": "process total", "seconds": wall, "peak_gb": np.nan})
+            total = {"stage": "process total", "seconds": wall, "cpu_s": cpu, "peak_gb": np.nan}
+            results.append({"users": n, "engine": engine, **total})
     frame = pd.DataFrame(results)
     print(markdown(summary(frame)))
     print(f"load average at end: {os.getloadavg()}")

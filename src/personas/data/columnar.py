@@ -12,7 +12,7 @@ Polars and DuckDB on the same task.
 - :func:`group_item_counts`: users of each group who took each item, as one group-by over interaction rows.
 - :func:`phrase_matrix` and :func:`term_counts`: the document x term counts of a phrase-wise analyser (such as
   the keyword analyser of ``personas.describe``) with each distinct phrase analysed once: profile texts repeat
-  the same item names across millions of users. (Not yet used by ``describe``'s keywords.)
+  the same item names across millions of users. ``describe``'s keywords are counted with them.
 """
 
 from __future__ import annotations

@@ -11,9 +11,15 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
-from personas.describe.keywords import KeywordConfig, class_keywords, descriptive_texts, distinct_names
+from personas.describe.keywords import (
+    KeywordConfig,
+    class_keywords,
+    descriptive_keywords,
+    distinct_names,
+    own_texts,
+)
 from personas.describe.namers import NameConfig, apply_namer, composed_names
-from personas.describe.persona import Persona
+from personas.describe.persona import Keyword, Persona
 from personas.discover._base import centroids_of
 from personas.errors import DataError
 
@@ -34,6 +40,8 @@ class Namer(Protocol):
 
 def own_words(dataset: Dataset) -> list[str]:
     """Each user's own text and reviews (empty where they wrote nothing): what a persona card may quote."""
+    if not own_texts(dataset) and np.count_nonzero(dataset.reviews) == 0:
+        return [""] * dataset.n_users  # nobody wrote anything (ratings only): no texts to build
     return build_profiles(dataset, ProfileConfig(parts=("text", "reviews")))
 
 
@@ -91,18 +99,19 @@ def describe_groups(
         _check_length("vectors", vectors, n)
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
 
-    keyword_texts: Sequence[str | None] | None = texts
+    keywords: list[list[Keyword]] | None = None
     ids: list[str] = []
     if dataset is not None:
-        described = descriptive_texts(dataset, min_rating=config.facts.min_rating)
-        if any(t.strip() for t in described):
-            keyword_texts = described
         ids = [str(i) for i in (*dataset.user_vocab.ids, *dataset.item_vocab.ids)]
-    keywords = (
-        class_keywords(keyword_texts, labels, n_groups, config.keywords, ids=ids)
-        if keyword_texts is not None
-        else [[] for _ in range(n_groups)]
-    )
+        keywords = descriptive_keywords(
+            dataset, labels, n_groups, config.keywords, min_rating=config.facts.min_rating, ids=ids
+        )
+    if keywords is None:
+        keywords = (
+            class_keywords(texts, labels, n_groups, config.keywords, ids=ids)
+            if texts is not None
+            else [[] for _ in range(n_groups)]
+        )
     items = distinctive_items(dataset, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
     skew = attribute_skew(dataset.users, labels, n_groups, config.facts) if dataset is not None else [[]] * n_groups
     centroids = None

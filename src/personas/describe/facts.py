@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import Field
 
 from personas.config import ComponentConfig
 from personas.data import Dataset, clean_text
+from personas.data.columnar import group_item_counts
 from personas.data.language import has_han
 from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Representative
 
@@ -99,13 +101,18 @@ def representatives(
     ]
 
 
-def _liked_matrix(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(user rows, item rows) of the interactions that count as liked, deduplicated."""
+def _liked_pairs(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(user rows, item rows) of the interactions that count as liked, each pair once."""
     keep = np.ones(dataset.n_interactions, dtype=bool)
     if min_rating is not None and dataset.has_ratings:
         keep = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
-    pairs = np.unique(np.column_stack([dataset.user_rows[keep], dataset.item_rows[keep]]), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    users, items = dataset.user_rows[keep], dataset.item_rows[keep]
+    # a sparse matrix deduplicates in linear time per row (np.unique sorts or hashes every pair)
+    liked = sp.csr_matrix(
+        (np.ones(len(users), dtype=np.int32), (users, items)), shape=(dataset.n_users, dataset.n_items)
+    )
+    liked.sum_duplicates()
+    return np.repeat(np.arange(dataset.n_users), np.diff(liked.indptr)), liked.indices
 
 
 def distinctive_items(
@@ -113,15 +120,16 @@ def distinctive_items(
 ) -> list[list[DistinctiveItem]]:
     """Items each group likes more than everyone does: lift = share of the group / share of all users,
     among items liked by at least ``max(min_item_users, min_item_share * group size)`` members."""
-    users, items = _liked_matrix(dataset, config.min_rating)
+    users, items = _liked_pairs(dataset, config.min_rating)
     overall = np.bincount(items, minlength=dataset.n_items) / max(dataset.n_users, 1)
+    # members of each group who liked each item: one group-by over the liked pairs
+    supports = group_item_counts(users, items, labels, n_groups, dataset.n_items, distinct=True).astype(np.int64)
     titles = dataset.items["title"].fillna("").astype(str).to_numpy()
     item_ids = dataset.item_vocab.ids
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
     out: list[list[DistinctiveItem]] = []
     for g in range(n_groups):
-        in_group = labels[users] == g
-        support = np.bincount(items[in_group], minlength=dataset.n_items)
+        support = supports[g]
         share = support / max(sizes[g], 1)
         lift = np.divide(share, overall, out=np.zeros_like(share), where=overall > 0)
         floor = max(config.min_item_users, int(np.ceil(config.min_item_share * sizes[g])))
@@ -158,19 +166,19 @@ def _attribute_columns(users: pd.DataFrame, config: FactsConfig) -> dict[str, pd
     names = config.attributes
     if names is None:
         names = tuple(
-            c
-            for c in users.columns
-            if c not in ("user_id", "text") and 2 <= users[c].nunique(dropna=True) <= 50 and c != "age"
+            c for c in users.columns if c not in ("user_id", "text", "age") and 2 <= users[c].nunique(dropna=True) <= 50
         )
         if "age" in users.columns:
             names = ("age", *names)
     for name in names:
         if name not in users.columns:
             continue
-        if name == "age" and pd.to_numeric(users[name], errors="coerce").notna().any():
-            columns["age band"] = age_band(users[name], config.age_bands)
-        else:
-            columns[name] = users[name].astype(object)
+        if name == "age":
+            ages = pd.to_numeric(users[name], errors="coerce")  # once: parsing 10^6 strings takes seconds
+            if ages.notna().any():
+                columns["age band"] = age_band(ages, config.age_bands)
+                continue
+        columns[name] = users[name].astype(object)
     return columns
 
 

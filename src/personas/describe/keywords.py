@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from personas.config import ComponentConfig
 from personas.data import Dataset, clean_text
+from personas.data.columnar import phrase_matrix, term_counts
 from personas.data.items import genre_tokens
 from personas.data.language import has_han, segment
 from personas.describe.persona import Keyword
@@ -43,6 +44,7 @@ __all__ = [
     "TOKEN_PATTERN",
     "KeywordConfig",
     "class_keywords",
+    "descriptive_keywords",
     "descriptive_texts",
     "distinct_names",
     "fold_plural",
@@ -167,13 +169,26 @@ def class_keywords(
     ``ids`` (user and item ids) are never keywords."""
     config = config or KeywordConfig()
     docs = [t or "" for t in texts]
-    labels = np.asarray(labels)
-    empty: list[list[Keyword]] = [[] for _ in range(n_groups)]
-    if not any(d.strip() for d in docs) or n_groups == 0:
-        return empty
     n_docs = sum(1 for d in docs if d.strip())
+    if n_docs == 0 or n_groups == 0:
+        return [[] for _ in range(n_groups)]
     if any(has_han(d) for d in docs):
         docs = [segment(d, content_words=True) for d in docs]
+    # Texts repeat the same phrases (genres, item words) across users: each distinct phrase is analysed once.
+    return _phrase_keywords(phrase_matrix(docs, _PHRASE_END), n_docs, labels, n_groups, config, ids)
+
+
+def _phrase_keywords(
+    phrases: tuple[sp.csr_matrix, list[str]],
+    n_docs: int,
+    labels: np.ndarray,
+    n_groups: int,
+    config: KeywordConfig,
+    ids: Collection[str],
+) -> list[list[Keyword]]:
+    """:func:`class_keywords` from the (documents x phrases) counts of the texts (:func:`phrase_matrix`),
+    ``n_docs`` of them not blank. The counts are those of ``CountVectorizer`` with the keyword analyser."""
+    empty: list[list[Keyword]] = [[] for _ in range(n_groups)]
     stop = frozenset(STOP_WORDS | {w.lower() for w in config.extra_stop_words} | {str(i).lower() for i in ids})
     digits = config.digit_words
     max_df = config.max_df if n_docs * config.max_df >= 1 else 1.0
@@ -181,27 +196,29 @@ def class_keywords(
     # they also vanish from n-grams ("liked star wars" -> "star wars").
     boilerplate: set[str] = set()
     if max_df < 1.0:
-        words = CountVectorizer(analyzer=_analyzer(stop, 1, digits=digits), binary=True)
-        try:
-            presence = words.fit_transform(docs)
-        except ValueError:  # no word survived (all stop words)
+        presence, words = term_counts(phrases, _analyzer(stop, 1, digits=digits), binary=True)
+        if presence.shape[1] == 0:  # no word survived (all stop words)
             return empty
         doc_freq = np.asarray(presence.sum(axis=0)).ravel()
-        boilerplate = set(words.get_feature_names_out()[doc_freq > max_df * n_docs].tolist())
-    vectorizer = CountVectorizer(
-        analyzer=_analyzer(stop | boilerplate, config.ngram_max, digits=digits), min_df=min(config.min_df, n_docs)
+        boilerplate = set(words[doc_freq > max_df * n_docs].tolist())
+    counts, found = term_counts(
+        phrases, _analyzer(stop | boilerplate, config.ngram_max, digits=digits), min_df=min(config.min_df, n_docs)
     )
-    try:
-        counts = vectorizer.fit_transform(docs)
-    except ValueError:  # no term survived (all stop words or too rare)
+    if counts.shape[1] == 0:  # no term survived (all stop words or too rare)
         return empty
-    terms = vectorizer.get_feature_names_out()
+    return _keywords(counts, found.astype(object), np.asarray(labels), n_groups, config)
+
+
+def _keywords(
+    counts: sp.csr_matrix, terms: np.ndarray, labels: np.ndarray, n_groups: int, config: KeywordConfig
+) -> list[list[Keyword]]:
+    """Keywords of each group from the (documents x terms) counts and the terms (sorted)."""
     if config.fold_plurals:
         counts, terms = _fold_terms(sp.csr_matrix(counts), terms)
     n_words = np.array([t.count(" ") + 1 for t in terms])
     keep = labels >= 0
     member = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (labels[keep], np.flatnonzero(keep))), shape=(n_groups, len(docs))
+        (np.ones(int(keep.sum())), (labels[keep], np.flatnonzero(keep))), shape=(n_groups, counts.shape[0])
     )
     per_group = np.asarray((member @ counts).todense(), dtype=np.float64)
     users = np.asarray((member @ (counts > 0).astype(np.float64)).todense())
@@ -287,22 +304,11 @@ def _merge_ngrams(order: list[int], terms: np.ndarray, counts: np.ndarray, *, in
     ]
 
 
-def descriptive_texts(
-    dataset: Dataset,
-    *,
-    min_rating: float | None = 4.0,
-    max_reviews: int = 20,
-    item_tags: int = 5,
-    item_tag_users: int = 2,
-    description_chars: int = 300,
-) -> list[str]:
-    """Per user row, the words that describe the user: their own text, reviews (the first ``max_reviews``)
-    and tags, then for every item they liked (rated ``min_rating`` or more; every item where they rated
-    none that high) its genres, its description (cut to ``description_chars``) and its ``item_tags`` most
-    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name
-    films and products, they do not describe a group ("independence day", "id4"). Texts are cleaned
-    (markup, links: :func:`personas.data.clean_text`). Pieces are separated by phrase ends, so no n-gram
-    runs from one genre or item into the next."""
+def _item_words(
+    dataset: Dataset, *, item_tags: int, item_tag_users: int, description_chars: int
+) -> tuple[list[str], dict[int, list[str]]]:
+    """Per item row, what describes it (genres; description; most used tags), stripped ("" where nothing),
+    and per user row their own tags."""
     items = dataset.items
     genres = [", ".join(g) for g in genre_tokens(dataset)]
     descriptions = [""] * dataset.n_items
@@ -331,30 +337,127 @@ def descriptive_texts(
             if len(have) < item_tags:
                 have.append(str(tag))
     about = [
-        "; ".join(p for p in (genres[i], descriptions[i], ", ".join(tags_of_item.get(i, []))) if p)
+        "; ".join(p for p in (genres[i], descriptions[i], ", ".join(tags_of_item.get(i, []))) if p).strip()
         for i in range(dataset.n_items)
     ]
-    rows, cols = dataset.user_rows, dataset.item_rows
-    liked = np.ones(len(rows), dtype=bool)
-    if min_rating is not None and dataset.has_ratings:
-        liked = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
-        none_liked = np.bincount(rows[liked], minlength=dataset.n_users) == 0
-        liked |= none_liked[rows]  # users who never rated that high: all their items
-    items_of: dict[int, list[int]] = {}
-    for user, item in zip(rows[liked].tolist(), cols[liked].tolist(), strict=True):
-        items_of.setdefault(user, []).append(item)
-    reviews_of: dict[int, list[str]] = {}
-    for user, review in zip(rows.tolist(), dataset.reviews.tolist(), strict=True):
-        if review and isinstance(review, str) and len(reviews_of.setdefault(user, [])) < max_reviews:
-            reviews_of[user].append(review)
-    own = dataset.user_texts()
-    out = []
-    for row in range(dataset.n_users):
-        pieces = [own[row] or "", *reviews_of.get(row, []), ", ".join(user_tags.get(row, []))]
-        pieces = [clean_text(p) or "" for p in pieces if p]
-        pieces += [about[i] for i in dict.fromkeys(items_of.get(row, [])) if about[i]]
-        out.append(". ".join(p.strip() for p in pieces if p.strip()))
+    return about, user_tags
+
+
+def own_texts(dataset: Dataset) -> dict[int, str]:
+    """Per user row with an own text (neither missing nor ""), that text: :meth:`Dataset.user_texts` without
+    a Python object per user."""
+    users = dataset.users
+    if "text" not in users.columns:
+        return {}
+    values = users["text"].to_numpy(dtype=object)
+    present = np.flatnonzero(users["text"].notna().to_numpy() & (values != ""))
+    return {int(row): str(values[row]) for row in present}
+
+
+def _user_words(dataset: Dataset, user_tags: dict[int, list[str]], *, max_reviews: int) -> dict[int, list[str]]:
+    """Per user row who wrote anything, their own text, reviews (the first ``max_reviews``) and tags (joined),
+    each cleaned and stripped, blanks left out. Python runs per written text, not per user or interaction."""
+    raw: dict[int, list[str]] = {row: [text] for row, text in own_texts(dataset).items()}
+    reviews = dataset.reviews
+    written = np.flatnonzero(reviews)  # None and "" are no review (truth values, in C)
+    per_user: dict[int, int] = {}
+    for user, review in zip(dataset.user_rows[written].tolist(), reviews[written].tolist(), strict=True):
+        if isinstance(review, str) and per_user.get(user, 0) < max_reviews:
+            per_user[user] = per_user.get(user, 0) + 1
+            raw.setdefault(user, []).append(review)
+    for user, tags in user_tags.items():
+        if joined := ", ".join(tags):
+            raw.setdefault(user, []).append(joined)
+    out: dict[int, list[str]] = {}
+    for row, pieces in raw.items():
+        kept = [c.strip() for c in ((clean_text(p) or "") for p in pieces) if c.strip()]
+        if kept:
+            out[row] = kept
     return out
+
+
+def _liked_pairs(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(user rows, item rows) of the liked interactions, in interaction order: rated ``min_rating`` or more,
+    or every interaction of a user who rated none that high."""
+    rows, cols = dataset.user_rows, dataset.item_rows
+    if min_rating is None or not dataset.has_ratings:
+        return rows, cols
+    liked = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
+    none_liked = np.bincount(rows[liked], minlength=dataset.n_users) == 0
+    liked |= none_liked[rows]  # users who never rated that high: all their items
+    return rows[liked], cols[liked]
+
+
+def descriptive_texts(
+    dataset: Dataset,
+    *,
+    min_rating: float | None = 4.0,
+    max_reviews: int = 20,
+    item_tags: int = 5,
+    item_tag_users: int = 2,
+    description_chars: int = 300,
+) -> list[str]:
+    """Per user row, the words that describe the user: their own text, reviews (the first ``max_reviews``)
+    and tags, then for every item they liked (rated ``min_rating`` or more; every item where they rated
+    none that high) its genres, its description (cut to ``description_chars``) and its ``item_tags`` most
+    used tags that at least ``item_tag_users`` users gave it. Item titles and ids are left out: they name
+    films and products, they do not describe a group ("independence day", "id4"). Texts are cleaned
+    (markup, links: :func:`personas.data.clean_text`). Pieces are separated by phrase ends, so no n-gram
+    runs from one genre or item into the next."""
+    about, user_tags = _item_words(
+        dataset, item_tags=item_tags, item_tag_users=item_tag_users, description_chars=description_chars
+    )
+    own = _user_words(dataset, user_tags, max_reviews=max_reviews)
+    rows, cols = _liked_pairs(dataset, min_rating)
+    items_of: dict[int, list[int]] = {}
+    for user, item in zip(rows.tolist(), cols.tolist(), strict=True):
+        items_of.setdefault(user, []).append(item)
+    return [
+        ". ".join([*own.get(row, []), *(about[i] for i in dict.fromkeys(items_of.get(row, [])) if about[i])])
+        for row in range(dataset.n_users)
+    ]
+
+
+def descriptive_keywords(
+    dataset: Dataset,
+    labels: np.ndarray,
+    n_groups: int,
+    config: KeywordConfig | None = None,
+    *,
+    min_rating: float | None = 4.0,
+    ids: Collection[str] = (),
+) -> list[list[Keyword]] | None:
+    """``class_keywords(descriptive_texts(dataset, min_rating=min_rating), ...)`` without writing the texts:
+    the (users x phrases) counts are (users x items liked) @ (items x phrases) plus the phrases of what users
+    wrote, so Python runs once per item, per written text and per distinct phrase, never per user. None where
+    no user has descriptive words (the caller falls back to other texts)."""
+    config = config or KeywordConfig()
+    about, user_tags = _item_words(dataset, item_tags=5, item_tag_users=2, description_chars=300)
+    own = _user_words(dataset, user_tags, max_reviews=20)
+    if any(has_han(t) for t in about) or any(has_han(p) for pieces in own.values() for p in pieces):
+        # segmenting Chinese is not phrase by phrase: the texts are written and segmented whole
+        texts = descriptive_texts(dataset, min_rating=min_rating)
+        return class_keywords(texts, labels, n_groups, config, ids=ids) if any(t.strip() for t in texts) else None
+    # Sources: the items (their words), then each writing user's pieces; a text is its sources' phrases put
+    # together, as pieces are joined by phrase ends (". ").
+    writers = np.fromiter(own, dtype=np.int64, count=len(own))
+    sources, phrases = phrase_matrix([*about, *(". ".join(own[int(r)]) for r in writers)], _PHRASE_END)
+    users, items = _liked_pairs(dataset, min_rating)
+    said = np.array([bool(t) for t in about], dtype=bool)[items]  # items with no words add nothing
+    rows = np.concatenate([users[said], writers])
+    cols = np.concatenate([items[said], dataset.n_items + np.arange(len(writers))])
+    incidence = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.int64), (rows, cols)), shape=(dataset.n_users, len(about) + len(writers))
+    )
+    incidence.sum_duplicates()
+    incidence.data[:] = 1  # an item liked twice is one piece of the text
+    n_docs = int(np.count_nonzero(np.diff(incidence.indptr)))
+    if n_docs == 0:
+        return None
+    if n_groups == 0:
+        return []
+    counts = sp.csr_matrix(incidence @ sources)
+    return _phrase_keywords((counts, phrases), n_docs, labels, n_groups, config, ids)
 
 
 def keyword_name(keywords: Sequence[Keyword], n_terms: int = 3) -> str:
