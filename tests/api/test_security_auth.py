@@ -182,7 +182,7 @@ def test_keys_are_stored_as_argon2_hashes_only(app: Any, tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "auth.sqlite") as db:
         rows = db.execute("SELECT key_id, hash FROM api_keys").fetchall()
     assert len(rows) == 1 and rows[0][1].startswith("$argon2id$") and secret not in rows[0][1]
-    assert secret.split("_")[2] not in (tmp_path / "auth.sqlite").read_bytes().decode("latin-1")
+    assert secret.split("_", 2)[2] not in (tmp_path / "auth.sqlite").read_bytes().decode("latin-1")
 
 
 def test_the_keys_command_creates_lists_and_revokes(make_app: Callable[..., Any], tmp_path: Path) -> None:
