@@ -52,6 +52,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personas.api.deps import Service
+from personas.api.edge import with_headers
 from personas.api.errors import AccessError, NotFoundError
 from personas.api.settings import ServeSettings
 from personas.api.storage import Storage, StoredKey
@@ -429,14 +430,7 @@ class RateLimitHeaders:
             if message["type"] == "http.response.start":
                 headers: dict[str, str] | None = scope.get("state", {}).get("rate_limit")
                 if headers:
-                    raw = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in raw}
-                    raw += [
-                        (name.lower().encode(), value.encode())
-                        for name, value in headers.items()
-                        if name.lower().encode() not in present
-                    ]
-                    message = {**message, "headers": raw}
+                    message = with_headers(message, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personas.api.settings import ServeSettings
 
-__all__ = ["DASHBOARD_CSP", "RouteBodyLimits", "SecurityHeaders", "install_docs", "install_edge", "uvicorn_options"]
+__all__ = [
+    "DASHBOARD_CSP",
+    "RouteBodyLimits",
+    "SecurityHeaders",
+    "install_docs",
+    "install_edge",
+    "uvicorn_options",
+    "with_headers",
+]
 
 #: The dashboard runs only its own script and the bundled plotly.js: no inline script, no eval, no frames.
 #: Inline styles are allowed: plotly.js writes its own <style> rules and style attributes.
@@ -87,6 +95,14 @@ def body_limits(settings: ServeSettings, longest_item_id: int) -> list[tuple[str
     return [("POST", r"/users/[^/]+/events", events), ("POST", r"/users/?", users)]
 
 
+def with_headers(message: Message, headers: Iterable[tuple[bytes, bytes]]) -> Message:
+    """An ``http.response.start`` message with the (lower-case) headers it does not set already added."""
+    raw = list(message.get("headers", []))
+    present = {name.lower() for name, _ in raw}
+    raw += [(name, value) for name, value in headers if name not in present]
+    return {**message, "headers": raw}
+
+
 class SecurityHeaders:
     """Add the security headers to every response; a response that sets its own CSP (the docs page) keeps it."""
 
@@ -101,12 +117,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
-                if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", self.csp))
-                message = {**message, "headers": headers}
+                message = with_headers(message, [*SECURITY_HEADERS, (b"content-security-policy", self.csp)])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -201,30 +212,40 @@ class _Deadline:
             transport.close()  # the next response re-arms the deadline of a request that was being answered
 
 
+class _DeadlineHooks:
+    """The request deadline on a uvicorn protocol: armed on connecting and after each response, cancelled on close.
+
+    Put first among the bases; ``deadline_seconds`` is set by the subclass."""
+
+    deadline_seconds: float
+    transport: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._deadline = _Deadline(self, self.deadline_seconds)
+        self._deadline.arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._deadline.arm()
+
+
 def _header_limited_httptools(settings: ServeSettings) -> type[asyncio.Protocol]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     limit, seconds = settings.max_header_bytes, settings.request_timeout
 
-    class EdgeHttpToolsProtocol(HttpToolsProtocol):
+    class EdgeHttpToolsProtocol(_DeadlineHooks, HttpToolsProtocol):
         """uvicorn's httptools protocol with a limit on the request line and headers, and the request deadline."""
 
+        deadline_seconds = seconds
         _header_bytes = 0
         _too_large = False
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._deadline = _Deadline(self, seconds)
-            self._deadline.arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._deadline.cancel()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._deadline.arm()
 
         def on_message_begin(self) -> None:
             self._header_bytes = 0
@@ -258,12 +279,13 @@ def _deadline_h11(settings: ServeSettings) -> type[asyncio.Protocol]:
 
     limit, seconds = settings.max_header_bytes, settings.request_timeout
 
-    class EdgeH11Protocol(H11Protocol):
+    class EdgeH11Protocol(_DeadlineHooks, H11Protocol):
         """uvicorn's h11 protocol with a limit on the request line and headers, and the request deadline.
 
         (h11's own limit applies only to headers still incomplete in its buffer: ones that arrive whole pass.)
         """
 
+        deadline_seconds = seconds
         _head = b""
 
         def data_received(self, data: bytes) -> None:
@@ -284,20 +306,6 @@ def _deadline_h11(settings: ServeSettings) -> type[asyncio.Protocol]:
             else:
                 self._head = b""
             super().data_received(data)
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._deadline = _Deadline(self, seconds)
-            self._deadline.arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._deadline.cancel()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._deadline.arm()
 
     return EdgeH11Protocol
 
