@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personas.api import PersonaService, ServeSettings
-from personas.api.testing import ServerProcess, key_headers
+from personas.api.testing import NO_RATE_LIMITS, ServerProcess, key_headers
 
 console = Console()
 
@@ -254,11 +254,7 @@ UNREACHED_LIMITS = {
     "PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "1000000/second;60000000/minute",
     "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": "1000000/second;60000000/minute",
 }
-AUTH_OFF = {
-    "PERSONAS_SERVE_AUTH": "false",
-    "PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "",
-    "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": "",
-}
+AUTH_OFF = {"PERSONAS_SERVE_AUTH": "false", **NO_RATE_LIMITS}
 
 
 async def compare_auth(
@@ -372,14 +368,16 @@ def main() -> None:
             off_url = f"sqlite:///{Path(tmp) / 'auth-off.sqlite'}"
             with (
                 ServerProcess(args.model, database_url=off_url, env=AUTH_OFF, key_scopes=None) as off,
-                ServerProcess(args.model, database_url=on_url, env=UNREACHED_LIMITS, key_scopes=None) as on,
+                ServerProcess(
+                    args.model, database_url=on_url, env=UNREACHED_LIMITS, key_scopes=None, rate_limits=True
+                ) as on,
             ):
                 # A client's key, not an admin one: the scope, run-users grant and ownership checks all run.
                 on.headers = key_headers(on_url, "read,write", run_users=True)
                 compared = uvloop.run(compare_auth(off, on, users, args))
             print_auth_comparison(compared, args)
             return
-        with ServerProcess(args.model, database_url=url, env=UNREACHED_LIMITS) as server:
+        with ServerProcess(args.model, database_url=url, env=UNREACHED_LIMITS, rate_limits=True) as server:
             results = uvloop.run(run_http(server, users, floor_item, args))
         library = in_process(service, users, args.seconds)
 

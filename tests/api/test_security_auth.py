@@ -215,7 +215,10 @@ def test_the_served_process_refuses_without_a_key_and_limits_a_burst(run_dir: Pa
     --allow-anonymous-read, reads without a key."""
     db = f"sqlite:///{tmp_path / 'served.sqlite'}"
     env = {"PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "5/minute"}
-    with ServerProcess(run_dir, database_url=db, env=env) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(run_dir, database_url=db, env=env, rate_limits=True) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
         assert http.get("/users/space-0/recommendations").status_code == 401
         reader = {"Authorization": server.headers["Authorization"]}
         statuses = [http.get("/personas", headers=reader).status_code for _ in range(6)]

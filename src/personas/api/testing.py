@@ -267,11 +267,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: Settings that turn the served rate limits off (an empty limit is no limit).
+NO_RATE_LIMITS = {"PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "", "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": ""}
+
+
 class ServerProcess:
     """``personas serve`` in a child process on a loopback port; ready when ``/health`` answers 200.
 
     ``key_scopes`` (default admin; None: none): a key made in the server's database before it starts, sent by
     ``headers``. Without ``database_url`` the database is the default one as this process resolves it.
+    ``rate_limits`` (default off): the served rate limits; a test about something else turns them off, or a
+    burst of its own requests on a fast machine meets the default 20 per second (``env`` still overrides).
     """
 
     def __init__(
@@ -285,8 +291,10 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
         key_scopes: str | None = "admin",
+        rate_limits: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.rate_limits = rate_limits
         self.key_scopes = key_scopes
         self.headers: dict[str, str] = {}
         self.database_url = database_url
@@ -328,7 +336,10 @@ class ServerProcess:
             command += ["--db", self.database_url]
         self._log = tempfile.NamedTemporaryFile("w+", prefix="personas-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})}
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **({} if self.rate_limits else NO_RATE_LIMITS), **(self.env or {})},
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
