@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, create_app
 from personas.api.auth import create_key
-from personas.api.testing import ServerProcess, item_id
+from personas.api.testing import UNLIMITED, ServerProcess, item_id
 
 REQUEST_TIMEOUT = 1.5
 MAX_HEADER_BYTES = 8_192
@@ -187,6 +187,7 @@ def edge_client(run_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
         model_dir=run_dir,
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         cors_origins=["https://app.example.com"],
+        **UNLIMITED,
     )
     app = create_app(settings)
     _, key = create_key(app.state.service.storage, "admin", name="tests")

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, Storage, create_app
-from personas.api.testing import TASTES, PostgresCluster, ServerProcess, free_port, item_id, keyed_client
+from personas.api.testing import TASTES, UNLIMITED, PostgresCluster, ServerProcess, free_port, item_id, keyed_client
 
 PII = "Jane Roe, jane.roe@example.com, +44 20 7946 0958, loves space stories"
 SPACE = [item_id(t) for t in TASTES["space"]]
@@ -30,7 +30,8 @@ CRIME = [item_id(t) for t in TASTES["crime"]]
 
 
 def sqlite_settings(run_dir: Path, db: Path, **extra: object) -> ServeSettings:
-    return ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{db}", max_items=10, **extra)  # type: ignore[arg-type]
+    values = {**UNLIMITED, **extra}
+    return ServeSettings(model_dir=run_dir, database_url=f"sqlite:///{db}", max_items=10, **values)  # type: ignore[arg-type]
 
 
 def file_bytes(db: Path) -> bytes:

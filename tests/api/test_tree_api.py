@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from personas.api import ServeSettings, create_app
-from personas.api.testing import item_id, keyed_client, write_tree_run
+from personas.api.testing import UNLIMITED, item_id, keyed_client, write_tree_run
 from personas.pipeline import RunArtefact, load_run
 
 
@@ -20,7 +20,7 @@ def tree_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tree_client(tree_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
-    settings = ServeSettings(model_dir=tree_dir, database_url=f"sqlite:///{tmp_path / 'tree.sqlite'}")
+    settings = ServeSettings(model_dir=tree_dir, database_url=f"sqlite:///{tmp_path / 'tree.sqlite'}", **UNLIMITED)
     with keyed_client(create_app(settings)) as client:
         yield client
 

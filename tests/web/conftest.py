@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from personas.api import ServeSettings, create_app
-from personas.api.testing import ServerThread, key_headers, write_example_run, write_review_run
+from personas.api.testing import UNLIMITED, ServerThread, key_headers, write_example_run, write_review_run
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,9 @@ def dashboard_key(web_database: str) -> str:
 @pytest.fixture
 def dashboard_url(web_run_dir: Path, web_database: str) -> Iterator[str]:
     """The local demo: `personas serve --allow-anonymous-read` (reads open; writes need dashboard_key)."""
-    app = create_app(ServeSettings(model_dir=web_run_dir, database_url=web_database, allow_anonymous_read=True))
+    app = create_app(
+        ServeSettings(model_dir=web_run_dir, database_url=web_database, allow_anonymous_read=True, **UNLIMITED)
+    )
     with ServerThread(app) as server:
         yield server.url
 
@@ -38,7 +40,7 @@ def dashboard_url(web_run_dir: Path, web_database: str) -> Iterator[str]:
 @pytest.fixture
 def locked_dashboard_url(web_run_dir: Path, web_database: str) -> Iterator[str]:
     """The same, served as by default: nothing without a key."""
-    app = create_app(ServeSettings(model_dir=web_run_dir, database_url=web_database))
+    app = create_app(ServeSettings(model_dir=web_run_dir, database_url=web_database, **UNLIMITED))
     with ServerThread(app) as server:
         yield server.url
 
@@ -48,6 +50,6 @@ def review_dashboard_url(tmp_path_factory: pytest.TempPathFactory, tmp_path: Pat
     """The dashboard over a run whose products have ids and no titles (one review per user)."""
     run = write_review_run(tmp_path_factory.mktemp("web-reviews") / "run")
     db = f"sqlite:///{tmp_path / 'reviews.sqlite'}"
-    app = create_app(ServeSettings(model_dir=run, database_url=db, allow_anonymous_read=True))
+    app = create_app(ServeSettings(model_dir=run, database_url=db, allow_anonymous_read=True, **UNLIMITED))
     with ServerThread(app) as server:
         yield server.url

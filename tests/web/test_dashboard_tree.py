@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from personas.api import ServeSettings, create_app
-from personas.api.testing import ServerThread, key_headers, write_tree_run
+from personas.api.testing import UNLIMITED, ServerThread, key_headers, write_tree_run
 from personas.pipeline import load_run
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,9 @@ def tree_database(tmp_path: Path) -> str:
 @pytest.fixture
 def tree_url(tree_dir: Path, tree_database: str) -> Iterator[str]:
     """The local demo: reads open, writes with a key typed into the dashboard."""
-    app = create_app(ServeSettings(model_dir=tree_dir, database_url=tree_database, allow_anonymous_read=True))
+    app = create_app(
+        ServeSettings(model_dir=tree_dir, database_url=tree_database, allow_anonymous_read=True, **UNLIMITED)
+    )
     with ServerThread(app) as server:
         yield server.url
 

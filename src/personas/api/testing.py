@@ -267,8 +267,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-#: Settings that turn the served rate limits off (an empty limit is no limit).
-NO_RATE_LIMITS = {"PERSONAS_SERVE_RATE_LIMIT_PER_KEY": "", "PERSONAS_SERVE_RATE_LIMIT_PER_ADDRESS": ""}
+#: ServeSettings fields that turn the rate limits off (an empty limit is no limit): for tests about something
+#: else, which send requests faster than a client would and would meet the default 20 per second on a fast machine.
+UNLIMITED: dict[str, str] = {"rate_limit_per_key": "", "rate_limit_per_address": ""}
+#: The same as environment variables, for a server in its own process.
+NO_RATE_LIMITS = {f"PERSONAS_SERVE_{name.upper()}": value for name, value in UNLIMITED.items()}
 
 
 class ServerProcess:
