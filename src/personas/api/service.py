@@ -23,6 +23,7 @@ from pydantic_core import to_json
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from personas.api.errors import ConflictError, FieldError, NotFoundError, UnavailableError, UnknownReferenceError
+from personas.api.precomputed import TopLists
 from personas.api.schemas import (
     DeletedOut,
     Dependency,
@@ -44,7 +45,6 @@ from personas.api.schemas import (
     TreeOut,
     UserPersonaOut,
 )
-from personas.api.precomputed import TopLists
 from personas.api.settings import ServeSettings
 from personas.api.storage import MAX_ID_CHARS, Receipt, Storage, StoredReceipt, StoredUser, storable
 from personas.describe import Persona
@@ -323,7 +323,13 @@ class PersonaService:
         row = self.user_row.get(user_id)
         model_row = self.model_row.get(user_id)
         if self.top is not None and row is not None and model_row is not None:
-            _, events = self._lookup(user_id, True)
+            try:
+                events: list[str] | None = self.storage.events_of(user_id)
+            except SQLAlchemyError as exc:  # as in _lookup: the run folder alone still serves run users
+                logger.warning(
+                    "Database unavailable (%s): run user served from the run folder only", type(exc).__name__
+                )
+                events = None
             if not events or not any(i in self.item_row for i in events):
                 answer = self.top.answer(model_row, n)
                 if answer is not None:
