@@ -42,7 +42,11 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if service.top is not None:
+            service.top.start()  # run users' lists, in the background: serving starts now
         yield
+        if service.top is not None:
+            service.top.stop()
         service.storage.close()
 
     # /docs is served from local files (install_docs); ReDoc would need a CDN.

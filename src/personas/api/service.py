@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
+from pydantic_core import to_json
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from personas.api.errors import ConflictError, FieldError, NotFoundError, UnavailableError, UnknownReferenceError
+from personas.api.precomputed import TopLists
 from personas.api.schemas import (
     DeletedOut,
     Dependency,
@@ -49,6 +51,7 @@ from personas.describe import Persona
 from personas.encode import encode_query
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
+from personas.recommend import Reason as ModelReason
 from personas.recommend import Recommendations, Recommender, history_row, reason_phrases
 
 __all__ = ["PersonaService"]
@@ -109,6 +112,11 @@ class PersonaService:
             for d in p.distinctive_items:
                 self.distinctive.setdefault(d.item_id, []).append(p.group)
         self.model_row = {uid: i for i, uid in enumerate(str(u) for u in self.model.user_vocab_.ids)}
+        # Run users' top-n with reasons, kept ready (see api.precomputed); start() fills them in the background.
+        depth = min(settings.precomputed_n, settings.max_n)
+        groups = [int(self.user_persona[self.user_row[u]]) if u in self.user_row else -1 for u in self.model_row]
+        self.top: TopLists | None = TopLists(self.model, np.asarray(groups), depth) if depth > 0 else None
+        self._reason_texts: dict[tuple[int, int | None, str | None], str] = {}
         self.centroids = self.artefact.text_centroids()
         # New users' text is placed in the run's text space; their items by the model's groups.
         placer = self.model.group_placer()
@@ -307,6 +315,69 @@ class PersonaService:
 
     def recommendations(self, user_id: str, n: int) -> RecommendationsOut:
         return self.recommendations_of(user_id, n)[0]
+
+    def recommendations_json(self, user_id: str, n: int) -> tuple[bytes, bool]:
+        """:meth:`recommendations_of` as the JSON body: a run user without events since the run is answered from
+        their precomputed list (the same answer, without model work or pydantic models); others as before."""
+        n = self._check_n(n, "query.n")
+        row = self.user_row.get(user_id)
+        model_row = self.model_row.get(user_id)
+        if self.top is not None and row is not None and model_row is not None:
+            try:
+                events: list[str] | None = self.storage.events_of(user_id)
+            except SQLAlchemyError as exc:  # as in _lookup: the run folder alone still serves run users
+                logger.warning(
+                    "Database unavailable (%s): run user served from the run folder only", type(exc).__name__
+                )
+                events = None
+            if not events or not any(i in self.item_row for i in events):
+                answer = self.top.answer(model_row, n)
+                if answer is not None:
+                    return self._json_of(user_id, row, model_row, *answer), events is None
+        out, degraded = self.recommendations_of(user_id, n)
+        return out.model_dump_json().encode(), degraded
+
+    def _json_of(
+        self, user_id: str, row: int, model_row: int, ids: np.ndarray, scores: np.ndarray, reasons: list[ModelReason]
+    ) -> bytes:
+        """The body of RecommendationsOut, field for field, from a precomputed list (see :meth:`_explain`)."""
+        item_ids, titles = self.item_ids, self.item_titles
+        items = []
+        for item, score, why in zip(ids.tolist(), scores.tolist(), reasons, strict=True):
+            source = why.because_of
+            items.append(
+                {
+                    "item_id": item_ids[item],
+                    "title": titles[item],
+                    "score": score,
+                    "reason": {
+                        "persona": why.group,
+                        "because_of": {"item_id": item_ids[source], "title": titles[source]} if source >= 0 else None,
+                        "text": self._reason_text(why),
+                    },
+                }
+            )
+        persona = int(self.user_persona[row])
+        assert self.top is not None
+        history = self.top.seen(model_row).size
+        body = {
+            "user_id": user_id,
+            "persona": persona if persona >= 0 else None,
+            "route": self._route(history),
+            "history": history,
+            "items": items,
+        }
+        return to_json(body)
+
+    def _reason_text(self, why: ModelReason) -> str:
+        key = (why.because_of, why.group, why.part)
+        text = self._reason_texts.get(key)
+        if text is None:
+            phrases = reason_phrases(why, self.item_labels.__getitem__, lambda g: self.personas[g].display_name)
+            text = "; ".join(phrases)
+            if len(self._reason_texts) < 100_000:  # bounded: distinct (item, persona, part) triples
+                self._reason_texts[key] = text
+        return text
 
     def recommendations_of(self, user_id: str, n: int) -> tuple[RecommendationsOut, bool]:
         """The recommendations, and whether they were made without the database (run users while it is down:

@@ -28,6 +28,13 @@ class ServeSettings(BaseSettings):
     max_text_chars: int = Field(5_000, ge=1, description="Longest profile text accepted.")
     max_items: int = Field(100, ge=1, description="Most item ids in one request body.")
     max_n: int = Field(100, ge=1, description="Most recommendations in one response.")
+    precomputed_n: int = Field(
+        20,
+        ge=0,
+        le=255,
+        description="Run users' top-n kept ready with reasons (from the start, in the background; ~21 bytes per "
+        "user and n, per worker); a larger n is computed per request. 0: none.",
+    )
     max_page: int = Field(100, ge=1, description="Largest page size of list endpoints.")
     members_sample: int = Field(20, ge=0, description="Members listed with a persona card.")
     map_points: int = Field(5_000, ge=1, description="Most users drawn on the dashboard map.")

@@ -25,6 +25,14 @@ def serve(
     recommender: Annotated[
         str | None, typer.Option("--recommender", help="Saved recommender to serve (default: router).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes, sharing the port and the database (SQLite in WAL mode, or PostgreSQL); each "
+            "loads the run folder.",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
     allow_anonymous_read: Annotated[
@@ -52,12 +60,24 @@ def serve(
         settings = ServeSettings(model_dir=model, **{k: v for k, v in given.items() if v is not None})
         app = create_app(settings)
     service = app.state.service
+    processes = f" in {workers} worker processes" if workers > 1 else ""
     err_console.print(
         f"Serving {model} ({len(service.personas)} personas, model {service.model_name}) with "
-        f"{service.storage.dialect} storage on http://{host}:{port}/ (API docs at /docs)",
+        f"{service.storage.dialect} storage on http://{host}:{port}/{processes} (API docs at /docs)",
         highlight=False,
     )
     _say_how_to_get_in(settings, service.storage, model, db, host)
+    if workers > 1:
+        from personas.api.workers import run_workers, shared_limits_warning
+
+        warning = shared_limits_warning(settings, workers)
+        if warning:
+            err_console.print(f"[bold yellow]Note:[/] {warning}", highlight=False)
+        # The run was loaded here to check it (one-line errors above); each worker loads its own.
+        service.storage.close()
+        del app, service
+        run_workers(settings, workers, host=host, port=port, log_level=log_level, access_log=access_log)
+        return
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log, **uvicorn_options(settings))
 
 

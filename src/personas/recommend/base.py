@@ -47,6 +47,7 @@ __all__ = [
     "normalise_rows",
     "reason_phrases",
     "split_group_part",
+    "stable_prefix",
     "top_n",
 ]
 
@@ -417,13 +418,27 @@ class Recommender(Component[ComponentConfig], ABC):
         above what it gives an average item (:meth:`contributions`), and its evidence (the history item the
         model links to it, the group, the words). An item that no part lifts (every part gives all items the
         same, and a fixed order broke the tie) has part None: no reason is made up for it."""
+        return self.explain_ranked(items, history=history, group=group, text=text, vector=vector)[0]
+
+    def explain_ranked(
+        self,
+        items: Sequence[int] | np.ndarray,
+        *,
+        history: np.ndarray,
+        group: int | None = None,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+    ) -> tuple[list[Reason], int]:
+        """:meth:`explain`, and the shortest k from which ``explain(items[:k'])`` equals the first k' reasons
+        for every k' >= k (:func:`stable_prefix`), so that a ranked list explained once serves its prefixes."""
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
         history = np.asarray(history, dtype=np.int64)
         because = self._because(history, items) if history.size and items.size else np.full(len(items), -1)
-        leading = leading_parts(self.contributions(history=history, group=group, text=text, vector=vector), items)
+        contributions = self.contributions(history=history, group=group, text=text, vector=vector)
+        leading, top, largest = _leading_lifts(contributions, items)
         words = self._matched_words(text, items) if text else [() for _ in items]
-        return [
+        reasons = [
             Reason(
                 int(b) if part in ITEM_PARTS else -1,
                 group if part == "group" and group is not None and group >= 0 else None,
@@ -432,6 +447,7 @@ class Recommender(Component[ComponentConfig], ABC):
             )
             for b, part, w in zip(because, leading, words, strict=True)
         ]
+        return reasons, stable_prefix(top, largest)
 
     #: The part a model that does not split its score reports (see :meth:`contributions`).
     part: ClassVar[str] = "model"
@@ -564,9 +580,17 @@ def leading_parts(contributions: dict[str, np.ndarray], items: np.ndarray) -> li
     A part that gives every item the same score (popularity where every item was taken once, a group that
     likes what everyone likes) lifts none: it cannot be the reason for one item rather than another.
     """
+    return _leading_lifts(contributions, items)[0]
+
+
+def _leading_lifts(
+    contributions: dict[str, np.ndarray], items: np.ndarray
+) -> tuple[list[str | None], np.ndarray, np.ndarray]:
+    """:func:`leading_parts`, with each item's top lift and the largest finite |lift| among its parts (0 when
+    none): the rounding floor is 1e-9 times the largest over the items listed, so it depends on the list."""
     items = np.asarray(items, dtype=np.int64)
     if not contributions or not len(items):
-        return [None for _ in items]
+        return [None for _ in items], np.zeros(len(items)), np.zeros(len(items))
     names = list(contributions)
     stacked = np.vstack([np.asarray(contributions[name], dtype=np.float64).ravel() for name in names])
     finite = np.isfinite(stacked)
@@ -577,7 +601,25 @@ def leading_parts(contributions: dict[str, np.ndarray], items: np.ndarray) -> li
     floor = 1e-9 * (float(np.abs(finite_lift).max()) if finite_lift.size else 0.0)
     best = np.argmax(np.where(np.isnan(lift), -np.inf, lift), axis=0)
     top = lift[best, np.arange(len(items))]
-    return [names[b] if (t > floor and t > 0) else None for b, t in zip(best.tolist(), top.tolist(), strict=True)]
+    largest = np.where(np.isfinite(lift), np.abs(lift), 0.0).max(axis=0)
+    leading = [names[b] if (t > floor and t > 0) else None for b, t in zip(best.tolist(), top.tolist(), strict=True)]
+    return leading, top, largest
+
+
+def stable_prefix(top: np.ndarray, largest: np.ndarray) -> int:
+    """The shortest k such that, for every k' >= k, the leading parts of the first k' items alone are the first
+    k' of those of the whole list (see :func:`_leading_lifts`): only an item whose top lift lies between the
+    rounding floors of a prefix and of the whole list can change. 1 (or 0 for no items) in all but ties with
+    rounding noise."""
+    n = len(top)
+    if n == 0:
+        return 0
+    floors = 1e-9 * np.maximum.accumulate(np.asarray(largest, dtype=np.float64))
+    whole = (top > floors[-1]) & (top > 0)
+    # prefix k (1-based) agrees when every item i < k is decided the same against the prefix's floor
+    agrees = np.array([bool(np.all(((top[:k] > floors[k - 1]) & (top[:k] > 0)) == whole[:k])) for k in range(1, n + 1)])
+    disagreeing = np.flatnonzero(~agrees)
+    return int(disagreeing[-1]) + 2 if disagreeing.size else 1
 
 
 def split_group_part(part: np.ndarray, global_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -103,6 +103,19 @@ def test_a_group_that_lifts_its_items_is_named(shop: tuple[Dataset, np.ndarray])
     assert reason_phrases(reasons[0], str, lambda g: "sauce · hot")[0] == "popular with persona 2 (sauce · hot)"
 
 
+def test_a_ranked_list_explained_once_explains_its_prefixes(shop: tuple[Dataset, np.ndarray]) -> None:
+    """explain_ranked: the reasons of the whole list, and from which length on a prefix alone reads the same
+    (what the service's precomputed lists rely on)."""
+    dataset, groups = shop
+    model = ColdStartRouter().fit(dataset, groups=groups)
+    history = np.array([0, 11], dtype=np.int64)
+    items = model.recommend_new(history=[str(dataset.item_vocab.ids[h]) for h in history], group=0, n=12).ids[0]
+    reasons, stable = model.explain_ranked(items, history=history, group=0)
+    assert reasons == model.explain(items, history=history, group=0) and 1 <= stable <= len(items)
+    for k in range(stable, len(items) + 1):
+        assert model.explain(items[:k], history=history, group=0) == reasons[:k]
+
+
 def test_an_item_no_part_lifts_gets_no_made_up_reason() -> None:
     # Every item taken once: popularity cannot tell items apart, so it is no reason for any of them.
     flat = Dataset.from_frames(

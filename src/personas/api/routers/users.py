@@ -63,10 +63,10 @@ async def user_recommendations(
     Items recorded with POST /users/{user_id}/events are never recommended back. While the database is down,
     users of the run are still served from the run folder (header ``Personas-Degraded``), without those events.
     """
-    out, degraded = service.recommendations_of(user_id, n)
+    body, degraded = service.recommendations_json(user_id, n)
     headers = {"Personas-Degraded": "database unavailable; events recorded through the API not used"}
     # The hot path: serialised once here instead of validated again by FastAPI (response_model documents it).
-    return Response(out.model_dump_json(), media_type="application/json", headers=headers if degraded else None)
+    return Response(body, media_type="application/json", headers=headers if degraded else None)
 
 
 @router.post("", response_model=NewUserOut, status_code=201, responses={**INVALID, **CONFLICT, **TOO_LARGE})
