@@ -81,6 +81,13 @@ def _caps(config: NameConfig) -> dict[str, int]:
     return {"keyword": config.taste_terms + 1, "item": config.items, "attribute": config.attributes}
 
 
+def _in_name_order(facts: list[NameFact]) -> list[NameFact]:
+    """The facts in the order the name says them (keywords, titles, attributes), each kind in the order chosen
+    (the one that points most first)."""
+    rank = {"keyword": 0, "item": 1, "attribute": 2}
+    return sorted(facts, key=lambda f: rank[f.kind])
+
+
 def _greedy(
     pool: list[NameFact], direction: np.ndarray, score: _Scorer, config: NameConfig, taken: set[str]
 ) -> list[NameFact]:
@@ -93,13 +100,13 @@ def _greedy(
         counts = {kind: sum(1 for f in chosen if f.kind == kind) for kind in caps}
         options = [f for f in pool if f not in chosen and counts[f.kind] < caps[f.kind]]
         if not options:
-            return chosen
+            return _in_name_order(chosen)
         names = [compose_name([*chosen, f], mostly=config.mostly) for f in options]
         scores = score(names, direction)
         i = int(np.argmax(scores))  # ties: the first, in the card's order
         name = compose_name(chosen, mostly=config.mostly)
         if scores[i] <= best and chosen and name.lower() not in taken:
-            return chosen
+            return _in_name_order(chosen)
         chosen.append(options[i])
         best = float(scores[i])
 

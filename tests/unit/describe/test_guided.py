@@ -129,6 +129,8 @@ def test_describe_groups_guides_names_with_the_runs_encoder(encoder) -> None:
     for card in cards:
         assert card.name_source == "composed" and card.name == compose_name(card.name_facts)
         assert card.name_facts and all(f.label in card.name for f in card.name_facts)
+        kinds = [f.kind for f in card.name_facts]  # listed on the card in the order the name says them
+        assert kinds == sorted(kinds, key=["keyword", "item", "attribute"].index)
     assert name_fidelity([c.name for c in cards], LABELS, vectors, encoder=encoder).mean_auc == 1.0
     again = describe_groups(LABELS, texts=TEXTS, vectors=vectors, encoder=encoder, text_vectors=vectors)
     assert [c.name for c in again] == [c.name for c in cards]  # deterministic
