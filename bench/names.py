@@ -16,13 +16,18 @@ between two names). On the drug reviews the condition is the ground truth: the g
 ceiling row where each condition is its own persona, named by the condition label itself.
 
 Methods: ``keyword`` (the card's keyword name, :class:`KeywordNamer`), ``composed`` (the card's name,
-:class:`ComposedNamer`), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
+:class:`ComposedNamer`: guided by the run's text space, :func:`personas.describe.guided_names`), ``ranked`` (the
+card's facts by lift x share, :func:`personas.describe.composed_names`: the rule before guided names), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
 the model gives, the composed name where it gives none) and ``generated (checked)`` (through
 :func:`personas.describe.apply_namer`, as a run uses it: an answer that fails the fact check is refused and the
 composed name kept; the pass rate is reported). It names both levels (``--generated-levels coarse`` when the
 model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
 the reason printed. The section between the ``reading`` markers of an existing ``--out`` file is hand-written
 and kept when the file is rewritten.
+Two-level runs also get diagnostic rows (``--no-diagnostics`` leaves them out): the same fine groups with the tree
+merged on the centered text vectors, and a top-down tree (coarse = k-means of the text vectors, fine groups found
+inside each), named the same way, with the validation NDCG@10 of group-popular of the run's and the top-down fine
+groups in the protocol.
 Data: ml-100k and ml-latest-small are built-in (fetched from the package registry once); the drug reviews come
 from the explabox demo wheel (bench/discover.py); the fine-food reviews are tests/data/newcomer/fine_food.
 Same command, same table: seeds are fixed and the namers deterministic (greedy decoding).
