@@ -17,8 +17,9 @@ ceiling row where each condition is its own persona, named by the condition labe
 
 Methods: ``keyword`` (the card's keyword name, :class:`KeywordNamer`), ``composed`` (the card's name,
 :class:`ComposedNamer`: guided by the run's text space, :func:`personas.describe.guided_names`), ``ranked`` (the
-card's facts by lift x share, :func:`personas.describe.composed_names`: the rule before guided names), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
-the model gives, the composed name where it gives none) and ``generated (checked)`` (through
+card's facts by lift x share, :func:`personas.describe.composed_names`: the rule before guided names), and the
+generative namer twice from the same answers: ``generated (raw)`` (every answer the model gives, the composed
+name where it gives none) and ``generated (checked)`` (through
 :func:`personas.describe.apply_namer`, as a run uses it: an answer that fails the fact check is refused and the
 composed name kept; the pass rate is reported). It names both levels (``--generated-levels coarse`` when the
 model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
