@@ -16,13 +16,19 @@ between two names). On the drug reviews the condition is the ground truth: the g
 ceiling row where each condition is its own persona, named by the condition label itself.
 
 Methods: ``keyword`` (the card's keyword name, :class:`KeywordNamer`), ``composed`` (the card's name,
-:class:`ComposedNamer`), and the generative namer twice from the same answers: ``generated (raw)`` (every answer
-the model gives, the composed name where it gives none) and ``generated (checked)`` (through
+:class:`ComposedNamer`: guided by the run's text space, :func:`personas.describe.guided_names`), ``ranked`` (the
+card's facts by lift x share, :func:`personas.describe.composed_names`: the rule before guided names), and the
+generative namer twice from the same answers: ``generated (raw)`` (every answer the model gives, the composed
+name where it gives none) and ``generated (checked)`` (through
 :func:`personas.describe.apply_namer`, as a run uses it: an answer that fails the fact check is refused and the
 composed name kept; the pass rate is reported). It names both levels (``--generated-levels coarse`` when the
 model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
 the reason printed. The section between the ``reading`` markers of an existing ``--out`` file is hand-written
 and kept when the file is rewritten.
+Two-level runs also get diagnostic rows (``--no-diagnostics`` leaves them out): the same fine groups with the tree
+merged on the centered text vectors, and a top-down tree (coarse = k-means of the text vectors, fine groups found
+inside each), named the same way, with the validation NDCG@10 of group-popular of the run's and the top-down fine
+groups in the protocol.
 Data: ml-100k and ml-latest-small are built-in (fetched from the package registry once); the drug reviews come
 from the explabox demo wheel (bench/discover.py); the fine-food reviews are tests/data/newcomer/fine_food.
 Same command, same table: seeds are fixed and the namers deterministic (greedy decoding).
@@ -52,7 +58,9 @@ from threadpoolctl import threadpool_limits
 import personas.describe
 from personas._files import write_atomic
 from personas.data import build_profiles
-from personas.describe import NameFidelity, Namer, Persona, apply_namer, name_fidelity
+from personas.describe import NameFidelity, Namer, Persona, apply_namer, composed_names, name_fidelity
+from personas.discover import make_finder, nest
+from personas.evaluate.fine_k import choose_fine_k, validation_split
 from personas.pipeline import Pipeline, load_config
 from personas.pipeline.config import PipelineConfig
 
@@ -105,8 +113,10 @@ def _generated() -> Namer:
 NAMERS: dict[str, Callable[[], Namer]] = {
     "keyword": lambda: _from_describe("KeywordNamer", fallback=CardName),
     "composed": lambda: _from_describe("ComposedNamer"),
+    "ranked": lambda: CardName(),  # named in score(): composed_names over a level's cards
     "generated": _generated,
 }
+RANKED = "composed, facts by lift x share (not guided)"
 RAW, CHECKED = "generated (raw)", "generated (checked, composed fallback)"
 
 
@@ -149,6 +159,10 @@ class Run:
     coarse_personas: list[Persona] = field(default_factory=list)
     coarse_rule: str = ""
     refusals: list[str] = field(default_factory=list)  # why the fact check refused generated names
+    #: what describe and the diagnostics need again (the run's dataset, profile texts and grouping vectors)
+    data: Any = None  # the loaded Dataset
+    texts: list[str] = field(default_factory=list)
+    vectors: np.ndarray | None = None
 
     def levels(self) -> list[tuple[str, np.ndarray, list[Persona]]]:
         """(level, labels, personas): coarse first (the names readers see), then fine; one "flat" level when the
@@ -269,6 +283,9 @@ def run_dataset(name: str, tmp: Path) -> Run:
         coarse_labels=coarse_labels,
         coarse_personas=coarse_personas,
         coarse_rule=coarse_rule,
+        data=dataset,
+        texts=texts,
+        vectors=vectors,
     )
 
 
@@ -303,6 +320,12 @@ def score(run: Run, method: str, namer: Namer, levels: Sequence[str]) -> list[Ro
         # The run's thread limit, as in `personas run`: a language model on more threads than free cores ran 15x
         # slower here (2 torch threads on a shared 2-core machine: 40 s per name; 1 thread: 3 s).
         with threadpool_limits(limits=run.config.threads):
+            if method == "ranked":  # the card's facts by lift x share, as names were before guided names
+                begin = time.perf_counter()
+                ranked = [name or p.name for (name, _), p in zip(composed_names(cards), cards, strict=True)]
+                each = (time.perf_counter() - begin) / max(len(cards), 1)
+                rows.append(_score(run, level, labels, RANKED, ranked, seconds=each))
+                continue
             if method != "generated":
                 times = []
                 names = []
@@ -362,6 +385,84 @@ def references(run: Run) -> list[Row]:
     return rows
 
 
+MERGED_ON_TEXT = "diagnostic: the same fine groups, tree merged on centered text vectors"
+TOP_DOWN = "diagnostic: top-down (coarse = k-means of text vectors, fine = k-means inside each)"
+
+
+def _kmeans(run: Run, x: np.ndarray, k: int) -> np.ndarray:
+    finder = make_finder(run.config.discover.finder_config(k))
+    return np.asarray(finder.fit(np.ascontiguousarray(x, dtype=np.float32)).labels_, dtype=np.int64)
+
+
+def top_down(run: Run, vectors: np.ndarray, text_vectors: np.ndarray, k_coarse: int, k_fine: int) -> np.ndarray:
+    """(coarse, fine) labels of a top-down tree: coarse groups are k-means groups of the text vectors (where
+    names are read), and each is split by k-means of the run's vectors into a share of ``k_fine`` fine groups
+    proportional to its size (largest remainder, at least one each). Nested by construction."""
+    coarse = _kmeans(run, text_vectors, k_coarse)
+    sizes = np.bincount(coarse, minlength=k_coarse)
+    quota = sizes / sizes.sum() * k_fine
+    alloc = np.maximum(np.floor(quota).astype(int), 1)
+    while alloc.sum() < k_fine:
+        alloc[int(np.argmax(quota - alloc))] += 1
+    while alloc.sum() > k_fine:
+        alloc[int(np.argmax(alloc - quota))] -= 1
+    fine = np.full(len(coarse), -1, dtype=np.int64)
+    start = 0
+    for c in range(k_coarse):
+        rows = np.flatnonzero(coarse == c)
+        sub = (
+            _kmeans(run, vectors[rows], int(alloc[c]))
+            if alloc[c] > 1 and len(rows) > alloc[c]
+            else np.zeros(len(rows), dtype=np.int64)
+        )
+        fine[rows] = start + sub
+        start += int(sub.max()) + 1
+    return np.stack([coarse, fine])
+
+
+def diagnostics(run: Run) -> list[Row]:
+    """Two other trees over a two-level run, their personas named the way the run names them (guided), to show
+    what the grouping allows: the same fine groups merged on the text vectors (centered: the part every
+    profile shares removed), and a top-down tree whose coarse groups are found in the text space. The top-down
+    fine groups recommend differently: their validation NDCG@10 of group-popular is set beside the run's
+    (the protocol of the run's fine-k choice) in the run's notes."""
+    if run.coarse_labels is None or run.vectors is None:
+        return []
+    unit = run.text_vectors / np.maximum(np.linalg.norm(run.text_vectors, axis=1, keepdims=True), 1e-12)
+    k_coarse, k_fine = int(run.coarse_labels.max()) + 1, int(run.labels.max()) + 1
+    rows = []
+    with threadpool_limits(limits=run.config.threads):
+        merged = nest(run.vectors, run.labels, k_coarse, merge_on=unit - unit.mean(axis=0)).coarse_labels
+        cards = run.pipeline.describe(run.data, run.texts, run.vectors, merged)
+        rows.append(_score(run, "coarse", merged, MERGED_ON_TEXT, [p.name for p in cards]))
+        coarse, fine = top_down(run, run.vectors, unit, k_coarse, k_fine)
+        for level, labels in (("coarse", coarse), ("fine", fine)):
+            cards = run.pipeline.describe(run.data, run.texts, run.vectors, labels)
+            rows.append(_score(run, level, labels, TOP_DOWN, [p.name for p in cards]))
+        # recommendations: validation NDCG@10 of group-popular, the run's flat fine groups vs top-down ones
+        train, relevant = validation_split(run.data, fraction=0.2, min_interactions=5)
+        pipeline = run.pipeline
+        kept = (pipeline.text_encoder_, pipeline.behaviour_vectors_, pipeline.text_vectors_)
+        try:
+            train_vectors, _, train_text = pipeline.encode(train, build_profiles(train, run.config.profiles))
+        finally:
+            pipeline.text_encoder_, pipeline.behaviour_vectors_, pipeline.text_vectors_ = kept
+        assert train_text is not None
+        train_unit = train_text / np.maximum(np.linalg.norm(train_text, axis=1, keepdims=True), 1e-12)
+        ndcg = {}
+        for tree, labels_for in (
+            ("flat (the run's)", lambda k: _kmeans(run, train_vectors, k)),
+            ("top-down", lambda k: top_down(run, train_vectors, train_unit, k_coarse, k)[1]),
+        ):
+            ndcg[tree] = choose_fine_k(train, relevant, labels_for, [k_fine]).scores[0].ndcg
+    run.notes.append(
+        f"diagnostic trees at coarse k = {k_coarse}, fine k = {k_fine}; validation NDCG@10 of group-popular "
+        "(last 20% of each history held out, groups found on vectors of the rest): "
+        + ", ".join(f"{tree} {value:.4f}" for tree, value in ndcg.items())
+    )
+    return rows
+
+
 def ceiling(run: Run) -> Row:
     """Each condition as its own persona, named by its label: how far a name can go in this text space."""
     assert run.truth is not None
@@ -409,6 +510,7 @@ def protocol(runs: Sequence[Run]) -> list[str]:
             f"k = {int(run.labels.max()) + 1} {run.k_rule}"
             + (f"; {run.coarse_rule}" if run.coarse_rule else "")
             + f"; {run.notes[0]}; stages took {run.seconds:.0f} s."
+            + "".join(f" {note[:1].upper()}{note[1:]}." for note in run.notes[1:])
         )
         if run.truth is not None:
             ari = adjusted_rand_score(run.truth, run.labels)
@@ -435,7 +537,7 @@ def targets(rows: Sequence[Row]) -> list[str]:
                 r.dataset == dataset
                 and r.fidelity is not None
                 and r.level != "conditions"
-                and not r.method.startswith("reference")
+                and not r.method.startswith(("reference", "diagnostic"))
             ):
                 auc = r.fidelity.mean_auc or 0.0
                 verdict = "met" if auc >= TARGET_AUC else "not met"
@@ -468,6 +570,9 @@ def main() -> None:
         default="coarse,fine",
         help="levels of a two-level run the (slow) generative namer names: coarse, fine or coarse,fine",
     )
+    parser.add_argument(
+        "--no-diagnostics", action="store_true", help="leave out the diagnostic trees of two-level runs"
+    )
     args = parser.parse_args()
     generated_levels = [x.strip() for x in args.generated_levels.split(",") if x.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -497,6 +602,9 @@ def main() -> None:
                 print(f"{dataset}: {method} names ...", file=sys.stderr)
                 rows.extend(score(run, method, namer, generated_levels))
             rows.extend(references(run))
+            if not args.no_diagnostics:
+                print(f"{dataset}: diagnostic trees ...", file=sys.stderr)
+                rows.extend(diagnostics(run))
             if run.truth is not None:
                 rows.append(ceiling(run))
     command = "python bench/names.py" + (
@@ -518,10 +626,15 @@ def main() -> None:
         "the names would; chance is always picking the biggest persona (and 1/k). Max name cosine: the two most "
         "alike names (1: the same). Level: with a hierarchy (the demo config), the coarse personas are the ones "
         "the report shows readers, the fine ones recommend; flat: a one-level run. Names: keyword = the card's "
-        "keyword name; composed = the card's name, composed from its facts; generated (raw) = every answer of "
+        "keyword name; composed = the card's name, composed from its facts (guided: among the card's keywords, "
+        "distinctive titles and attributes, the ones whose name points most at the members and away from the "
+        "others in the run's text space); composed by lift x share = the card's facts ranked by lift and share, "
+        "the rule before guided names; generated (raw) = every answer of "
         "the generative namer (SmolLM2-135M); generated (checked) = the answers that pass the fact check "
         "(`apply_namer`), the composed name where refused. Passed check: answers the check accepted. Kept "
-        "composed: personas whose name is the composed one (no answer, or refused).",
+        "composed: personas whose name is the composed one (no answer, or refused). Diagnostic rows (two-level "
+        "runs) name other trees over the same users, to show what the grouping allows; the target is judged on "
+        "the run's own personas only.",
         "",
         *table(rows),
         "",

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from personas.data import Dataset, build_profiles
-from personas.describe import MARKUP_WORDS, compose_name, describe_groups
+from personas.describe import MARKUP_WORDS, compose_name, composed_names, describe_groups, name_fidelity
 from personas.discover import KMeansGroups
 from personas.encode import TfidfEncoder
 
@@ -55,3 +55,35 @@ def test_no_name_or_keyword_holds_an_id_markup_a_title_word_or_contrast_below_on
             assert k.contrast is None or k.contrast >= 1.0, k
             assert k.lift is not None and k.lift > 1.0, k
             assert set(k.term.split()) <= genres, k  # ml-100k users describe themselves by genres only
+
+
+@pytest.fixture(scope="module")
+def guided(ml100k: Dataset):
+    texts = build_profiles(ml100k)
+    encoder = TfidfEncoder().fit(texts)
+    vectors = encoder.encode(texts)
+    labels = KMeansGroups(k=8, seed=0).fit(vectors).labels_
+    cards = describe_groups(labels, texts=texts, vectors=vectors, dataset=ml100k, encoder=encoder, text_vectors=vectors)
+    return cards, labels, vectors, encoder
+
+
+def test_guided_names_say_only_facts_on_their_card_and_point_at_their_members(guided) -> None:
+    cards, labels, vectors, encoder = guided
+    for p in cards:
+        assert p.name_source == "composed" and p.name_facts, p
+        assert compose_name(p.name_facts) == p.name
+        for fact in p.name_facts:
+            assert fact.label in p.name
+            assert fact.lift > 1.0 and fact.share >= 0.1
+            if fact.kind == "keyword":
+                assert fact.source in {k.term for k in p.keywords}
+                assert fact.contrast is None or fact.contrast >= 1.0
+            elif fact.kind == "item":
+                assert fact.source in {i.item_id for i in p.distinctive_items}
+            else:
+                assert fact.source in {f"{a.attribute} = {a.value}" for a in p.attribute_skew}
+    assert len({p.name.lower() for p in cards}) == len(cards)  # distinct
+    ranked = [name or p.name for (name, _), p in zip(composed_names(cards), cards, strict=True)]
+    before = name_fidelity(ranked, labels, vectors, encoder=encoder).mean_auc
+    after = name_fidelity([p.name for p in cards], labels, vectors, encoder=encoder).mean_auc
+    assert after > before

@@ -5,6 +5,7 @@ model and checked against those facts)."""
 from personas.describe._describe import DescribeConfig, Namer, describe_groups
 from personas.describe.facts import FactsConfig, age_band, attribute_skew, distinctive_items, quote, representatives
 from personas.describe.fidelity import NameFidelity, PersonaFidelity, name_fidelity, name_similarities
+from personas.describe.guided import contrast_directions, guided_names
 from personas.describe.keywords import (
     MARKUP_WORDS,
     KeywordConfig,
@@ -26,6 +27,7 @@ from personas.describe.namers import (
     compose_name,
     composed_names,
     fact_candidates,
+    item_facts,
     smollm2_gguf_path,
 )
 from personas.describe.persona import (
@@ -67,6 +69,7 @@ __all__ = [
     "class_keywords",
     "compose_name",
     "composed_names",
+    "contrast_directions",
     "describe_groups",
     "descriptive_keywords",
     "descriptive_texts",
@@ -74,6 +77,8 @@ __all__ = [
     "distinctive_items",
     "fact_candidates",
     "fold_plural",
+    "guided_names",
+    "item_facts",
     "keyword_name",
     "name_fidelity",
     "name_similarities",

@@ -11,6 +11,7 @@ from pydantic import Field
 from personas.config import ComponentConfig
 from personas.data import Dataset, ProfileConfig, build_profiles
 from personas.describe.facts import FactsConfig, attribute_skew, distinctive_items, representatives
+from personas.describe.guided import guided_names
 from personas.describe.keywords import (
     KeywordConfig,
     class_keywords,
@@ -21,6 +22,7 @@ from personas.describe.keywords import (
 from personas.describe.namers import NameConfig, apply_namer, composed_names
 from personas.describe.persona import Keyword, Persona
 from personas.discover._base import centroids_of
+from personas.encode import Encoder
 from personas.errors import DataError
 
 __all__ = ["DescribeConfig", "Namer", "describe_groups"]
@@ -60,6 +62,8 @@ def describe_groups(
     config: DescribeConfig | None = None,
     namer: Namer | None = None,
     quotes: Sequence[str | None] | None = None,
+    encoder: Encoder | None = None,
+    text_vectors: np.ndarray | None = None,
 ) -> list[Persona]:
     """One :class:`Persona` per group ``0..max(labels)`` (noise, ``-1``, gets none).
 
@@ -72,7 +76,10 @@ def describe_groups(
     wrote nothing get no quote), else ``texts``; ``dataset`` (whose user rows the labels follow) gives
     distinctive items and attribute skew, and user ids. The name is composed from the card's facts (its
     over-represented keywords and attributes: ``name_facts``, see :func:`~personas.describe.composed_names`),
-    distinct across cards; a card without such facts keeps its keyword name. A ``namer`` may add a generated
+    distinct across cards; a card without such facts keeps its keyword name. Given the run's text ``encoder``
+    and the users' ``text_vectors`` it made (and ``config.names.guided``), the facts are the card's facts whose
+    name points most at the members in that space (:func:`~personas.describe.guided_names`: keywords,
+    distinctive titles, attributes). A ``namer`` may add a generated
     name, kept only when :func:`~personas.describe.check_name` finds it true to the card's facts
     (:func:`~personas.describe.apply_namer`).
     """
@@ -150,7 +157,13 @@ def describe_groups(
             attribute_skew=skew[g],
         )
         personas.append(persona)
-    for g, (name, facts) in enumerate(composed_names(personas, config.names)):
+    if text_vectors is not None:
+        _check_length("text_vectors", text_vectors, n)
+    if encoder is not None and text_vectors is not None and config.names.guided and n_groups > 0:
+        named = guided_names(personas, labels, text_vectors, encoder, config.names)
+    else:
+        named = composed_names(personas, config.names)
+    for g, (name, facts) in enumerate(named):
         if name:
             personas[g] = personas[g].model_copy(update={"name": name, "name_facts": facts, "name_source": "composed"})
     return apply_namer(personas, namer) if namer is not None else personas

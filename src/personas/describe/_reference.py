@@ -157,11 +157,16 @@ def distinctive_items_loop(
     titles = dataset.items["title"].fillna("").astype(str).to_numpy()
     item_ids = dataset.item_vocab.ids
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
+    supports = [np.bincount(items[labels[users] == g], minlength=dataset.n_items) for g in range(n_groups)]
+    all_shares = [supports[g] / max(sizes[g], 1) for g in range(n_groups)]
     out: list[list[DistinctiveItem]] = []
     for g in range(n_groups):
-        in_group = labels[users] == g
-        support = np.bincount(items[in_group], minlength=dataset.n_items)
-        share = support / max(sizes[g], 1)
+        support = supports[g]
+        share = all_shares[g]
+        others = np.zeros_like(share)
+        for h in range(n_groups):
+            if h != g:
+                others = np.maximum(others, all_shares[h])
         lift = np.divide(share, overall, out=np.zeros_like(share), where=overall > 0)
         floor = max(config.min_item_users, int(np.ceil(config.min_item_share * sizes[g])))
         ok = np.flatnonzero(support >= floor)
@@ -175,6 +180,7 @@ def distinctive_items_loop(
                     share_in_group=float(share[i]),
                     share_overall=float(overall[i]),
                     lift=float(lift[i]),
+                    contrast=float(share[i] / others[i]) if others[i] > 0 else None,
                 )
                 for i in order
                 if lift[i] > 1.0

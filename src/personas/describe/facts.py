@@ -127,10 +127,14 @@ def distinctive_items(
     titles = dataset.items["title"].fillna("").astype(str).to_numpy()
     item_ids = dataset.item_vocab.ids
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
+    shares = supports / np.maximum(sizes, 1)[:, None]
+    # contrast: the group's share over the largest share of any other group
+    top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, dataset.n_items))
     out: list[list[DistinctiveItem]] = []
     for g in range(n_groups):
         support = supports[g]
-        share = support / max(sizes[g], 1)
+        share = shares[g]
+        others = np.where(share >= top2[0], top2[1], top2[0]) if n_groups > 1 else np.zeros_like(share)
         lift = np.divide(share, overall, out=np.zeros_like(share), where=overall > 0)
         floor = max(config.min_item_users, int(np.ceil(config.min_item_share * sizes[g])))
         ok = np.flatnonzero(support >= floor)
@@ -144,6 +148,7 @@ def distinctive_items(
                     share_in_group=float(share[i]),
                     share_overall=float(overall[i]),
                     lift=float(lift[i]),
+                    contrast=float(share[i] / others[i]) if others[i] > 0 else None,
                 )
                 for i in order
                 if lift[i] > 1.0

@@ -29,7 +29,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "compose_name",
     "composed_names",
     "fact_candidates",
+    "item_facts",
     "smollm2_gguf_path",
 ]
 
@@ -66,6 +67,13 @@ class NameConfig(ComponentConfig):
         0.25, ge=0.0, le=1.0, description="An attribute in a name must be true of at least this share of members."
     )
     mostly: float = Field(0.5, gt=0.0, le=1.0, description="'mostly' before an attribute of this share or more.")
+    guided: bool = Field(
+        True,
+        description="Given the run's text encoder and the users' text vectors, choose the card's facts whose name "
+        "points most at the members and away from the others (personas.describe.guided_names).",
+    )
+    items: int = Field(2, ge=0, description="Distinctive titles a guided name may say ('Star Wars, Alien').")
+    pool: int = Field(5, ge=1, description="A guided name chooses among this many facts of each kind.")
 
 
 _GENDER = {
@@ -165,13 +173,7 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
         return sorted(facts, key=lambda f: -round(_rank(f.share, f.lift), 9))
 
     # Strong keywords; else any over-represented one (lift > 1, a weaker fact); else the distinctive items.
-    tastes = keyword_facts(config.min_lift) or keyword_facts(1.0 + 1e-9)
-    if not tastes:
-        tastes = [
-            NameFact(kind="item", label=_title(i.title), source=i.item_id, lift=i.lift, share=i.share_in_group)
-            for i in persona.distinctive_items
-            if ok(i.lift, i.share_in_group, None, config.min_lift)
-        ]
+    tastes = keyword_facts(config.min_lift) or keyword_facts(1.0 + 1e-9) or item_facts(persona, config)
     attributes: list[NameFact] = []
     seen: set[str] = set()
     skews: list[AttributeSkew] = sorted(
@@ -195,6 +197,33 @@ def fact_candidates(persona: Persona, config: NameConfig | None = None) -> tuple
             )
         )
     return _no_repeats(tastes), attributes
+
+
+def item_facts(persona: Persona, config: NameConfig | None = None) -> list[NameFact]:
+    """The card's distinctive items a name may say (their titles, as a reader writes them), in the card's order:
+    those whose lift and share pass ``config`` and that no other group likes more (contrast, where known); when
+    another group likes each of them more, those whose lift and share pass."""
+    config = config or NameConfig()
+
+    def facts(min_contrast: float) -> list[NameFact]:
+        return [
+            NameFact(
+                kind="item",
+                label=_title(i.title),
+                source=i.item_id,
+                lift=i.lift,
+                share=i.share_in_group,
+                contrast=i.contrast,
+            )
+            for i in persona.distinctive_items
+            if i.lift >= config.min_lift
+            and i.share_in_group >= config.min_support
+            and (i.contrast is None or i.contrast >= min_contrast)
+            and _title(i.title)
+        ]
+
+    # where another group likes every one of them more, the items this group likes more than overall (weaker)
+    return facts(config.min_contrast) or facts(0.0)
 
 
 def _word_keys(text: str) -> set[str]:
@@ -227,10 +256,14 @@ def _is_people(fact: NameFact) -> bool:
 
 
 def compose_name(facts: Sequence[NameFact], *, mostly: float = 0.5) -> str:
-    """The name a list of facts says: keyword (or item) facts joined by " & ", then attribute facts after
-    " · ", the first of them "mostly ..." when at least ``mostly`` of the members have it, else "many ..."
-    (over-represented, not most): "Sci-Fi & Action · mostly men, students". No facts: ""."""
-    tastes = " & ".join(f.label for f in facts if f.kind != "attribute")
+    """The name a list of facts says: keyword facts ("Sci-Fi & Action", "Horror, Thriller & Sci-Fi"), item
+    titles (", ": a title may hold "&") and attribute facts, each part after " · "; the first attribute
+    "mostly ..." when at least ``mostly`` of the members have it, else "many ..." (over-represented, not most):
+    "Sci-Fi & Action · Star Wars, Alien · mostly men, students". No facts: ""."""
+    keywords = [f.label for f in facts if f.kind == "keyword"]
+    said = " & ".join(keywords) if len(keywords) < 3 else ", ".join(keywords[:-1]) + " & " + keywords[-1]
+    items = ", ".join(f.label for f in facts if f.kind == "item")
+    tastes = " · ".join(part for part in (said, items) if part)
     people = [f for f in facts if f.kind == "attribute"]
     # "mostly"/"many" goes before the first group of people ("many women"), not an age ("many aged 35-44")
     first = next((i for i, f in enumerate(people) if _is_people(f)), -1)
@@ -238,32 +271,46 @@ def compose_name(facts: Sequence[NameFact], *, mostly: float = 0.5) -> str:
     return " · ".join(part for part in (tastes, ", ".join(words)) if part)
 
 
+def distinct_in_turn(
+    personas: Sequence[Persona], choose: Callable[[Persona, set[str]], list[NameFact]], *, mostly: float = 0.5
+) -> list[tuple[str, list[NameFact]]]:
+    """(name, facts) for every persona, biggest groups first: ``choose(persona, taken)`` gives the facts (the
+    lower-case names already taken, to differ from), and a name still taken is told apart by its group number."""
+    out: list[tuple[str, list[NameFact]]] = [("", [])] * len(personas)
+    taken: set[str] = set()
+    for at in sorted(range(len(personas)), key=lambda i: (-personas[i].size, personas[i].group)):
+        facts = choose(personas[at], taken)
+        name = compose_name(facts, mostly=mostly)
+        if name and name.lower() in taken:
+            name = f"{name} (group {personas[at].group})"
+        taken.add(name.lower())
+        out[at] = (name, facts)
+    return out
+
+
 def composed_names(personas: Sequence[Persona], config: NameConfig | None = None) -> list[tuple[str, list[NameFact]]]:
     """(name, facts) for every persona, no two names alike. Biggest groups first; a group whose name another
     already has says one more fact (its next keyword, then its next attribute, in turn) until it differs,
     and is told apart by its group number only when its facts run out. A card with no fact: ("", [])."""
     config = config or NameConfig()
-    out: list[tuple[str, list[NameFact]]] = [("", [])] * len(personas)
-    taken: set[str] = set()
-    for at in sorted(range(len(personas)), key=lambda i: (-personas[i].size, personas[i].group)):
-        tastes, people = fact_candidates(personas[at], config)
+
+    def choose(persona: Persona, taken: set[str]) -> list[NameFact]:
+        tastes, people = fact_candidates(persona, config)
         n_t, n_a = min(config.taste_terms, len(tastes)), min(config.attributes, len(people))
         facts = tastes[:n_t] + people[:n_a]
-        name = compose_name(facts, mostly=config.mostly)
         turn = 0
-        while name and name.lower() in taken and (n_t < len(tastes) or n_a < len(people)):
+        while (name := compose_name(facts, mostly=config.mostly)) and name.lower() in taken:
+            if n_t >= len(tastes) and n_a >= len(people):
+                break
             if (turn % 2 == 0 and n_t < len(tastes)) or n_a >= len(people):
                 n_t += 1
             else:
                 n_a += 1
             turn += 1
             facts = tastes[:n_t] + people[:n_a]
-            name = compose_name(facts, mostly=config.mostly)
-        if name and name.lower() in taken:
-            name = f"{name} (group {personas[at].group})"
-        taken.add(name.lower())
-        out[at] = (name, facts)
-    return out
+        return facts
+
+    return distinct_in_turn(personas, choose, mostly=config.mostly)
 
 
 class KeywordNamer:

@@ -47,6 +47,9 @@ class DistinctiveItem(BaseModel):
     share_in_group: float
     share_overall: float
     lift: float = Field(description="share_in_group / share_overall.")
+    contrast: float | None = Field(
+        None, description="share_in_group / the largest share in any other group; None when no other likes it."
+    )
 
 
 class AttributeSkew(BaseModel):

@@ -129,9 +129,23 @@ class Hierarchy:
         return self.parent[fine], fine
 
 
-def nest(X: np.ndarray, fine_labels: np.ndarray, n_coarse: int) -> Hierarchy:
+def _merge_space(merge_on: np.ndarray | None, arr: np.ndarray, owner: str) -> np.ndarray:
+    if merge_on is None:
+        return arr
+    space = as_unit_vectors(merge_on, owner=owner)
+    if space.shape[0] != arr.shape[0]:
+        raise ConfigError(
+            f"{owner}: merge_on has {space.shape[0]} rows but X has {arr.shape[0]}; pass one row per user."
+        )
+    return space
+
+
+def nest(X: np.ndarray, fine_labels: np.ndarray, n_coarse: int, *, merge_on: np.ndarray | None = None) -> Hierarchy:
     """Group the fine groups of ``fine_labels`` into ``n_coarse`` coarse ones (Ward merges of the fine groups,
-    :func:`merge_order`). Coarse groups are numbered by size, then by their first member."""
+    :func:`merge_order`). Coarse groups are numbered by size, then by their first member.
+
+    ``merge_on`` (one row per user, e.g. the users' text vectors, the space the names are read in) is where the
+    merges are computed when given; the centroids, and :meth:`Hierarchy.place`, stay in the space of ``X``."""
     arr = as_unit_vectors(X, owner="nest")
     fine = np.asarray(fine_labels, dtype=np.int64)
     if fine.shape != (arr.shape[0],):
@@ -141,7 +155,7 @@ def nest(X: np.ndarray, fine_labels: np.ndarray, n_coarse: int) -> Hierarchy:
         raise ConfigError(
             f"The 'n_coarse' parameter of nest must be an int in [1, n_fine={n_fine}]. Got {n_coarse} instead."
         )
-    root = _cut(merge_order(arr, fine, n_fine), n_fine, n_coarse)
+    root = _cut(merge_order(_merge_space(merge_on, arr, "nest"), fine, n_fine), n_fine, n_coarse)
     users_root = np.where(fine >= 0, root[np.maximum(fine, 0)], -1)
     coarse, old = compact_labels(users_root)
     renumber = np.full(n_fine, -1, dtype=np.int64)
@@ -217,11 +231,11 @@ class StabilityCheck(BaseModel):
     coarse: list[float] | None = None
 
 
-def _coarse_of(X: np.ndarray, fine: np.ndarray, n_coarse: int) -> np.ndarray:
+def _coarse_of(X: np.ndarray, fine: np.ndarray, n_coarse: int, merge_on: np.ndarray | None = None) -> np.ndarray:
     n_fine = int(fine.max()) + 1 if (fine >= 0).any() else 0
     if n_fine == 0:
         return fine
-    return nest(X, compact_labels(fine)[0], min(n_coarse, n_fine)).coarse_labels
+    return nest(X, compact_labels(fine)[0], min(n_coarse, n_fine), merge_on=merge_on).coarse_labels
 
 
 def choose_coarse_k(
@@ -234,14 +248,17 @@ def choose_coarse_k(
     tolerance: float = 0.05,
     sample_size: int | None = 3000,
     seed: int = 0,
+    merge_on: np.ndarray | None = None,
 ) -> KChoice:
     """How many coarse groups a reader gets: each candidate cut of the fine groups' tree (:func:`nest`) is scored
     by its cosine silhouette and its stability (mean ARI against the same cut of the tree built on each of
     ``refit_labels``, 1.0 without refits). Rule: among cuts with stability >= ``min_stability``, the fewest
     groups whose silhouette is within ``tolerance`` (relative) of the best: fewer groups read more easily, and
     silhouettes that close are not told apart. Candidates above the number of fine groups are dropped; if none
-    is left, every fine group is its own coarse group."""
+    is left, every fine group is its own coarse group. With ``merge_on`` the tree is built (:func:`nest`) and
+    the silhouettes computed in that space."""
     arr = as_unit_vectors(X, owner="choose_coarse_k")
+    space = _merge_space(merge_on, arr, "choose_coarse_k")
     fine = np.asarray(fine_labels, dtype=np.int64)
     n_fine = int(fine.max()) + 1 if (fine >= 0).any() else 0
     ks = sorted({int(c) for c in candidates if 2 <= int(c) <= n_fine})
@@ -250,9 +267,9 @@ def choose_coarse_k(
         return KChoice(k=k, rule=f"no candidate in [2, {n_fine}] fine groups: each fine group is its own", scores=[])
     scores = []
     for k in ks:
-        coarse = nest(arr, fine, k).coarse_labels
-        quality = group_quality(arr, coarse, sample_size=sample_size, seed=seed)
-        aris = [float(adjusted_rand_score(coarse, _coarse_of(arr, other, k))) for other in refit_labels]
+        coarse = nest(arr, fine, k, merge_on=merge_on).coarse_labels
+        quality = group_quality(space, coarse, sample_size=sample_size, seed=seed)
+        aris = [float(adjusted_rand_score(coarse, _coarse_of(arr, other, k, merge_on))) for other in refit_labels]
         members = coarse[coarse >= 0]
         scores.append(
             KScore(
@@ -277,7 +294,10 @@ def choose_coarse_k(
     return KChoice(k=best.k, rule=rule, scores=scores)
 
 
-def coarse_refits(X: np.ndarray, refit_labels: Sequence[np.ndarray], n_coarse: int) -> list[np.ndarray]:
-    """The coarse labels of each refit: its own fine groups' tree cut at ``n_coarse``."""
+def coarse_refits(
+    X: np.ndarray, refit_labels: Sequence[np.ndarray], n_coarse: int, *, merge_on: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """The coarse labels of each refit: its own fine groups' tree (merged on ``merge_on`` when given) cut at
+    ``n_coarse``."""
     arr = as_unit_vectors(X, owner="coarse_refits")
-    return [_coarse_of(arr, np.asarray(r, dtype=np.int64), n_coarse) for r in refit_labels]
+    return [_coarse_of(arr, np.asarray(r, dtype=np.int64), n_coarse, merge_on) for r in refit_labels]

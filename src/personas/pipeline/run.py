@@ -997,7 +997,18 @@ class Pipeline:
         return {key: evidence[key] for key in ("pairs", "epochs", "best_epoch", "held_out_loss", "seconds", "device")}
 
     def describe(self, dataset: Dataset, texts: list[str], vectors: np.ndarray, labels: np.ndarray) -> list[Persona]:
-        return describe_groups(labels, texts=texts, vectors=vectors, dataset=dataset)
+        # the run's text encoder and the users' text vectors: names whose facts point at the members there
+        encoder = None
+        if self.text_vectors_ is not None:
+            encoder = self.text_encoder_ if self.text_encoder_ is not None else self._rebuilt_text_encoder(texts)
+        return describe_groups(
+            labels,
+            texts=texts,
+            vectors=vectors,
+            dataset=dataset,
+            encoder=encoder,
+            text_vectors=self.text_vectors_ if encoder is not None else None,
+        )
 
     def name_fidelity(self, texts: list[str], personas: list[Persona], labels: np.ndarray) -> NameFidelity | None:
         """How well each persona's name (the generated one where there is one) picks out its members: the names

@@ -191,3 +191,28 @@ def test_labels_are_the_same_in_processes_started_with_one_and_two_threads() -> 
         )
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert outputs[0] == outputs[1]
+
+
+def test_merge_on_builds_the_tree_in_another_space_and_places_in_the_first() -> None:
+    # In X, sub-tastes 0,1 and 2,3 are siblings; in the names' space (merge_on) 0 sits with 2 and 1 with 3.
+    X, truth = two_by_two()
+    layout, order = two_by_two(seed=1)  # rows of layout are sub-tastes 0..3, 25 each, in order
+    swap = np.array([0, 2, 1, 3])  # sub-taste t of X sits where sub-taste swap[t] sits in the other space
+    other = np.vstack([layout[order == swap[t]] for t in range(4)])
+    fine = truth.copy()
+    plain = nest(X, fine, 2)
+    merged = nest(X, fine, 2, merge_on=other)
+    assert {frozenset(plain.children(c)) for c in range(2)} == {frozenset({0, 1}), frozenset({2, 3})}
+    assert {frozenset(merged.children(c)) for c in range(2)} == {frozenset({0, 2}), frozenset({1, 3})}
+    assert np.array_equal(merged.coarse_labels, merged.parent[fine])  # still nested
+    # centroids (and placing) stay in X's space: a member's own vector gives back its fine group
+    coarse, placed = merged.place(X[[0, 30, 60, 90]])
+    assert placed.tolist() == [0, 1, 2, 3]
+    assert coarse.tolist() == merged.parent[[0, 1, 2, 3]].tolist()
+    # the coarse k is chosen from silhouettes in the merge space, and refits nest there too
+    choice = choose_coarse_k(X, fine, [2, 3], merge_on=other)
+    assert choice.k == 2
+    refit = coarse_refits(X, [fine], 2, merge_on=other)[0]
+    assert np.array_equal(refit, merged.coarse_labels)
+    with pytest.raises(ConfigError, match="merge_on has 3 rows"):
+        nest(X, fine, 2, merge_on=other[:3])
