@@ -43,7 +43,7 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        service.storage.close()
+        service.close()
 
     # /docs is served from local files (install_docs); ReDoc would need a CDN.
     app = FastAPI(
