@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from personas.api import PersonaService, ServeSettings, create_app
 from personas.api.batching import BatcherClosedError, MicroBatcher
@@ -172,3 +173,14 @@ def test_post_users_answers_the_same_batched_or_not(settings: ServeSettings) -> 
         if max_batch > 1:
             assert service.encode_batcher.batches < len(texts)  # concurrent requests shared batch calls
     assert answers[16] == answers[1]
+
+
+def test_the_served_app_runs_blas_on_one_thread_while_it_serves(settings: ServeSettings) -> None:
+    def blas_threads() -> set[int]:  # numpy's and scipy's OpenBLAS: the per-request matrix products
+        return {lib["num_threads"] for lib in threadpool_info() if "scipy_openblas" in lib["prefix"]}
+
+    before = blas_threads()
+    with TestClient(create_app(settings.model_copy(update={"auth": False})), base_url="http://localhost") as client:
+        assert blas_threads() == {1}
+        assert client.post("/users", json={"text": "space rockets", "n": 3}).status_code == 201
+    assert blas_threads() == before  # given back at shutdown

@@ -80,6 +80,12 @@ class ServeSettings(BaseSettings):
         le=1_000,
         description="How long a text may wait for others to join its batch (0: only those already queued join).",
     )
+    blas_threads: int | None = Field(
+        1,
+        ge=1,
+        description="Threads of each BLAS call (numpy/scipy) while serving; None: the library's default (every "
+        "core). Requests already run side by side, and a per-request matrix product split over cores spins and waits.",
+    )
     keep_text: bool = Field(
         False,
         description="Store new users' profile text. Off: only its vector and a salted hash are stored.",
