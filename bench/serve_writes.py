@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import tempfile
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -45,14 +47,16 @@ GENRES = [
 PEOPLE = ["a retired engineer", "a student", "a nurse", "a teacher", "a programmer", "a farmer", "a lawyer"]
 
 
-def profile_texts(count: int, seed: int = 0) -> list[str]:
-    """Varied new-user texts: a taste in two words, a sentence, a paragraph of ~150 words, a negation."""
+def profile_texts(count: int, seed: int = 0, *, short: bool = False) -> list[str]:
+    """Varied new-user texts: a taste in two words, a sentence, a paragraph of 50-150 words, a negation (no
+    paragraphs when ``short``)."""
     rng = np.random.default_rng(seed)
     texts = []
+    kinds = [0, 1, 3] if short else [0, 1, 2, 3]
     for i in range(count):
         a, b, c = (str(g) for g in rng.choice(GENRES, size=3, replace=False))
         person = str(rng.choice(PEOPLE))
-        kind = i % 4
+        kind = kinds[i % len(kinds)]
         if kind == 0:
             texts.append(a)
         elif kind == 1:
@@ -79,7 +83,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 async def measure(servers: dict[str, ServerProcess], args: argparse.Namespace) -> list[Result]:
-    bodies = [json.dumps({"text": text, "n": 10}).encode() for text in profile_texts(args.texts)]
+    bodies = [json.dumps({"text": text, "n": 10}).encode() for text in profile_texts(args.texts, short=args.short)]
 
     def new_user(connection: Connection, i: int) -> Awaitable[int]:
         return connection.request("POST", "/users", bodies[i % len(bodies)])
@@ -119,18 +123,19 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     table = Table(
         title=(
             f"POST /users, micro-batching on vs off: {args.workers} server worker(s), {args.seconds:g} s per phase, "
-            f"{args.texts} profile texts, n=10"
+            f"{args.texts} {'short ' if args.short else ''}profile texts, n=10"
         ),
         title_justify="left",
     )
     columns = ["load", "variant", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"]
-    columns += ["server CPU ms/req", "req/s per CPU core", "req/s on/off", "CPU ms on/off"]
+    columns += ["server CPU ms/req", "req/s per CPU core", "req/s / off", "CPU ms / off"]
     for column in columns:
         table.add_column(column, justify="left" if column in ("load", "variant") else "right")
     off = {r.mode: r for r in results if r.scenario == "batching off"}
-    for result in sorted(results, key=lambda r: (list(off).index(r.mode), r.scenario != "batching off")):
+    variants = list(dict.fromkeys(r.scenario for r in results if r.mode == results[0].mode))
+    for result in sorted(results, key=lambda r: (list(off).index(r.mode), variants.index(r.scenario))):
         base = off[result.mode]
-        on = result.scenario != "batching off"
+        on = result.scenario != "batching off"  # the ratios: this variant over "batching off"
         table.add_row(
             result.mode,
             result.scenario,
@@ -145,6 +150,56 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
             f"{result.throughput / base.throughput:.2f}" if on else "",
             f"{result.cpu_ms / base.cpu_ms:.2f}" if on else "",
         )
+    console.print(table)
+
+
+def _encode_rows(encoder: Any, texts: list[str]) -> list[np.ndarray]:
+    from personas.encode import encode_queries
+
+    return list(encode_queries(encoder, texts))
+
+
+def encoder_alone(args: argparse.Namespace) -> None:
+    """What micro-batching can save in the encoder itself, in this process: --concurrency threads each encoding
+    texts through a MicroBatcher vs one call per text; for the run's encoder and for MiniLM fp32 ONNX in
+    padded batches (an encoder whose forward pass batches). Max |difference| of the vectors beside it."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from personas.api.batching import MicroBatcher
+    from personas.encode import OnnxEncoder, encode_queries
+    from personas.pipeline import load_run
+
+    texts = profile_texts(args.texts, short=args.short)
+    encoders = {"the run's encoder": load_run(args.model).text_encoder()}
+    for size in args.fp32_batches:
+        encoders[f"MiniLM fp32 ONNX, passes of <= {size}"] = OnnxEncoder(quantize=False, batch_size=size, threads=1)
+    table = Table(
+        title=f"The encoder alone, in process: {len(texts)} texts x 2, {args.concurrency} threads",
+        title_justify="left",
+    )
+    for column in ("encoder", "mode", "texts/s", "CPU ms/text", "mean batch", "CPU on/off", "max |diff|"):
+        table.add_column(column, justify="left" if column in ("encoder", "mode") else "right")
+    with threadpool_limits(1, user_api="blas"):
+        for name, encoder in encoders.items():
+            alone = {t: encode_queries(encoder, [t])[0] for t in texts}  # warm up, and the reference vectors
+            rows = {}
+            for mode, max_batch in (("one call per text", 1), ("micro-batched", 32)):
+                batcher = MicroBatcher(functools.partial(_encode_rows, encoder), max_batch=max_batch)
+                work = texts * 2
+                start, cpu = time.perf_counter(), time.process_time()
+                with ThreadPoolExecutor(args.concurrency) as pool:
+                    vectors = list(pool.map(batcher.submit, work))
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                batcher.close()
+                diff = max(float(np.abs(v - alone[t]).max()) for t, v in zip(work, vectors, strict=True))
+                rows[mode] = (len(work) / wall, 1000 * cpu / len(work), batcher.inputs / batcher.batches, diff)
+            base = rows["one call per text"][1]
+            for mode, (rate, cpu_ms, mean, diff) in rows.items():
+                ratio = f"{cpu_ms / base:.2f}" if mode == "micro-batched" else ""
+                table.add_row(name, mode, f"{rate:.0f}", f"{cpu_ms:.2f}", f"{mean:.1f}", ratio, f"{diff:.1e}")
     console.print(table)
 
 
@@ -164,6 +219,17 @@ def main() -> None:
         help="One 'batching on' variant per value of PERSONAS_SERVE_ENCODE_BATCH_WAIT_MS.",
     )
     parser.add_argument("--workers", type=int, default=1, help="Server worker processes (`personas serve --workers`).")
+    parser.add_argument(
+        "--fp32-batches", type=int, nargs="*", default=[8], help="Forward-pass sizes of the fp32 comparison."
+    )
+    parser.add_argument("--short", action="store_true", help="Texts of up to ~20 words only (no paragraphs).")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="Also serve with this source tree first on PYTHONPATH (e.g. another checkout's src): 'baseline'.",
+    )
+    parser.add_argument("--skip-encoder", action="store_true", help="Leave out the in-process encoder table.")
     args = parser.parse_args()
 
     quiet = ("--no-access-log", "--log-level", "warning")
@@ -171,6 +237,8 @@ def main() -> None:
     variants = {"batching off": {"PERSONAS_SERVE_ENCODE_BATCH_MAX": "1"}}
     for wait in args.wait_ms:
         variants[f"batching on, wait {wait:g} ms"] = {"PERSONAS_SERVE_ENCODE_BATCH_WAIT_MS": str(wait)}
+    if args.baseline_src is not None:
+        variants["baseline"] = {"PYTHONPATH": str(args.baseline_src.resolve())}
     console.print(f"Serving {args.model} as {len(variants)} server processes ({', '.join(variants)}) ...")
     with tempfile.TemporaryDirectory(prefix="personas-bench-writes-") as tmp:
         servers = {
@@ -188,6 +256,8 @@ def main() -> None:
             for server in started:
                 server.__exit__(None, None, None)
     print_table(results, args)
+    if not args.skip_encoder:
+        encoder_alone(args)
 
 
 if __name__ == "__main__":
