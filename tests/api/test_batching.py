@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from threadpoolctl import threadpool_info
 
 from personas.api import PersonaService, ServeSettings, create_app
 from personas.api.batching import BatcherClosedError, MicroBatcher
+from personas.api.testing import write_example_run
 from personas.encode import OnnxEncoder, encode_queries, encode_query
 
 
@@ -155,12 +157,24 @@ def test_real_minilm_vectors_through_the_batcher_equal_one_at_a_time(onnx_int8: 
         np.testing.assert_array_equal(vector, encode_query(onnx_int8, text))
 
 
-def test_post_users_answers_the_same_batched_or_not(settings: ServeSettings) -> None:
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example run with MiniLM text vectors: the service encodes new users' text with the run's encoder."""
+    return write_example_run(tmp_path_factory.mktemp("minilm") / "run", encoder="minilm")
+
+
+def test_post_users_answers_the_same_batched_or_not(settings: ServeSettings, minilm_run: Path) -> None:
     texts = ["space rockets and alien planets", "love letters and weddings", "detectives and heists"] * 4
     answers = {}
     for max_batch in (1, 16):
         database = str(settings.database_url).replace(".sqlite", f"-{max_batch}.sqlite")
-        changed = {"database_url": database, "auth": False, "encode_batch_max": max_batch, "encode_batch_wait_ms": 20}
+        changed = {
+            "model_dir": minilm_run,
+            "database_url": database,
+            "auth": False,
+            "encode_batch_max": max_batch,
+            "encode_batch_wait_ms": 20,
+        }
         app = create_app(settings.model_copy(update=changed))
         service: PersonaService = app.state.service
         with TestClient(app, base_url="http://localhost") as client, ThreadPoolExecutor(len(texts)) as pool:
@@ -170,8 +184,9 @@ def test_post_users_answers_the_same_batched_or_not(settings: ServeSettings) -> 
             (r.json()["persona"]["group"], [i["item_id"] for i in r.json()["recommendations"]["items"]])
             for r in responses
         ]
+        assert service.encode_batcher.inputs == len(texts)  # every text went through the batcher...
         if max_batch > 1:
-            assert service.encode_batcher.batches < len(texts)  # concurrent requests shared batch calls
+            assert service.encode_batcher.batches < len(texts)  # ...and concurrent requests shared batch calls
     assert answers[16] == answers[1]
 
 
