@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from threadpoolctl import threadpool_limits
 
 from personas import __version__
 from personas.api.auth import Access, RateLimitHeaders
@@ -42,12 +43,16 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Set in each server process as it starts (workers included), not for whoever imports the app.
+        limits = threadpool_limits(settings.blas_threads, user_api="blas") if settings.blas_threads else None
         if service.top is not None:
             service.top.start()  # run users' lists, in the background: serving starts now
         yield
         if service.top is not None:
             service.top.stop()
-        service.storage.close()
+        service.close()
+        if limits is not None:
+            limits.restore_original_limits()
 
     # /docs is served from local files (install_docs); ReDoc would need a CDN.
     app = FastAPI(

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import to_json
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from personas.api.batching import MicroBatcher
 from personas.api.errors import ConflictError, FieldError, NotFoundError, UnavailableError, UnknownReferenceError
 from personas.api.precomputed import TopLists
 from personas.api.schemas import (
@@ -48,7 +49,7 @@ from personas.api.schemas import (
 from personas.api.settings import ServeSettings
 from personas.api.storage import MAX_ID_CHARS, Receipt, Storage, StoredReceipt, StoredUser, storable
 from personas.describe import Persona
-from personas.encode import encode_query
+from personas.encode import encode_queries
 from personas.errors import DataError
 from personas.pipeline import RunArtefact, load_run
 from personas.recommend import Reason as ModelReason
@@ -125,6 +126,17 @@ class PersonaService:
         # failing the first text request.
         self._encoder: Any | None = _verified_encoder(self.artefact) if self.centroids is not None else None
         self.encoder_error: str | None = None  # set when encoding fails on a request (health reports it)
+        # Concurrent requests' texts are encoded in one call; each gets the vector it would get alone.
+        self.encode_batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(
+            self._encode_texts,
+            max_batch=settings.encode_batch_max,
+            max_wait_s=settings.encode_batch_wait_ms / 1000,
+        )
+
+    def close(self) -> None:
+        """Answer the texts waiting to be encoded, then release the database connections."""
+        self.encode_batcher.close()
+        self.storage.close()
 
     # -- helpers -------------------------------------------------------------------------------------
     def _encode(self, text: str) -> np.ndarray | None:
@@ -132,7 +144,7 @@ class PersonaService:
         if self._encoder is None:
             return None
         try:
-            return encode_query(self._encoder, text).astype(np.float32)  # "..., but no horror" points away
+            return self.encode_batcher.submit(text)
         except Exception as exc:  # whatever failed, the client gets no server detail
             logger.exception("The text encoder failed on a request")
             self.encoder_error = type(exc).__name__
@@ -140,6 +152,11 @@ class PersonaService:
                 "The text encoder failed on this request (the server log has the details); nothing was written. "
                 "Retry later, or send items only."
             ) from None
+
+    def _encode_texts(self, texts: list[str]) -> list[np.ndarray]:
+        """The batch call behind :meth:`_encode`: "..., but no horror" points away from horror."""
+        assert self._encoder is not None
+        return list(encode_queries(self._encoder, texts).astype(np.float32))
 
     def _check_n(self, n: int, field: str) -> int:
         if n > self.settings.max_n:

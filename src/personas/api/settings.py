@@ -77,6 +77,22 @@ class ServeSettings(BaseSettings):
         bound = f"[{self.host}]" if ":" in self.host else self.host
         return hosts + ([bound] if bound not in {*hosts, "0.0.0.0", "[::]"} else [])
 
+    # New users' texts from concurrent requests are encoded together (personas.api.batching).
+    encode_batch_max: int = Field(
+        32, ge=1, description="Most new-user texts encoded in one batch call (1: each request encodes its own)."
+    )
+    encode_batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1_000,
+        description="How long a text may wait for others to join its batch (0: only those already queued join).",
+    )
+    blas_threads: int | None = Field(
+        1,
+        ge=1,
+        description="Threads of each BLAS call (numpy/scipy) while serving; None: the library's default (every "
+        "core). Requests already run side by side, and a per-request matrix product split over cores spins and waits.",
+    )
     keep_text: bool = Field(
         False,
         description="Store new users' profile text. Off: only its vector and a salted hash are stored.",

@@ -59,8 +59,16 @@ def item_id(title: str) -> str:
     return "sku-" + title.replace(" ", "-").lower()
 
 
-def write_example_run(folder: Path, *, users_per_taste: int = 12, seed: int = 0, home: Path | None = None) -> Path:
-    """Run the pipeline (TF-IDF text, k=3, router among the models) on synthetic CSVs; returns ``folder``."""
+def write_example_run(
+    folder: Path,
+    *,
+    users_per_taste: int = 12,
+    seed: int = 0,
+    home: Path | None = None,
+    encoder: str = "tfidf",
+) -> Path:
+    """Run the pipeline (TF-IDF text, or ``encoder``, e.g. "minilm"; k=3, router among the models) on synthetic
+    CSVs; returns ``folder``."""
     folder = Path(folder)
     data = folder.parent / f"{folder.name}-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -78,7 +86,7 @@ def write_example_run(folder: Path, *, users_per_taste: int = 12, seed: int = 0,
             other = TASTES[tastes[(index + 1) % len(tastes)]]
             orders.append(f"{user},{item_id(other[j % len(other)])},2")
     products = ["item,title"] + [f"{item_id(t)},{t}" for titles in TASTES.values() for t in titles]
-    return _write_and_run(folder, data, orders, bios, products, f"k = 3\nseed = {seed}", home=home)
+    return _write_and_run(folder, data, orders, bios, products, f"k = 3\nseed = {seed}", home=home, encoder=encoder)
 
 
 def _write_and_run(
@@ -91,9 +99,11 @@ def _write_and_run(
     *,
     home: Path | None,
     report: bool = False,
+    encoder: str = "tfidf",
 ) -> Path:
-    """Write the CSVs (user,item,rating / user,bio / item,title) and a TF-IDF run config with the given
-    ``[discover]`` lines, run it quietly into ``folder``; returns ``folder``."""
+    """Write the CSVs (user,item,rating / user,bio / item,title) and a run config (TF-IDF text unless
+    ``encoder`` says otherwise) with the given ``[discover]`` lines, run it quietly into ``folder``; returns
+    ``folder``."""
     (data / "interactions.csv").write_text("\n".join(orders) + "\n", encoding="utf-8")
     (data / "users.csv").write_text("\n".join(bios) + "\n", encoding="utf-8")
     (data / "items.csv").write_text("\n".join(products) + "\n", encoding="utf-8")
@@ -115,7 +125,7 @@ item_id = "item"
 title = "title"
 
 [encode]
-kind = "tfidf"
+kind = "{encoder}"
 [discover]
 {discover}
 [recommend]

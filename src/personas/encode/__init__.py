@@ -51,7 +51,7 @@ from personas.encode._factory import ENCODER_KINDS, EncoderKind, encoder_config,
 from personas.encode._language import check_language, is_english_only, text_kind_for
 from personas.encode._multilingual import MultilingualEncoder
 from personas.encode._onnx import OnnxEncoder, export_onnx, quantize_onnx
-from personas.encode._query import encode_query
+from personas.encode._query import encode_queries, encode_query
 from personas.encode._tfidf import TfidfEncoder
 from personas.encode._transformer import SentenceTransformerEncoder
 from personas.encode._tuned import ProjectionHead, TuneConfig, TunedEncoder, tune_head
@@ -85,6 +85,7 @@ __all__ = [
     "TunedEncoder",
     "as_vectors",
     "check_language",
+    "encode_queries",
     "encode_query",
     "encoder_config",
     "export_onnx",

@@ -12,13 +12,13 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
 from personas.data import Dataset, kg_facts
 from personas.data import item_texts as data_item_texts
 from personas.errors import ConfigError
 from personas.recommend._checks import require
+from personas.recommend._rows import l2_rows
 from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["ContentBased", "ContentConfig", "ItemVectorModel", "item_texts"]
@@ -74,7 +74,7 @@ class ContentBased(ItemVectorModel):
     def _fit(self, inputs: FitInputs) -> None:
         dataset = inputs.dataset
         if inputs.item_vectors is not None:
-            self.item_vectors_: np.ndarray | sp.csr_matrix = normalize(inputs.item_vectors)
+            self.item_vectors_: np.ndarray | sp.csr_matrix = l2_rows(inputs.item_vectors)
             self.terms_ = np.array([], dtype=str)
             self.idf_ = np.array([], dtype=np.float64)
             return
@@ -101,7 +101,7 @@ class ContentBased(ItemVectorModel):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         weighted = sp.csr_matrix(counts, dtype=np.float64, copy=True)
         weighted.data = np.log1p(weighted.data)  # sublinear tf
-        return normalize(weighted @ sp.diags(self.idf_)).tocsr()
+        return l2_rows(weighted @ sp.diags(self.idf_)).tocsr()
 
     def _vectoriser(self) -> CountVectorizer:
         if not self.uses_text:
@@ -147,7 +147,7 @@ class ContentBased(ItemVectorModel):
         return out
 
     def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
-        profiles = normalize(profiles)
+        profiles = l2_rows(profiles)
         scores = profiles @ self.item_vectors_.T
         return np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float64)
 
@@ -160,7 +160,7 @@ class ContentBased(ItemVectorModel):
     def _score_new(self, query: NewUser) -> np.ndarray:
         parts: list[np.ndarray | sp.spmatrix] = []
         if query.n_history:
-            parts.append(normalize(query.history @ self.item_vectors_))
+            parts.append(l2_rows(query.history @ self.item_vectors_))
         if query.text:
             if self.uses_text:
                 parts.append(self.text_vector(query.text))
@@ -175,7 +175,7 @@ class ContentBased(ItemVectorModel):
                     f"ContentBased.recommend_new: the vector must have {dim} values (the item vectors' dimension); "
                     f"got {query.vector.shape[0]}."
                 )
-            parts.append(normalize(query.vector.reshape(1, -1)))
+            parts.append(l2_rows(query.vector.reshape(1, -1)))
         if not parts:
             return self.fallback_scores(1)[0]
         total = parts[0]

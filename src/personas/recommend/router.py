@@ -15,7 +15,8 @@ parts are z-normalised per user before they are blended.
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +50,27 @@ from personas.recommend.text_match import TextMatch
 __all__ = ["FEW_PARTS", "ColdStartRouter", "ColdStartRouterConfig", "Route"]
 
 Route = Literal["cold", "few", "warm"]
+
+
+def _query_key(query: NewUser) -> tuple[Any, ...]:
+    """What a new user's scores depend on, as a hashable value (the history is binary: its columns say it all)."""
+    vector = None if query.vector is None else (query.vector.dtype.str, query.vector.shape, query.vector.tobytes())
+    history = sp.csr_matrix(query.history)
+    return query.text, vector, history.shape, np.sort(history.indices).tobytes(), query.group
+
+
+class _LastCall(threading.local):
+    """Per thread, the last new user's route parts and text-profile test: recommending and then explaining
+    (POST /users, GET recommendations of an API user) asks for both twice with the same user."""
+
+    parts: tuple[tuple[Any, ...], dict[str, np.ndarray]] | None = None
+    profile: tuple[tuple[Any, ...], bool] | None = None
+
+
+def _read_only(part: np.ndarray) -> np.ndarray:
+    view = np.asarray(part).view()
+    view.flags.writeable = False  # a kept part is shared by later calls: nobody may change it in place
+    return view
 
 
 def _total(parts: dict[str, np.ndarray]) -> np.ndarray:
@@ -249,6 +271,22 @@ class ColdStartRouter(Recommender):
             return False
         if text is not None and split_negation(text)[1]:
             return False
+        key = (vector.dtype.str, vector.shape, vector.tobytes())
+        last = self._last_call().profile
+        if last is not None and last[0] == key:
+            return last[1]
+        answer = self._reads_as_profile(vector)
+        self._last_call().profile = (key, answer)
+        return answer
+
+    def _last_call(self) -> _LastCall:
+        memo = self.__dict__.get("_memo")
+        if memo is None:  # loaded models are built without __init__; a race only costs a recomputation
+            memo = self.__dict__["_memo"] = _LastCall()
+        return memo
+
+    def _reads_as_profile(self, vector: np.ndarray) -> bool:
+        assert self.text_match_ is not None
         unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
         k = 10
         to_items = np.sort(self.text_match_.item_vectors_ @ unit)[-k:].mean()
@@ -338,7 +376,17 @@ class ColdStartRouter(Recommender):
         return parts
 
     def _route_parts(self, query: NewUser) -> dict[str, np.ndarray]:
-        """The weighted parts of a new user's route (few route: 1 x items each); their sum is the score."""
+        """The weighted parts of a new user's route (few route: 1 x items each); their sum is the score.
+        Kept per thread for the last user asked about, read-only: explaining follows recommending."""
+        key = _query_key(query)
+        last = self._last_call().parts
+        if last is not None and last[0] == key:
+            return dict(last[1])
+        parts = {name: _read_only(part) for name, part in self._compute_route_parts(query).items()}
+        self._last_call().parts = (key, parts)
+        return dict(parts)
+
+    def _compute_route_parts(self, query: NewUser) -> dict[str, np.ndarray]:
         route = self.route_of(query.n_history)
         if route == "warm":
             return {"warm": self.warm_.score_new(query)}

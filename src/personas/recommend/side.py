@@ -15,7 +15,8 @@ import re
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.preprocessing import normalize
+
+from personas.recommend._rows import l2_rows
 
 __all__ = ["SideRidge", "SideText", "side_text_with_bands"]
 
@@ -72,7 +73,7 @@ class SideText:
     def tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """TF-IDF rows (unit norm) of word ``counts``."""
         weighted = sp.csr_matrix(counts @ sp.diags(self.idf_))
-        return normalize(weighted).tocsr() if weighted.shape[1] else weighted
+        return l2_rows(weighted).tocsr() if weighted.shape[1] else weighted
 
     def vector(self, text: str) -> sp.csr_matrix:
         """The TF-IDF row of one side text."""

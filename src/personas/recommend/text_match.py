@@ -19,13 +19,13 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from sklearn.preprocessing import normalize
 
 from personas.config import ComponentConfig
 from personas.data import item_documents, split_negation
 from personas.errors import DataError
 from personas.holdout import best_distinct, first_n_split, list_overlap, ndcg_of_scores
 from personas.recommend._checks import require
+from personas.recommend._rows import l2_rows
 from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 
 __all__ = ["TextMatch", "TextMatchConfig"]
@@ -62,7 +62,7 @@ class TextMatchConfig(ComponentConfig):
 
 def mean_item_vectors(item_vectors: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
     """Unit mean of the item vectors of each history row (zero rows for empty histories)."""
-    return normalize(np.asarray(sp.csr_matrix(history) @ item_vectors))
+    return l2_rows(np.asarray(sp.csr_matrix(history) @ item_vectors))
 
 
 class TextMatch(Recommender):
@@ -80,12 +80,10 @@ class TextMatch(Recommender):
                 "TextMatch.fit: needs item_text_vectors (one vector per item, from the same text encoder as the "
                 "users' texts); the pipeline makes them, or pass them to fit(item_text_vectors=...)."
             )
-        self.item_vectors_ = normalize(inputs.item_text_vectors)
+        self.item_vectors_ = l2_rows(inputs.item_text_vectors)
         dim = self.item_vectors_.shape[1]
         vectors = inputs.user_vectors
-        self.user_vectors_ = (
-            normalize(vectors) if vectors is not None and vectors.shape[1] == dim else np.zeros((0, dim))
-        )
+        self.user_vectors_ = l2_rows(vectors) if vectors is not None and vectors.shape[1] == dim else np.zeros((0, dim))
         self.log_popularity_ = normalise_rows(np.log1p(self.popularity_).reshape(1, -1))[0]
         self.prior_, self.prior_trials_ = self._choose_prior(inputs)
         self.documents_ = np.asarray(item_documents(inputs.dataset), dtype=str)  # for the words of a reason
@@ -140,7 +138,7 @@ class TextMatch(Recommender):
     def vector_parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two terms of :meth:`vector_scores`: what the words mean (z-normalised cosine) and the popularity
         prior (an explanation must not credit the words with what popularity did)."""
-        cosine = normalize(np.asarray(vectors, dtype=np.float64)) @ self.item_vectors_.T
+        cosine = l2_rows(np.asarray(vectors, dtype=np.float64)) @ self.item_vectors_.T
         return normalise_rows(cosine), np.tile(self.prior_ * self.log_popularity_, (len(cosine), 1))
 
     def query_vector(self, query: NewUser) -> np.ndarray | None:

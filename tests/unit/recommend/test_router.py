@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -277,3 +280,42 @@ def test_centroids_must_match_the_groups(world: tuple[Dataset, np.ndarray]) -> N
         ColdStartRouter().fit(
             dataset, groups=groups, user_vectors=np.ones((dataset.n_users, 4)), centroids=np.ones((2, 4))
         )
+
+
+def test_a_new_users_route_is_computed_once_for_recommending_and_explaining(
+    world: tuple[Dataset, np.ndarray],
+) -> None:
+    """POST /users recommends, then explains the same user: the route parts are kept per thread for the last
+    user asked about, and never handed to another user (other text, vector, history or group; other thread)."""
+    dataset, groups = world
+    user_vectors = np.zeros((dataset.n_users, 3))
+    user_vectors[groups >= 0, groups[groups >= 0]] = 1.0
+    model = ColdStartRouter(cold_content_weight=0.0).fit(
+        dataset, groups=groups, user_vectors=user_vectors, centroids=np.eye(3)
+    )
+    fresh = Recommender.load(model.save(Path(tempfile.mkdtemp()) / "router"))  # the reference: another instance
+    computed = []
+    inner = model._compute_route_parts
+    model._compute_route_parts = lambda query: computed.append(query) or inner(query)  # type: ignore[method-assign]
+    queries = [
+        {"text": "haunted ghosts", "vector": np.array([0.1, 0.2, 0.9])},
+        {"text": "haunted ghosts", "vector": np.array([0.9, 0.2, 0.1])},  # same words, other vector
+        {"text": "haunted ghosts", "vector": np.array([0.1, 0.2, 0.9]), "group": 0},
+        {"history": ["i20", "i21"]},
+        {"history": ["i20", "i22"]},
+    ]
+
+    def answer(recommender: Recommender, query: dict[str, Any]) -> tuple[list[int], list[str | None]]:
+        rec = recommender.recommend_new(n=5, **query)
+        history = np.array([dataset.item_vocab.row(i) for i in query.get("history", [])], dtype=np.int64)
+        text, vector, group = query.get("text"), query.get("vector"), query.get("group")
+        reasons = recommender.explain(rec.ids[0], history=history, group=group, text=text, vector=vector)
+        return rec.ids[0].tolist(), [r.part for r in reasons]
+
+    expected = [answer(fresh, q) for q in queries]
+    assert [answer(model, q) for q in queries] == expected
+    assert len(computed) == len(queries)  # once per user, not once for the list and once for its reasons
+    with ThreadPoolExecutor(4) as pool:  # threads interleaving users: each gets its own answer
+        assert list(pool.map(lambda i: answer(model, queries[i % 5]), range(40))) == [
+            expected[i % 5] for i in range(40)
+        ]
