@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from personas.data import Dataset, ProfileConfig, build_profiles
-from personas.data.columnar import additive_separators, group_item_counts, profile_texts
+from personas.data.columnar import additive_separators, group_counts, group_item_counts, profile_texts
 from personas.data.profiles import build_profiles_loop, count_tokens
 
 _WORDS = ["space", "opera", "Tea", "love", "ok", "it's", "sci-fi", "état", "日本", "x1", "42"]
@@ -150,6 +150,22 @@ def test_group_item_counts_equal_the_sparse_product(seed: int) -> None:
     expected = (onehot @ dataset.matrix("binary")).toarray()
     got = group_item_counts(dataset.user_rows, dataset.item_rows, labels, 4, dataset.n_items)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_group_counts_of_a_binary_matrix_equal_the_group_by_over_its_pairs(seed: int, dtype: type) -> None:
+    dataset = messy(seed)
+    labels = np.random.default_rng(seed).integers(-1, 4, size=dataset.n_users)
+    labels[-1] = 5  # groups 4 and 5: one empty, one with a member who took nothing
+    matrix = dataset.matrix("binary").astype(dtype)
+    users = np.repeat(np.arange(dataset.n_users), np.diff(matrix.indptr))
+    expected = group_item_counts(users, matrix.indices, labels, 6, dataset.n_items, distinct=True)
+    got = group_counts(matrix, labels, 6)
+    assert got.dtype == np.float64 and got.shape == (6, dataset.n_items)
+    np.testing.assert_array_equal(got, expected)
+    assert got[4].sum() == 0 and got.sum() == matrix[labels >= 0].nnz
+    assert group_counts(matrix, np.full(dataset.n_users, -1), 0).shape == (0, dataset.n_items)
 
 
 def _reference_group_scores(dataset: Dataset, labels: np.ndarray, shrinkage: float = 5.0) -> np.ndarray:
