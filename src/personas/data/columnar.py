@@ -8,8 +8,10 @@ Polars and DuckDB on the same task.
   :func:`personas.data.build_profiles` writes it, built per column: interactions sorted per user once, the
   liked items chosen by masks, the token budget as a cumulative sum of per-item token counts, the item names
   joined per user by Arrow's ``binary_join``. Python runs once per item, per distinct demographics value and
-  per user-written text (their tokens must be counted), not once per interaction.
+  per user-written text (their tokens must be counted), not once per interaction. Strings are joined one
+  block of users at a time: Arrow never holds every user's names at once.
 - :func:`group_item_counts`: users of each group who took each item, as one group-by over interaction rows.
+- :func:`group_counts`: the same counts from a binary users x items matrix, as one sparse product.
 - :func:`phrase_matrix` and :func:`term_counts`: the document x term counts of a phrase-wise analyser (such as
   the keyword analyser of ``personas.describe``) with each distinct phrase analysed once: profile texts repeat
   the same item names across millions of users. ``describe``'s keywords are counted with them.
