@@ -9,9 +9,10 @@ Data: ``n`` users in 16 latent tastes, 2,000 items, 20 interactions per user dra
 noise, unit length), so encoding is not timed. Both engines run the same stages on the same files: load,
 profile texts, discover (k-means, k=16), describe (keywords, distinctive items, representatives), fit
 group-popular and most-popular, write the run folder. Each engine runs in its own process; a sampler reads
-the resident memory of that process and all its children (Spark's JVM and Python workers) every 0.1 s,
-giving the peak per stage. The single-machine column "n x n GB" is what one float32 n x n matrix would
-take: the peak stays far below it and grows linearly with n.
+the resident memory of that process and all its children (Spark's JVM and Python workers) every 0.02 s,
+giving the peak per stage, and once more as each stage ends ("held": what the stage leaves to the next ones;
+the "process total" peak is its highest stage's). The single-machine column "n x n GB" is what one float32
+n x n matrix would take: the peak stays far below it and grows linearly with n.
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ class PeakMemory:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self._rss())
-            time.sleep(0.1)
+            time.sleep(0.02)  # short-lived arrays (a sort's buffer) last tenths of a second
 
     def reset(self) -> None:
         self.peak = self._rss()
+
+    def now(self) -> int:
+        return self._rss()
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,16 +169,20 @@ def timed(name: str, rows: list[dict[str, Any]], memory: PeakMemory) -> Iterator
             # CPU of this Python process, all its threads (not Spark's JVM): on a shared machine it moves less
             "cpu_s": time.process_time() - cpu,
             "peak_gb": memory.peak / 1e9,
+            # what the stage leaves held (resident at its end): the floor of the stages after it
+            "held_gb": memory.now() / 1e9,
         }
     )
     print(
-        f"  {name}: {rows[-1]['seconds']:.1f} s (CPU {rows[-1]['cpu_s']:.1f} s), peak {rows[-1]['peak_gb']:.2f} GB",
+        f"  {name}: {rows[-1]['seconds']:.1f} s (CPU {rows[-1]['cpu_s']:.1f} s), peak {rows[-1]['peak_gb']:.2f} GB,"
+        f" held after {rows[-1]['held_gb']:.2f} GB",
         file=sys.stderr,
         flush=True,
     )
 
 
 def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -192,7 +200,8 @@ def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
         order = dataset.user_vocab.rows(table["user_id"].to_numpy())
         vectors = np.empty((dataset.n_users, DIM), dtype=np.float32)
         vectors[order] = pc.list_flatten(table["vector"]).to_numpy().reshape(-1, DIM)  # no object per user
-        del table
+        del table, order
+        pa.default_memory_pool().release_unused()  # Arrow's allocator would keep the table's pages (~0.3 GB)
     with timed("profile texts", rows, memory):
         texts = build_profiles(dataset)
     with timed("discover", rows, memory):
@@ -259,7 +268,7 @@ def child(args: argparse.Namespace) -> None:
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (users, stage): seconds and peak GB per engine, the Spark/local time ratio, n x n GB."""
-    units = {"seconds": "s", "cpu_s": "CPU s", "peak_gb": "peak GB"}
+    units = {"seconds": "s", "cpu_s": "CPU s", "peak_gb": "peak GB", "held_gb": "held GB"}
     values = [v for v in units if v in frame.columns]
     wide = frame.pivot_table(index=["users", "stage"], columns="engine", values=values, sort=False)
     wide.columns = [f"{engine} {units[what]}" for what, engine in wide.columns]
@@ -312,9 +321,11 @@ def main() -> None:
                     {"users": n, "engine": engine, "stage": "FAILED", "seconds": wall, "cpu_s": cpu, "peak_gb": np.nan}
                 )
                 continue
-            for row in json.loads(done.stdout.strip().splitlines()[-1]):
+            stages = json.loads(done.stdout.strip().splitlines()[-1])
+            for row in stages:
                 results.append({"users": n, "engine": engine, **row})
-            total = {"stage": "process total", "seconds": wall, "cpu_s": cpu, "peak_gb": np.nan}
+            peak = max(row["peak_gb"] for row in stages)  # the process's peak: its highest stage
+            total = {"stage": "process total", "seconds": wall, "cpu_s": cpu, "peak_gb": peak, "held_gb": np.nan}
             results.append({"users": n, "engine": engine, **total})
     frame = pd.DataFrame(results)
     print(markdown(summary(frame)))

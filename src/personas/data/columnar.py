@@ -8,8 +8,10 @@ Polars and DuckDB on the same task.
   :func:`personas.data.build_profiles` writes it, built per column: interactions sorted per user once, the
   liked items chosen by masks, the token budget as a cumulative sum of per-item token counts, the item names
   joined per user by Arrow's ``binary_join``. Python runs once per item, per distinct demographics value and
-  per user-written text (their tokens must be counted), not once per interaction.
+  per user-written text (their tokens must be counted), not once per interaction. Strings are joined one
+  block of users at a time: Arrow never holds every user's names at once.
 - :func:`group_item_counts`: users of each group who took each item, as one group-by over interaction rows.
+- :func:`group_counts`: the same counts from a binary users x items matrix, as one sparse product.
 - :func:`phrase_matrix` and :func:`term_counts`: the document x term counts of a phrase-wise analyser (such as
   the keyword analyser of ``personas.describe``) with each distinct phrase analysed once: profile texts repeat
   the same item names across millions of users. ``describe``'s keywords are counted with them.
@@ -35,7 +37,7 @@ from personas.data.items import item_texts
 if TYPE_CHECKING:
     from personas.data._profile_config import ProfileConfig
 
-__all__ = ["additive_separators", "group_item_counts", "phrase_matrix", "profile_texts", "term_counts"]
+__all__ = ["additive_separators", "group_counts", "group_item_counts", "phrase_matrix", "profile_texts", "term_counts"]
 
 _WORD_CHAR = re.compile(r"\w")
 # What _join (profiles.py) takes for the end of a sentence.
@@ -75,6 +77,41 @@ class _Part:
         self.blank = blank  # bool: present but only whitespace
         self.present = pc.not_equal(texts, "").to_numpy(zero_copy_only=False)
 
+    def block(self, start: int, size: int) -> pa.Array:
+        """The texts of users ``start .. start + size - 1``."""
+        return self.texts.slice(start, size)
+
+
+class _BehaviourPart(_Part):
+    """The behaviour part, whose strings are written one block of users at a time: joined for every user at
+    once, its item names would be held three times over (taken, joined, framed), ~1 GB at 10^6 users."""
+
+    def __init__(
+        self,
+        names: pa.Array,
+        items: np.ndarray,
+        counts: np.ndarray,
+        frame: tuple[str, str, str],
+        tokens: np.ndarray,
+        ends: np.ndarray,
+    ) -> None:
+        self.names = names  # pa.string, one per item
+        self.items = items  # kept item rows, users in order
+        self.counts = counts  # kept items per user
+        self.starts = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.starts[1:])
+        self.frame = frame  # prefix, item separator, suffix
+        self.tokens = tokens
+        self.ends = ends
+        self.present = counts > 0
+        self.blank = np.zeros(len(counts), dtype=bool)
+
+    def block(self, start: int, size: int) -> pa.Array:
+        prefix, separator, suffix = self.frame
+        items = self.items[self.starts[start] : self.starts[start + size]]
+        joined = _grouped_join(self.names.take(pa.array(items)), self.counts[start : start + size], separator)
+        return pc.if_else(pa.array(self.present[start : start + size]), _concat(prefix, joined, suffix), "")
+
 
 def _python_part(values: Sequence[str]) -> _Part:
     """A part written by users (own text, reviews, tags): its tokens must be read, once per present text."""
@@ -104,19 +141,25 @@ def _concat(*columns: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*columns, "")
 
 
-def _sorted_interactions(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Interaction indices per user, newest first (ties: item row), and each user's first position."""
+def _sorted_interactions(dataset: Dataset) -> np.ndarray:
+    """Interaction indices (int32 where they fit) per user, newest first (ties: item row)."""
     users, times, items = dataset.user_rows, dataset.timestamps, dataset.item_rows
     newest = int(times.max()) if len(times) else 0
     span = newest - int(times.min()) + 1 if len(times) else 1
     if dataset.n_users * span * max(dataset.n_items, 1) < 2**62:
         # One int64 key (user, newest first, item) and one stable sort: a third of lexsort's three passes.
-        key = (users.astype(np.int64) * span + (newest - times)) * max(dataset.n_items, 1) + items
+        # Built in place: each temporary is one more array of 8 bytes per interaction.
+        key = users.astype(np.int64)
+        key *= span
+        key += newest
+        key -= times
+        key *= max(dataset.n_items, 1)
+        key += items
         order = np.argsort(key, kind="stable")
+        del key
     else:
         order = np.lexsort((items, -times, users))
-    starts = np.searchsorted(dataset.user_rows[order], np.arange(dataset.n_users + 1))
-    return order, starts
+    return order.astype(np.int32) if len(order) < 2**31 else order
 
 
 def _per_user_rank(users: np.ndarray, n_users: int) -> np.ndarray:
@@ -131,13 +174,13 @@ def _own_text(dataset: Dataset) -> _Part:
 
 
 def _reviews(dataset: Dataset, order: np.ndarray, max_reviews: int) -> _Part:
-    if max_reviews <= 0:
+    has = dataset.reviews.astype(bool)  # bool() of each value, in C: None and "" are no review, as in the loop
+    if max_reviews <= 0 or not has.any():
         return _python_part([""] * dataset.n_users)
-    reviews = dataset.reviews[order]
-    has = reviews.astype(bool)  # bool() of each value, in C: None and "" are no review, as in the loop
-    users = dataset.user_rows[order][has]
+    rows = order[has[order]]
+    users = dataset.user_rows[rows]
     keep = _per_user_rank(users, dataset.n_users) < max_reviews
-    chosen = reviews[has][keep]
+    chosen = dataset.reviews[rows[keep]]
     counts = np.bincount(users[keep], minlength=dataset.n_users)
     if not len(chosen):
         return _python_part([""] * dataset.n_users)
@@ -210,41 +253,58 @@ def _behaviour(
     item_ends = np.array([t.rstrip()[-1:] in _SENTENCE_ENDS for t in texts], dtype=bool)
     users = dataset.user_rows[order]
     items = dataset.item_rows[order]
-    chosen = np.ones(len(order), dtype=bool)
+    chosen = has_text[items]
     if config.min_rating is not None:
         ratings = dataset.ratings[order]
         rated = ~np.isnan(ratings)
+        any_rated = np.zeros(n_users, dtype=bool)
+        any_rated[users[rated]] = True
         liked = ratings >= config.min_rating
-        any_rated = np.bincount(users, weights=rated, minlength=n_users) > 0
-        any_liked = np.bincount(users, weights=liked, minlength=n_users) > 0
+        any_liked = np.zeros(n_users, dtype=bool)
+        any_liked[users[liked]] = True
         best = np.full(n_users, -np.inf)
         np.maximum.at(best, users[rated], ratings[rated])
-        # No rating: every item; none rated high enough: the highest rated (as the loop does).
-        chosen = np.where(any_rated[users], np.where(any_liked[users], liked, ratings == best[users]), True)
-    chosen &= has_text[items]
+        # Liked items; none rated high enough: the highest rated; no rating: every item (as the loop does).
+        # Written by positions, not as whole-array np.where: each temporary is 8 bytes per interaction.
+        short = np.flatnonzero(~any_liked[users])
+        liked[short] = ratings[short] == best[users[short]]
+        liked[~any_rated[users]] = True
+        chosen &= liked
+        del ratings, rated, liked, short
     users, items = users[chosen], items[chosen]
+    del chosen
     if len(users):  # each item once per user, its newest interaction
-        key = users.astype(np.int64) * n_items + items
+        key = users.astype(np.int64)
+        key *= n_items
+        key += items
         sort = np.argsort(key, kind="stable")
+        key = key[sort]
         first = np.ones(len(key), dtype=bool)
-        first[sort[1:]] = key[sort[1:]] != key[sort[:-1]]
+        first[sort[1:]] = key[1:] != key[:-1]
+        del key, sort
         users, items = users[first], items[first]
+        del first
     separator = count_tokens(config.item_separator)
     budget = config.max_tokens - used - count_tokens(config.behaviour_template.replace("{items}", ""))
-    steps = item_tokens[items] + separator
-    running = np.cumsum(steps)
+    running = item_tokens[items]
+    running += separator
+    np.cumsum(running, out=running)
     starts = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(users, minlength=n_users), out=starts[1:])
-    before = np.concatenate([[0], running])[starts[:-1]]
+    before = np.zeros(n_users, dtype=np.int64)  # each user's running cost before their first item
+    after = starts[:-1] > 0
+    before[after] = running[starts[:-1][after] - 1]
     # The names joined so far cost sum(tokens) + (m - 1) separators; the loop stops at the first that does
     # not fit, and the sum only grows, so the names kept are those whose running cost fits.
-    fits = running - before[users] - separator <= budget[users]
+    running -= before[users]
+    running -= separator
+    fits = running <= budget[users]
+    del running
     users, items = users[fits], items[fits]
+    del fits
     counts = np.bincount(users, minlength=n_users)
     prefix, _, suffix = config.behaviour_template.partition("{items}")
-    names = _grouped_join(pa.array(texts, type=pa.string()).take(pa.array(items)), counts, config.item_separator)
     present = counts > 0
-    joined = pc.if_else(pa.array(present), _concat(prefix, names, suffix), "")
     cost = np.bincount(users, weights=item_tokens[items], minlength=n_users).astype(np.int64)
     tokens = np.where(present, cost + (counts - 1) * separator + count_tokens(prefix) + count_tokens(suffix), 0)
     last = np.zeros(n_users, dtype=np.int64)
@@ -252,7 +312,9 @@ def _behaviour(
     last[present] = items[ends_at[present]]
     # Template item texts are stripped and non-empty: without a suffix, the last name ends the part.
     ends = np.full(n_users, suffix.rstrip()[-1:] in _SENTENCE_ENDS) if suffix.strip() else item_ends[last]
-    return _Part(joined, tokens, ends & present, np.zeros(n_users, dtype=bool))
+    # Every kept name is non-empty, so a user's part is present exactly when some item was kept.
+    frame = (prefix, config.item_separator, suffix)
+    return _BehaviourPart(pa.array(texts, type=pa.string()), items, counts, frame, tokens, ends & present)
 
 
 def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOCK) -> list[str] | None:
@@ -264,7 +326,7 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
     if not additive_separators(config):
         return None
     n_users = dataset.n_users
-    order, _ = _sorted_interactions(dataset)
+    order = _sorted_interactions(dataset)
     separator = config.part_separator
     short = separator[1:] if separator.startswith(".") else separator
     sep_tokens, short_tokens = count_tokens(separator), count_tokens(short)
@@ -274,7 +336,7 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
     ends = np.zeros(n_users, dtype=bool)  # the joined text's last non-space character ends a sentence
     short_ends = bool(short.strip()) and short.rstrip()[-1:] in _SENTENCE_ENDS
     sep_ends = bool(separator.strip()) and separator.rstrip()[-1:] in _SENTENCE_ENDS
-    plan: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]] = []  # texts, here, follows, use_short
+    plan: list[tuple[_Part, np.ndarray, np.ndarray, np.ndarray]] = []  # part, here, follows, use_short
     for name in config.parts:
         if name == "text":
             part = _own_text(dataset)
@@ -290,7 +352,7 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
         here = part.present
         follows = here & (pieces > 0)
         use_short = follows & ends
-        plan.append((part.texts, here, follows, use_short))
+        plan.append((part, here, follows, use_short))
         total += np.where(follows, np.where(use_short, short_tokens, sep_tokens), 0) + np.where(here, part.tokens, 0)
         # After a blank piece the text ends where its separator (or the text before) did.
         joiner_ends = np.where(use_short, short_ends, sep_ends)
@@ -302,18 +364,28 @@ def profile_texts(dataset: Dataset, config: ProfileConfig, *, block: int = _BLOC
     del order
     profiles: list[str] = []
     for start in range(0, n_users, block):
-        size = min(block, n_users - start)
-        out = pa.array([""] * size, type=pa.string())
-        for texts, here, follows, use_short in plan:
-            piece = texts.slice(start, size)
-            joiner = pc.if_else(pa.array(use_short[start : start + size]), short, separator)
-            glued = _concat(out, joiner, piece)
-            alone = pc.if_else(pa.array(here[start : start + size]), piece, out)
-            out = pc.if_else(pa.array(follows[start : start + size]), glued, alone)
-        profiles.extend(out.to_pylist())
+        profiles.extend(_joined_block(plan, start, min(block, n_users - start), separator, short))
+    del plan
+    # Arrow's allocator keeps what the string work freed for its next call (~0.5 GB at 10^6 users): hand it
+    # back to the system, the stages after this one allocate with numpy and Python, not Arrow.
+    pa.default_memory_pool().release_unused()
     for row in np.flatnonzero(total > config.max_tokens):
         profiles[row] = within(profiles[row], config.max_tokens, count_tokens)
     return profiles
+
+
+def _joined_block(
+    plan: list[tuple[_Part, np.ndarray, np.ndarray, np.ndarray]], start: int, size: int, separator: str, short: str
+) -> list[str]:
+    """The profiles of users ``start .. start + size - 1``: the pieces of each part joined in Arrow."""
+    out = pa.array([""] * size, type=pa.string())
+    for part, here, follows, use_short in plan:
+        piece = part.block(start, size)
+        joiner = pc.if_else(pa.array(use_short[start : start + size]), short, separator)
+        glued = _concat(out, joiner, piece)
+        alone = pc.if_else(pa.array(here[start : start + size]), piece, out)
+        out = pc.if_else(pa.array(follows[start : start + size]), glued, alone)
+    return out.to_pylist()
 
 
 def group_item_counts(
@@ -337,6 +409,20 @@ def group_item_counts(
         pairs = np.unique(pairs)
     cells = labels[pairs // n_items] * n_items + pairs % n_items
     return np.bincount(cells, minlength=n_groups * n_items).reshape(n_groups, n_items).astype(np.float64)
+
+
+def group_counts(matrix: sp.csr_matrix, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, n_items) float64: how many users of each group have an entry for each item in ``matrix``, a
+    users x items matrix whose stored entries are all 1 (a binary matrix: each pair once); users labelled -1
+    count in no group. What :func:`group_item_counts` gives for the matrix's pairs, as one sparse product
+    (groups x users indicator @ matrix): no array per stored entry (at 2 x 10^7 entries the pairs and their
+    keys as int64 took ~0.7 GB)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    members = np.flatnonzero(labels >= 0)
+    indicator = sp.csr_matrix(
+        (np.ones(len(members), dtype=matrix.dtype), (labels[members], members)), shape=(n_groups, matrix.shape[0])
+    )
+    return np.asarray((indicator @ matrix).toarray(), dtype=np.float64)
 
 
 def phrase_matrix(texts: Sequence[str], split: re.Pattern[str]) -> tuple[sp.csr_matrix, list[str]]:

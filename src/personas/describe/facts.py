@@ -13,7 +13,7 @@ from pydantic import Field
 
 from personas.config import ComponentConfig
 from personas.data import Dataset, clean_text
-from personas.data.columnar import group_item_counts
+from personas.data.columnar import group_counts
 from personas.data.language import has_han
 from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Representative
 
@@ -101,8 +101,8 @@ def representatives(
     ]
 
 
-def _liked_pairs(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(user rows, item rows) of the interactions that count as liked, each pair once."""
+def _liked(dataset: Dataset, min_rating: float | None) -> sp.csr_matrix:
+    """The users x items matrix of the interactions that count as liked, 1 for each pair (int32)."""
     keep = np.ones(dataset.n_interactions, dtype=bool)
     if min_rating is not None and dataset.has_ratings:
         keep = np.nan_to_num(dataset.ratings, nan=-np.inf) >= min_rating
@@ -112,7 +112,8 @@ def _liked_pairs(dataset: Dataset, min_rating: float | None) -> tuple[np.ndarray
         (np.ones(len(users), dtype=np.int32), (users, items)), shape=(dataset.n_users, dataset.n_items)
     )
     liked.sum_duplicates()
-    return np.repeat(np.arange(dataset.n_users), np.diff(liked.indptr)), liked.indices
+    liked.data[:] = 1
+    return liked
 
 
 def distinctive_items(
@@ -120,10 +121,10 @@ def distinctive_items(
 ) -> list[list[DistinctiveItem]]:
     """Items each group likes more than everyone does: lift = share of the group / share of all users,
     among items liked by at least ``max(min_item_users, min_item_share * group size)`` members."""
-    users, items = _liked_pairs(dataset, config.min_rating)
-    overall = np.bincount(items, minlength=dataset.n_items) / max(dataset.n_users, 1)
-    # members of each group who liked each item: one group-by over the liked pairs
-    supports = group_item_counts(users, items, labels, n_groups, dataset.n_items, distinct=True).astype(np.int64)
+    liked = _liked(dataset, config.min_rating)
+    overall = np.bincount(liked.indices, minlength=dataset.n_items) / max(dataset.n_users, 1)
+    # members of each group who liked each item: one sparse product over the liked pairs
+    supports = group_counts(liked, labels, n_groups).astype(np.int64)
     titles = dataset.items["title"].fillna("").astype(str).to_numpy()
     item_ids = dataset.item_vocab.ids
     sizes = np.bincount(labels[labels >= 0], minlength=n_groups)

@@ -449,6 +449,7 @@ def descriptive_keywords(
     incidence = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.int64), (rows, cols)), shape=(dataset.n_users, len(about) + len(writers))
     )
+    del users, items, said, rows, cols  # ~0.25 GB at 10^6 users, not needed by the counting below
     incidence.sum_duplicates()
     incidence.data[:] = 1  # an item liked twice is one piece of the text
     n_docs = int(np.count_nonzero(np.diff(incidence.indptr)))
@@ -457,6 +458,7 @@ def descriptive_keywords(
     if n_groups == 0:
         return []
     counts = sp.csr_matrix(incidence @ sources)
+    del incidence
     return _phrase_keywords((counts, phrases), n_docs, labels, n_groups, config, ids)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from personas.config import ComponentConfig
-from personas.data.columnar import group_item_counts
+from personas.data.columnar import group_counts
 from personas.recommend._checks import require
 from personas.recommend.base import FitInputs, NewUser, Recommender
 from personas.recommend.placement import GroupPlacer, group_of_history
@@ -44,9 +44,8 @@ class GroupPopular(Recommender):
         active = (np.diff(self.seen_.indptr) > 0).astype(np.float64)
         self.global_rate_ = self.popularity_ / max(active.sum(), 1.0)
         n_groups = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-        # One group-by over the distinct (user, item) pairs of the seen matrix: users of g who took i.
-        pair_users = np.repeat(np.arange(n_users), np.diff(self.seen_.indptr))
-        counts = group_item_counts(pair_users, self.seen_.indices, labels, n_groups, self.seen_.shape[1], distinct=True)
+        # Users of g who took i: one sparse product over the binary seen matrix.
+        counts = group_counts(self.seen_, labels, n_groups)
         member = labels >= 0
         sizes = np.bincount(labels[member], weights=active[member], minlength=n_groups)  # members who took any
         s = self.config.shrinkage
