@@ -19,11 +19,11 @@ from personas.describe.keywords import (
     own_texts,
 )
 from personas.describe.namers import NameConfig, apply_namer, composed_names
-from personas.describe.persona import Keyword, Persona
+from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Persona, Representative
 from personas.discover._base import centroids_of
 from personas.errors import DataError
 
-__all__ = ["DescribeConfig", "Namer", "describe_groups"]
+__all__ = ["DescribeConfig", "Namer", "assemble_personas", "describe_groups"]
 
 
 class DescribeConfig(ComponentConfig):
@@ -121,23 +121,32 @@ def describe_groups(
         vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
         centroids = centroids_of(vecs, labels, n_groups)
 
+    reps = [
+        representatives(
+            vecs, labels, centroids, g, user_ids=user_ids, texts=quotes, keywords=keywords[g], config=config.facts
+        )
+        if centroids is not None
+        else []
+        for g in range(n_groups)
+    ]
+    personas = assemble_personas(keywords, reps, items, skew, sizes, n, config)
+    return apply_namer(personas, namer) if namer is not None else personas
+
+
+def assemble_personas(
+    keywords: Sequence[list[Keyword]],
+    reps: Sequence[list[Representative]],
+    items: Sequence[list[DistinctiveItem]],
+    skew: Sequence[list[AttributeSkew]],
+    sizes: np.ndarray,
+    n: int,
+    config: DescribeConfig,
+) -> list[Persona]:
+    """The cards from their parts (one list per group), named: the keyword name, then the composed one."""
+    n_groups = len(sizes)
     keyword_names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
     personas = []
     for g in range(n_groups):
-        reps = (
-            representatives(
-                vecs,
-                labels,
-                centroids,
-                g,
-                user_ids=user_ids,
-                texts=quotes,
-                keywords=keywords[g],
-                config=config.facts,
-            )
-            if centroids is not None
-            else []
-        )
         persona = Persona(
             group=g,
             name=keyword_names[g],
@@ -145,7 +154,7 @@ def describe_groups(
             size=int(sizes[g]),
             share=float(sizes[g] / n) if n else 0.0,
             keywords=keywords[g],
-            representatives=reps,
+            representatives=reps[g],
             distinctive_items=items[g],
             attribute_skew=skew[g],
         )
@@ -153,4 +162,4 @@ def describe_groups(
     for g, (name, facts) in enumerate(composed_names(personas, config.names)):
         if name:
             personas[g] = personas[g].model_copy(update={"name": name, "name_facts": facts, "name_source": "composed"})
-    return apply_namer(personas, namer) if namer is not None else personas
+    return personas
