@@ -159,9 +159,16 @@ class KeywordCounts:
         pair, bits, groups, keys = pair[order], bits[order], groups[order], keys[order]
         starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
         masks = np.bitwise_or.reduceat(bits, starts)
-        triples = np.stack([groups[starts], keys[starts], masks], axis=1)
-        unique, counted = np.unique(triples, axis=0, return_counts=True)
-        for (g, k, m), c in zip(unique.tolist(), counted.tolist(), strict=True):
+        groups, keys = groups[starts], keys[starts]
+        bits = max(int(max(self.key_forms)), 1)
+        if (self.n_groups * len(self.key_forms)) << bits < 2**62:  # one int64 per triple: a 1-D unique
+            packed, counted = np.unique(((groups * len(self.key_forms) + keys) << bits) | masks, return_counts=True)
+            cells, masks_ = np.divmod(packed, 1 << bits)
+            triples = zip(*np.divmod(cells, len(self.key_forms)), masks_, strict=True)
+        else:
+            unique, counted = np.unique(np.stack([groups, keys, masks], axis=1), axis=0, return_counts=True)
+            triples = (tuple(t) for t in unique)
+        for (g, k, m), c in zip(((int(g), int(k), int(m)) for g, k, m in triples), counted.tolist(), strict=True):
             self.masks[(g, k, m)] = self.masks.get((g, k, m), 0) + c
 
     def keywords(self, sizes: np.ndarray) -> list[list[Keyword]] | None:
@@ -276,23 +283,12 @@ class GroupFacts:
         self.keywords_: list[list[Keyword]] | None = None
 
     # ---------------------------------------------------------------------------------------- pass 1
-    def add(
-        self, dataset: Dataset, labels: np.ndarray, vectors: np.ndarray | None, texts: Sequence[str] | None = None
-    ) -> None:
-        """One chunk: its users (``dataset``: those users, every item), their labels, unit vectors and
-        profile texts (``texts``: the keywords' fallback when nobody has descriptive words)."""
+    def add(self, dataset: Dataset, labels: np.ndarray, vectors: np.ndarray | None) -> None:
+        """One chunk: its users (``dataset``: those users, every item), their labels and unit vectors."""
         labels = np.asarray(labels, dtype=np.int64)
         self.n_users += dataset.n_users
         self.sizes += np.bincount(labels[labels >= 0], minlength=self.n_groups)
         self._add_words(dataset, labels)
-        if texts is not None:
-            docs = [t or "" for t in texts]
-            if any(has_han(d) for d in docs):
-                raise DataError("The streamed engine does not segment Chinese profile texts; run without streaming.")
-            matrix, phrases = phrase_matrix(docs, _PHRASE_END)
-            ids = self.texts.phrase_ids(phrases)
-            matrix = sp.csr_matrix((matrix.data, ids[matrix.indices], matrix.indptr), shape=(len(docs), len(ids)))
-            self.texts.add(matrix, labels, sum(1 for d in docs if d.strip()))
         self._add_items(dataset, labels)
         self._add_attributes(dataset.users, labels)
         if vectors is not None:
@@ -301,6 +297,22 @@ class GroupFacts:
             onehot = sp.csr_matrix((np.ones(len(keep)), (labels[keep], keep)), shape=(self.n_groups, len(labels)))
             sums = np.asarray(onehot @ unit.astype(np.float64))
             self.sums = sums if self.sums is None else self.sums + sums
+
+    @property
+    def needs_texts(self) -> bool:
+        """Whether no user had descriptive words: the keywords then come from the profile texts
+        (:meth:`add_texts`, a pass over them), as ``describe_groups`` falls back to its ``texts``."""
+        return self.words.n_docs == 0
+
+    def add_texts(self, texts: Sequence[str | None], labels: np.ndarray) -> None:
+        """One chunk of profile texts (the keywords' fallback, see :attr:`needs_texts`)."""
+        docs = [t or "" for t in texts]
+        if any(has_han(d) for d in docs):
+            raise DataError("The streamed engine does not segment Chinese profile texts; run without streaming.")
+        matrix, phrases = phrase_matrix(docs, _PHRASE_END)
+        ids = self.texts.phrase_ids(phrases)
+        matrix = sp.csr_matrix((matrix.data, ids[matrix.indices], matrix.indptr), shape=(len(docs), len(ids)))
+        self.texts.add(matrix, np.asarray(labels, dtype=np.int64), sum(1 for d in docs if d.strip()))
 
     def _add_words(self, dataset: Dataset, labels: np.ndarray) -> None:
         """descriptive_keywords's documents: each liked item's words, then what the user wrote."""
@@ -391,8 +403,8 @@ class GroupFacts:
         """Each group's keywords (computed once, after pass 1): descriptive words, else the profile texts."""
         if self.keywords_ is None:
             found = self.words.keywords(self.sizes)
-            if found is None:
-                found = self.texts.keywords(self.sizes) if self.texts.n_docs else None
+            if found is None and self.texts.n_docs:
+                found = self.texts.keywords(self.sizes)
             self.keywords_ = found if found is not None else [[] for _ in range(self.n_groups)]
         return self.keywords_
 

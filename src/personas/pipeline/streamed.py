@@ -134,7 +134,7 @@ def plan_chunks(budget: int, n_users: int, n_interactions: int, dim: int, sample
             f"{need:.1f} GB. Got {budget / 2**30:.1f} GB instead."
         )
     chunk = int(0.5 * free / per_user)
-    chunk = max(1_000, min(chunk, n_users))
+    chunk = max(1, min(max(chunk, 1_000), n_users))
     return StreamPlan(chunk_users=chunk, sample=sample_rows, batch_rows=max(10_000, min(2_000_000, 4 * chunk)))
 
 
@@ -181,14 +181,26 @@ class _Ids:
 
 
 def _fixed(ids: pa.Array, width: int | None = None) -> np.ndarray:
-    """Ids as a numpy fixed-width bytes array (UTF-8); wider values than ``width`` can match nothing."""
-    as_bytes = pc.cast(pc.cast(ids, pa.string()), pa.binary()).to_numpy(zero_copy_only=False)
-    if width is None:
-        return np.asarray(as_bytes, dtype=bytes)
-    longest = max((len(b) for b in as_bytes), default=0)
-    if longest > width:  # longer than every known id: unknown, kept apart by a prefix no id has
-        as_bytes = np.array([b if len(b) <= width else b"\xff" * width for b in as_bytes], dtype=object)
-    return np.asarray(as_bytes, dtype=f"S{max(width, 1)}")
+    """Ids as a numpy fixed-width bytes array (their UTF-8 bytes, zero-padded), built from the Arrow buffers
+    without a Python object per id; ids longer than ``width`` can match nothing (they become ``b"\xff" *
+    width``, which no shorter UTF-8 id equals)."""
+    strings = pc.cast(ids, pa.large_string())
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    n = len(strings)
+    _, offsets_buffer, data_buffer = strings.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[strings.offset : strings.offset + n + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    longest = int(lengths.max()) if n else 0
+    size = max(width if width is not None else longest, 1)
+    out = np.zeros((n, size), dtype=np.uint8)
+    for j in range(min(size, longest)):  # one column of bytes at a time: a loop over the id length, not the ids
+        has = lengths > j
+        out[has, j] = data[offsets[:-1][has] + j]
+    if width is not None and longest > width:
+        out[lengths > width] = 0xFF
+    return out.view(f"S{size}").ravel()
 
 
 def _id_column(column: pa.ChunkedArray | pa.Array, where: str) -> pa.Array:
@@ -737,12 +749,14 @@ class StreamedPipeline:
             attributes=self.attributes.chosen(),
             config=_describe_config(),
         )
-        texts = self._texts(writer)
         with self.progress("describe: counts", len(self.chunks)) as advance:
             for a, b, dataset, _ in self._chunks():
                 assert dataset is not None
-                facts.add(dataset, self.labels[a:b], self._vectors(vectors, a, b), next(texts))
+                facts.add(dataset, self.labels[a:b], self._vectors(vectors, a, b))
                 advance()
+        if facts.needs_texts:  # nobody has descriptive words: keywords from the profile texts, as in memory
+            for (a, b), texts in zip(self.chunks, self._texts(writer), strict=True):
+                facts.add_texts(texts, self.labels[a:b])
         facts.keywords()
         with self.progress("describe: representatives", len(self.chunks)) as advance:
             for a, b, dataset, _ in self._chunks():
