@@ -281,6 +281,8 @@ class GroupFacts:
         self.sources: sp.csr_matrix | None = None
         self.candidates: list[list[tuple[float, int, str, str]]] = [[] for _ in range(n_groups)]
         self.keywords_: list[list[Keyword]] | None = None
+        #: Whether any user wrote anything (own text, reviews): only then do representatives need quotes.
+        self.wrote = False
 
     # ---------------------------------------------------------------------------------------- pass 1
     def add(self, dataset: Dataset, labels: np.ndarray, vectors: np.ndarray | None) -> None:
@@ -329,6 +331,7 @@ class GroupFacts:
         if dataset.tags is not None and len(dataset.tags):
             raise DataError("The streamed engine does not read tags; run without streaming.")
         own = _user_words(dataset, {}, max_reviews=20)
+        self.wrote |= bool(own)
         if any(has_han(p) for pieces in own.values() for p in pieces):
             raise DataError("The streamed engine does not segment Chinese texts; run without streaming.")
         writers = np.fromiter(own, dtype=np.int64, count=len(own))
@@ -409,10 +412,11 @@ class GroupFacts:
         return self.keywords_
 
     def add_representatives(
-        self, dataset: Dataset, labels: np.ndarray, vectors: np.ndarray, offset: int, user_ids: Sequence[str]
+        self, dataset: Dataset | None, labels: np.ndarray, vectors: np.ndarray, offset: int, user_ids: Sequence[str]
     ) -> None:
         """Pass 2, one chunk: each group's members most similar to its centroid (``offset``: the chunk's first
-        user row, so ties go to the earlier user as in :func:`~personas.describe.facts.representatives`)."""
+        user row, so ties go to the earlier user as in :func:`~personas.describe.facts.representatives`).
+        ``dataset`` (the chunk's users) gives their quotes; None where nobody wrote anything (:attr:`wrote`)."""
         centroids = self.centroids()
         n_keep = self.config.facts.n_representatives
         if centroids is None or n_keep == 0:
@@ -429,7 +433,7 @@ class GroupFacts:
             sims = (x @ centroids[g]) / np.where(norms > 0, norms, 1.0)
             best = np.lexsort((members, -sims))[:n_keep]
             if quotes is None:
-                quotes = own_words(dataset)
+                quotes = own_words(dataset) if dataset is not None else [""] * len(labels)
             self.candidates[g].extend(
                 (float(sims[i]), offset + int(members[i]), str(user_ids[members[i]]), quotes[members[i]] or "")
                 for i in best

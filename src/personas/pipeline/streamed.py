@@ -555,12 +555,15 @@ class StreamedPipeline:
             frame = _canonical_frame(Table(data.users, "parquet", "users", raw, present, header), schema)
             yield _entity_frame(frame, "user_id", ("text",))
 
-    def _chunks(self, *, users: bool = True) -> Iterator[tuple[int, int, Dataset | None, pa.Table]]:
-        """(first row, end row, the chunk's Dataset (users=False: None), its interactions) per chunk."""
+    def _chunks(
+        self, *, users: bool = True, interactions: bool = True
+    ) -> Iterator[tuple[int, int, Dataset | None, pa.Table]]:
+        """(first row, end row, the chunk's Dataset (users=False: None), its interactions (interactions=False:
+        none)) per chunk."""
         frames = self._users_frames() if users else iter(())
         for index, (a, b) in enumerate(self.chunks):
             path = self.scratch / f"chunk-{index:05d}.arrow"
-            if path.exists():
+            if path.exists() and interactions:
                 with pa.memory_map(str(path)) as handle:
                     table = ipc.open_file(handle).read_all()
             else:
@@ -759,9 +762,9 @@ class StreamedPipeline:
                 facts.add_texts(texts, self.labels[a:b])
         facts.keywords()
         with self.progress("describe: representatives", len(self.chunks)) as advance:
-            for a, b, dataset, _ in self._chunks():
-                assert dataset is not None
-                ids = dataset.user_vocab.ids
+            # Quotes need the users' own words: without any, this pass reads only vectors and labels.
+            for a, b, dataset, _ in self._chunks(users=facts.wrote, interactions=facts.wrote):
+                ids = self.user_ids.slice(a, b - a).to_pylist()
                 facts.add_representatives(dataset, self.labels[a:b], self._vectors(vectors, a, b), a, ids)
                 advance()
         personas = facts.personas()
