@@ -164,11 +164,10 @@ class KeywordCounts:
         if (self.n_groups * len(self.key_forms)) << bits < 2**62:  # one int64 per triple: a 1-D unique
             packed, counted = np.unique(((groups * len(self.key_forms) + keys) << bits) | masks, return_counts=True)
             cells, masks_ = np.divmod(packed, 1 << bits)
-            triples = zip(*np.divmod(cells, len(self.key_forms)), masks_, strict=True)
+            unique = np.stack([*np.divmod(cells, len(self.key_forms)), masks_], axis=1)
         else:
             unique, counted = np.unique(np.stack([groups, keys, masks], axis=1), axis=0, return_counts=True)
-            triples = (tuple(t) for t in unique)
-        for (g, k, m), c in zip(((int(g), int(k), int(m)) for g, k, m in triples), counted.tolist(), strict=True):
+        for (g, k, m), c in zip(unique.tolist(), counted.tolist(), strict=True):
             self.masks[(g, k, m)] = self.masks.get((g, k, m), 0) + c
 
     def keywords(self, sizes: np.ndarray) -> list[list[Keyword]] | None:

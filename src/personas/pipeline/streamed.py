@@ -619,6 +619,7 @@ class StreamedPipeline:
     # .............................................................................................. encode
     def _encode(self, writer: RunWriter) -> str:
         target = writer.tmp / "vectors.npy"
+        out: np.ndarray | None
         if self.vectors_path is not None:
             mapped = np.load(self.vectors_path, mmap_mode="r", allow_pickle=False)
             dim, dtype = mapped.shape[1], mapped.dtype
@@ -681,7 +682,8 @@ class StreamedPipeline:
         assert isinstance(self.config.discover.k, int)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", GroupingWarning)
-            finder = make_finder(self.config.discover.finder_config(self.config.discover.k)).fit(sample)
+            finder_config: Any = self.config.discover.finder_config(self.config.discover.k)
+            finder = make_finder(finder_config).fit(sample)
         for warning in caught:
             self.console.print(f"[yellow]Warning:[/] {warning.message}", highlight=False)
         centroids = np.asarray(finder.centroids_, dtype=np.float32)
@@ -725,7 +727,7 @@ class StreamedPipeline:
                         schema=schema,
                     )
                 )
-        files = {"quality.json": json.dumps({"quality": quality}, indent=2, default=float)}
+        files: dict[str, bytes | str] = {"quality.json": json.dumps({"quality": quality}, indent=2, default=float)}
         arrays: dict[str, np.ndarray] = {}
         if self.vectors_path is None:  # the text space: new users are placed at their nearest text centroid
             sums = np.zeros((self.n_groups, self.dim))

@@ -240,3 +240,20 @@ def test_streamed_agrees_at_ten_thousand_users(tmp_path: Path) -> None:
     reference = GroupPopular().fit(dataset, groups=labels).recommend(ids, 10)
     for got, want in zip(Recommender.load(out / "models" / "group-popular").recommend(ids, 10), reference, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_text_encoder_encodes_chunk_by_chunk_as_in_memory(files: dict[str, Path], tmp_path: Path) -> None:
+    """TF-IDF (fitted on a sample of the texts, here all of them) with behaviour_weight = 0: the streamed run's
+    vectors and groups are those of the in-memory Pipeline on the same config."""
+    from personas.pipeline import Pipeline
+
+    encode = {"kind": "tfidf", "behaviour_weight": 0.0}
+    streamed = config_for(files, tmp_path / "s", encode=encode)
+    StreamedPipeline(streamed, console=quiet(), chunk_users=20).run()
+    memory = config_for(files, tmp_path / "m", encode=encode, streaming="off", discover={"k": 3, "stability_runs": 0})
+    result = Pipeline(memory, console=quiet()).run()
+    np.testing.assert_allclose(np.load(tmp_path / "s" / "vectors.npy"), result.vectors, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "s" / "text_vectors.npy"), result.vectors, atol=1e-6)
+    labels = pd.read_parquet(tmp_path / "s" / "users.parquet")["persona"].to_numpy()
+    assert (labels == result.labels).all()
+    assert (tmp_path / "s" / "text_centroids.npy").is_file()
