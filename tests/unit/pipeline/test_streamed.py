@@ -257,3 +257,40 @@ def test_a_text_encoder_encodes_chunk_by_chunk_as_in_memory(files: dict[str, Pat
     labels = pd.read_parquet(tmp_path / "s" / "users.parquet")["persona"].to_numpy()
     assert (labels == result.labels).all()
     assert (tmp_path / "s" / "text_centroids.npy").is_file()
+
+
+def test_personas_run_streams_when_the_config_says_so(files: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personas.cli import app
+
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f"""
+streaming = "on"
+memory_budget = "1GB"
+[data]
+interactions = "{files["interactions"]}"
+users = "{files["users"]}"
+items = "{files["items"]}"
+[encode]
+kind = "tfidf"
+behaviour_weight = 0.0
+[discover]
+k = 3
+[recommend]
+models = ["most-popular", "group-popular"]
+[evaluate]
+enabled = false
+[output]
+dir = "{tmp_path / "out"}"
+report = false
+"""
+    )
+    done = CliRunner().invoke(app, ["run", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "streamed in chunks of 90 users: 3 personas" in " ".join(done.output.split())
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["streamed"]["memory_budget"] == 2**30 and manifest["status"] == "complete"
+    done = CliRunner().invoke(app, ["run", str(config), "--resume"])
+    assert done.exit_code == 1 and "a streamed run runs every stage" in done.output
