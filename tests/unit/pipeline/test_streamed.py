@@ -294,3 +294,30 @@ report = false
     assert manifest["streamed"]["memory_budget"] == 2**30 and manifest["status"] == "complete"
     done = CliRunner().invoke(app, ["run", str(config), "--resume"])
     assert done.exit_code == 1 and "a streamed run runs every stage" in done.output
+
+
+def test_without_users_and_items_files_rows_follow_first_appearance(files: dict[str, Path], tmp_path: Path) -> None:
+    """No users/items files: users and items are numbered in order of first appearance, as in memory."""
+    out = tmp_path / "run"
+    config = PipelineConfig.model_validate(
+        {
+            "streaming": "on",
+            "data": {"interactions": files["interactions"]},
+            "discover": {"k": 3, "seed": 0},
+            "recommend": {"models": ["most-popular"]},
+            "evaluate": {"enabled": False},
+            "output": {"dir": str(out), "report": False},
+        }
+    )
+    dataset, _ = load_dataset(files["interactions"])
+    order = pd.read_parquet(files["users"])["user_id"].tolist()
+    vectors = np.load(files["vectors"])[[order.index(u) for u in dataset.user_vocab.ids]]
+    np.save(tmp_path / "v.npy", vectors)
+    StreamedPipeline(config, vectors=tmp_path / "v.npy", console=quiet(), chunk_users=16).run()
+    assert pd.read_parquet(out / "users.parquet")["user_id"].tolist() == list(dataset.user_vocab.ids)
+    assert pd.read_parquet(out / "items.parquet")["item_id"].tolist() == list(dataset.item_vocab.ids)
+    assert pd.read_parquet(out / "profiles.parquet")["text"].tolist() == build_profiles(dataset)
+    ids = [str(u) for u in dataset.user_vocab.ids]
+    got = Recommender.load(out / "models" / "most-popular").recommend(ids, 5)
+    for a, b in zip(got, MostPopular().fit(dataset).recommend(ids, 5), strict=True):
+        np.testing.assert_array_equal(a, b)
