@@ -3,6 +3,7 @@
     python bench/scale.py                          # 10^4 and 10^5 users, both engines
     python bench/scale.py --users 1000000 --engines local,spark
     python bench/scale.py --users 10000000 --engines spark --driver-memory 4g
+    python bench/scale.py --users 10000000 --engines stream --memory-budget 4GB   # streamed single machine
 
 Data: ``n`` users in 16 latent tastes, 2,000 items, 20 interactions per user drawn from the user's taste
 (80%) or global popularity (20%), written as Parquet; precomputed 32-d user vectors (taste direction plus
@@ -220,6 +221,66 @@ def run_local(paths: dict[str, Path], out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def vectors_npy(paths: dict[str, Path]) -> Path:
+    """The precomputed vectors as a .npy in user order (the streamed engine memory-maps it), written once per
+    size, a row group at a time, under a temporary name renamed when complete."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from personas._files import atomic_path
+
+    target = paths["vectors"].with_suffix(".npy")
+    if target.exists():
+        return target
+    source = pq.ParquetFile(paths["vectors"])
+    n = source.metadata.num_rows
+    with atomic_path(target, suffix=".npy") as partial:
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, DIM))
+        start = 0
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)  # the generator writes users in order: row = user
+            block = pc.list_flatten(table["vector"]).to_numpy().reshape(-1, DIM)
+            out[start : start + len(block)] = block
+            start += len(block)
+        out.flush()
+        del out
+    return target
+
+
+def run_stream(paths: dict[str, Path], out: Path, memory_budget: str) -> list[dict[str, Any]]:
+    """The streamed single-machine engine (personas.pipeline.streamed) on the same files and vectors."""
+    from personas.pipeline import PipelineConfig
+    from personas.pipeline.streamed import StreamedPipeline
+
+    vectors = vectors_npy(paths)
+    rows: list[dict[str, Any]] = []
+    memory = PeakMemory()
+    config = PipelineConfig.model_validate(
+        {
+            "streaming": "on",
+            "memory_budget": memory_budget,
+            "data": {"interactions": paths["interactions"], "users": paths["users"], "items": paths["items"]},
+            "discover": {"k": K, "seed": 0},
+            "recommend": {"models": ["most-popular", "group-popular"]},
+            "evaluate": {"enabled": False},
+            "output": {"dir": str(out / "run"), "report": False},
+        }
+    )
+    pipeline = StreamedPipeline(config, vectors=vectors)
+    stage = pipeline.stage
+
+    @contextmanager
+    def both(name: str) -> Iterator[None]:
+        with timed(name, rows, memory), stage(name):
+            yield
+
+    pipeline.stage = both  # type: ignore[method-assign]
+    result = pipeline.run()
+    print(f"  chunks of {result.plan.chunk_users:,} users, k-means sample {result.plan.sample:,}", file=sys.stderr)
+    memory.stop()
+    return rows
+
+
 def run_spark(paths: dict[str, Path], out: Path, driver_memory: str) -> list[dict[str, Any]]:
     from personas.pipeline import PipelineConfig
     from personas.spark import SparkKMeansConfig, SparkPipeline, spark_session
@@ -261,6 +322,8 @@ def child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="personas-scale-") as tmp:
         if args.engine == "local":
             rows = run_local(paths, Path(tmp))
+        elif args.engine == "stream":
+            rows = run_stream(paths, Path(tmp), args.memory_budget)
         else:
             rows = run_spark(paths, Path(tmp), args.driver_memory)
     print(json.dumps(rows))
@@ -296,6 +359,7 @@ def main() -> None:
     parser.add_argument("--engines", default="local,spark")
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "personas-scale"))
     parser.add_argument("--driver-memory", default="3g")
+    parser.add_argument("--memory-budget", default="4GB", help="the streamed engine's memory_budget")
     parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.engine:
@@ -309,7 +373,7 @@ def main() -> None:
         for engine in args.engines.split(","):
             print(f"{engine}, {n:,} users...", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "--engine", engine, "--users", str(n), "--data", args.data]
-            cmd += ["--driver-memory", args.driver_memory]
+            cmd += ["--driver-memory", args.driver_memory, "--memory-budget", args.memory_budget]
             start, before = time.perf_counter(), os.times()
             # stderr passes through: per-stage lines show as they finish, even if a long size is interrupted
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)

@@ -102,6 +102,21 @@ def run_config(
 
         result = SparkPipeline(config, console=err_console).run()
     else:
+        from personas.pipeline.streamed import StreamedPipeline, wants_streaming
+
+        if wants_streaming(config):  # streaming = "on", or "auto" and the data exceed memory_budget
+            if resume:
+                raise ConfigError("--resume works with the in-memory local engine; a streamed run runs every stage.")
+            streamed = StreamedPipeline(config, console=err_console).run()
+            console.print(
+                f"{streamed.n_users:,} users, {streamed.n_items:,} items, {streamed.n_interactions:,} interactions, "
+                f"streamed in chunks of {streamed.plan.chunk_users:,} users: {len(streamed.personas)} personas, "
+                f"{', '.join(p.display_name for p in streamed.personas[:5])}"
+                + (" ..." if len(streamed.personas) > 5 else "")
+                + f"\nArtefacts: {config.output.dir}",
+                highlight=False,
+            )
+            return
         command = " ".join(
             ["personas", "run", shlex.quote(str(config_path))]
             + (["--output", shlex.quote(str(output))] if output is not None else [])

@@ -20,12 +20,12 @@ from personas.describe.keywords import (
     own_texts,
 )
 from personas.describe.namers import NameConfig, apply_namer, composed_names
-from personas.describe.persona import Keyword, Persona
+from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, Persona, Representative
 from personas.discover._base import centroids_of
 from personas.encode import Encoder
 from personas.errors import DataError
 
-__all__ = ["DescribeConfig", "Namer", "describe_groups"]
+__all__ = ["DescribeConfig", "Namer", "assemble_personas", "describe_groups"]
 
 
 class DescribeConfig(ComponentConfig):
@@ -128,23 +128,41 @@ def describe_groups(
         vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
         centroids = centroids_of(vecs, labels, n_groups)
 
+    reps = [
+        representatives(
+            vecs, labels, centroids, g, user_ids=user_ids, texts=quotes, keywords=keywords[g], config=config.facts
+        )
+        if centroids is not None
+        else []
+        for g in range(n_groups)
+    ]
+    if text_vectors is not None:
+        _check_length("text_vectors", text_vectors, n)
+    personas = assemble_personas(
+        keywords, reps, items, skew, sizes, n, config, labels=labels, encoder=encoder, text_vectors=text_vectors
+    )
+    return apply_namer(personas, namer) if namer is not None else personas
+
+
+def assemble_personas(
+    keywords: Sequence[list[Keyword]],
+    reps: Sequence[list[Representative]],
+    items: Sequence[list[DistinctiveItem]],
+    skew: Sequence[list[AttributeSkew]],
+    sizes: np.ndarray,
+    n: int,
+    config: DescribeConfig,
+    *,
+    labels: np.ndarray | None = None,
+    encoder: Encoder | None = None,
+    text_vectors: np.ndarray | None = None,
+) -> list[Persona]:
+    """The cards from their parts (one list per group), named: the keyword name, then the composed one (guided
+    by the members' ``text_vectors`` when ``labels``, the ``encoder`` and ``config.names.guided`` allow)."""
+    n_groups = len(sizes)
     keyword_names = distinct_names(keywords, sizes.tolist(), config.keywords.name_terms)
     personas = []
     for g in range(n_groups):
-        reps = (
-            representatives(
-                vecs,
-                labels,
-                centroids,
-                g,
-                user_ids=user_ids,
-                texts=quotes,
-                keywords=keywords[g],
-                config=config.facts,
-            )
-            if centroids is not None
-            else []
-        )
         persona = Persona(
             group=g,
             name=keyword_names[g],
@@ -152,18 +170,16 @@ def describe_groups(
             size=int(sizes[g]),
             share=float(sizes[g] / n) if n else 0.0,
             keywords=keywords[g],
-            representatives=reps,
+            representatives=reps[g],
             distinctive_items=items[g],
             attribute_skew=skew[g],
         )
         personas.append(persona)
-    if text_vectors is not None:
-        _check_length("text_vectors", text_vectors, n)
-    if encoder is not None and text_vectors is not None and config.names.guided and n_groups > 0:
+    if labels is not None and encoder is not None and text_vectors is not None and config.names.guided and n_groups:
         named = guided_names(personas, labels, text_vectors, encoder, config.names)
     else:
         named = composed_names(personas, config.names)
     for g, (name, facts) in enumerate(named):
         if name:
             personas[g] = personas[g].model_copy(update={"name": name, "name_facts": facts, "name_source": "composed"})
-    return apply_namer(personas, namer) if namer is not None else personas
+    return personas

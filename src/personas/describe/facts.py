@@ -19,11 +19,14 @@ from personas.describe.persona import AttributeSkew, DistinctiveItem, Keyword, R
 
 __all__ = [
     "FactsConfig",
+    "add_skews",
     "age_band",
     "attribute_skew",
     "distinctive_items",
+    "group_distinctive_items",
     "quote",
     "representatives",
+    "sorted_skews",
 ]
 
 
@@ -122,15 +125,37 @@ def distinctive_items(
     """Items each group likes more than everyone does: lift = share of the group / share of all users,
     among items liked by at least ``max(min_item_users, min_item_share * group size)`` members."""
     liked = _liked(dataset, config.min_rating)
-    overall = np.bincount(liked.indices, minlength=dataset.n_items) / max(dataset.n_users, 1)
     # members of each group who liked each item: one sparse product over the liked pairs
     supports = group_counts(liked, labels, n_groups).astype(np.int64)
-    titles = dataset.items["title"].fillna("").astype(str).to_numpy()
-    item_ids = dataset.item_vocab.ids
-    sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
+    return group_distinctive_items(
+        supports,
+        np.bincount(liked.indices, minlength=dataset.n_items),
+        np.bincount(labels[labels >= 0], minlength=n_groups),
+        dataset.n_users,
+        titles=dataset.items["title"].fillna("").astype(str).to_numpy(),
+        item_ids=dataset.item_vocab.ids,
+        config=config,
+    )
+
+
+def group_distinctive_items(
+    supports: np.ndarray,
+    likers: np.ndarray,
+    sizes: np.ndarray,
+    n_users: int,
+    *,
+    titles: np.ndarray,
+    item_ids: Sequence[str] | np.ndarray,
+    config: FactsConfig,
+) -> list[list[DistinctiveItem]]:
+    """:func:`distinctive_items` from its counts alone: ``supports`` (groups x items) members who liked each
+    item, ``likers`` users who liked each item, ``sizes`` members per group, ``n_users`` users in all (the
+    streamed engine sums these over chunks of users)."""
+    overall = likers / max(n_users, 1)
+    n_groups = len(sizes)
     shares = supports / np.maximum(sizes, 1)[:, None]
     # contrast: the group's share over the largest share of any other group
-    top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, dataset.n_items))
+    top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, supports.shape[1]))
     out: list[list[DistinctiveItem]] = []
     for g in range(n_groups):
         support = supports[g]
@@ -204,32 +229,51 @@ def attribute_skew(
         if not known.any():
             continue
         vals, codes = np.unique(values[known].astype(str), return_inverse=True)
-        overall = np.bincount(codes, minlength=len(vals)) / known.sum()
         known_labels = labels[known]
         counts = np.stack([np.bincount(codes[known_labels == g], minlength=len(vals)) for g in range(n_groups)])
-        n_known = counts.sum(axis=1, keepdims=True)
-        shares = np.divide(counts, n_known, out=np.zeros(counts.shape), where=n_known > 0)
-        # contrast: the group's share over the largest share of any other group
-        top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, len(vals)))
-        for g in range(n_groups):
-            if n_known[g, 0] == 0:
-                continue
-            share = shares[g]
-            lift = share / overall
-            others = np.where(share >= top2[0], top2[1], top2[0]) if n_groups > 1 else np.zeros(len(vals))
-            for v in np.flatnonzero((counts[g] >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
-                out[g].append(
-                    AttributeSkew(
-                        attribute=name,
-                        value=str(vals[v]),
-                        users=int(counts[g, v]),
-                        share_in_group=float(share[v]),
-                        share_overall=float(overall[v]),
-                        lift=float(lift[v]),
-                        contrast=float(share[v] / others[v]) if others[v] > 0 else None,
-                    )
-                )
+        add_skews(out, name, vals, counts, np.bincount(codes, minlength=len(vals)), config)
+    return sorted_skews(out, config)
+
+
+def add_skews(
+    out: list[list[AttributeSkew]],
+    name: str,
+    vals: np.ndarray,
+    counts: np.ndarray,
+    everyone: np.ndarray,
+    config: FactsConfig,
+) -> None:
+    """The over-represented values of attribute ``name`` added to each group's list in ``out``, from
+    ``counts`` (groups x ``vals``, sorted values) members with each value and ``everyone`` users with it."""
+    n_groups = len(out)
+    overall = everyone / everyone.sum()
+    n_known = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, n_known, out=np.zeros(counts.shape), where=n_known > 0)
+    # contrast: the group's share over the largest share of any other group
+    top2 = -np.sort(-shares, axis=0)[:2] if n_groups > 1 else np.zeros((2, len(vals)))
     for g in range(n_groups):
-        out[g].sort(key=lambda s: (-s.share_in_group * np.log(s.lift), s.attribute, s.value))
-        del out[g][config.n_attributes :]
+        if n_known[g, 0] == 0:
+            continue
+        share = shares[g]
+        lift = share / overall
+        others = np.where(share >= top2[0], top2[1], top2[0]) if n_groups > 1 else np.zeros(len(vals))
+        for v in np.flatnonzero((counts[g] >= config.min_attribute_users) & (lift >= config.min_attribute_lift)):
+            out[g].append(
+                AttributeSkew(
+                    attribute=name,
+                    value=str(vals[v]),
+                    users=int(counts[g, v]),
+                    share_in_group=float(share[v]),
+                    share_overall=float(overall[v]),
+                    lift=float(lift[v]),
+                    contrast=float(share[v] / others[v]) if others[v] > 0 else None,
+                )
+            )
+
+
+def sorted_skews(out: list[list[AttributeSkew]], config: FactsConfig) -> list[list[AttributeSkew]]:
+    """Each group's skews, those that set it apart most first, the first ``n_attributes`` kept."""
+    for skews in out:
+        skews.sort(key=lambda s: (-s.share_in_group * np.log(s.lift), s.attribute, s.value))
+        del skews[config.n_attributes :]
     return out

@@ -48,6 +48,7 @@ __all__ = [
     "descriptive_texts",
     "distinct_names",
     "fold_plural",
+    "group_keywords",
     "keyword_name",
 ]
 
@@ -215,7 +216,6 @@ def _keywords(
     """Keywords of each group from the (documents x terms) counts and the terms (sorted)."""
     if config.fold_plurals:
         counts, terms = _fold_terms(sp.csr_matrix(counts), terms)
-    n_words = np.array([t.count(" ") + 1 for t in terms])
     keep = labels >= 0
     member = sp.csr_matrix(
         (np.ones(int(keep.sum())), (labels[keep], np.flatnonzero(keep))), shape=(n_groups, counts.shape[0])
@@ -223,6 +223,17 @@ def _keywords(
     per_group = np.asarray((member @ counts).todense(), dtype=np.float64)
     users = np.asarray((member @ (counts > 0).astype(np.float64)).todense())
     sizes = np.bincount(labels[keep], minlength=n_groups).astype(np.float64)
+    return group_keywords(per_group, users, sizes, terms, config)
+
+
+def group_keywords(
+    per_group: np.ndarray, users: np.ndarray, sizes: np.ndarray, terms: np.ndarray, config: KeywordConfig
+) -> list[list[Keyword]]:
+    """Keywords of each group from its per-term aggregates alone: ``per_group`` (groups x terms) uses of each
+    term, ``users`` (groups x terms) members whose text has it, ``sizes`` members per group; ``terms`` their
+    names (plurals already folded). The streamed engine sums these over chunks of users."""
+    n_groups = len(sizes)
+    n_words = np.array([t.count(" ") + 1 for t in terms])
     support = users / np.maximum(sizes, 1.0)[:, None]
     totals = per_group.sum(axis=1, keepdims=True)
     tf = np.divide(per_group, totals, out=np.zeros_like(per_group), where=totals > 0)

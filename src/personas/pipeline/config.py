@@ -297,6 +297,25 @@ class EvaluateSection(ComponentConfig):
         return self
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_MIN_BUDGET = 256 * 2**20
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes of a size: an int, or "4GB", "512MB", "1.5G" (binary units: 1GB = 2**30 bytes), at least 256 MB."""
+    size: float | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = float(match.group(1)) * 1024 ** "BKMGT".index(match.group(2).upper() or "B")
+    if size is None or size < _MIN_BUDGET:
+        raise ValueError(
+            f'The \'memory_budget\' parameter must be a size of at least 256MB, such as "4GB" or "512MB". '
+            f"Got {value!r} instead."
+        )
+    return int(size)
+
+
 class OutputSection(ComponentConfig):
     dir: Path = Path("runs/demo")
     report: bool = True
@@ -316,6 +335,14 @@ class PipelineConfig(ComponentConfig):
     engine: Literal["local", "spark"] = "local"
     #: Spark master URL for engine = "spark": local[N], spark://host:7077, yarn, k8s://...
     master: str = "local[2]"
+    #: Peak memory the single-machine run aims to stay under ("4GB", "512MB", or bytes): it decides whether
+    #: the run streams (``streaming = "auto"``) and, when it does, the chunk size and the k-means sample.
+    memory_budget: int | str = "4GB"
+    #: "auto": stream the data in chunks (personas.pipeline.streamed) when Parquet interactions would need
+    #: more than memory_budget in memory; "on": always; "off": never.
+    streaming: Literal["auto", "on", "off"] = "auto"
+    #: Rows k-means is fitted on when streaming (then every user is assigned); None: what the budget allows.
+    kmeans_sample: int | None = Field(None, ge=1)
     data: DataSection
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     encode: EncodeSection = Field(default_factory=EncodeSection)
@@ -324,8 +351,14 @@ class PipelineConfig(ComponentConfig):
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     output: OutputSection = Field(default_factory=OutputSection)
 
+    @property
+    def memory_budget_bytes(self) -> int:
+        """``memory_budget`` in bytes (checked when the config is read)."""
+        return parse_size(self.memory_budget)
+
     @model_validator(mode="after")
     def _check_models(self) -> Self:
+        self.memory_budget_bytes  # noqa: B018 - a bad size is refused when the config is read
         if isinstance(self.recommend.models, dict):
             self.recommend.model_configs()  # errors name [recommend.models.NAME]
         if self.encode.tune and self.engine != "local":
