@@ -25,12 +25,12 @@ __all__ = ["ensure_checkpoint_dir", "require_pyspark", "spark_session"]
 #: FutureWarning in the driver and in every Python worker); the conversions personas uses are tested with it.
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 #: The JVM's log configuration: errors only, so a run's terminal shows personas' stage lines, not Spark's
-#: start-up notices (NativeCodeLoader's warning; "Setting default log level", which Spark prints for a shell, as
-#: it takes PySpark to be, unless its repl logger is configured). Errors still reach stderr.
+#: start-up notices (NativeCodeLoader's warning; "Setting default log level", which Spark prints when the logger
+#: of the shell's entry point, for PySpark its gateway server, has no level of its own). Errors reach stderr.
 _LOG4J2 = """\
 rootLogger.level = error
-logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
 appender.console.name = console
