@@ -32,7 +32,14 @@ from personas.spark._data import SparkData, load_frames, read_table, stage_built
 from personas.spark._describe import describe_groups_spark
 from personas.spark._discover import SparkKMeansConfig, assign_nearest, sample_vectors, spark_kmeans
 from personas.spark._driver import TEXT_DIM, DriverFit, check_driver_fit, collect_dataset, driver_models, fit_on_driver
-from personas.spark._encode import behaviour_vectors, encode_texts, fit_tfidf, fuse_columns, join_vectors
+from personas.spark._encode import (
+    behaviour_vectors,
+    encode_texts,
+    fit_tfidf,
+    fuse_columns,
+    join_vectors,
+    worker_encoder,
+)
 from personas.spark._profiles import build_profiles_sql
 from personas.spark._recommend import fit_spark_models, seen_items
 from personas.spark._session import spark_session
@@ -144,7 +151,9 @@ class SparkPipeline:
             self.text_fitted_ = fitted  # the driver-side models' item and side texts use it too
             frame = encode_texts(texts, kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings)
             frame = frame.withColumnRenamed("vector", "text_vector")
-            names.append(f"text={fitted.name if fitted is not None else kind}")
+            # the encoder's full name (model file and tokenizer hashes), as the single-machine engine records it:
+            # `personas serve` checks it before it places new users' text in this space
+            names.append(f"text={(fitted if fitted is not None else worker_encoder(kind)).name}")
         if weight > 0.0:
             pairs = data.interactions.select("user_row", "item_row").distinct()
             behaviour = behaviour_vectors(pairs, data.users, dim=section.behaviour_dim, seed=seed)
