@@ -148,7 +148,7 @@ def test_the_spark_demo_run_folder_serves_new_and_known_users(demo_run: DemoRun,
         assert known.status_code == 200 and len(known.json()["items"]) == 5
         new = client.post("/users", json={"text": "I love space opera and science fiction films", "n": 5})
         assert new.status_code == 201, new.text
-        assert len(new.json()["items"]) == 5
+        assert len(new.json()["recommendations"]["items"]) == 5 and new.json()["persona"] is not None
     result = CliRunner().invoke(
         app, ["recommend", "--model", str(demo_run.folder), "--use", "router", "--user", "1", "--n", "3"]
     )
