@@ -321,7 +321,8 @@ class OutputSection(ComponentConfig):
     report: bool = True
 
 
-#: Recommenders the Spark engine fits (registry kinds; ``[recommend] models`` spells them with dashes).
+#: Recommenders the Spark engine fits as Spark jobs (registry kinds; ``[recommend] models`` spells them with
+#: dashes); the others are fitted on its driver.
 SPARK_MODEL_KINDS = ("most_popular", "group_popular", "als")
 
 
@@ -343,6 +344,9 @@ class PipelineConfig(ComponentConfig):
     streaming: Literal["auto", "on", "off"] = "auto"
     #: Rows k-means is fitted on when streaming (then every user is assigned); None: what the budget allows.
     kmeans_sample: int | None = Field(None, ge=1)
+    #: engine = "spark": memory (GB) the driver may use to fit the models Spark does not fit (EASE, hybrid,
+    #: router...; personas.spark._driver estimates it from the data's size after loading and refuses above it).
+    driver_memory_gb: float = Field(4.0, gt=0)
     data: DataSection
     profiles: ProfileConfig = Field(default_factory=ProfileConfig)
     encode: EncodeSection = Field(default_factory=EncodeSection)
@@ -373,24 +377,12 @@ class PipelineConfig(ComponentConfig):
 
     def _check_spark(self) -> None:
         """What the Spark engine cannot do is refused when the config is read, before any work: it used to fail
-        after minutes of work, at "fit recommenders"."""
-        kinds = {name: registry.kind(config) for name, config in self.recommend.model_configs().items()}
-        unsupported = [name for name, kind in kinds.items() if kind not in SPARK_MODEL_KINDS]
-        if unsupported:
-            supported = ", ".join(kind.replace("_", "-") for kind in SPARK_MODEL_KINDS)
-            raise ValueError(
-                f"The Spark engine fits the recommenders {supported}; [recommend] models asks for "
-                f'{", ".join(unsupported)} too. Remove them from [recommend] models, or run with engine = "local".'
-            )
+        after minutes of work. (Models Spark does not fit are fitted on the driver when the data fit there; that
+        is checked once the data's size is known, after loading.)"""
         if self.discover.method != "kmeans":
             raise ValueError(
                 f"The Spark engine discovers groups with k-means; [discover] method = {self.discover.method!r} "
                 'runs on engine = "local" only.'
-            )
-        if self.discover.hierarchy:
-            raise ValueError(
-                'The Spark engine finds one level of personas; [discover] hierarchy = true runs on engine = "local" '
-                "only."
             )
 
     def encoder_config(

@@ -29,7 +29,8 @@ _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv
 @dataclass
 class SparkData:
     """``users`` (``user_row``, ``user_id``, attributes), ``items`` (``item_row``, ``item_id``, ``title``...)
-    and ``interactions`` (``user_row``, ``item_row``, ``user_id``, ``item_id``, ``rating``, ``timestamp``)."""
+    and ``interactions`` (``user_row``, ``item_row``, ``user_id``, ``item_id``, ``rating``, ``timestamp``,
+    ``_ix``: the input order)."""
 
     name: str
     users: DataFrame
@@ -170,7 +171,8 @@ def load_frames(
     item_vocab = _vocabulary(item_table, inter.select("item_id", "_ix"), "item_id", "item_row").persist()
     if "title" not in item_vocab.columns:
         item_vocab = item_vocab.withColumn("title", sf.lit(None).cast("string"))
-    keep = ["user_row", "item_row", "user_id", "item_id", "rating", "timestamp"]
+    # _ix (input order) lets the driver collect the interactions in the order the single-machine loader keeps
+    keep = ["user_row", "item_row", "user_id", "item_id", "rating", "timestamp", "_ix"]
     if "review" in inter.columns:
         keep.append("review")
     joined = (

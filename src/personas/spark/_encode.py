@@ -18,6 +18,7 @@ from personas.config import Settings, get_settings
 from personas.encode import make_encoder
 from personas.errors import DataError
 from personas.spark._data import to_pandas
+from personas.spark._session import ensure_checkpoint_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -153,6 +154,7 @@ def behaviour_vectors(pairs: DataFrame, users: DataFrame, *, dim: int, seed: int
     from pyspark.ml import recommendation
     from pyspark.sql import functions as sf
 
+    ensure_checkpoint_dir(pairs.sparkSession)  # 10 iterations: one checkpoint keeps the lineage short
     ratings = pairs.select(
         sf.col("user_row").cast("int").alias("user"),
         sf.col("item_row").cast("int").alias("item"),
@@ -171,6 +173,7 @@ def behaviour_vectors(pairs: DataFrame, users: DataFrame, *, dim: int, seed: int
         # one block per core: the default 10 blocks only add task overhead on small clusters
         numUserBlocks=pairs_blocks(ratings),
         numItemBlocks=pairs_blocks(ratings),
+        checkpointInterval=5,
     ).fit(ratings)
     factors = model.userFactors.select(sf.col("id").cast("long").alias("user_row"), sf.col("features").alias("b"))
     zero = sf.array_repeat(sf.lit(0.0).cast("float"), dim)

@@ -8,9 +8,6 @@ format itself holds per user (ids, group labels, the seen-items lists that exclu
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +23,7 @@ from personas.recommend.base import SAVED_FORMAT, tie_break_noise
 from personas.recommend.popular import GroupPopularConfig
 from personas.spark._data import to_pandas
 from personas.spark._encode import pairs_blocks
+from personas.spark._session import ensure_checkpoint_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -112,11 +110,7 @@ def als_state(data: SparkData, seen: SeenItems, config: ALSConfig) -> dict[str, 
 
     # Each ALS iteration extends the lineage; without checkpoints a long one overflows the JVM stack
     # (StackOverflowError on ml-100k with the default 15 iterations). Spark checkpoints only with a directory.
-    context = seen.pairs.sparkSession.sparkContext
-    if context.getCheckpointDir() is None:
-        folder = tempfile.mkdtemp(prefix="personas-als-checkpoints-")
-        atexit.register(shutil.rmtree, folder, True)  # checkpoints only serve this process's fits
-        context.setCheckpointDir(folder)
+    ensure_checkpoint_dir(seen.pairs.sparkSession)
     ratings = seen.pairs.select(
         sf.col("user_row").cast("int").alias("user"),
         sf.col("item_row").cast("int").alias("item"),

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
+from threadpoolctl import threadpool_limits
 
-from personas.config import Settings, get_settings
+from personas.config import ComponentConfig, Settings, get_settings
 from personas.describe import DescribeConfig, Persona, personas_to_json
 from personas.discover import KMeansGroups, choose_k, group_quality
 from personas.errors import ConfigError
@@ -29,7 +31,15 @@ from personas.recommend import Recommender
 from personas.spark._data import SparkData, load_frames, read_table, stage_builtin, to_pandas
 from personas.spark._describe import describe_groups_spark
 from personas.spark._discover import SparkKMeansConfig, assign_nearest, sample_vectors, spark_kmeans
-from personas.spark._encode import behaviour_vectors, encode_texts, fit_tfidf, fuse_columns, join_vectors
+from personas.spark._driver import TEXT_DIM, DriverFit, check_driver_fit, collect_dataset, driver_models, fit_on_driver
+from personas.spark._encode import (
+    behaviour_vectors,
+    encode_texts,
+    fit_tfidf,
+    fuse_columns,
+    join_vectors,
+    worker_encoder,
+)
 from personas.spark._profiles import build_profiles_sql
 from personas.spark._recommend import fit_spark_models, seen_items
 from personas.spark._session import spark_session
@@ -95,6 +105,7 @@ class SparkPipeline:
         # the single-machine pipeline's stage timer: same console lines, same timings dict
         self._clock = Pipeline(config, settings=self.settings, console=self.console)
         self.timings = self._clock.timings
+        self.text_fitted_: Any = None  # the TF-IDF encoder fitted on the driver ([encode] kind = "tfidf")
 
     # ------------------------------------------------------------------------------------------ stages
     def load(self, spark: SparkSession) -> SparkData:
@@ -130,16 +141,19 @@ class SparkPipeline:
         if isinstance(section.behaviour_weight, str):  # "auto" is measured by the local engine only
             self.console.print(
                 '[yellow]Note:[/] behaviour_weight = "auto" is measured by the local engine; the Spark engine uses '
-                "0.5. Set [encode] behaviour_weight to a number (a local run on a sample prints its choice).",
+                "0.5. Set \\[encode] behaviour_weight to a number (a local run on a sample prints its choice).",
                 highlight=False,
             )
         weight = 0.5 if isinstance(section.behaviour_weight, str) else section.behaviour_weight
         if weight < 1.0:
             kind = spark_text_kind(section.kind)
             fitted = fit_tfidf(texts, seed=seed) if kind == "tfidf" else None
+            self.text_fitted_ = fitted  # the driver-side models' item and side texts use it too
             frame = encode_texts(texts, kind, fitted=fitted, batch_size=section.batch_size, settings=self.settings)
             frame = frame.withColumnRenamed("vector", "text_vector")
-            names.append(f"text={fitted.name if fitted is not None else kind}")
+            # the encoder's full name (model file and tokenizer hashes), as the single-machine engine records it:
+            # `personas serve` checks it before it places new users' text in this space
+            names.append(f"text={(fitted if fitted is not None else worker_encoder(kind)).name}")
         if weight > 0.0:
             pairs = data.interactions.select("user_row", "item_row").distinct()
             behaviour = behaviour_vectors(pairs, data.users, dim=section.behaviour_dim, seed=seed)
@@ -192,10 +206,35 @@ class SparkPipeline:
 
     # ------------------------------------------------------------------------------------------ run
     def run(self, *, vectors: DataFrame | None = None) -> SparkResult:
+        with tempfile.TemporaryDirectory(prefix="personas-spark-") as tmp:
+            return self._run(vectors, Path(tmp))
+
+    def _run(self, vectors: DataFrame | None, tmp: Path) -> SparkResult:
         stage = self._clock.stage
         spark = self.spark or spark_session(self.config.master)
+        configs = self.config.recommend.model_configs()
+        on_driver = driver_models(configs)
+        if self.config.discover.hierarchy:
+            self.console.print(
+                "[yellow]Note:[/] "
+                + escape(
+                    "the Spark engine finds one level of personas; [discover] hierarchy = true (the coarse level) "
+                    'runs on engine = "local".'
+                ),
+                highlight=False,
+            )
         with stage("load data"):
             data = self.load(spark)
+            # before the long stages: a run whose driver-side models would not fit the driver stops here
+            behaviour_dim = self.config.encode.behaviour_dim
+            check_driver_fit(
+                configs,
+                self.config.driver_memory_gb,
+                data.n_users,
+                data.n_items,
+                data.n_interactions,
+                vector_dim=TEXT_DIM + behaviour_dim,
+            )
         with stage("profile texts"):
             texts = build_profiles_sql(data, self.config.profiles).persist()
             texts.count()
@@ -211,15 +250,19 @@ class SparkPipeline:
             labels_frame = to_pandas(assigned.select("user_row", "group"))
             labels = np.full(data.n_users, -1, dtype=np.int64)
             labels[labels_frame["user_row"].to_numpy(np.int64)] = labels_frame["group"].to_numpy(np.int64)
+            arrays = self.driver_arrays(frame, data.n_users, labels, len(sizes), with_text, tmp)
             seen = seen_items(data)
             models = fit_spark_models(
-                self.config.recommend.model_configs(),
+                {name: c for name, c in configs.items() if name not in on_driver},
                 data,
                 seen,
                 labels,
                 assigned.select("user_row", "group"),
                 len(sizes),
             )
+            if on_driver:
+                models.update(self.fit_on_driver(spark, on_driver, data, labels, arrays, with_text))
+            models = {name: models[name] for name in configs}  # the config's order
         if self.config.evaluate.enabled:
             self.console.print(
                 "[yellow]Note:[/] evaluation is not run on the Spark engine; run the single-machine pipeline "
@@ -239,93 +282,136 @@ class SparkPipeline:
             timings=self.timings,
         )
         with stage("write artefacts"):
-            self.write(spark, result, data, frame, seen.user_ids, with_text)
+            self.write(spark, result, data, arrays, seen.user_ids, with_text)
         seen.pairs.unpersist()
         for persisted in (texts, frame, assigned, data.interactions, data.users, data.items):
             persisted.unpersist()
         return result
+
+    def driver_arrays(
+        self, frame: DataFrame, n_users: int, labels: np.ndarray, n_groups: int, with_text: bool, tmp: Path
+    ) -> dict[str, np.ndarray]:
+        """The run folder's per-user arrays, memory-mapped under ``tmp``: vectors.npy, and with text
+        text_vectors.npy and text_centroids.npy (the personas' unit mean text vectors, where new users are
+        placed)."""
+        arrays = {"vectors.npy": stream_vectors(frame, "vector", n_users, tmp)}
+        if with_text:
+            text_vectors = stream_vectors(frame, "text_vector", n_users, tmp)
+            arrays["text_vectors.npy"] = text_vectors
+            arrays["text_centroids.npy"] = group_means(text_vectors, labels, n_groups)
+        return arrays
+
+    def fit_on_driver(
+        self,
+        spark: SparkSession,
+        configs: dict[str, ComponentConfig],
+        data: SparkData,
+        labels: np.ndarray,
+        arrays: dict[str, np.ndarray],
+        with_text: bool,
+    ) -> dict[str, Recommender]:
+        """The models Spark does not fit, by their single-machine classes on the collected data, with the inputs
+        the single-machine pipeline gives them (the items' and the users' side texts encoded on the workers; added
+        to ``arrays`` for the run folder)."""
+        dataset = collect_dataset(data)
+        item_text_vectors = side_vectors = text_vectors = centroids = None
+        if with_text:
+            kind = spark_text_kind(self.config.encode.kind)
+            encoder = DriverFit(spark, kind, self.text_fitted_, self.config.encode.batch_size)
+            item_text_vectors = encoder.item_text_vectors(dataset)
+            side_vectors = encoder.side_vectors(dataset, self.config.profiles, item_text_vectors.shape[1])
+            text_vectors = np.asarray(arrays["text_vectors.npy"])
+            centroids = np.asarray(arrays["text_centroids.npy"])
+            # kept in the run folder as the single-machine engine keeps them (the models' inputs, on record)
+            arrays["item_text_vectors.npy"] = item_text_vectors
+            arrays["side_vectors.npy"] = side_vectors
+        # BLAS threads as the single-machine pipeline sets them ([threads]): same numbers, same rankings
+        with threadpool_limits(limits=self.config.threads):
+            return fit_on_driver(
+                configs,
+                dataset,
+                labels,
+                text_vectors=text_vectors,
+                centroids=centroids,
+                item_text_vectors=item_text_vectors,
+                side_vectors=side_vectors,
+            )
 
     def write(
         self,
         spark: SparkSession,
         result: SparkResult,
         data: SparkData,
-        frame: DataFrame,
+        arrays: dict[str, np.ndarray],
         user_ids: np.ndarray,
         with_text: bool,
     ) -> None:
         from sklearn.decomposition import PCA
 
         config = self.config
-        with tempfile.TemporaryDirectory(prefix="personas-spark-") as tmp:
-            arrays = {"vectors.npy": stream_vectors(frame, "vector", data.n_users, Path(tmp))}
-            if with_text:
-                text_vectors = stream_vectors(frame, "text_vector", data.n_users, Path(tmp))
-                arrays["text_vectors.npy"] = text_vectors
-                arrays["text_centroids.npy"] = group_means(text_vectors, result.labels, len(result.personas))
-            vectors = arrays["vectors.npy"]
-            rng = np.random.default_rng(config.discover.seed)
-            fit_rows = np.sort(rng.choice(len(vectors), min(len(vectors), 20_000), replace=False))
-            pca = PCA(n_components=2, random_state=config.discover.seed).fit(np.asarray(vectors[fit_rows], np.float64))
-            xy = np.vstack(
-                [pca.transform(np.asarray(vectors[s : s + 65536], np.float64)) for s in range(0, len(vectors), 65536)]
+        vectors = arrays["vectors.npy"]
+        rng = np.random.default_rng(config.discover.seed)
+        fit_rows = np.sort(rng.choice(len(vectors), min(len(vectors), 20_000), replace=False))
+        pca = PCA(n_components=2, random_state=config.discover.seed).fit(np.asarray(vectors[fit_rows], np.float64))
+        xy = np.vstack(
+            [pca.transform(np.asarray(vectors[s : s + 65536], np.float64)) for s in range(0, len(vectors), 65536)]
+        )
+        users = pd.DataFrame({"user_id": user_ids, "persona": result.labels, "x": xy[:, 0], "y": xy[:, 1]})
+        items = to_pandas(data.items.select("item_row", "item_id", "title").orderBy("item_row"))
+        item_frame = pd.DataFrame(
+            {"item_id": items["item_id"].astype(str), "title": items["title"].fillna("").astype(str)}
+        )
+        files: dict[str, bytes | str] = {
+            "personas.json": personas_to_json(result.personas),
+            "quality.json": json.dumps(result.quality, indent=2, default=float),
+        }
+        if config.output.report:
+            shown = users.sample(n=min(len(users), _REPORT_USERS), random_state=config.discover.seed)
+            files["report.html"] = render_report(
+                title=f"personas: {data.name}",
+                subtitle=(
+                    f"{data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions; "
+                    f"vectors: {result.encoder_name}; {len(result.personas)} personas (Spark k-means, "
+                    f"seed {config.discover.seed}, master {config.master})"
+                ),
+                users=shown,
+                personas=result.personas,
+                choice=None,
+                quality=result.quality.get("quality", {}),
+                metrics_markdown="",
+                metrics=None,
+                per_persona=None,
+                timings=self.timings,
             )
-            users = pd.DataFrame({"user_id": user_ids, "persona": result.labels, "x": xy[:, 0], "y": xy[:, 1]})
-            items = to_pandas(data.items.select("item_row", "item_id", "title").orderBy("item_row"))
-            item_frame = pd.DataFrame(
-                {"item_id": items["item_id"].astype(str), "title": items["title"].fillna("").astype(str)}
-            )
-            files: dict[str, bytes | str] = {
-                "personas.json": personas_to_json(result.personas),
-                "quality.json": json.dumps(result.quality, indent=2, default=float),
-            }
-            if config.output.report:
-                shown = users.sample(n=min(len(users), _REPORT_USERS), random_state=config.discover.seed)
-                files["report.html"] = render_report(
-                    title=f"personas: {data.name}",
-                    subtitle=(
-                        f"{data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions; "
-                        f"vectors: {result.encoder_name}; {len(result.personas)} personas (Spark k-means, "
-                        f"seed {config.discover.seed}, master {config.master})"
-                    ),
-                    users=shown,
-                    personas=result.personas,
-                    choice=None,
-                    quality=result.quality.get("quality", {}),
-                    metrics_markdown="",
-                    metrics=None,
-                    per_persona=None,
-                    timings=self.timings,
-                )
-            manifest = {
-                "config": config.model_dump(mode="json"),
-                "engine": {"name": "spark", "master": config.master, "spark_version": spark.version},
-                "dataset": {
-                    "name": data.name,
-                    "users": data.n_users,
-                    "items": data.n_items,
-                    "interactions": data.n_interactions,
-                },
-                "encoder": {
-                    "name": result.encoder_name,
-                    "kind": spark_text_kind(config.encode.kind),
-                    "behaviour_weight": (  # "auto" runs as 0.5 on Spark (see encode)
-                        0.5 if isinstance(config.encode.behaviour_weight, str) else config.encode.behaviour_weight
-                    ),
-                    "text_space": "text_vectors.npy" if with_text else None,
-                },
-                "seeds": {"discover": config.discover.seed},
-                "n_personas": len(result.personas),
-                "timings": dict(self.timings),
-            }
-            write_run(
-                config.output.dir,
-                files=files,
-                frames={"users.parquet": users, "items.parquet": item_frame},
-                arrays=arrays,
-                models=result.models,
-                manifest=manifest,
-            )
+        manifest = {
+            "config": config.model_dump(mode="json"),
+            "engine": {"name": "spark", "master": config.master, "spark_version": spark.version},
+            "dataset": {
+                "name": data.name,
+                "users": data.n_users,
+                "items": data.n_items,
+                "interactions": data.n_interactions,
+            },
+            "encoder": {
+                "name": result.encoder_name,
+                "kind": spark_text_kind(config.encode.kind),
+                "behaviour_weight": (  # "auto" runs as 0.5 on Spark (see encode)
+                    0.5 if isinstance(config.encode.behaviour_weight, str) else config.encode.behaviour_weight
+                ),
+                "text_space": "text_vectors.npy" if with_text else None,
+            },
+            "seeds": {"discover": config.discover.seed},
+            "n_personas": len(result.personas),
+            "timings": dict(self.timings),
+        }
+        write_run(
+            config.output.dir,
+            files=files,
+            frames={"users.parquet": users, "items.parquet": item_frame},
+            arrays=arrays,
+            models=result.models,
+            manifest=manifest,
+        )
 
 
 def stream_vectors(frame: DataFrame, column: str, n_rows: int, folder: Path) -> np.ndarray:

@@ -119,19 +119,15 @@ BAD_CONFIGS = [
         r"'min_interactions' parameter of \[evaluate\] must be more than the largest n_shots \(5\)",
     ),
     ("[data\n", "not valid TOML"),
-    # the Spark engine's limits are refused when the config is read, not after minutes of work
-    (
-        'engine = "spark"\n' + ML + '[recommend]\nmodels = ["most-popular", "hybrid", "router"]\n',
-        r"The Spark engine fits the recommenders most-popular, group-popular, als; \[recommend\] models asks for "
-        r"hybrid, router too",
-    ),
+    # the Spark engine's limits are refused when the config is read, not after minutes of work (models it does not
+    # fit are fitted on its driver: tests/spark/test_driver_rule.py)
     (
         'engine = "spark"\n' + ML + '[discover]\nmethod = "hdbscan"\n[recommend]\nmodels = ["most-popular"]\n',
         r"method = 'hdbscan' runs on engine = \"local\"",
     ),
     (
-        'engine = "spark"\n' + ML + '[discover]\nhierarchy = true\n[recommend]\nmodels = ["most-popular"]\n',
-        r"The Spark engine finds one level of personas; \[discover\] hierarchy = true runs on engine = \"local\"",
+        'engine = "spark"\ndriver_memory_gb = 0\n' + ML,
+        r"The 'driver_memory_gb' parameter of the config file is invalid: input should be greater than 0",
     ),
     (ML + "[discover]\ncoarse_candidates = [1, 5]\n", r"'coarse_candidates' parameter of \[discover\] must be"),
     (ML + "[discover]\nstability_threshold = 2\n", r"'stability_threshold' parameter of \[discover\]"),
