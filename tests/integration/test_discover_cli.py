@@ -125,3 +125,28 @@ def test_hdbscan_without_groups_falls_back_and_says_so(folder: Path, tmp_path: P
     groups = json.loads((out / "groups.json").read_text())
     assert groups["n_groups"] >= 2 and groups["report"]["fallback"] is not None
     assert groups["report"]["noise_share"] == 0.0 and groups["report"]["unassigned_share"] == 1.0
+
+
+def test_discover_with_a_text_encoder_names_personas_by_the_facts_that_point_at_them(folder: Path, tmp_path: Path):
+    """With --encoder tfidf the names are the guided ones: what the library gives with the same encoder."""
+    from personas.cli._common import open_dataset
+    from personas.data import build_profiles
+    from personas.describe import describe_groups
+    from personas.encode import TfidfEncoder
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["discover", str(folder), "--out", str(out), "--encoder", "tfidf", "--k", "2"])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "personas.json").read_text())
+    labels = pd.read_parquet(out / "assignments.parquet")["group"].to_numpy()
+
+    dataset = open_dataset(str(folder))
+    texts = build_profiles(dataset)
+    encoder = TfidfEncoder(256).fit(texts)
+    x = encoder.encode(texts)
+    guided = describe_groups(labels, texts=texts, vectors=x, dataset=dataset, encoder=encoder, text_vectors=x)
+    by_lift = describe_groups(labels, texts=texts, vectors=x, dataset=dataset)
+    assert [p["name"] for p in written] == [p.name for p in guided]
+    assert [p["name_facts"] for p in written] == [[f.model_dump(mode="json") for f in p.name_facts] for p in guided]
+    # the guided names are not the by-lift ones here (a title points at its group better than a genre alone)
+    assert [p.name for p in guided] != [p.name for p in by_lift]

@@ -31,7 +31,9 @@ METHODS = ("kmeans", "agglomerative", "hdbscan", "leiden")
 ENCODERS = ("tfidf", "behaviour", "minilm")
 
 
-def _vectors(dataset: Any, texts: list[str], encoder: str, vectors: Path | None) -> np.ndarray:
+def _vectors(dataset: Any, texts: list[str], encoder: str, vectors: Path | None) -> tuple[np.ndarray, Any]:
+    """The users' vectors, and the text encoder that made them (None when they are not encodings of ``texts``):
+    with it, describe chooses the name facts that point at the members in that space."""
     if vectors is not None:
         if not vectors.exists():
             raise DataError(f"--vectors {vectors}: no such file.")
@@ -41,15 +43,17 @@ def _vectors(dataset: Any, texts: list[str], encoder: str, vectors: Path | None)
                 f"--vectors {vectors}: shape {arr.shape}, expected ({dataset.n_users}, dim): one row per user, "
                 "in the dataset's user order."
             )
-        return arr
+        return arr, None
     from personas.encode import BehaviourEncoder, TfidfEncoder, make_encoder
 
     if encoder == "tfidf":
-        return TfidfEncoder(256).fit(texts).encode(texts)
+        tfidf = TfidfEncoder(256).fit(texts)
+        return tfidf.encode(texts), tfidf
     if encoder == "behaviour":
-        return BehaviourEncoder(64).fit(dataset).vectors_
+        return BehaviourEncoder(64).fit(dataset).vectors_, None
     if encoder == "minilm":
-        return make_encoder("minilm").encode(texts, show_progress=True)
+        minilm = make_encoder("minilm")
+        return minilm.encode(texts, show_progress=True), minilm
     raise ConfigError(f"--encoder must be one of {', '.join(ENCODERS)}. Got {encoder!r} instead.")
 
 
@@ -100,7 +104,7 @@ def discover(
 
     dataset = open_dataset(source, map_, unknown_ids, encoding=encoding, delimiter=delimiter)
     texts = build_profiles(dataset)
-    x = _vectors(dataset, texts, encoder, vectors)
+    x, text_encoder = _vectors(dataset, texts, encoder, vectors)
     chosen: dict[str, Any] | None = None
     k_value: int | None = None
     if k != "auto":
@@ -127,7 +131,15 @@ def discover(
         from personas.describe import GenerativeNamer
 
         namer = GenerativeNamer()
-    personas = describe_groups(finder.labels_, texts=texts, vectors=x, dataset=dataset, namer=namer)
+    personas = describe_groups(
+        finder.labels_,
+        texts=texts,
+        vectors=x,
+        dataset=dataset,
+        namer=namer,
+        encoder=text_encoder,
+        text_vectors=x if text_encoder is not None else None,
+    )
     assignments = pd.DataFrame({"user_id": [str(u) for u in dataset.user_vocab.ids], "group": finder.labels_})
     parquet = assignments.to_parquet(index=False)  # bytes when no path is given
     assert isinstance(parquet, bytes)
