@@ -124,10 +124,20 @@ def test_driver_fitted_models_equal_the_single_machine_models_on_the_same_inputs
         config = demo_run.config.recommend.model_configs()[name]
         with threadpool_limits(limits=demo_run.config.threads):  # as both engines fit
             local = registry.build(config, Recommender).fit(ml100k, groups=labels, **inputs)
-        spark_ids, _ = run.model(name).recommend(users, n=10)
-        local_ids, _ = local.recommend(users, n=10)
-        same = float(np.mean(np.all(spark_ids == local_ids, axis=1)))
-        assert same == 1.0, f"{name}: the same top-10 for {same:.1%} of users"
+        spark_ids, spark_scores = run.model(name).recommend(users, n=10)
+        local_ids, local_scores = local.recommend(users, n=20)
+        # The same scores; the same items, but for near ties: two processes' BLAS may round EASE's inverse
+        # differently in the last bits, which can swap two items whose scores agree to ~1e-6.
+        np.testing.assert_allclose(spark_scores, local_scores[:, :10], rtol=1e-4, atol=1e-6, err_msg=name)
+        for u, position in zip(*np.nonzero(spark_ids != local_ids[:, :10]), strict=True):
+            item, score = spark_ids[u, position], spark_scores[u, position]
+            assert item in local_ids[u], (name, users[u], position)
+            local_score = local_scores[u][list(local_ids[u]).index(item)]
+            assert np.isclose(local_score, score, rtol=1e-4, atol=1e-6), (name, users[u], position)
+            assert np.isclose(local_scores[u, position], score, rtol=1e-4, atol=1e-6), (name, users[u], position)
+        same = float(np.mean(np.all(spark_ids == local_ids[:, :10], axis=1)))
+        print(f"{name}: the same top-10 for {same:.1%} of users (the others differ by near ties only)")
+        assert same >= 0.99, f"{name}: the same top-10 for {same:.1%} of users"
 
 
 def test_items_encoded_on_spark_workers_match_the_single_machine_encoder(demo_run: DemoRun, ml100k: Dataset) -> None:
