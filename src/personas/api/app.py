@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,9 +46,13 @@ def create_app(settings: ServeSettings, *, storage: Storage | None = None) -> Fa
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Set in each server process as it starts (workers included), not for whoever imports the app.
         limits = threadpool_limits(settings.blas_threads, user_api="blas") if settings.blas_threads else None
+        # What was loaded lives as long as the server: moved out of the collector's sight, a full collection
+        # scans only what requests create (not the ~200,000 objects of the run and the libraries: ~140 ms).
+        gc.freeze()
         if service.top is not None:
             service.top.start()  # run users' lists, in the background: serving starts now
         yield
+        gc.unfreeze()
         if service.top is not None:
             service.top.stop()
         service.close()
