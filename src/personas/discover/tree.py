@@ -40,7 +40,7 @@ from personas.discover._base import (
     group_sums,
     nearest_centroid,
 )
-from personas.discover.selection import KChoice, KScore, group_quality, pick_stable
+from personas.discover.selection import GroupQuality, KChoice, KScore, group_quality, pick_stable
 from personas.errors import ConfigError
 
 __all__ = [
@@ -332,27 +332,41 @@ def choose_coarse_k(
         coarse = nest(arr, fine, k, merge_on=merge_on).coarse_labels
         quality = group_quality(space, coarse, sample_size=sample_size, seed=seed)
         aris = [float(adjusted_rand_score(coarse, _coarse_of(arr, other, k, merge_on))) for other in refit_labels]
-        members = coarse[coarse >= 0]
-        scores.append(
-            KScore(
-                k=k,
-                n_groups=quality.n_groups,
-                silhouette=quality.silhouette,
-                davies_bouldin=quality.davies_bouldin,
-                stability=float(np.mean(aris)) if aris else 1.0,
-                largest_share=float(np.bincount(members).max() / len(arr)) if len(members) else 0.0,
-            )
-        )
+        scores.append(_coarse_score(k, quality, coarse, aris))
+    return _fewest_readable(
+        scores,
+        min_stability,
+        tolerance,
+        among=f"among cuts of the {n_fine} fine groups' Ward tree",
+        none=f"no cut reached stability {min_stability}; the most stable cut of the {n_fine} fine groups' tree",
+    )
+
+
+def _coarse_score(k: int, quality: GroupQuality, coarse: np.ndarray, aris: Sequence[float]) -> KScore:
+    members = coarse[coarse >= 0]
+    return KScore(
+        k=k,
+        n_groups=quality.n_groups,
+        silhouette=quality.silhouette,
+        davies_bouldin=quality.davies_bouldin,
+        stability=float(np.mean(aris)) if aris else 1.0,
+        largest_share=float(np.bincount(members).max() / len(coarse)) if len(members) else 0.0,
+    )
+
+
+def _fewest_readable(scores: list[KScore], min_stability: float, tolerance: float, *, among: str, none: str) -> KChoice:
+    """The coarse rule: among stable candidates, the fewest groups whose silhouette is near the best; else the
+    most stable one."""
     picked = pick_stable(scores, min_stability=min_stability, tolerance=tolerance, fewest=True)
     if picked is not None:
         best, top = picked
         rule = (
             f"fewest coarse groups with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
-            f"best ({top:.3f}), among cuts of the {n_fine} fine groups' Ward tree"
+            f"best ({top:.3f}), {among}"
         )
     else:
         best = max(scores, key=lambda s: (s.stability, -s.k))
-        rule = f"no cut reached stability {min_stability}; the most stable cut of the {n_fine} fine groups' tree"
+        rule = none
     return KChoice(k=best.k, rule=rule, scores=scores)
 
 
@@ -518,24 +532,11 @@ def choose_top_down_k(
                 warnings.simplefilter("ignore", GroupingWarning)
                 other = np.asarray(model.fit(text[rows]).assign(text), dtype=np.int64)
             aris.append(float(adjusted_rand_score(coarse, other)))
-        scores.append(
-            KScore(
-                k=k,
-                n_groups=quality.n_groups,
-                silhouette=quality.silhouette,
-                davies_bouldin=quality.davies_bouldin,
-                stability=float(np.mean(aris)) if aris else 1.0,
-                largest_share=float(np.bincount(coarse[coarse >= 0]).max() / len(text)),
-            )
-        )
-    picked = pick_stable(scores, min_stability=min_stability, tolerance=tolerance, fewest=True)
-    if picked is not None:
-        best, top = picked
-        rule = (
-            f"fewest coarse groups with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
-            f"best ({top:.3f}), among k-means groups of the text vectors (top-down tree)"
-        )
-    else:
-        best = max(scores, key=lambda s: (s.stability, -s.k))
-        rule = f"no k reached stability {min_stability}; the most stable k-means grouping of the text vectors"
-    return KChoice(k=best.k, rule=rule, scores=scores)
+        scores.append(_coarse_score(k, quality, coarse, aris))
+    return _fewest_readable(
+        scores,
+        min_stability,
+        tolerance,
+        among="among k-means groups of the text vectors (top-down tree)",
+        none=f"no k reached stability {min_stability}; the most stable k-means grouping of the text vectors",
+    )

@@ -1,8 +1,6 @@
 """Top-down trees ([discover] tree = "top-down"): coarse groups found in the text space, fine groups inside each,
 on tiny data whose answers are known."""
 
-# ruff: noqa: N806  (X is a matrix, as in scikit-learn)
-
 from __future__ import annotations
 
 import numpy as np
@@ -107,7 +105,7 @@ def test_a_new_user_gets_the_nearest_coarse_group_in_text_and_one_of_its_childre
 
 
 def test_top_down_refits_and_coarse_k_choice_find_the_three_topics() -> None:
-    text, taste, topic, _ = text_and_taste()
+    text, taste, _, _ = text_and_taste()
     tree = top_down(taste, text, 3, 4, KMeansGroups(k=2, seed=0))
     trees = top_down_refits(KMeansGroups(k=2, seed=0), taste, text, 3, 4, n_runs=3, seed=0)
     assert len(trees) == 3
@@ -125,5 +123,5 @@ def test_top_down_refuses_mismatched_rows_and_a_finder_without_k() -> None:
     text, taste, _, _ = text_and_taste()
     with pytest.raises(ConfigError, match="top_down: text_vectors has 10 rows but X has 120"):
         top_down(taste, text[:10], 3, 4, KMeansGroups(k=2, seed=0))
-    with pytest.raises(ConfigError, match="top_down needs a group finder with a 'k' parameter. Got HDBSCANGroups"):
+    with pytest.raises(ConfigError, match=r"top_down needs a group finder with a 'k' parameter\. Got HDBSCANGroups"):
         top_down(taste, text, 3, 4, HDBSCANGroups())

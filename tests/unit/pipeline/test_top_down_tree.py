@@ -131,3 +131,23 @@ def test_bad_tree_settings_are_refused_in_one_line(tmp_path: Path, discover: str
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert "\n" not in str(info.value).strip()
+
+
+def test_the_service_places_a_new_users_text_vector_top_down(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from personas.api import PersonaService, ServeSettings
+
+    _, folder, _ = runs
+    run = load_run(folder)
+    settings = ServeSettings(model_dir=folder, database_url=f"sqlite:///{tmp_path / 'serve.sqlite'}")
+    service = PersonaService(settings)
+    try:
+        text = np.load(folder / "text_vectors.npy")
+        rows = {uid: i for i, uid in enumerate(run.users["user_id"])}
+        vector = text[rows["aliens-1"]] + 0.9 * text[rows["heists-1"]]
+        vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+        coarse, fine = run.place_vector(vector)
+        assert service._place(None, vector, np.zeros(0, dtype=np.int64)) == fine
+        brief = service._coarse_brief(fine)
+        assert brief is not None and brief.group == coarse
+    finally:
+        service.storage.close()
