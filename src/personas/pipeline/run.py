@@ -104,6 +104,13 @@ _STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _drop_default_tree(dump: dict[str, Any]) -> None:
+    """A config dump without ``[discover] tree`` when it is the default, so that a bottom-up run's manifest and
+    stage keys are what they were before top-down trees existed."""
+    if dump.get("discover", {}).get("tree") == "bottom-up":
+        dump["discover"].pop("tree")
+
+
 def evaluate_fix(fix: dict[str, Any]) -> str:
     """A setting that makes evaluation run, as the config file spells it: ``[evaluate] protocol = "cold-users"``."""
     return "[evaluate] " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in fix.items())
@@ -687,6 +694,7 @@ class Pipeline:
         """Each kept stage's key: a hash of the data's fingerprint and of every config value it and the stages
         before it read. A resumed run reuses a stage only when its key is unchanged."""
         config = self.config.model_dump(mode="json")
+        _drop_default_tree(config)  # a bottom-up run keeps the keys it had before the option existed
         chain, keys = dataset.fingerprint(), {}
         for name, inputs in _STAGE_INPUTS.items():
             values = []
@@ -1095,6 +1103,7 @@ class Pipeline:
         if not self.config.encode.tune:
             for key in ("tune", "tune_options"):
                 dump["encode"].pop(key, None)
+        _drop_default_tree(dump)
         return dump
 
     def _tuning_summary(self) -> dict[str, Any]:

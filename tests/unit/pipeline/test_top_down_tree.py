@@ -64,6 +64,8 @@ def test_the_coarse_personas_are_kmeans_of_the_text_vectors_and_nest_the_fine_on
     # bottom-up (the default) writes what it wrote before: no tree key, no text-space coarse centroids
     before = load_run(bottom_up)
     assert "tree" not in before.manifest["hierarchy"] and before.tree_kind == "bottom-up"
+    assert "tree" not in before.manifest["config"]["discover"]  # so its stage keys are unchanged too
+    assert run.manifest["config"]["discover"]["tree"] == "top-down"
     assert not (bottom_up / "coarse_text_centroids.npy").exists() and (folder / "coarse_text_centroids.npy").exists()
 
 
