@@ -371,7 +371,8 @@ def score(run: Run, method: str, namer: Namer, levels: Sequence[str]) -> list[Ro
                 passed=f"{passed}/{len(checked)}",
             )
         )
-        run.refusals.extend(f"{run.dataset} {level} {p.group}: {p.name_check}" for p in checked if p.name_check)
+        tree = f" ({run.tree})" if run.tree != "-" else ""
+        run.refusals.extend(f"{run.dataset}{tree} {level} {p.group}: {p.name_check}" for p in checked if p.name_check)
     return rows
 
 
