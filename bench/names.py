@@ -25,10 +25,12 @@ composed name kept; the pass rate is reported). It names both levels (``--genera
 model is slow: 1-2 s a name here on one thread). A method that cannot run here is skipped with
 the reason printed. The section between the ``reading`` markers of an existing ``--out`` file is hand-written
 and kept when the file is rewritten.
-Two-level runs also get diagnostic rows (``--no-diagnostics`` leaves them out): the same fine groups with the tree
-merged on the centered text vectors, and a top-down tree (coarse = k-means of the text vectors, fine groups found
-inside each), named the same way, with the validation NDCG@10 of group-popular of the run's and the top-down fine
-groups in the protocol.
+Two-level datasets (ml-100k, ml-latest-small) are run once per tree (``--trees``, default both): ``bottom-up``
+(the library default: coarse personas are Ward merges of the fine groups) and ``top-down`` (``[discover] tree =
+"top-down"``: coarse personas are k-means groups of the text vectors, fine ones found inside each,
+:func:`personas.discover.top_down`); the table's tree column says which. Each run's protocol line gives the
+validation NDCG@10 of group-popular by fine k, the figure that chose it. Bottom-up runs also get a diagnostic row
+(``--no-diagnostics`` leaves it out): the same fine groups with the tree merged on the centered text vectors.
 Data: ml-100k and ml-latest-small are built-in (fetched from the package registry once); the drug reviews come
 from the explabox demo wheel (bench/discover.py); the fine-food reviews are tests/data/newcomer/fine_food.
 Same command, same table: seeds are fixed and the namers deterministic (greedy decoding).
@@ -59,8 +61,7 @@ import personas.describe
 from personas._files import write_atomic
 from personas.data import build_profiles
 from personas.describe import NameFidelity, Namer, Persona, apply_namer, composed_names, name_fidelity
-from personas.discover import make_finder, nest
-from personas.evaluate.fine_k import choose_fine_k, validation_split
+from personas.discover import nest
 from personas.pipeline import Pipeline, load_config
 from personas.pipeline.config import PipelineConfig
 
@@ -143,6 +144,7 @@ class Run:
     """One dataset run through the pipeline's stages: its personas and the text space to score names in."""
 
     dataset: str
+    tree: str  # "bottom-up" or "top-down" for two-level runs, "-" for one-level ones
     config: PipelineConfig
     pipeline: Pipeline
     labels: np.ndarray
@@ -172,11 +174,12 @@ class Run:
         return [("coarse", self.coarse_labels, self.coarse_personas), ("fine", self.labels, self.personas)]
 
 
-def _demo_config(dataset: str, out: Path) -> PipelineConfig:
+def _demo_config(dataset: str, out: Path, tree: str) -> PipelineConfig:
     config = load_config(Path(str(files("personas.pipeline") / "demo.toml")))
     return config.model_copy(
         update={
             "data": config.data.model_copy(update={"dataset": dataset}),
+            "discover": config.discover.model_copy(update={"tree": tree}),
             "evaluate": config.evaluate.model_copy(update={"enabled": False}),
             "output": config.output.model_copy(update={"dir": out, "report": False}),
         }
@@ -217,13 +220,17 @@ def _fine_food_config(out: Path) -> PipelineConfig:
     return config.model_copy(update={"output": config.output.model_copy(update={"dir": out, "report": False})})
 
 
-def run_dataset(name: str, tmp: Path) -> Run:
-    """The dataset through the pipeline's stages up to the personas (what `personas run` would name)."""
-    folder = tmp / name
+TWO_LEVEL = ("ml-100k", "ml-latest-small")  # run with the demo config: hierarchy = true, once per tree
+
+
+def run_dataset(name: str, tmp: Path, tree: str = "bottom-up") -> Run:
+    """The dataset through the pipeline's stages up to the personas (what `personas run` would name); ``tree``:
+    how a two-level dataset's tree is built."""
+    folder = tmp / f"{name}-{tree}"
     folder.mkdir(parents=True)
     conditions: dict[str, str] | None = None
-    if name in ("ml-100k", "ml-latest-small"):
-        config = _demo_config(name, folder / "run")
+    if name in TWO_LEVEL:
+        config = _demo_config(name, folder / "run", tree)
     elif name == "drugs":
         config, conditions = _drug_config(folder)
     elif name == "fine-food":
@@ -254,11 +261,18 @@ def run_dataset(name: str, tmp: Path) -> Run:
         k_rule = f"chosen from {config.discover.candidates} ({choice.rule})"
     else:
         k_rule = "fixed"
+    if pipeline.fine_choice_ is not None:
+        k_rule += " (" + ", ".join(f"k {s.k}: {s.ndcg:.4f}" for s in pipeline.fine_choice_.scores) + ")"
     coarse_rule = ""
     if pipeline.coarse_choice_ is not None and pipeline.tree_ is not None:
+        how = (
+            "k-means groups of the text vectors, the fine groups found inside each"
+            if pipeline.tree_.kind == "top-down"
+            else "a cut of the fine groups' Ward tree"
+        )
         coarse_rule = (
-            f"coarse k = {pipeline.tree_.n_coarse} from {config.discover.coarse_candidates} (a cut of the fine "
-            "groups' Ward tree, chosen for readability)"
+            f"{pipeline.tree_.kind} tree: coarse k = {pipeline.tree_.n_coarse} from "
+            f"{config.discover.coarse_candidates} ({how}; {pipeline.coarse_choice_.rule})"
         )
     truth = None
     if conditions is not None:
@@ -269,6 +283,7 @@ def run_dataset(name: str, tmp: Path) -> Run:
     )
     return Run(
         dataset=name,
+        tree=pipeline.tree_.kind if pipeline.tree_ is not None else "-",
         config=config,
         pipeline=pipeline,
         labels=labels,
@@ -296,6 +311,7 @@ DATASETS: tuple[str, ...] = ("ml-100k", "ml-latest-small", "drugs", "fine-food")
 @dataclass
 class Row:
     dataset: str
+    tree: str
     level: str
     method: str
     fidelity: NameFidelity | None
@@ -308,7 +324,7 @@ class Row:
 
 def _score(run: Run, level: str, labels: np.ndarray, method: str, names: list[str], **extra: Any) -> Row:
     fidelity = name_fidelity(names, labels, run.text_vectors, encoder=run.pipeline.text_encoder_, users=run.notes[0])
-    return Row(run.dataset, level, method, fidelity, names, **extra)
+    return Row(run.dataset, run.tree, level, method, fidelity, names, **extra)
 
 
 def score(run: Run, method: str, namer: Namer, levels: Sequence[str]) -> list[Row]:
@@ -355,7 +371,8 @@ def score(run: Run, method: str, namer: Namer, levels: Sequence[str]) -> list[Ro
                 passed=f"{passed}/{len(checked)}",
             )
         )
-        run.refusals.extend(f"{run.dataset} {level} {p.group}: {p.name_check}" for p in checked if p.name_check)
+        tree = f" ({run.tree})" if run.tree != "-" else ""
+        run.refusals.extend(f"{run.dataset}{tree} {level} {p.group}: {p.name_check}" for p in checked if p.name_check)
     return rows
 
 
@@ -381,86 +398,25 @@ def references(run: Run) -> list[Row]:
         for method, vectors in ((MEAN_PROFILE, means), (CONTRAST, contrast)):
             labels_text = [f"group {g}" for g in range(k)]
             fidelity = name_fidelity(labels_text, labels, run.text_vectors, name_vectors=vectors, users=run.notes[0])
-            rows.append(Row(run.dataset, level, method, fidelity, labels_text))
+            rows.append(Row(run.dataset, run.tree, level, method, fidelity, labels_text))
     return rows
 
 
 MERGED_ON_TEXT = "diagnostic: the same fine groups, tree merged on centered text vectors"
-TOP_DOWN = "diagnostic: top-down (coarse = k-means of text vectors, fine = k-means inside each)"
-
-
-def _kmeans(run: Run, x: np.ndarray, k: int) -> np.ndarray:
-    finder = make_finder(run.config.discover.finder_config(k))
-    return np.asarray(finder.fit(np.ascontiguousarray(x, dtype=np.float32)).labels_, dtype=np.int64)
-
-
-def top_down(run: Run, vectors: np.ndarray, text_vectors: np.ndarray, k_coarse: int, k_fine: int) -> np.ndarray:
-    """(coarse, fine) labels of a top-down tree: coarse groups are k-means groups of the text vectors (where
-    names are read), and each is split by k-means of the run's vectors into a share of ``k_fine`` fine groups
-    proportional to its size (largest remainder, at least one each). Nested by construction."""
-    coarse = _kmeans(run, text_vectors, k_coarse)
-    sizes = np.bincount(coarse, minlength=k_coarse)
-    quota = sizes / sizes.sum() * k_fine
-    alloc = np.maximum(np.floor(quota).astype(int), 1)
-    while alloc.sum() < k_fine:
-        alloc[int(np.argmax(quota - alloc))] += 1
-    while alloc.sum() > k_fine:
-        alloc[int(np.argmax(alloc - quota))] -= 1
-    fine = np.full(len(coarse), -1, dtype=np.int64)
-    start = 0
-    for c in range(k_coarse):
-        rows = np.flatnonzero(coarse == c)
-        sub = (
-            _kmeans(run, vectors[rows], int(alloc[c]))
-            if alloc[c] > 1 and len(rows) > alloc[c]
-            else np.zeros(len(rows), dtype=np.int64)
-        )
-        fine[rows] = start + sub
-        start += int(sub.max()) + 1
-    return np.stack([coarse, fine])
 
 
 def diagnostics(run: Run) -> list[Row]:
-    """Two other trees over a two-level run, their personas named the way the run names them (guided), to show
-    what the grouping allows: the same fine groups merged on the text vectors (centered: the part every
-    profile shares removed), and a top-down tree whose coarse groups are found in the text space. The top-down
-    fine groups recommend differently: their validation NDCG@10 of group-popular is set beside the run's
-    (the protocol of the run's fine-k choice) in the run's notes."""
-    if run.coarse_labels is None or run.vectors is None:
+    """Another tree over a bottom-up run's fine groups, its personas named the way the run names them (guided),
+    to show what the grouping allows: the same fine groups merged on the text vectors (centered: the part every
+    profile shares removed)."""
+    if run.coarse_labels is None or run.vectors is None or run.tree != "bottom-up":
         return []
     unit = run.text_vectors / np.maximum(np.linalg.norm(run.text_vectors, axis=1, keepdims=True), 1e-12)
-    k_coarse, k_fine = int(run.coarse_labels.max()) + 1, int(run.labels.max()) + 1
-    rows = []
+    k_coarse = int(run.coarse_labels.max()) + 1
     with threadpool_limits(limits=run.config.threads):
         merged = nest(run.vectors, run.labels, k_coarse, merge_on=unit - unit.mean(axis=0)).coarse_labels
         cards = run.pipeline.describe(run.data, run.texts, run.vectors, merged)
-        rows.append(_score(run, "coarse", merged, MERGED_ON_TEXT, [p.name for p in cards]))
-        coarse, fine = top_down(run, run.vectors, unit, k_coarse, k_fine)
-        for level, labels in (("coarse", coarse), ("fine", fine)):
-            cards = run.pipeline.describe(run.data, run.texts, run.vectors, labels)
-            rows.append(_score(run, level, labels, TOP_DOWN, [p.name for p in cards]))
-        # recommendations: validation NDCG@10 of group-popular, the run's flat fine groups vs top-down ones
-        train, relevant = validation_split(run.data, fraction=0.2, min_interactions=5)
-        pipeline = run.pipeline
-        kept = (pipeline.text_encoder_, pipeline.behaviour_vectors_, pipeline.text_vectors_)
-        try:
-            train_vectors, _, train_text = pipeline.encode(train, build_profiles(train, run.config.profiles))
-        finally:
-            pipeline.text_encoder_, pipeline.behaviour_vectors_, pipeline.text_vectors_ = kept
-        assert train_text is not None
-        train_unit = train_text / np.maximum(np.linalg.norm(train_text, axis=1, keepdims=True), 1e-12)
-        ndcg = {}
-        for tree, labels_for in (
-            ("flat (the run's)", lambda k: _kmeans(run, train_vectors, k)),
-            ("top-down", lambda k: top_down(run, train_vectors, train_unit, k_coarse, k)[1]),
-        ):
-            ndcg[tree] = choose_fine_k(train, relevant, labels_for, [k_fine]).scores[0].ndcg
-    run.notes.append(
-        f"diagnostic trees at coarse k = {k_coarse}, fine k = {k_fine}; validation NDCG@10 of group-popular "
-        "(last 20% of each history held out, groups found on vectors of the rest): "
-        + ", ".join(f"{tree} {value:.4f}" for tree, value in ndcg.items())
-    )
-    return rows
+    return [_score(run, "coarse", merged, MERGED_ON_TEXT, [p.name for p in cards])]
 
 
 def ceiling(run: Run) -> Row:
@@ -471,7 +427,9 @@ def ceiling(run: Run) -> Row:
     fidelity = name_fidelity(
         conditions, codes, run.text_vectors, encoder=run.pipeline.text_encoder_, users=run.notes[0]
     )
-    return Row(run.dataset, "conditions", "condition label (reference: personas = conditions)", fidelity, conditions)
+    return Row(
+        run.dataset, run.tree, "conditions", "condition label (reference: personas = conditions)", fidelity, conditions
+    )
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -481,17 +439,20 @@ def _f(x: float | None) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| dataset | level | names | k | mean AUC | worst AUC | matcher accuracy | chance (biggest / 1/k) "
+        "| dataset | tree | level | names | k | mean AUC | worst AUC | matcher accuracy | chance (biggest / 1/k) "
         "| max name cosine | mean name cosine | naming s per persona (median) | passed check | kept composed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.fidelity is None:
-            lines.append(f"| {r.dataset} | {r.level} | {r.method} | - | skipped: {r.skipped} | | | | | | | | |")
+            lines.append(
+                f"| {r.dataset} | {r.tree} | {r.level} | {r.method} | - | skipped: {r.skipped} | | | | | | | | |"
+            )
             continue
         f = r.fidelity
         lines.append(
-            f"| {r.dataset} | {r.level} | {r.method} | {len(f.personas)} | {_f(f.mean_auc)} | {_f(f.worst_auc)} | "
+            f"| {r.dataset} | {r.tree} | {r.level} | {r.method} | {len(f.personas)} | {_f(f.mean_auc)} | "
+            f"{_f(f.worst_auc)} | "
             f"{_f(f.matcher_accuracy)} | {_f(f.chance_majority)} / {_f(f.chance_uniform)} | "
             f"{_f(f.max_name_similarity)} | {_f(f.mean_name_similarity)} | "
             f"{r.seconds:.2f} | {r.passed} | {r.fallbacks} |"
@@ -505,7 +466,9 @@ def protocol(runs: Sequence[Run]) -> list[str]:
         c = run.config
         sizes = ", ".join(f"{v:,} {k}" for k, v in run.sizes.items())
         lines.append(
-            f"- **{run.dataset}**: {sizes}; profiles {list(c.profiles.parts)} (<= {c.profiles.max_tokens} tokens); "
+            f"- **{run.dataset}**"
+            + (f" ({run.tree} tree)" if run.tree != "-" else "")
+            + f": {sizes}; profiles {list(c.profiles.parts)} (<= {c.profiles.max_tokens} tokens); "
             f"vectors `{run.encoder_name}`; {c.discover.method} seed {c.discover.seed}, "
             f"k = {int(run.labels.max()) + 1} {run.k_rule}"
             + (f"; {run.coarse_rule}" if run.coarse_rule else "")
@@ -523,7 +486,8 @@ def names_list(rows: Sequence[Row]) -> list[str]:
     for r in rows:
         if r.fidelity is None or r.method.startswith("reference"):
             continue
-        lines.append(f"- **{r.dataset}, {r.level}, {r.method}**:")
+        tree = f"{r.tree} tree, " if r.tree != "-" else ""
+        lines.append(f"- **{r.dataset}, {tree}{r.level}, {r.method}**:")
         for p in r.fidelity.personas:
             lines.append(f"  - {p.group} ({p.size} users, AUC {_f(p.auc)}): {p.name}")
     return lines
@@ -541,7 +505,8 @@ def targets(rows: Sequence[Row]) -> list[str]:
             ):
                 auc = r.fidelity.mean_auc or 0.0
                 verdict = "met" if auc >= TARGET_AUC else "not met"
-                lines.append(f"- {dataset}, {r.level} level, {r.method} names: mean AUC {auc:.3f}: {verdict}.")
+                tree = f"{r.tree} tree, " if r.tree != "-" else ""
+                lines.append(f"- {dataset}, {tree}{r.level} level, {r.method} names: mean AUC {auc:.3f}: {verdict}.")
     return lines
 
 
@@ -571,11 +536,17 @@ def main() -> None:
         help="levels of a two-level run the (slow) generative namer names: coarse, fine or coarse,fine",
     )
     parser.add_argument(
-        "--no-diagnostics", action="store_true", help="leave out the diagnostic trees of two-level runs"
+        "--trees",
+        default="bottom-up,top-down",
+        help=f"trees the two-level datasets ({', '.join(TWO_LEVEL)}) are run with: bottom-up, top-down or both",
     )
+    parser.add_argument("--no-diagnostics", action="store_true", help="leave out the diagnostic tree of bottom-up runs")
     args = parser.parse_args()
     generated_levels = [x.strip() for x in args.generated_levels.split(",") if x.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    trees = [t.strip() for t in args.trees.split(",") if t.strip()]
+    if not trees or any(t not in ("bottom-up", "top-down") for t in trees):
+        raise SystemExit(f"--trees takes bottom-up, top-down or both. Got {args.trees!r} instead.")
     methods = [m.strip() for m in args.namers.split(",") if m.strip()]
     unknown = [m for m in methods if m not in NAMERS]
     if unknown:
@@ -591,19 +562,18 @@ def main() -> None:
     runs: list[Run] = []
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="personas-names-") as tmp:
-        for dataset in datasets:
-            print(f"{dataset}: running the pipeline's stages ...", file=sys.stderr)
-            run = run_dataset(dataset, Path(tmp))
+        for dataset, tree in [(d, t) for d in datasets for t in (trees if d in TWO_LEVEL else ["bottom-up"])]:
+            print(f"{dataset} ({tree}): running the pipeline's stages ...", file=sys.stderr)
+            run = run_dataset(dataset, Path(tmp), tree)
             runs.append(run)
             for method, namer in namers.items():
                 if isinstance(namer, str):
-                    rows.append(Row(dataset, "-", method, None, [], skipped=namer))
+                    rows.append(Row(dataset, run.tree, "-", method, None, [], skipped=namer))
                     continue
-                print(f"{dataset}: {method} names ...", file=sys.stderr)
+                print(f"{dataset} ({tree}): {method} names ...", file=sys.stderr)
                 rows.extend(score(run, method, namer, generated_levels))
             rows.extend(references(run))
             if not args.no_diagnostics:
-                print(f"{dataset}: diagnostic trees ...", file=sys.stderr)
                 rows.extend(diagnostics(run))
             if run.truth is not None:
                 rows.append(ceiling(run))
@@ -612,6 +582,8 @@ def main() -> None:
         if datasets == list(DATASETS) and methods == list(NAMERS)
         else f" --datasets {','.join(datasets)} --namers {','.join(methods)}"
     )
+    if trees != ["bottom-up", "top-down"]:
+        command += f" --trees {','.join(trees)}"
     if generated_levels != ["coarse", "fine"] and "generated" in methods:
         command += f" --generated-levels {','.join(generated_levels)}"
     lines = [
@@ -632,9 +604,12 @@ def main() -> None:
         "the rule before guided names; generated (raw) = every answer of "
         "the generative namer (SmolLM2-135M); generated (checked) = the answers that pass the fact check "
         "(`apply_namer`), the composed name where refused. Passed check: answers the check accepted. Kept "
-        "composed: personas whose name is the composed one (no answer, or refused). Diagnostic rows (two-level "
-        "runs) name other trees over the same users, to show what the grouping allows; the target is judged on "
-        "the run's own personas only.",
+        "composed: personas whose name is the composed one (no answer, or refused). Tree (two-level runs, the demo "
+        "config): bottom-up = coarse personas are Ward merges of the fine ones (the library default); top-down = "
+        '`[discover] tree = "top-down"`, coarse personas are k-means groups of the text vectors and the fine '
+        "ones are found inside each; flat runs show -. The diagnostic row (bottom-up runs) names another tree "
+        "over the same fine groups, to show what the grouping allows; the target is judged on the runs' own "
+        "personas only.",
         "",
         *table(rows),
         "",

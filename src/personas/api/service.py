@@ -235,6 +235,8 @@ class PersonaService:
     def _place(self, text: str | None, vector: np.ndarray | None, history: np.ndarray) -> int:
         """The persona of a new user: their text's nearest persona centroid, else their items, else their
         text's most similar run users (side text), else -1 (see GroupPlacer)."""
+        if vector is not None and (tree := self.artefact.place_text_vector(vector)) is not None:
+            return tree[1]  # a top-down run: the nearest coarse persona in the text space, then its nearest child
         if self.placer is None:
             return -1
         return self.placer.place(text=text, vector=vector, history=history_row(history, len(self.item_ids)))

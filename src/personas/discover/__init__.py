@@ -47,13 +47,20 @@ from personas.discover.selection import (
     stability,
 )
 from personas.discover.tree import (
+    TREE_KINDS,
     Hierarchy,
     StabilityCheck,
+    TreeKind,
+    allocate,
     choose_coarse_k,
+    choose_top_down_k,
     coarse_refits,
     group_stability,
     nest,
+    place_in_tree,
     refits,
+    top_down,
+    top_down_refits,
 )
 from personas.discover.weighting import WeightChoice, WeightScore, choose_behaviour_weight
 
@@ -62,6 +69,7 @@ __all__ = [
     "MAX_NOISE_SHARE",
     "MIN_GROUPS",
     "NOISE",
+    "TREE_KINDS",
     "AgglomerativeConfig",
     "AgglomerativeGroups",
     "BaseGroupFinder",
@@ -83,12 +91,15 @@ __all__ = [
     "NeighboursConfig",
     "StabilityCheck",
     "StabilityResult",
+    "TreeKind",
     "WeightChoice",
     "WeightScore",
+    "allocate",
     "centroids_of",
     "choose_behaviour_weight",
     "choose_coarse_k",
     "choose_k",
+    "choose_top_down_k",
     "coarse_refits",
     "finder_config_from_json",
     "group_quality",
@@ -97,8 +108,11 @@ __all__ = [
     "knn_graph",
     "make_finder",
     "nest",
+    "place_in_tree",
     "refits",
     "stability",
+    "top_down",
+    "top_down_refits",
 ]
 
 FinderConfig = Annotated[

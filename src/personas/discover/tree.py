@@ -7,6 +7,10 @@ stable each group is across seeds.
 - :func:`choose_coarse_k`: the number of coarse groups a reader gets: silhouette and stability of each cut.
 - :func:`refits` and :func:`group_stability`: refit the method with other seeds on subsamples, label everyone
   with ``assign``, and score each group by the best-matching refit group's Jaccard overlap of members.
+- :func:`top_down` (``[discover] tree = "top-down"``): the other way round. Coarse groups are k-means groups of
+  the users' text vectors (where names are read), and each is split by k-means on the run's vectors into a share
+  of the fine groups proportional to its size (:func:`allocate`). :func:`choose_top_down_k` picks the coarse k,
+  :func:`top_down_refits` gives the labelings that score its stability.
 
 Merges are computed in float64 with ties broken to the lowest pair of groups, and coarse groups are numbered by
 size then first member, so the same fine groups give the same tree everywhere.
@@ -19,34 +23,48 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 from sklearn.metrics import adjusted_rand_score
 
 from personas.discover._base import (
+    TIE_TOLERANCE,
     BaseGroupFinder,
     GroupingWarning,
     as_unit_vectors,
     centroids_of,
     compact_labels,
+    exact_argmax,
     group_sums,
     nearest_centroid,
 )
-from personas.discover.selection import KChoice, KScore, group_quality, pick_stable
+from personas.discover.selection import GroupQuality, KChoice, KScore, group_quality, pick_stable
 from personas.errors import ConfigError
 
 __all__ = [
+    "TREE_KINDS",
     "Hierarchy",
     "StabilityCheck",
+    "TreeKind",
+    "allocate",
     "choose_coarse_k",
+    "choose_top_down_k",
     "coarse_refits",
     "group_stability",
     "merge_order",
     "nest",
+    "place_in_tree",
     "refits",
+    "top_down",
+    "top_down_refits",
 ]
+
+#: How the two levels are built: "bottom-up" merges the fine groups (:func:`nest`); "top-down" finds the coarse
+#: groups in the text space first and the fine ones inside each (:func:`top_down`).
+TreeKind = Literal["bottom-up", "top-down"]
+TREE_KINDS: tuple[str, ...] = ("bottom-up", "top-down")
 
 
 def merge_order(X: np.ndarray, labels: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
@@ -98,13 +116,20 @@ def _cut(merges: Sequence[tuple[int, int]], n_groups: int, n_clusters: int) -> n
 @dataclass(frozen=True)
 class Hierarchy:
     """Fine groups nested in coarse ones. ``parent[f]`` is fine group ``f``'s coarse group; ``fine_labels`` and
-    ``coarse_labels`` hold one label per user (-1: no group); centroids are unit mean directions."""
+    ``coarse_labels`` hold one label per user (-1: no group); centroids are unit mean directions.
+
+    ``kind`` says how the tree was built. A top-down tree also holds its groups' centroids in the text space
+    (``coarse_text_centroids``, ``fine_text_centroids``): its coarse groups were found there, so a new user's
+    text places them (:meth:`place_text`)."""
 
     fine_labels: np.ndarray
     coarse_labels: np.ndarray
     parent: np.ndarray
     fine_centroids: np.ndarray
     coarse_centroids: np.ndarray
+    kind: TreeKind = "bottom-up"
+    coarse_text_centroids: np.ndarray | None = None
+    fine_text_centroids: np.ndarray | None = None
 
     @property
     def n_fine(self) -> int:
@@ -127,6 +152,43 @@ class Hierarchy:
             )
         fine = nearest_centroid(arr, self.fine_centroids, exact=True)[0]
         return self.parent[fine], fine
+
+    def place_text(self, T: np.ndarray, X: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(coarse, fine) labels of new users of a top-down tree from their text vectors ``T``: the nearest
+        coarse centroid in the text space, then the nearest of its children (in the space of ``X`` when given,
+        else in the text space). The fine group's parent is always the coarse group."""
+        if self.coarse_text_centroids is None or self.fine_text_centroids is None:
+            raise ConfigError(
+                f"Hierarchy.place_text needs a top-down tree (its text-space centroids); this tree is {self.kind}. "
+                "Use Hierarchy.place."
+            )
+        text = as_unit_vectors(T, owner="Hierarchy.place_text")
+        if X is None:
+            return place_in_tree(text, text, self.coarse_text_centroids, self.fine_text_centroids, self.parent)
+        arr = as_unit_vectors(X, owner="Hierarchy.place_text")
+        return place_in_tree(text, arr, self.coarse_text_centroids, self.fine_centroids, self.parent)
+
+
+def place_in_tree(
+    T: np.ndarray, X: np.ndarray, coarse_centroids: np.ndarray, fine_centroids: np.ndarray, parent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(coarse, fine) labels in a top-down tree: each row's nearest coarse centroid (rows of ``T`` against
+    ``coarse_centroids``), then the nearest fine centroid among that coarse group's children (rows of ``X``
+    against ``fine_centroids``; ``parent[f]`` is fine group ``f``'s coarse group). Both in float64, ties to the
+    lowest index, so parent(fine) == coarse on any machine."""
+    t = np.asarray(T, dtype=np.float64)
+    x = np.asarray(X, dtype=np.float64)
+    if t.shape[1] != coarse_centroids.shape[1] or x.shape[1] != fine_centroids.shape[1]:
+        raise ConfigError(
+            f"place_in_tree: the vectors have {t.shape[1]} and {x.shape[1]} columns but the centroids "
+            f"{coarse_centroids.shape[1]} and {fine_centroids.shape[1]}; encode new users with the run's encoder."
+        )
+    coarse = exact_argmax(t, coarse_centroids)[0]
+    sims = x @ np.asarray(fine_centroids, dtype=np.float64).T
+    sims[np.asarray(parent)[None, :] != coarse[:, None]] = -np.inf  # only the coarse group's children
+    best = sims.max(axis=1, keepdims=True)
+    fine = np.argmax(sims >= best - TIE_TOLERANCE, axis=1).astype(np.int64)
+    return coarse, fine
 
 
 def _merge_space(merge_on: np.ndarray | None, arr: np.ndarray, owner: str) -> np.ndarray:
@@ -270,27 +332,41 @@ def choose_coarse_k(
         coarse = nest(arr, fine, k, merge_on=merge_on).coarse_labels
         quality = group_quality(space, coarse, sample_size=sample_size, seed=seed)
         aris = [float(adjusted_rand_score(coarse, _coarse_of(arr, other, k, merge_on))) for other in refit_labels]
-        members = coarse[coarse >= 0]
-        scores.append(
-            KScore(
-                k=k,
-                n_groups=quality.n_groups,
-                silhouette=quality.silhouette,
-                davies_bouldin=quality.davies_bouldin,
-                stability=float(np.mean(aris)) if aris else 1.0,
-                largest_share=float(np.bincount(members).max() / len(arr)) if len(members) else 0.0,
-            )
-        )
+        scores.append(_coarse_score(k, quality, coarse, aris))
+    return _fewest_readable(
+        scores,
+        min_stability,
+        tolerance,
+        among=f"among cuts of the {n_fine} fine groups' Ward tree",
+        none=f"no cut reached stability {min_stability}; the most stable cut of the {n_fine} fine groups' tree",
+    )
+
+
+def _coarse_score(k: int, quality: GroupQuality, coarse: np.ndarray, aris: Sequence[float]) -> KScore:
+    members = coarse[coarse >= 0]
+    return KScore(
+        k=k,
+        n_groups=quality.n_groups,
+        silhouette=quality.silhouette,
+        davies_bouldin=quality.davies_bouldin,
+        stability=float(np.mean(aris)) if aris else 1.0,
+        largest_share=float(np.bincount(members).max() / len(coarse)) if len(members) else 0.0,
+    )
+
+
+def _fewest_readable(scores: list[KScore], min_stability: float, tolerance: float, *, among: str, none: str) -> KChoice:
+    """The coarse rule: among stable candidates, the fewest groups whose silhouette is near the best; else the
+    most stable one."""
     picked = pick_stable(scores, min_stability=min_stability, tolerance=tolerance, fewest=True)
     if picked is not None:
         best, top = picked
         rule = (
             f"fewest coarse groups with stability >= {min_stability} and silhouette within {tolerance:.0%} of the "
-            f"best ({top:.3f}), among cuts of the {n_fine} fine groups' Ward tree"
+            f"best ({top:.3f}), {among}"
         )
     else:
         best = max(scores, key=lambda s: (s.stability, -s.k))
-        rule = f"no cut reached stability {min_stability}; the most stable cut of the {n_fine} fine groups' tree"
+        rule = none
     return KChoice(k=best.k, rule=rule, scores=scores)
 
 
@@ -301,3 +377,166 @@ def coarse_refits(
     ``n_coarse``."""
     arr = as_unit_vectors(X, owner="coarse_refits")
     return [_coarse_of(arr, np.asarray(r, dtype=np.int64), n_coarse, merge_on) for r in refit_labels]
+
+
+# ---------------------------------------------------------------------------------------------- top-down trees
+def allocate(sizes: Sequence[int] | np.ndarray, n_fine: int) -> np.ndarray:
+    """How many fine groups each coarse group of ``sizes`` users gets: shares of ``n_fine`` proportional to size,
+    rounded by largest remainder, at least one each (ties to the lowest group). Sums to ``n_fine``."""
+    size = np.asarray(sizes, dtype=np.float64)
+    if len(size) == 0 or (size <= 0).any():
+        raise ConfigError(f"allocate: every coarse group needs at least one user. Got sizes {size.tolist()} instead.")
+    if n_fine < len(size):
+        raise ConfigError(
+            f"The 'n_fine' parameter of allocate must be an int >= the number of coarse groups ({len(size)}), so "
+            f"each gets one. Got {n_fine} instead."
+        )
+    quota = size / size.sum() * n_fine
+    alloc = np.maximum(np.floor(quota).astype(np.int64), 1)
+    while alloc.sum() < n_fine:  # the largest remainders first
+        alloc[int(np.argmax(np.round(quota - alloc, 12)))] += 1
+    while alloc.sum() > n_fine:  # the minimum of one pushed the total over: take from the most over-served
+        over = np.where(alloc > 1, np.round(alloc - quota, 12), -np.inf)
+        alloc[int(np.argmax(over))] -= 1
+    return alloc
+
+
+def _fit_labels(finder: BaseGroupFinder[Any], X: np.ndarray, k: int) -> np.ndarray:
+    with warnings.catch_warnings():  # a part's own check; the tree's groups are checked by their stability
+        warnings.simplefilter("ignore", GroupingWarning)
+        return np.asarray(finder.with_params(k=k).fit(X).labels_, dtype=np.int64)
+
+
+def top_down(
+    X: np.ndarray, text_vectors: np.ndarray, n_coarse: int, n_fine: int, finder: BaseGroupFinder[Any]
+) -> Hierarchy:
+    """A top-down tree: the coarse groups are ``finder``'s groups (at ``k = n_coarse``) of the unit text vectors,
+    where names are read; each coarse group is then split by ``finder`` on its users' rows of ``X`` (the run's
+    vectors) into its share of ``n_fine`` (:func:`allocate`; never more groups than users). Coarse groups keep
+    the finder's numbering (by size); fine groups are numbered coarse group by coarse group. Nested by
+    construction; the same seed gives the same tree."""
+    arr = as_unit_vectors(X, owner="top_down")
+    text = as_unit_vectors(text_vectors, owner="top_down")
+    if text.shape[0] != arr.shape[0]:
+        raise ConfigError(
+            f"top_down: text_vectors has {text.shape[0]} rows but X has {arr.shape[0]}; pass one row per user."
+        )
+    if "k" not in type(finder.config).model_fields:
+        raise ConfigError(f"top_down needs a group finder with a 'k' parameter. Got {type(finder).__name__} instead.")
+    coarse = compact_labels(_fit_labels(finder, text, min(n_coarse, len(text))))[0]
+    k_coarse = int(coarse.max()) + 1
+    alloc = allocate(np.bincount(coarse, minlength=k_coarse), max(n_fine, k_coarse))
+    fine = np.full(len(coarse), -1, dtype=np.int64)
+    parent: list[int] = []
+    for c in range(k_coarse):
+        rows = np.flatnonzero(coarse == c)
+        k = min(int(alloc[c]), len(rows))
+        sub = _fit_labels(finder, arr[rows], k) if k > 1 else np.zeros(len(rows), dtype=np.int64)
+        fine[rows] = len(parent) + sub
+        parent += [c] * (int(sub.max()) + 1)
+    n = len(parent)
+    return Hierarchy(
+        fine_labels=fine,
+        coarse_labels=coarse,
+        parent=np.asarray(parent, dtype=np.int64),
+        fine_centroids=centroids_of(arr, fine, n),
+        coarse_centroids=centroids_of(arr, coarse, k_coarse),
+        kind="top-down",
+        coarse_text_centroids=centroids_of(text, coarse, k_coarse),
+        fine_text_centroids=centroids_of(text, fine, n),
+    )
+
+
+def _subsample(n: int, fraction: float, seed: int, run: int) -> np.ndarray:
+    if fraction >= 1:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, 1 + run])
+    return np.sort(rng.choice(n, max(2, round(fraction * n)), replace=False))
+
+
+def top_down_refits(
+    finder: BaseGroupFinder[Any],
+    X: np.ndarray,
+    text_vectors: np.ndarray,
+    n_coarse: int,
+    n_fine: int,
+    *,
+    n_runs: int = 3,
+    fraction: float = 0.8,
+    seed: int = 0,
+) -> list[Hierarchy]:
+    """``n_runs`` top-down trees (:func:`top_down`) refitted as :func:`refits` does: run ``r`` on a random
+    ``fraction`` of the users with seed ``seed + 1 + r``; every user is then labelled by the refit's tree
+    (:func:`place_in_tree`: nearest coarse centroid in the text space, nearest of its children in ``X``). The
+    returned trees' ``fine_labels``/``coarse_labels`` hold those labels of all users."""
+    if n_runs < 1:
+        raise ConfigError(f"The 'n_runs' parameter of top_down_refits must be an int >= 1. Got {n_runs} instead.")
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"The 'fraction' parameter of top_down_refits must be in (0, 1]. Got {fraction} instead.")
+    arr = as_unit_vectors(X, owner="top_down_refits")
+    text = as_unit_vectors(text_vectors, owner="top_down_refits")
+    out = []
+    for run in range(n_runs):
+        rows = _subsample(len(arr), fraction, seed, run)
+        tree = top_down(arr[rows], text[rows], n_coarse, n_fine, finder.with_params(seed=seed + 1 + run))
+        assert tree.coarse_text_centroids is not None
+        coarse, fine = place_in_tree(text, arr, tree.coarse_text_centroids, tree.fine_centroids, tree.parent)
+        out.append(
+            Hierarchy(
+                fine_labels=fine,
+                coarse_labels=coarse,
+                parent=tree.parent,
+                fine_centroids=tree.fine_centroids,
+                coarse_centroids=tree.coarse_centroids,
+                kind="top-down",
+                coarse_text_centroids=tree.coarse_text_centroids,
+                fine_text_centroids=tree.fine_text_centroids,
+            )
+        )
+    return out
+
+
+def choose_top_down_k(
+    text_vectors: np.ndarray,
+    finder: BaseGroupFinder[Any],
+    candidates: Iterable[int] = range(5, 13),
+    *,
+    n_runs: int = 3,
+    fraction: float = 0.8,
+    min_stability: float = 0.6,
+    tolerance: float = 0.05,
+    sample_size: int | None = 3000,
+    seed: int = 0,
+) -> KChoice:
+    """The coarse k of a top-down tree, chosen for readability as :func:`choose_coarse_k` chooses a cut: each
+    candidate's ``finder`` groups of the unit text vectors are scored by their cosine silhouette there and their
+    stability (mean ARI against ``n_runs`` refits with other seeds on subsamples, everyone labelled by the
+    refit's nearest centroid; 1.0 with ``n_runs = 0``). Rule: among candidates with stability >=
+    ``min_stability``, the fewest groups whose silhouette is within ``tolerance`` (relative) of the best."""
+    text = as_unit_vectors(text_vectors, owner="choose_top_down_k")
+    ks = sorted({int(c) for c in candidates if 2 <= int(c) < len(text)})
+    if not ks:
+        raise ConfigError(
+            f"choose_top_down_k: no coarse candidate in [2, {len(text) - 1}] for {len(text)} users; give smaller "
+            "coarse_candidates or more users."
+        )
+    scores = []
+    for k in ks:
+        coarse = _fit_labels(finder, text, k)
+        quality = group_quality(text, coarse, sample_size=sample_size, seed=seed)
+        aris = []
+        for run in range(n_runs):
+            rows = _subsample(len(text), fraction, seed, run)
+            model = finder.with_params(k=k, seed=seed + 1 + run)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GroupingWarning)
+                other = np.asarray(model.fit(text[rows]).assign(text), dtype=np.int64)
+            aris.append(float(adjusted_rand_score(coarse, other)))
+        scores.append(_coarse_score(k, quality, coarse, aris))
+    return _fewest_readable(
+        scores,
+        min_stability,
+        tolerance,
+        among="among k-means groups of the text vectors (top-down tree)",
+        none=f"no k reached stability {min_stability}; the most stable k-means grouping of the text vectors",
+    )

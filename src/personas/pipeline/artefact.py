@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ import pandas as pd
 from personas import __version__
 from personas._files import replace_dir, sha256_file
 from personas.describe import Persona, personas_from_json
+from personas.discover import place_in_tree
 from personas.encode import ProjectionHead, TunedEncoder, make_encoder
 from personas.errors import DataError
 from personas.recommend import Recommender, history_row
@@ -224,6 +226,10 @@ def _status(folder: Path) -> str | None:
     return str(manifest.get("status", "complete")) if isinstance(manifest, dict) else None
 
 
+#: Top-down runs (``[discover] tree = "top-down"``): the coarse personas' unit text-space centroids.
+COARSE_TEXT_CENTROIDS = "coarse_text_centroids.npy"
+
+
 @dataclass(frozen=True)
 class Placement:
     """A user's persona at both levels: ``fine`` (the one recommendations use) and ``coarse`` (its parent, in a
@@ -294,6 +300,33 @@ class RunArtefact:
         path = self.folder / "coarse_personas.json"
         return personas_from_json(path) if path.is_file() else []
 
+    @property
+    def tree_kind(self) -> str | None:
+        """How a two-level run built its tree ("bottom-up" or "top-down"); None in a one-level run."""
+        tree = self.manifest.get("hierarchy")
+        return str(tree.get("tree", "bottom-up")) if isinstance(tree, dict) else None
+
+    @cached_property
+    def _top_down_centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(coarse text centroids, fine text centroids, parent of each fine persona) of a top-down run."""
+        path = self.folder / COARSE_TEXT_CENTROIDS
+        fine = self.text_centroids()
+        if self.tree_kind != "top-down" or fine is None or not path.is_file():
+            return None
+        parent = np.array([self.coarse_of(g) for g in range(len(fine))], dtype=np.int64)
+        return np.load(path, allow_pickle=False), fine, parent
+
+    def place_text_vector(self, vector: np.ndarray) -> tuple[int, int] | None:
+        """(coarse, fine) persona of a new user's text vector in a top-down run (``[discover] tree =
+        "top-down"``): the nearest coarse persona in the text space, where the coarse personas were found, then
+        the nearest of its fine personas. None in other runs or for a vector of another size."""
+        saved = self._top_down_centroids
+        row = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if saved is None or row.shape[1] != saved[0].shape[1]:
+            return None
+        coarse, fine = place_in_tree(row, row, *saved)
+        return int(coarse[0]), int(fine[0])
+
     def coarse_of(self, persona: int) -> int | None:
         """The coarse persona of a (fine) persona in a two-level run; None in a one-level run or for no persona."""
         parents = {p.group: p.parent for p in self.personas}
@@ -316,6 +349,8 @@ class RunArtefact:
             return Placement(fine=None, coarse=None)
         placer = placer.with_side(centroids=self.text_centroids())
         vec = None if vector is None else np.asarray(vector, dtype=np.float32).ravel()
+        if vec is not None and (tree := self.place_text_vector(vec)) is not None:  # a top-down run
+            return Placement(fine=tree[1], coarse=tree[0])
         fine = placer.place(text=text, vector=vec, history=history_row(np.unique(rows), model.n_items_))
         if fine < 0:
             return Placement(fine=None, coarse=None)
@@ -323,7 +358,10 @@ class RunArtefact:
 
     def place_vector(self, vector: np.ndarray) -> tuple[int | None, int]:
         """(coarse, fine) persona of a new user's text vector: the nearest fine persona's text centroid, and its
-        coarse persona (None in a one-level run)."""
+        coarse persona (None in a one-level run); in a top-down run, the nearest coarse persona first
+        (:meth:`place_text_vector`)."""
+        if (tree := self.place_text_vector(vector)) is not None:
+            return tree
         fine = self.persona_of_vector(vector)
         return self.coarse_of(fine), fine
 

@@ -162,6 +162,10 @@ class DiscoverSection(ComponentConfig):
     # validation hold-out) nested in coarse ones for reading (a cut of the fine groups' Ward tree).
     hierarchy: bool = False
     coarse_candidates: list[int] = Field(default_factory=lambda: list(range(5, 13)))
+    # How the two levels are built. "bottom-up": coarse = Ward merges of the fine groups (the better recommender
+    # on ml-latest-small). "top-down": coarse = k-means of the text vectors, fine groups found inside each (names
+    # read in the text space point at their members better: ml-100k coarse name AUC 0.716 -> 0.835).
+    tree: Literal["bottom-up", "top-down"] = "bottom-up"
     # Stability on the cards: refits with other seeds on subsamples (0 = none), and the flag's threshold.
     stability_runs: int = Field(3, ge=0, le=20)
     stability_threshold: float = Field(0.6, ge=0.0, le=1.0)
@@ -206,6 +210,11 @@ class DiscoverSection(ComponentConfig):
             raise ValueError(
                 "The 'candidates' parameter of [discover] must be a non-empty list of ints >= 2. "
                 f"Got {self.candidates} instead."
+            )
+        if self.tree == "top-down" and (not self.hierarchy or self.method != "kmeans"):
+            raise ValueError(
+                'The \'tree\' parameter of [discover] = "top-down" needs hierarchy = true and method = "kmeans". '
+                f"Got hierarchy = {str(self.hierarchy).lower()}, method = {self.method!r} instead."
             )
         if self.model_extra:
             self.finder_config(2)
@@ -370,6 +379,11 @@ class PipelineConfig(ComponentConfig):
             raise ValueError(
                 "The 'encode.tune' parameter needs engine = \"local\"; the Spark engine does not tune the text "
                 f"space. Got engine = {self.engine!r} instead."
+            )
+        if self.discover.tree == "top-down" and self.encode.behaviour_weight == 1.0:
+            raise ValueError(
+                "The 'tree' parameter of [discover] = \"top-down\" finds coarse groups in the text space, but "
+                '[encode] behaviour_weight = 1 encodes no text. Lower behaviour_weight or set tree = "bottom-up".'
             )
         if self.engine == "spark":
             self._check_spark()

@@ -57,12 +57,16 @@ from personas.discover import (
     choose_behaviour_weight,
     choose_coarse_k,
     choose_k,
+    choose_top_down_k,
     coarse_refits,
     group_quality,
     group_stability,
+    grouping_report,
     make_finder,
     nest,
     refits,
+    top_down,
+    top_down_refits,
 )
 from personas.encode import (
     BehaviourEncoder,
@@ -82,7 +86,7 @@ from personas.errors import ConfigError, DataError
 from personas.evaluate import Experiment, ExperimentResult, ModelRun
 from personas.evaluate.feasibility import protocol_check
 from personas.evaluate.fine_k import FineKChoice, choose_fine_k, validation_split
-from personas.pipeline.artefact import RunWriter, read_manifest
+from personas.pipeline.artefact import COARSE_TEXT_CENTROIDS, RunWriter, read_manifest
 from personas.pipeline.config import EncodeSection, PipelineConfig
 from personas.pipeline.report import map_2d, render_report
 from personas.recommend import Recommender
@@ -98,6 +102,13 @@ _STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "fit recommenders": ("recommend",),
     "evaluate": ("evaluate",),
 }
+
+
+def _drop_default_tree(dump: dict[str, Any]) -> None:
+    """A config dump without ``[discover] tree`` when it is the default, so that a bottom-up run's manifest and
+    stage keys are what they were before top-down trees existed."""
+    if dump.get("discover", {}).get("tree") == "bottom-up":
+        dump["discover"].pop("tree")
 
 
 def evaluate_fix(fix: dict[str, Any]) -> str:
@@ -391,6 +402,8 @@ class Pipeline:
         """The (fine) groups. ``k = "auto"``: chosen by silhouette and stability, or with ``hierarchy = true``
         and a ``dataset``, by recommendation quality on a validation hold-out (:meth:`choose_fine_k`)."""
         section = self.config.discover
+        if section.hierarchy and section.tree == "top-down":
+            return self._discover_top_down(vectors, dataset), None
         choice = None
         k = section.k if isinstance(section.k, int) else 8
         if section.chooses_k:
@@ -415,10 +428,55 @@ class Pipeline:
         self.grouping_ = finder.report_
         return np.asarray(finder.labels_, dtype=np.int64), choice
 
-    def choose_fine_k(self, dataset: Dataset, candidates: list[int]) -> FineKChoice | None:
+    def _text_space(self) -> np.ndarray:
+        if self.text_vectors_ is None:
+            raise ConfigError(
+                '[discover] tree = "top-down" finds the coarse personas in the text space, but this run has no text '
+                'vectors (behaviour only). Set tree = "bottom-up", or lower [encode] behaviour_weight below 1.'
+            )
+        return self.text_vectors_
+
+    def _discover_top_down(self, vectors: np.ndarray, dataset: Dataset | None) -> np.ndarray:
+        """``tree = "top-down"``: the coarse k first (k-means of the text vectors, chosen for readability), then
+        the fine k (validation NDCG of the top-down fine groups, as :meth:`choose_fine_k`), then the tree
+        (:func:`~personas.discover.top_down`). Returns the fine labels; the tree is ``tree_``."""
+        section = self.config.discover
+        text = self._text_space()
+        finder = make_finder(self._finder_config(2))
+        self.coarse_choice_ = choose_top_down_k(
+            text, finder, section.coarse_candidates, n_runs=section.stability_runs, seed=section.seed
+        )
+        n_coarse = self.coarse_choice_.k
+        k = section.k if isinstance(section.k, int) else 8
+        if section.chooses_k:
+            # a fine k below the coarse k would leave coarse groups without a fine one
+            candidates = [c for c in section.candidates if n_coarse <= c < len(vectors)] or [n_coarse]
+            if dataset is not None:
+                self.fine_choice_ = self.choose_fine_k(dataset, candidates, n_coarse=n_coarse)
+            if self.fine_choice_ is not None:
+                k = self.fine_choice_.k
+            else:
+                k = choose_k(
+                    vectors, candidates, finder=make_finder(self._finder_config(candidates[0])), seed=section.seed
+                ).k
+        self.tree_ = top_down(vectors, text, n_coarse, max(k, n_coarse), finder)
+        self.grouping_ = grouping_report(self.tree_.fine_labels, owner="top-down tree")
+        return self.tree_.fine_labels
+
+    def _top_down_labels(self, vectors: np.ndarray, text: np.ndarray | None, n_coarse: int, k: int) -> np.ndarray:
+        """The fine labels of a top-down tree over other users (the validation and evaluation refits)."""
+        if text is None:
+            raise ConfigError('[discover] tree = "top-down": the training split encoded no text vectors.')
+        finder = make_finder(self._finder_config(2))
+        return top_down(vectors, text, n_coarse, max(k, n_coarse), finder).fine_labels
+
+    def choose_fine_k(
+        self, dataset: Dataset, candidates: list[int], *, n_coarse: int | None = None
+    ) -> FineKChoice | None:
         """The number of fine personas by validation NDCG@10 of group-popular: the last 20% of each history
         (users with 5+ interactions) held out, groups found on vectors of the rest (re-encoded, so no held-out
-        item reaches them). None when no user has enough history (the silhouette rule decides instead)."""
+        item reaches them). None when no user has enough history (the silhouette rule decides instead). With
+        ``n_coarse`` (a top-down tree) the groups are the fine groups of a top-down tree with that coarse k."""
         train, relevant = validation_split(dataset, fraction=0.2, min_interactions=5)
         if relevant.nnz == 0:
             self.console.print(
@@ -428,13 +486,15 @@ class Pipeline:
             return None
         kept = (self.text_encoder_, self.behaviour_vectors_)  # encode() resets them; the run's own are kept
         try:
-            train_vectors, _, _ = self.encode(train, build_profiles(train, self.config.profiles))
+            train_vectors, _, train_text = self.encode(train, build_profiles(train, self.config.profiles))
         finally:
             self.text_encoder_, self.behaviour_vectors_ = kept
 
         def labels_for(k: int) -> np.ndarray:
             with warnings.catch_warnings():  # a candidate's own check; the chosen k is checked when fitted
                 warnings.simplefilter("ignore", GroupingWarning)
+                if n_coarse is not None:
+                    return self._top_down_labels(train_vectors, train_text, n_coarse, k)
                 return np.asarray(make_finder(self._finder_config(k)).fit(train_vectors).labels_, dtype=np.int64)
 
         users = int((np.diff(relevant.indptr) > 0).sum())
@@ -444,7 +504,8 @@ class Pipeline:
             labels_for,
             candidates,
             protocol=f"last 20% of each history held out ({users:,} users with 5+ interactions); groups found on "
-            "vectors of the rest",
+            "vectors of the rest"
+            + ("" if n_coarse is None else f" (top-down tree, {n_coarse} coarse groups of their text vectors)"),
         )
         figures = ", ".join(f"{s.k}: {s.ndcg:.4f}" for s in choice.scores)
         self.console.print(f"fine k = {choice.k} (validation NDCG@10 by k: {figures})", highlight=False)
@@ -457,6 +518,9 @@ class Pipeline:
         k = int(labels.max()) + 1 if (labels >= 0).any() else 0
         others: list[np.ndarray] = []
         fraction = 0.8
+        if section.hierarchy and section.tree == "top-down":
+            self._top_down_levels(vectors, labels, fraction)
+            return
         if section.stability_runs and k >= 1:
             finder = make_finder(self._finder_config(max(k, 1)))
             others = refits(finder, vectors, n_runs=section.stability_runs, fraction=fraction, seed=section.seed)
@@ -486,6 +550,41 @@ class Pipeline:
                 coarse=coarse_scores,
             )
 
+    def _top_down_levels(self, vectors: np.ndarray, labels: np.ndarray, fraction: float) -> None:
+        """:meth:`levels` of a top-down tree (found by :meth:`discover`): each group's stability from refits of
+        the same top-down procedure with other seeds on subsamples (:func:`~personas.discover.top_down_refits`)."""
+        section = self.config.discover
+        tree = self.tree_
+        if tree is None or tree.kind != "top-down" or not np.array_equal(tree.fine_labels, labels):
+            raise ConfigError(
+                'Pipeline.levels: with tree = "top-down" the labels must be the fine groups that discover() found; '
+                "call discover() first and pass its labels."
+            )
+        self.stability_ = None
+        if not section.stability_runs:
+            return
+        trees = top_down_refits(
+            make_finder(self._finder_config(2)),
+            vectors,
+            self._text_space(),
+            tree.n_coarse,
+            tree.n_fine,
+            n_runs=section.stability_runs,
+            fraction=fraction,
+            seed=section.seed,
+        )
+        self.stability_ = StabilityCheck(
+            method=f"{len(trees)} refits of the top-down tree ({section.method}, seeds {section.seed + 1}.."
+            f"{section.seed + len(trees)}, each on a random {fraction:.0%} of users; all users labelled by the "
+            "refit's nearest coarse centroid in the text space, then the nearest of its fine groups); a group's "
+            "stability is the mean Jaccard overlap of its members with the best-matching refit group",
+            n_runs=len(trees),
+            fraction=fraction,
+            threshold=section.stability_threshold,
+            fine=group_stability(labels, [t.fine_labels for t in trees]).tolist(),
+            coarse=group_stability(tree.coarse_labels, [t.coarse_labels for t in trees]).tolist(),
+        )
+
     def _levels_summary(self) -> dict[str, Any]:
         """What quality.json and the manifest keep of the levels: how each k was chosen, the tree, stability."""
         out: dict[str, Any] = {}
@@ -497,6 +596,8 @@ class Pipeline:
                 },
                 "coarse": {"k": self.tree_.n_coarse, "chosen_by": self.coarse_choice_.model_dump()},
                 "parent": self.tree_.parent.tolist(),
+                # only in top-down runs, so a bottom-up run's manifest is what it was
+                **({"tree": self.tree_.kind} if self.tree_.kind != "bottom-up" else {}),
             }
         if self.stability_ is not None:
             out["stability"] = self.stability_.model_dump()
@@ -509,12 +610,19 @@ class Pipeline:
             fine = users["persona"].to_numpy(np.int64)
             coarse = users["coarse_persona"].to_numpy(np.int64)
             parent = np.asarray(tree["parent"], dtype=np.int64)
+            top = tree.get("tree") == "top-down"
+            text = self.text_vectors_
             self.tree_ = Hierarchy(
                 fine_labels=fine,
                 coarse_labels=coarse,
                 parent=parent,
                 fine_centroids=centroids_of(vectors, fine, len(parent)),
                 coarse_centroids=centroids_of(vectors, coarse, int(parent.max()) + 1),
+                kind="top-down" if top else "bottom-up",
+                coarse_text_centroids=centroids_of(text, coarse, int(parent.max()) + 1)
+                if top and text is not None
+                else None,
+                fine_text_centroids=centroids_of(text, fine, len(parent)) if top and text is not None else None,
             )
             self.coarse_choice_ = KChoice.model_validate(tree["coarse"]["chosen_by"])
             fine_by = tree["fine"]["chosen_by"]
@@ -586,6 +694,7 @@ class Pipeline:
         """Each kept stage's key: a hash of the data's fingerprint and of every config value it and the stages
         before it read. A resumed run reuses a stage only when its key is unchanged."""
         config = self.config.model_dump(mode="json")
+        _drop_default_tree(config)  # a bottom-up run keeps the keys it had before the option existed
         chain, keys = dataset.fingerprint(), {}
         for name, inputs in _STAGE_INPUTS.items():
             values = []
@@ -799,10 +908,14 @@ class Pipeline:
                 saved = {"quality": quality, **self._levels_summary()}
                 if choice is not None:
                     saved["choose_k"] = choice.model_dump()
+                arrays = {} if self.text_centroids_ is None else {"text_centroids.npy": self.text_centroids_}
+                if self.tree_ is not None and self.tree_.coarse_text_centroids is not None:
+                    # top-down: new users' text finds their coarse persona where the coarse personas were found
+                    arrays[COARSE_TEXT_CENTROIDS] = self.tree_.coarse_text_centroids
                 written = writer.write(
                     files={"quality.json": json.dumps(saved, indent=2, default=float)},
                     frames={"users.parquet": users},
-                    arrays={} if self.text_centroids_ is None else {"text_centroids.npy": self.text_centroids_},
+                    arrays=arrays,
                 )
                 writer.stage_done("discover groups", keys["discover groups"], written)
             manifest["grouping"] = None if self.grouping_ is None else self.grouping_.model_dump()
@@ -990,6 +1103,7 @@ class Pipeline:
         if not self.config.encode.tune:
             for key in ("tune", "tune_options"):
                 dump["encode"].pop(key, None)
+        _drop_default_tree(dump)
         return dump
 
     def _tuning_summary(self) -> dict[str, Any]:
@@ -1039,9 +1153,11 @@ class Pipeline:
         """Groups recomputed from a train split only (profiles, vectors, k-means at the chosen k), so the
         evaluation never sees held-out interactions through the groups."""
         texts = build_profiles(train, self.config.profiles)
-        vectors, _, _ = self.encode(train, texts)
+        vectors, _, text = self.encode(train, texts)
         with warnings.catch_warnings():  # the grouping's check was said once, at discover
             warnings.simplefilter("ignore", GroupingWarning)
+            if self.tree_ is not None and self.tree_.kind == "top-down":  # the same tree, train users only
+                return self._top_down_labels(vectors, text, self.tree_.n_coarse, k)
             return np.asarray(make_finder(self._finder_config(k)).fit(vectors).labels_, dtype=np.int64)
 
     def evaluate(self, result: PipelineResult) -> None:
