@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from personas.api import ServeSettings, create_app
+from personas.api.testing import UNLIMITED, keyed_client
 from personas.data import Dataset
 from personas.describe import name_fidelity
 from personas.pipeline import Pipeline, load_config, load_run
@@ -40,3 +42,21 @@ def test_the_demos_coarse_names_reach_the_fidelity_target(ml100k: Dataset, tmp_p
         encoder=run.text_encoder(),
     )
     assert fidelity.mean_auc is not None and fidelity.mean_auc >= 0.80, fidelity.mean_auc
+
+    # A new user over HTTP, with the run's own MiniLM: placed at the coarse persona nearest their text in the text
+    # space, and in one of its children. Someone who writes about animated musicals for children lands in the
+    # persona whose name says so.
+    text = "I love animated Disney musicals and films for children, like Cinderella and The Lion King"
+    settings = ServeSettings(model_dir=tmp_path / "run", database_url=f"sqlite:///{tmp_path / 'serve.db'}", **UNLIMITED)
+    with keyed_client(create_app(settings)) as client:
+        created = client.post("/users", json={"text": text, "n": 5})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    vector = run.text_encoder().encode([text])[0]
+    expected = run.place_text_vector(vector)
+    assert expected is not None
+    assert (body["coarse_persona"]["group"], body["persona"]["group"]) == expected
+    assert body["persona"]["parent"] == body["coarse_persona"]["group"]
+    centroids = np.load(tmp_path / "run" / "coarse_text_centroids.npy")
+    assert int(np.argmax(centroids @ vector)) == expected[0]
+    assert "Animation" in body["coarse_persona"]["display_name"], body["coarse_persona"]["display_name"]
