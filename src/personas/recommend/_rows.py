@@ -67,6 +67,7 @@ class LastCall(threading.local):
 
     key: Any = None
     value: Any = None
+    source: Any = (None, None)  # the fitted arrays the value was computed from (compared by identity)
 
 
 def last_call(owner: object, name: str) -> LastCall:

@@ -140,15 +140,16 @@ class TextMatch(Recommender):
         prior (an explanation must not credit the words with what popularity did)."""
         vectors = np.asarray(vectors, dtype=np.float64)
         one = vectors.ndim == 2 and vectors.shape[0] == 1  # a new user: kept for explaining what was recommended
-        key = (vectors.shape, vectors.tobytes()) if one else None
+        # The fitted arrays are part of the key: a model fitted or loaded again must not answer from the last fit.
+        key = (vectors.shape, vectors.tobytes(), id(self.item_vectors_), id(self.log_popularity_), self.prior_)
         memo = last_call(self, "vector_parts")
-        if one and memo.key == key:
+        if one and memo.key == key and memo.source[0] is self.item_vectors_ and memo.source[1] is self.log_popularity_:
             return memo.value
         cosine = l2_rows(vectors) @ self.item_vectors_.T
         parts = normalise_rows(cosine), np.tile(self.prior_ * self.log_popularity_, (len(cosine), 1))
         if one:
             parts = (read_only(parts[0]), read_only(parts[1]))
-            memo.key, memo.value = key, parts
+            memo.key, memo.value, memo.source = key, parts, (self.item_vectors_, self.log_popularity_)
         return parts
 
     def query_vector(self, query: NewUser) -> np.ndarray | None:

@@ -219,3 +219,16 @@ def test_a_new_users_text_parts_are_kept_for_explaining_read_only(shelf: tuple[D
     assert both[0].flags.writeable  # several rows (fitting, evaluation): not kept
     np.testing.assert_allclose(both[0][0], meaning[0], rtol=1e-12)  # another BLAS kernel: equal up to rounding
     np.testing.assert_array_equal(model.vector_scores(one), meaning + prior)
+
+
+def test_kept_text_parts_are_not_served_after_a_new_fit(shelf: tuple[Dataset, np.ndarray]) -> None:
+    dataset, vectors = shelf
+    model = TextMatch().fit(dataset, item_text_vectors=vectors)
+    query = vectors[:1] + 0.5
+    before = model.vector_parts(query)[0]
+    model.fit(dataset, item_text_vectors=vectors[::-1].copy())  # the same object, other item texts
+    after = model.vector_parts(query)[0]
+    assert after is not before and not np.array_equal(after, before)
+    np.testing.assert_array_equal(
+        after, TextMatch().fit(dataset, item_text_vectors=vectors[::-1].copy()).vector_parts(query)[0]
+    )
