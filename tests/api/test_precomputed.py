@@ -73,6 +73,29 @@ def test_events_for_unknown_items_keep_the_list(service: PersonaService) -> None
     assert service.recommendations_json(user_id, 5)[0] == present(service, user_id, 5)
 
 
+def test_answers_asked_again_come_from_the_kept_bodies_within_their_budget(settings: ServeSettings) -> None:
+    """A run user's answer, once built from their list, is kept and served again byte for byte; the bodies kept
+    never exceed body_cache_bytes (0: none), and answers beyond it are still the per-request ones."""
+    for budget in (0, 3000, 32 * 2**20):
+        serving = PersonaService(settings.model_copy(update={"precomputed_n": 8, "body_cache_bytes": budget}))
+        try:
+            users = serving.user_ids.tolist()[:6]
+            first = [serving.recommendations_json(u, 5)[0] for u in users]
+            again = [serving.recommendations_json(u, 5)[0] for u in users]
+            assert first == again == [present(serving, u, 5) for u in users]
+            kept = serving._bodies
+            assert sum(map(len, kept.values())) <= budget
+            owners = {(serving.model_row[u], 5): body for u, body in zip(users, first, strict=True)}
+            assert all(owners[key] == body for key, body in kept.items())
+            # none; some (this budget holds one or two of these bodies); all
+            expected = (
+                len(kept) == 0 if budget == 0 else 0 < len(kept) < len(users) if budget < 2**20 else len(kept) == 6
+            )
+            assert expected, (budget, len(kept), [len(b) for b in first])
+        finally:
+            serving.storage.close()
+
+
 def test_precomputing_can_be_turned_off(settings: ServeSettings) -> None:
     serving = PersonaService(settings.model_copy(update={"precomputed_n": 0}))
     try:

@@ -118,6 +118,8 @@ class PersonaService:
         groups = [int(self.user_persona[self.user_row[u]]) if u in self.user_row else -1 for u in self.model_row]
         self.top: TopLists | None = TopLists(self.model, np.asarray(groups), depth) if depth > 0 else None
         self._reason_texts: dict[tuple[int, int | None, str | None], str] = {}
+        self._bodies: dict[tuple[int, int], bytes] = {}  # (model row, n) -> JSON body (see _keep_body)
+        self._body_bytes = 0
         self.centroids = self.artefact.text_centroids()
         # New users' text is placed in the run's text space; their items by the model's groups.
         placer = self.model.group_placer()
@@ -350,9 +352,14 @@ class PersonaService:
                 )
                 events = None
             if not events or not any(i in self.item_row for i in events):
-                answer = self.top.answer(model_row, n)
-                if answer is not None:
-                    return self._json_of(user_id, row, model_row, *answer), events is None
+                body = self._bodies.get((model_row, n))
+                if body is None:
+                    answer = self.top.answer(model_row, n)
+                    if answer is not None:
+                        body = self._json_of(user_id, row, model_row, *answer)
+                        self._keep_body((model_row, n), body)
+                if body is not None:
+                    return body, events is None
         out, degraded = self.recommendations_of(user_id, n)
         return out.model_dump_json().encode(), degraded
 
@@ -387,6 +394,14 @@ class PersonaService:
             "items": items,
         }
         return to_json(body)
+
+    def _keep_body(self, key: tuple[int, int], body: bytes) -> None:
+        """Keep a run user's answer from their precomputed list: it never changes (the list, once filled, is
+        fixed; events since the run take the other path), so the next request for it is a lookup. Bounded by
+        ``body_cache_bytes``; once full, later answers are built per request as before."""
+        if self._body_bytes + len(body) <= self.settings.body_cache_bytes:
+            self._bodies[key] = body
+            self._body_bytes += len(body)
 
     def _reason_text(self, why: ModelReason) -> str:
         key = (why.because_of, why.group, why.part)

@@ -35,6 +35,12 @@ class ServeSettings(BaseSettings):
         description="Run users' top-n kept ready with reasons (from the start, in the background; ~21 bytes per "
         "user and n, per worker); a larger n is computed per request. 0: none.",
     )
+    body_cache_bytes: int = Field(
+        32 * 2**20,
+        ge=0,
+        description="Bytes of run users' recommendation answers (JSON, from the precomputed lists) kept per worker "
+        "once asked for, so that asking again is a lookup; once full, answers are built per request. 0: none.",
+    )
     max_page: int = Field(100, ge=1, description="Largest page size of list endpoints.")
     members_sample: int = Field(20, ge=0, description="Members listed with a persona card.")
     map_points: int = Field(5_000, ge=1, description="Most users drawn on the dashboard map.")

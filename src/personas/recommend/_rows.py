@@ -1,4 +1,5 @@
-"""Row normalisation for the per-request path: sklearn's ``normalize`` without its input checks.
+"""Helpers of the per-request path: sklearn's ``normalize`` without its input checks, and constant operands of
+sparse products built once.
 
 ``sklearn.preprocessing.normalize`` validates its parameters and its input on every call (~0.1 ms each, several
 times per new user's recommendations); these inputs come from the model itself, so the checks only cost time.
@@ -6,13 +7,17 @@ times per new user's recommendations); these inputs come from the model itself, 
 
 from __future__ import annotations
 
-from typing import Any, overload
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-__all__ = ["l2_rows"]
+__all__ = ["LastCall", "derived", "diagonal", "l2_rows", "last_call", "read_only"]
+
+T = TypeVar("T")
 
 
 @overload
@@ -35,3 +40,48 @@ def l2_rows(x: Any) -> Any:
     norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0  # sklearn's rule for (near) zero rows
     out /= norms[:, None]
     return out
+
+
+def derived(owner: object, name: str, source: Any, build: Callable[[], T]) -> T:
+    """``build()``, kept on ``owner`` while ``source`` (the fitted array it is made from) is the same object: a
+    constant operand of a per-request product (a transposed or diagonal matrix) is made once, not per call. Not
+    state: a model whose array is replaced (loaded, refitted) builds it again; a race only builds it twice."""
+    key = f"_derived_{name}"
+    kept = owner.__dict__.get(key)
+    if kept is not None and kept[0] is source:
+        return kept[1]
+    value = build()
+    owner.__dict__[key] = (source, value)
+    return value
+
+
+def diagonal(values: np.ndarray) -> sp.csr_matrix:
+    """``scipy.sparse.diags(values)`` in the CSR form a product with a CSR matrix converts it to (the same
+    product, the same numbers)."""
+    return sp.csr_matrix(sp.diags(values).tocsr())
+
+
+class LastCall(threading.local):
+    """Per thread, the key and result of the last call of one computation: recommending and then explaining
+    the same new user asks for it twice with the same input."""
+
+    key: Any = None
+    value: Any = None
+    source: Any = (None, None)  # the fitted arrays the value was computed from (compared by identity)
+
+
+def last_call(owner: object, name: str) -> LastCall:
+    """``owner``'s :class:`LastCall` memo called ``name`` (made on first use: loaded models skip ``__init__``;
+    a race only costs a recomputation)."""
+    key = f"_last_{name}"
+    memo = owner.__dict__.get(key)
+    if memo is None:
+        memo = owner.__dict__[key] = LastCall()
+    return memo
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view: a kept result is shared by later calls, so nobody may change it in place."""
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view

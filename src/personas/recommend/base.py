@@ -128,7 +128,15 @@ def top_n(scores: np.ndarray, n: int, *, exclude: sp.csr_matrix | None = None) -
 
 def history_row(item_rows: np.ndarray, n_items: int) -> sp.csr_matrix:
     """One user's taken items (distinct item rows) as a binary 1 x items row, the form ``NewUser`` holds."""
-    item_rows = np.asarray(item_rows, dtype=np.int64)
+    item_rows = np.asarray(item_rows, dtype=np.int64).ravel()
+    if item_rows.size == 0 or (
+        item_rows[0] >= 0 and item_rows[-1] < n_items and bool(np.all(item_rows[1:] > item_rows[:-1]))
+    ):
+        # Distinct and in order (np.unique's output, the usual case): the row is these arrays as they are, the
+        # same matrix the coordinate form below gives, without its conversion (this runs several times per
+        # new user's request).
+        indptr = np.array([0, item_rows.size], dtype=np.int32)
+        return sp.csr_matrix((np.ones(item_rows.size), item_rows.astype(np.int32), indptr), shape=(1, n_items))
     return sp.csr_matrix(
         (np.ones(len(item_rows)), (np.zeros(len(item_rows), dtype=np.int64), item_rows)), shape=(1, n_items)
     )

@@ -18,7 +18,7 @@ from personas.data import Dataset, kg_facts
 from personas.data import item_texts as data_item_texts
 from personas.errors import ConfigError
 from personas.recommend._checks import require
-from personas.recommend._rows import l2_rows
+from personas.recommend._rows import derived, diagonal, l2_rows
 from personas.recommend.base import FitInputs, NewUser, Recommender
 
 __all__ = ["ContentBased", "ContentConfig", "ItemVectorModel", "item_texts"]
@@ -101,7 +101,7 @@ class ContentBased(ItemVectorModel):
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         weighted = sp.csr_matrix(counts, dtype=np.float64, copy=True)
         weighted.data = np.log1p(weighted.data)  # sublinear tf
-        return l2_rows(weighted @ sp.diags(self.idf_)).tocsr()
+        return l2_rows(weighted @ derived(self, "idf", self.idf_, lambda: diagonal(self.idf_))).tocsr()
 
     def _vectoriser(self) -> CountVectorizer:
         if not self.uses_text:
@@ -148,7 +148,12 @@ class ContentBased(ItemVectorModel):
 
     def _profile_scores(self, profiles: np.ndarray | sp.spmatrix) -> np.ndarray:
         profiles = l2_rows(profiles)
-        scores = profiles @ self.item_vectors_.T
+        items = self.item_vectors_
+        # A sparse product converts the transposed items to CSR first: done once here instead.
+        if sp.issparse(items) and sp.issparse(profiles):
+            scores = profiles @ derived(self, "items_by_term", items, lambda: sp.csr_matrix(items.T))
+        else:
+            scores = profiles @ items.T
         return np.asarray(scores.todense() if sp.issparse(scores) else scores, dtype=np.float64)
 
     def _score(self, user_rows: np.ndarray) -> np.ndarray:

@@ -71,7 +71,8 @@ class GroupPlacer:
             out[group] = 1.0
         return out
 
-    def _fits(self, vector: np.ndarray | None) -> bool:
+    def reads_vector(self, vector: np.ndarray | None) -> bool:
+        """Whether :meth:`weights` and :meth:`place` go by ``vector`` (its nearest centroid), not by side text."""
         return vector is not None and self.centroids.size > 0 and vector.shape == (self.centroids.shape[1],)
 
     def weights(self, *, side: sp.csr_matrix | None = None, vector: np.ndarray | None = None) -> np.ndarray:
@@ -80,7 +81,7 @@ class GroupPlacer:
         out = np.zeros(self.n_groups)
         if self.n_groups == 0:
             return out
-        if self._fits(vector):
+        if self.reads_vector(vector):
             assert vector is not None
             out[int(np.argmax(self.centroids @ vector))] = 1.0
             return out
@@ -162,7 +163,7 @@ class GroupPlacer:
     ) -> int:
         """One group for a user never seen: the nearest centroid of ``vector``, else the group of ``history``
         (1 x items), else the side-text vote of ``text``; -1 when nothing points to one."""
-        if self._fits(vector):
+        if self.reads_vector(vector):
             assert vector is not None
             return int(np.argmax(self.centroids @ vector))
         if history is not None and history.nnz:

@@ -55,7 +55,7 @@ Route = Literal["cold", "few", "warm"]
 def _query_key(query: NewUser) -> tuple[Any, ...]:
     """What a new user's scores depend on, as a hashable value (the history is binary: its columns say it all)."""
     vector = None if query.vector is None else (query.vector.dtype.str, query.vector.shape, query.vector.tobytes())
-    history = sp.csr_matrix(query.history)
+    history = query.history if isinstance(query.history, sp.csr_matrix) else sp.csr_matrix(query.history)
     return query.text, vector, history.shape, np.sort(history.indices).tobytes(), query.group
 
 
@@ -424,7 +424,9 @@ class ColdStartRouter(Recommender):
         binary = sp.csr_matrix(counts > 0, dtype=np.float64)
         if query.group is not None:
             return self._cold_parts(binary, self.placer_.one_hot(query.group), content, query.vector, query.text)
-        weights = self.group_weights(side=self.side_.tfidf(counts), vector=query.vector)
+        # The side text's TF-IDF row only when the placer reads it (not when the vector finds the nearest centroid).
+        side = None if self.placer_.reads_vector(query.vector) else self.side_.tfidf(counts)
+        weights = self.group_weights(side=side, vector=query.vector)
         return self._cold_parts(binary, weights, content, query.vector, query.text)
 
     # -- persistence ---------------------------------------------------------------------------------

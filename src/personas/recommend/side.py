@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
-from personas.recommend._rows import l2_rows
+from personas.recommend._rows import derived, diagonal, l2_rows
 
 __all__ = ["SideRidge", "SideText", "side_text_with_bands"]
 
@@ -72,7 +72,7 @@ class SideText:
 
     def tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """TF-IDF rows (unit norm) of word ``counts``."""
-        weighted = sp.csr_matrix(counts @ sp.diags(self.idf_))
+        weighted = sp.csr_matrix(counts @ derived(self, "idf", self.idf_, lambda: diagonal(self.idf_)))
         return l2_rows(weighted).tocsr() if weighted.shape[1] else weighted
 
     def vector(self, text: str) -> sp.csr_matrix:

@@ -25,7 +25,7 @@ from personas.data import item_documents, split_negation
 from personas.errors import DataError
 from personas.holdout import best_distinct, first_n_split, list_overlap, ndcg_of_scores
 from personas.recommend._checks import require
-from personas.recommend._rows import l2_rows
+from personas.recommend._rows import l2_rows, last_call, read_only
 from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows
 
 __all__ = ["TextMatch", "TextMatchConfig"]
@@ -138,8 +138,19 @@ class TextMatch(Recommender):
     def vector_parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two terms of :meth:`vector_scores`: what the words mean (z-normalised cosine) and the popularity
         prior (an explanation must not credit the words with what popularity did)."""
-        cosine = l2_rows(np.asarray(vectors, dtype=np.float64)) @ self.item_vectors_.T
-        return normalise_rows(cosine), np.tile(self.prior_ * self.log_popularity_, (len(cosine), 1))
+        vectors = np.asarray(vectors, dtype=np.float64)
+        one = vectors.ndim == 2 and vectors.shape[0] == 1  # a new user: kept for explaining what was recommended
+        # The fitted arrays are part of the key: a model fitted or loaded again must not answer from the last fit.
+        key = (vectors.shape, vectors.tobytes(), id(self.item_vectors_), id(self.log_popularity_), self.prior_)
+        memo = last_call(self, "vector_parts")
+        if one and memo.key == key and memo.source[0] is self.item_vectors_ and memo.source[1] is self.log_popularity_:
+            return memo.value
+        cosine = l2_rows(vectors) @ self.item_vectors_.T
+        parts = normalise_rows(cosine), np.tile(self.prior_ * self.log_popularity_, (len(cosine), 1))
+        if one:
+            parts = (read_only(parts[0]), read_only(parts[1]))
+            memo.key, memo.value, memo.source = key, parts, (self.item_vectors_, self.log_popularity_)
+        return parts
 
     def query_vector(self, query: NewUser) -> np.ndarray | None:
         """The text vector that :meth:`score_new` reads for ``query``: its words, else the mean of its items'

@@ -202,3 +202,33 @@ def test_reasons_name_the_part_that_contributed_most(shelf: tuple[Dataset, np.nd
     # A typed text's items are credited to the words only for what the words mean, never for popularity.
     text_reasons = router.explain(np.arange(dataset.n_items), history=np.array([], dtype=np.int64), vector=np.eye(3)[2])
     assert {r.part for r in text_reasons} <= {"side", "group", "content", "text", "popular", None}
+
+
+def test_a_new_users_text_parts_are_kept_for_explaining_read_only(shelf: tuple[Dataset, np.ndarray]) -> None:
+    """Recommending and then explaining one new user's words computes their parts once: the same arrays come
+    back, read-only (shared by the next call); other inputs, and several rows at once, are computed afresh."""
+    dataset, vectors = shelf
+    model = TextMatch().fit(dataset, item_text_vectors=vectors)
+    one, other = vectors[:1] + 0.5, vectors[1:2] + 0.5
+    meaning, prior = model.vector_parts(one)
+    again = model.vector_parts(one.copy())
+    assert again[0] is meaning and again[1] is prior and not meaning.flags.writeable
+    fresh = model.vector_parts(other)
+    assert fresh[0] is not meaning and not np.array_equal(fresh[0], meaning)
+    both = model.vector_parts(np.vstack([one, other]))
+    assert both[0].flags.writeable  # several rows (fitting, evaluation): not kept
+    np.testing.assert_allclose(both[0][0], meaning[0], rtol=1e-12)  # another BLAS kernel: equal up to rounding
+    np.testing.assert_array_equal(model.vector_scores(one), meaning + prior)
+
+
+def test_kept_text_parts_are_not_served_after_a_new_fit(shelf: tuple[Dataset, np.ndarray]) -> None:
+    dataset, vectors = shelf
+    model = TextMatch().fit(dataset, item_text_vectors=vectors)
+    query = vectors[:1] + 0.5
+    before = model.vector_parts(query)[0]
+    model.fit(dataset, item_text_vectors=vectors[::-1].copy())  # the same object, other item texts
+    after = model.vector_parts(query)[0]
+    assert after is not before and not np.array_equal(after, before)
+    np.testing.assert_array_equal(
+        after, TextMatch().fit(dataset, item_text_vectors=vectors[::-1].copy()).vector_parts(query)[0]
+    )
