@@ -111,6 +111,7 @@ class ColdStartRouter(Recommender):
         return parts
 
     def _fit(self, inputs: FitInputs) -> None:
+        self.__dict__.pop("_memo", None)  # the last new user's parts belong to the previous fit
         dataset, groups, item_vectors, centroids = inputs.dataset, inputs.groups, inputs.item_vectors, inputs.centroids
         cfg = self.config
         self.warm_: Recommender = self._make_warm().fit(dataset, groups=groups)

@@ -319,3 +319,27 @@ def test_a_new_users_route_is_computed_once_for_recommending_and_explaining(
         assert list(pool.map(lambda i: answer(model, queries[i % 5]), range(40))) == [
             expected[i % 5] for i in range(40)
         ]
+
+
+def test_a_refitted_router_does_not_answer_from_its_previous_fit(world: tuple[Dataset, np.ndarray]) -> None:
+    """The parts kept for the last new user belong to one fit: fitting the same object again (other groups)
+    answers as a router fitted only on the new groups does."""
+    dataset, groups = world
+    user_vectors = np.zeros((dataset.n_users, 3))
+    user_vectors[groups >= 0, groups[groups >= 0]] = 1.0
+    shifted = np.where(groups >= 0, (groups + 1) % 3, groups)  # the same users, their groups' tastes swapped round
+
+    def answer(model: Recommender) -> tuple[list[int], list[str | None]]:
+        rec = model.recommend_new(n=5, group=0)
+        reasons = model.explain(rec.ids[0], history=np.zeros(0, dtype=np.int64), group=0)
+        return rec.ids[0].tolist(), [r.part for r in reasons]
+
+    def fitted(labels: np.ndarray, model: ColdStartRouter | None = None) -> ColdStartRouter:
+        model = model or ColdStartRouter(cold_content_weight=0.0)
+        return model.fit(dataset, groups=labels, user_vectors=user_vectors, centroids=np.eye(3))
+
+    model = fitted(groups)
+    before = answer(model)
+    expected = answer(fitted(shifted))
+    assert expected != before  # the two fits answer differently, so a stale answer would show
+    assert answer(fitted(shifted, model)) == expected
