@@ -167,31 +167,33 @@ class Result:
 async def fixed_rate(pool: asyncio.Queue[Connection], request: Request, rate: float, seconds: float) -> Result:
     """Requests due on a fixed schedule; latency counts from when each was due (waiting for a free connection
     included), so a server that falls behind shows it in the tail instead of slowing the schedule."""
-    loop = asyncio.get_running_loop()
+    # time.perf_counter, not the loop's time: uvloop's is libuv's millisecond clock, cached per loop
+    # iteration, which rounded every latency to whole milliseconds (a 4.2 ms answer read as 5).
+    clock = time.perf_counter
     count = int(rate * seconds)
-    start = loop.time() + 0.05
+    start = clock() + 0.05
     latencies: list[float] = []
     errors = 0
 
     async def one(i: int) -> None:
         nonlocal errors
         due = start + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
+        await asyncio.sleep(max(0.0, due - clock()))
         connection = await pool.get()
         try:
             errors += await request(connection, i) >= 400
         finally:
             pool.put_nowait(connection)
-        latencies.append(1000 * (loop.time() - due))
+        latencies.append(1000 * (clock() - due))
 
     await asyncio.gather(*(one(i) for i in range(count)))
-    return Result("", f"fixed {rate:g}/s", count, errors, loop.time() - start, latencies)
+    return Result("", f"fixed {rate:g}/s", count, errors, clock() - start, latencies)
 
 
 async def saturate(pool: asyncio.Queue[Connection], request: Request, concurrency: int, seconds: float) -> Result:
     """``concurrency`` clients sending back to back for ``seconds``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
+    clock = time.perf_counter  # as in fixed_rate
+    end = clock() + seconds
     latencies: list[float] = []
     errors = 0
     counter = 0
@@ -200,17 +202,17 @@ async def saturate(pool: asyncio.Queue[Connection], request: Request, concurrenc
         nonlocal errors, counter
         connection = await pool.get()
         try:
-            while loop.time() < end:
+            while clock() < end:
                 counter += 1
-                sent = loop.time()
+                sent = clock()
                 errors += await request(connection, counter) >= 400
-                latencies.append(1000 * (loop.time() - sent))
+                latencies.append(1000 * (clock() - sent))
         finally:
             pool.put_nowait(connection)
 
-    start = loop.time()
+    start = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result("", f"saturate x{concurrency}", len(latencies), errors, loop.time() - start, latencies)
+    return Result("", f"saturate x{concurrency}", len(latencies), errors, clock() - start, latencies)
 
 
 def in_process(service: PersonaService, users: list[str], seconds: float) -> tuple[Result, Result]:
@@ -263,11 +265,18 @@ async def run_http(server: ServerProcess, users: list[str], floor_item: str, arg
     ]
     if args.post:
         scenarios.append(("POST /users", new_user, args.post_rate))
-    for name, request, rate in scenarios:
-        connection = await pool.get()
-        for i in range(20):  # warm up: lazy model parts, the text encoder
-            await request(connection, i)
+    connections = [pool.get_nowait() for _ in range(pool.qsize())]
+    for connection in connections:
         pool.put_nowait(connection)
+
+    async def warm_up(request: Request, rounds: int) -> None:
+        # Every connection, not one: each may reach another worker, and a worker's first requests pay for lazy
+        # parts (the text encoder, FastAPI's routes built on first match, the key's one argon2 check).
+        for i in range(rounds):
+            await asyncio.gather(*(request(connection, i) for connection in connections))
+
+    for name, request, rate in scenarios:
+        await warm_up(request, 2)
         for phase in (
             functools.partial(fixed_rate, pool, request, rate, args.seconds),
             functools.partial(saturate, pool, request, args.concurrency, args.seconds),
@@ -431,6 +440,7 @@ def main() -> None:
                 console.print(f"{workers} worker(s): idle after {waited:.0f} s (start-up work done); load {load()}")
                 args.current_workers = workers
                 results += uvloop.run(run_http(server, users, floor_item, args))
+        results += noop_reference(args)
         library: list[Result] = []
         if args.in_process:
             assert service.top is not None
@@ -451,7 +461,8 @@ def main() -> None:
     floors = {(r.workers, r.mode): r for r in results if r.scenario.endswith("(floor)")}
     for result in [*results, *library]:
         base = floors.get((result.workers, result.mode))
-        ratio = f"{base.cpu_ms / result.cpu_ms:.2f}" if base and result is not base and result.cpu_ms > 0 else ""
+        own = base and result is not base and result.cpu_ms > 0 and not result.scenario.startswith("no-op")
+        ratio = f"{base.cpu_ms / result.cpu_ms:.2f}" if own and base else ""
         table.add_row(
             result.workers,
             result.scenario,
@@ -467,7 +478,8 @@ def main() -> None:
             ratio,
         )
     console.print(table)
-    for workers in dict.fromkeys(r.workers for r in results):
+    reference = {r.mode: r for r in results if r.scenario.startswith("no-op")}
+    for workers in dict.fromkeys(r.workers for r in results if not r.scenario.startswith("no-op")):
         recs = {r.mode: r for r in results if r.workers == workers and r.scenario.startswith("GET /users")}
         floor = {r.mode: r for r in results if r.workers == workers and r.scenario.endswith("(floor)")}
         fixed = next(m for m in recs if m.startswith("fixed"))
@@ -480,6 +492,64 @@ def main() -> None:
             f"({'meets' if p99 <= 5 else 'misses'} 5 ms); saturated {recs[saturated].throughput:,.0f} req/s "
             f"(floor {floor[saturated].throughput:,.0f})."
         )
+    if fixed_noop := next((r for m, r in reference.items() if m.startswith("fixed")), None):
+        console.print(
+            f"The machine's own p99 at {args.rate:g} req/s (a no-op ASGI app, same client): "
+            f"{fixed_noop.percentile(99):.1f} ms."
+        )
+
+
+def noop_reference(args: argparse.Namespace) -> list[Result]:
+    """The same client against a uvicorn serving an app that does nothing (bench/_noop_asgi.py, one worker,
+    uvloop + httptools as `personas serve`): the latency this machine and load generator show by themselves.
+    A p99 target cannot be read below this one's p99."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "uvicorn", "_noop_asgi:app", "--port", str(port), "--no-access-log"]
+    command += ["--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    process = subprocess.Popen(command, cwd=Path(__file__).parent)
+    try:
+
+        async def measure() -> list[Result]:
+            for _ in range(200):  # up in well under a second
+                try:
+                    first = await Connection.open("127.0.0.1", port, {})
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("the no-op ASGI reference server did not start")
+            pool: asyncio.Queue[Connection] = asyncio.Queue()
+            pool.put_nowait(first)
+            for _ in range(max(args.concurrency, args.connections) - 1):
+                pool.put_nowait(await Connection.open("127.0.0.1", port, {}))
+
+            def noop(connection: Connection, i: int) -> Awaitable[int]:
+                return connection.request("GET", "/")
+
+            out = []
+            for phase in (
+                functools.partial(fixed_rate, pool, noop, args.rate, args.seconds),
+                functools.partial(saturate, pool, noop, args.concurrency, args.seconds),
+            ):
+                cpu = tree_cpu_seconds(process.pid)
+                result = await phase()
+                result.server_cpu_s = tree_cpu_seconds(process.pid) - cpu
+                result.scenario, result.workers = "no-op ASGI app (machine reference)", "1 worker"
+                out.append(result)
+            while not pool.empty():
+                pool.get_nowait().close()
+            return out
+
+        return uvloop.run(measure())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def load() -> str:

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from personas.api.testing import ServerProcess
-from serve import Connection, Result, fixed_rate, saturate  # bench/serve.py: the load generator
+from serve import Connection, Result, fixed_rate, saturate, wait_until_idle  # bench/serve.py: the load generator
 
 console = Console()
 
@@ -251,6 +251,11 @@ def main() -> None:
         try:
             for server in servers.values():
                 started.append(server.__enter__())
+            for name, server in servers.items():
+                # Start-up work (run users' lists precomputed in the background) would be counted as the first
+                # phase's CPU: measure once every server is idle.
+                assert server.process is not None
+                console.print(f"{name}: idle after {wait_until_idle(server.process.pid):.0f} s")
             results = uvloop.run(measure(servers, args))
         finally:
             for server in started:

@@ -236,3 +236,35 @@ def test_the_served_process_refuses_without_a_key_and_limits_a_burst(run_dir: Pa
             assert http.get("/users/space-0/recommendations").status_code == 200
             assert http.post("/users", json=NEW_USER).status_code == 403
         assert "Writes need a key" in server.log()
+
+
+def test_a_keys_concurrent_first_requests_hash_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteen requests with the same new key at once (a client's connection pool opening): one argon2 check, the
+    others wait for its verdict; a wrong key is still refused each time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from argon2 import PasswordHasher
+
+    from personas.api import auth
+    from personas.api.storage import Storage
+
+    checks: list[str] = []
+
+    class CountingHasher(PasswordHasher):  # the real hasher, counted
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+            checks.append(str(password))
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(auth, "_HASHER", CountingHasher(time_cost=2, memory_cost=19_456, parallelism=1))
+    storage = Storage(f"sqlite:///{tmp_path / 'keys.sqlite'}")
+    storage.create_schema()
+    stored, secret = create_key(storage, "read")
+    verifier = auth.KeyVerifier(storage, recheck_seconds=60)
+    with ThreadPoolExecutor(16) as pool:
+        callers = list(pool.map(verifier.verify, [secret] * 16))
+    assert [c.key_id if c else None for c in callers] == [stored.key_id] * 16
+    assert checks == [secret]
+    wrong = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(verifier.verify, [wrong] * 4)) == [None] * 4
+    assert checks.count(wrong) == 4  # a wrong key is never remembered: each guess costs a hash
