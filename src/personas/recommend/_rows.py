@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-__all__ = ["LastCall", "derived", "diagonal", "l2_rows", "last_call", "read_only"]
+__all__ = ["LastCall", "derived", "diagonal", "forget_last_calls", "l2_rows", "last_call", "read_only"]
 
 T = TypeVar("T")
 
@@ -78,6 +78,13 @@ def last_call(owner: object, name: str) -> LastCall:
     if memo is None:
         memo = owner.__dict__[key] = LastCall()
     return memo
+
+
+def forget_last_calls(owner: object) -> None:
+    """Drop every :func:`last_call` memo of ``owner``: they belong to the fit they were computed with (a model
+    fitted again must not answer its last new user from the previous fit)."""
+    for key in [k for k in owner.__dict__ if k.startswith("_last_")]:
+        del owner.__dict__[key]
 
 
 def read_only(array: np.ndarray) -> np.ndarray:

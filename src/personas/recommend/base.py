@@ -29,6 +29,7 @@ from personas import store
 from personas.config import Component, ComponentConfig, registry
 from personas.data import Dataset, Vocabulary
 from personas.errors import ConfigError, DataError, NotFittedError
+from personas.recommend._rows import forget_last_calls
 from personas.recommend.placement import GroupPlacer
 
 __all__ = [
@@ -294,6 +295,7 @@ class Recommender(Component[ComponentConfig], ABC):
             item_text_vectors,
             side_vectors,
         )
+        forget_last_calls(self)  # a new user's kept results belong to the previous fit
         self._fit_shared(dataset)
         self._fit(inputs)
         return self

@@ -15,7 +15,6 @@ parts are z-normalised per user before they are blended.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from personas.data import Dataset, ProfileConfig, build_profiles, split_negation
+from personas.recommend._rows import last_call, read_only
 from personas.recommend.base import FitInputs, NewUser, Recommender, normalise_rows, split_group_part
 from personas.recommend.content import ContentBased
 from personas.recommend.ease import EASE
@@ -57,20 +57,6 @@ def _query_key(query: NewUser) -> tuple[Any, ...]:
     vector = None if query.vector is None else (query.vector.dtype.str, query.vector.shape, query.vector.tobytes())
     history = query.history if isinstance(query.history, sp.csr_matrix) else sp.csr_matrix(query.history)
     return query.text, vector, history.shape, np.sort(history.indices).tobytes(), query.group
-
-
-class _LastCall(threading.local):
-    """Per thread, the last new user's route parts and text-profile test: recommending and then explaining
-    (POST /users, GET recommendations of an API user) asks for both twice with the same user."""
-
-    parts: tuple[tuple[Any, ...], dict[str, np.ndarray]] | None = None
-    profile: tuple[tuple[Any, ...], bool] | None = None
-
-
-def _read_only(part: np.ndarray) -> np.ndarray:
-    view = np.asarray(part).view()
-    view.flags.writeable = False  # a kept part is shared by later calls: nobody may change it in place
-    return view
 
 
 def _total(parts: dict[str, np.ndarray]) -> np.ndarray:
@@ -111,7 +97,6 @@ class ColdStartRouter(Recommender):
         return parts
 
     def _fit(self, inputs: FitInputs) -> None:
-        self.__dict__.pop("_memo", None)  # the last new user's parts belong to the previous fit
         dataset, groups, item_vectors, centroids = inputs.dataset, inputs.groups, inputs.item_vectors, inputs.centroids
         cfg = self.config
         self.warm_: Recommender = self._make_warm().fit(dataset, groups=groups)
@@ -273,18 +258,12 @@ class ColdStartRouter(Recommender):
         if text is not None and split_negation(text)[1]:
             return False
         key = (vector.dtype.str, vector.shape, vector.tobytes())
-        last = self._last_call().profile
-        if last is not None and last[0] == key:
-            return last[1]
+        memo = last_call(self, "reads_as_profile")  # recommending, then explaining, asks twice
+        if memo.key == key:
+            return bool(memo.value)
         answer = self._reads_as_profile(vector)
-        self._last_call().profile = (key, answer)
+        memo.key, memo.value = key, answer
         return answer
-
-    def _last_call(self) -> _LastCall:
-        memo = self.__dict__.get("_memo")
-        if memo is None:  # loaded models are built without __init__; a race only costs a recomputation
-            memo = self.__dict__["_memo"] = _LastCall()
-        return memo
 
     def _reads_as_profile(self, vector: np.ndarray) -> bool:
         assert self.text_match_ is not None
@@ -380,11 +359,11 @@ class ColdStartRouter(Recommender):
         """The weighted parts of a new user's route (few route: 1 x items each); their sum is the score.
         Kept per thread for the last user asked about, read-only: explaining follows recommending."""
         key = _query_key(query)
-        last = self._last_call().parts
-        if last is not None and last[0] == key:
-            return dict(last[1])
-        parts = {name: _read_only(part) for name, part in self._compute_route_parts(query).items()}
-        self._last_call().parts = (key, parts)
+        memo = last_call(self, "route_parts")
+        if memo.key == key:
+            return dict(memo.value)
+        parts = {name: read_only(part) for name, part in self._compute_route_parts(query).items()}
+        memo.key, memo.value = key, parts
         return dict(parts)
 
     def _compute_route_parts(self, query: NewUser) -> dict[str, np.ndarray]:
