@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -232,16 +232,28 @@ def nest(X: np.ndarray, fine_labels: np.ndarray, n_coarse: int, *, merge_on: np.
     )
 
 
+def _subsample(n: int, fraction: float, seed: int, run: int) -> np.ndarray:
+    """The users refit ``run`` is fitted on: a random ``fraction`` of ``n`` (all of them at 1), sorted."""
+    if fraction >= 1:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, 1 + run])
+    return np.sort(rng.choice(n, max(2, round(fraction * n)), replace=False))
+
+
+def _check_refits(owner: str, n_runs: int, fraction: float) -> None:
+    if n_runs < 1:
+        raise ConfigError(f"The 'n_runs' parameter of {owner} must be an int >= 1. Got {n_runs} instead.")
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"The 'fraction' parameter of {owner} must be in (0, 1]. Got {fraction} instead.")
+
+
 def refits(
     finder: BaseGroupFinder[Any], X: np.ndarray, *, n_runs: int = 3, fraction: float = 0.8, seed: int = 0
 ) -> list[np.ndarray]:
     """Labels of every user from ``n_runs`` refits of an unfitted copy of ``finder``: run ``r`` fits on a random
     ``fraction`` of the users with seed ``seed + 1 + r`` (when the method has a seed) and labels all of them with
     ``assign``."""
-    if n_runs < 1:
-        raise ConfigError(f"The 'n_runs' parameter of refits must be an int >= 1. Got {n_runs} instead.")
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"The 'fraction' parameter of refits must be in (0, 1]. Got {fraction} instead.")
+    _check_refits("refits", n_runs, fraction)
     arr = as_unit_vectors(X, owner="refits")
     n = arr.shape[0]
     seeded = "seed" in type(finder.config).model_fields
@@ -250,8 +262,7 @@ def refits(
         warnings.simplefilter("ignore", GroupingWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         for run in range(n_runs):
-            rng = np.random.default_rng([seed, 1 + run])
-            rows = np.sort(rng.choice(n, max(2, round(fraction * n)), replace=False)) if fraction < 1 else np.arange(n)
+            rows = _subsample(n, fraction, seed, run)
             model = finder.with_params(seed=seed + 1 + run) if seeded else finder.with_params()
             out.append(np.asarray(model.fit(arr[rows]).assign(arr), dtype=np.int64))
     return out
@@ -447,13 +458,6 @@ def top_down(
     )
 
 
-def _subsample(n: int, fraction: float, seed: int, run: int) -> np.ndarray:
-    if fraction >= 1:
-        return np.arange(n)
-    rng = np.random.default_rng([seed, 1 + run])
-    return np.sort(rng.choice(n, max(2, round(fraction * n)), replace=False))
-
-
 def top_down_refits(
     finder: BaseGroupFinder[Any],
     X: np.ndarray,
@@ -469,10 +473,7 @@ def top_down_refits(
     ``fraction`` of the users with seed ``seed + 1 + r``; every user is then labelled by the refit's tree
     (:func:`place_in_tree`: nearest coarse centroid in the text space, nearest of its children in ``X``). The
     returned trees' ``fine_labels``/``coarse_labels`` hold those labels of all users."""
-    if n_runs < 1:
-        raise ConfigError(f"The 'n_runs' parameter of top_down_refits must be an int >= 1. Got {n_runs} instead.")
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"The 'fraction' parameter of top_down_refits must be in (0, 1]. Got {fraction} instead.")
+    _check_refits("top_down_refits", n_runs, fraction)
     arr = as_unit_vectors(X, owner="top_down_refits")
     text = as_unit_vectors(text_vectors, owner="top_down_refits")
     out = []
@@ -481,18 +482,7 @@ def top_down_refits(
         tree = top_down(arr[rows], text[rows], n_coarse, n_fine, finder.with_params(seed=seed + 1 + run))
         assert tree.coarse_text_centroids is not None
         coarse, fine = place_in_tree(text, arr, tree.coarse_text_centroids, tree.fine_centroids, tree.parent)
-        out.append(
-            Hierarchy(
-                fine_labels=fine,
-                coarse_labels=coarse,
-                parent=tree.parent,
-                fine_centroids=tree.fine_centroids,
-                coarse_centroids=tree.coarse_centroids,
-                kind="top-down",
-                coarse_text_centroids=tree.coarse_text_centroids,
-                fine_text_centroids=tree.fine_text_centroids,
-            )
-        )
+        out.append(replace(tree, fine_labels=fine, coarse_labels=coarse))
     return out
 
 
@@ -524,14 +514,8 @@ def choose_top_down_k(
     for k in ks:
         coarse = _fit_labels(finder, text, k)
         quality = group_quality(text, coarse, sample_size=sample_size, seed=seed)
-        aris = []
-        for run in range(n_runs):
-            rows = _subsample(len(text), fraction, seed, run)
-            model = finder.with_params(k=k, seed=seed + 1 + run)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", GroupingWarning)
-                other = np.asarray(model.fit(text[rows]).assign(text), dtype=np.int64)
-            aris.append(float(adjusted_rand_score(coarse, other)))
+        others = refits(finder.with_params(k=k), text, n_runs=n_runs, fraction=fraction, seed=seed) if n_runs else []
+        aris = [float(adjusted_rand_score(coarse, other)) for other in others]
         scores.append(_coarse_score(k, quality, coarse, aris))
     return _fewest_readable(
         scores,

@@ -610,19 +610,17 @@ class Pipeline:
             fine = users["persona"].to_numpy(np.int64)
             coarse = users["coarse_persona"].to_numpy(np.int64)
             parent = np.asarray(tree["parent"], dtype=np.int64)
-            top = tree.get("tree") == "top-down"
-            text = self.text_vectors_
+            n_fine, n_coarse = len(parent), int(parent.max()) + 1
+            text = self.text_vectors_ if tree.get("tree") == "top-down" else None
             self.tree_ = Hierarchy(
                 fine_labels=fine,
                 coarse_labels=coarse,
                 parent=parent,
-                fine_centroids=centroids_of(vectors, fine, len(parent)),
-                coarse_centroids=centroids_of(vectors, coarse, int(parent.max()) + 1),
-                kind="top-down" if top else "bottom-up",
-                coarse_text_centroids=centroids_of(text, coarse, int(parent.max()) + 1)
-                if top and text is not None
-                else None,
-                fine_text_centroids=centroids_of(text, fine, len(parent)) if top and text is not None else None,
+                fine_centroids=centroids_of(vectors, fine, n_fine),
+                coarse_centroids=centroids_of(vectors, coarse, n_coarse),
+                kind="top-down" if tree.get("tree") == "top-down" else "bottom-up",
+                coarse_text_centroids=None if text is None else centroids_of(text, coarse, n_coarse),
+                fine_text_centroids=None if text is None else centroids_of(text, fine, n_fine),
             )
             self.coarse_choice_ = KChoice.model_validate(tree["coarse"]["chosen_by"])
             fine_by = tree["fine"]["chosen_by"]
